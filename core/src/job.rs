@@ -1,0 +1,182 @@
+//! The job model: plain data, with nothing live inside (no handles, no timers, no Instants), so the
+//! store can persist it as it is.
+
+use crate::hresult::HResult;
+use crate::state::{ErrorContext, JobState, JobType, Priority};
+
+pub type JobId = uuid::Uuid;
+
+/// BG_SIZE_UNKNOWN.
+pub const SIZE_UNKNOWN: u64 = u64::MAX;
+
+/// BITS's defaults (bits-api.md §4.3).
+pub const DEFAULT_MINIMUM_RETRY_DELAY_S: u32 = 600;
+pub const DEFAULT_NO_PROGRESS_TIMEOUT_S: u32 = 1_209_600;
+pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+pub const MAX_REMOTE_URL_CHARS: usize = 2_200;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub job_type: JobType,
+    pub display_name: String,
+    pub priority: Priority,
+    pub state: JobState,
+    pub files: Vec<FileRecord>,
+    pub error: Option<JobError>,
+    pub minimum_retry_delay_s: u32,
+    pub no_progress_timeout_s: u32,
+    /// Times are milliseconds since the Unix epoch, UTC.
+    pub created_ms: u64,
+    pub modified_ms: u64,
+    pub transfer_completed_ms: Option<u64>,
+    pub error_count: u32,
+    /// When a TRANSIENT_ERROR job goes back to QUEUED.
+    pub retry_at_ms: Option<u64>,
+    /// Start of the current no-progress period: set by the first transient error, cleared by progress.
+    pub no_progress_since_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub remote_url: String,
+    pub local_path: String,
+    /// `BIT*.tmp` beside the destination; chosen when the transfer of this file first starts.
+    pub temp_path: Option<String>,
+    /// None until the server (or the source file) has told us.
+    pub bytes_total: Option<u64>,
+    pub bytes_transferred: u64,
+    pub completed: bool,
+    /// Validators of the representation the temp file holds bytes of.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Set once `complete` has renamed this file onto its destination.
+    pub committed: bool,
+}
+
+impl FileRecord {
+    pub fn new(remote_url: String, local_path: String) -> FileRecord {
+        FileRecord {
+            remote_url,
+            local_path,
+            temp_path: None,
+            bytes_total: None,
+            bytes_transferred: 0,
+            completed: false,
+            etag: None,
+            last_modified: None,
+            committed: false,
+        }
+    }
+    /// Forget the partial content: the next attempt starts this file from byte 0.
+    pub fn restart(&mut self) {
+        self.bytes_transferred = 0;
+        self.bytes_total = None;
+        self.etag = None;
+        self.last_modified = None;
+        self.completed = false;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobError {
+    pub context: ErrorContext,
+    pub code: HResult,
+    pub description: String,
+    /// Index into `files` of the file the error belongs to.
+    pub file_index: Option<u32>,
+}
+
+/// BG_JOB_PROGRESS.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+    pub files_total: u32,
+    pub files_transferred: u32,
+}
+
+impl JobRecord {
+    pub fn new(id: JobId, job_type: JobType, display_name: String, now_ms: u64) -> JobRecord {
+        JobRecord {
+            id,
+            job_type,
+            display_name,
+            priority: Priority::Normal,
+            state: JobState::Suspended,
+            files: Vec::new(),
+            error: None,
+            minimum_retry_delay_s: DEFAULT_MINIMUM_RETRY_DELAY_S,
+            no_progress_timeout_s: DEFAULT_NO_PROGRESS_TIMEOUT_S,
+            created_ms: now_ms,
+            modified_ms: now_ms,
+            transfer_completed_ms: None,
+            error_count: 0,
+            retry_at_ms: None,
+            no_progress_since_ms: None,
+        }
+    }
+
+    pub fn all_files_done(&self) -> bool {
+        self.files.iter().all(|f| f.completed)
+    }
+
+    /// BITS reports BG_SIZE_UNKNOWN while any file's size is unknown.
+    pub fn progress(&self) -> Progress {
+        let mut p = Progress {
+            files_total: self.files.len() as u32,
+            ..Progress::default()
+        };
+        let mut total = Some(0u64);
+        for f in &self.files {
+            p.bytes_transferred += f.bytes_transferred;
+            total = total.and_then(|t| f.bytes_total.map(|b| t + b));
+            p.files_transferred += f.completed as u32;
+        }
+        p.bytes_total = total.unwrap_or(SIZE_UNKNOWN);
+        p
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_unknown_until_every_size_known() {
+        let mut j = JobRecord::new(JobId::new_v4(), JobType::Download, "x".into(), 1);
+        assert_eq!(
+            j.progress(),
+            Progress {
+                bytes_total: 0,
+                ..Default::default()
+            }
+        );
+        j.files
+            .push(FileRecord::new("http://a/1".into(), "/tmp/1".into()));
+        j.files
+            .push(FileRecord::new("http://a/2".into(), "/tmp/2".into()));
+        j.files[0].bytes_total = Some(10);
+        j.files[0].bytes_transferred = 10;
+        j.files[0].completed = true;
+        assert_eq!(j.progress().bytes_total, SIZE_UNKNOWN);
+        j.files[1].bytes_total = Some(5);
+        j.files[1].bytes_transferred = 2;
+        assert_eq!(
+            j.progress(),
+            Progress {
+                bytes_total: 15,
+                bytes_transferred: 12,
+                files_total: 2,
+                files_transferred: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! openbits-core: the BITS job model on tokio and hyper. It knows nothing about C; `openbits-ffi`
+//! wraps it.
+//!
+//! Where things are:
+//! - `state`: the job state machine (every rule that changes a job's state).
+//! - `manager`: the manager and job handles (the API the C boundary calls).
+//! - `scheduler`: who transfers when.
+//! - `transfer`: the engine; `transfer::http` is the HTTP resume logic.
+//! - `localfile`: temporary files, positioned writes, atomic commit.
+//! - `store`: where job records are kept.
+//! - `hresult`: BITS's codes and the errno mapping.
+
+pub mod hresult;
+pub mod job;
+mod localfile;
+pub mod manager;
+mod scheduler;
+pub mod state;
+pub mod store;
+mod transfer;
+
+pub use hresult::HResult;
+pub use job::{FileRecord, JobError, JobId, JobRecord, Progress, SIZE_UNKNOWN};
+pub use manager::{Config, Error, Job, Manager, Result};
+pub use state::{ErrorContext, JobState, JobType, Priority};

@@ -1,0 +1,137 @@
+//! The local side of a file: the `BIT*.tmp` temporary beside the destination, positioned writes into
+//! it, and the commit (fsync, rename, fsync of the folder) that makes it the destination.
+//!
+//! Bytes are written at explicit offsets, never appended, so a retry can only ever overwrite what a
+//! previous attempt wrote at the same place (peers.md §4 #1, #4).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// An open temporary file and the offset the next byte goes to.
+pub(crate) struct Sink {
+    file: File,
+    offset: u64,
+}
+
+impl Sink {
+    /// Opens the temporary file and positions at `recorded` bytes, or at its length if that is
+    /// shorter (the checkpoint cannot be trusted beyond what is on disk). Anything past the position
+    /// is cut off so the file never holds bytes the record does not cover.
+    pub(crate) fn open(temp: &Path, recorded: u64) -> io::Result<Sink> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(temp)?;
+        let on_disk = file.metadata()?.len();
+        let offset = recorded.min(on_disk);
+        if on_disk != offset {
+            file.set_len(offset)?;
+        }
+        Ok(Sink { file, offset })
+    }
+
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(buf, self.offset)?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Drops every byte: the file starts again from 0.
+    pub(crate) fn reset(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.offset = 0;
+        Ok(())
+    }
+}
+
+/// Creates a new, empty `BITxxxxxxxx.tmp` in the destination's folder (so the final rename never
+/// crosses a file system) and returns its path.
+pub(crate) fn create_temp_beside(dest: &Path) -> io::Result<PathBuf> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut last = io::Error::from_raw_os_error(libc::EEXIST);
+    for _ in 0..16 {
+        let tag = uuid::Uuid::new_v4().as_fields().0;
+        let path = dir.join(format!("BIT{tag:08X}.tmp"));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Flushes the temporary file, gives it the server's time stamp, and renames it onto `dest`,
+/// replacing any file there. The folder is synced by the caller once for all files.
+pub(crate) fn commit(temp: &Path, dest: &Path, modified: Option<SystemTime>) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(temp)?;
+    if let Some(t) = modified {
+        // A time stamp is a courtesy (BITS sets it from Last-Modified); failing to set it is not a failure.
+        let _ = file.set_modified(t);
+    }
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(temp, dest)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes a file; a file that is already gone is not an error.
+pub(crate) fn remove(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_trusts_the_shorter_of_record_and_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, b"0123456789").unwrap();
+        // Record says 4: bytes past 4 are cut, writing continues at 4.
+        let mut s = Sink::open(&p, 4).unwrap();
+        assert_eq!(s.offset(), 4);
+        s.write(b"ab").unwrap();
+        drop(s);
+        assert_eq!(std::fs::read(&p).unwrap(), b"0123ab");
+        // Record says 100 but only 6 are on disk: continue at 6.
+        let s = Sink::open(&p, 100).unwrap();
+        assert_eq!(s.offset(), 6);
+    }
+
+    #[test]
+    fn temp_names_and_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let t = create_temp_beside(&dest).unwrap();
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("BIT") && name.ends_with(".tmp"), "{name}");
+        assert_eq!(t.parent(), dest.parent());
+        std::fs::write(&t, b"data").unwrap();
+        std::fs::write(&dest, b"old").unwrap();
+        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        commit(&t, &dest, Some(when)).unwrap();
+        assert!(!t.exists());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        assert_eq!(std::fs::metadata(&dest).unwrap().modified().unwrap(), when);
+        remove(&t).unwrap();
+    }
+}

@@ -1,0 +1,775 @@
+//! The manager and job handles: the operations an application calls, applied through the state
+//! machine (`state.rs`), written through the store, and handed to the scheduler.
+//!
+//! Threads and locks. Application calls run on the caller's thread and never `block_on`; they only
+//! take short locks and signal the scheduler, except `complete`, `cancel` and `wait`, which block the
+//! caller (not a runtime thread) while a transfer winds down, files are renamed, or the state changes.
+//! Lock order: `Shared::jobs` before any `JobCell::slot`; no lock is held across an `.await`.
+
+use crate::hresult::{self as hr, HResult};
+use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress};
+use crate::localfile;
+use crate::scheduler;
+use crate::state::{self, JobState, JobType, Refusal};
+use crate::store::{MemoryStore, Store};
+use crate::transfer::http::Client;
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// A failed call: the HRESULT and a sentence saying what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub code: HResult,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: HResult, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+    fn io(what: &str, path: &Path, e: &std::io::Error) -> Error {
+        Error::new(hr::from_io(e), format!("{what} {}: {e}", path.display()))
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from((code, message): Refusal) -> Error {
+        Error { code, message }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:?})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Manager settings. The defaults are what a BITS user expects; tests shorten the timeouts.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Background jobs transferring at once.
+    pub max_concurrent_jobs: usize,
+    /// Runtime worker threads owned by the manager.
+    pub worker_threads: usize,
+    /// TCP (and TLS) connection establishment limit.
+    pub connect_timeout: Duration,
+    /// No byte for this long (waiting for headers or body) is a transient error.
+    pub stall_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_concurrent_jobs: 4,
+            worker_threads: 2,
+            connect_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the scheduler and the transfer engine share with the application-facing handles.
+pub(crate) struct Shared {
+    /// Jobs not yet in a final state.
+    pub(crate) jobs: Mutex<HashMap<JobId, Arc<JobCell>>>,
+    pub(crate) closed: AtomicBool,
+    /// Wakes the scheduler: something it decides on changed.
+    pub(crate) wake: Notify,
+    pub(crate) config: Config,
+    pub(crate) store: Box<dyn Store>,
+    http: OnceLock<Client>,
+    next_seq: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn http(&self) -> &Client {
+        self.http
+            .get_or_init(|| crate::transfer::http::client(&self.config))
+    }
+}
+
+pub(crate) struct JobCell {
+    pub(crate) slot: Mutex<JobSlot>,
+    /// Signalled on every state change and when a transfer task exits.
+    pub(crate) changed: Condvar,
+    /// Serialises the calls that do file I/O outside `slot` (complete, cancel).
+    settle: Mutex<()>,
+}
+
+pub(crate) struct JobSlot {
+    pub(crate) rec: JobRecord,
+    /// Present while a transfer task runs for this job; sending `true` asks it to stop.
+    pub(crate) runner: Option<watch::Sender<bool>>,
+    /// Set while complete or cancel works on the files; the scheduler leaves the job alone.
+    pub(crate) settling: bool,
+    /// Creation order, the tie-break among equal priorities.
+    pub(crate) seq: u64,
+}
+
+impl JobCell {
+    /// Asks the transfer task, if any, to stop. Returns at once.
+    pub(crate) fn signal_stop(slot: &JobSlot) {
+        if let Some(tx) = &slot.runner {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// Saves `rec` to the store and, only if that worked, makes it the job's record; waiters are woken.
+/// A failed save leaves memory as it was, so the caller's error is the whole truth.
+pub(crate) fn publish(
+    shared: &Shared,
+    cell: &JobCell,
+    slot: &mut JobSlot,
+    mut rec: JobRecord,
+) -> Result<()> {
+    rec.modified_ms = now_ms();
+    shared.store.save(&rec).map_err(Error::from)?;
+    slot.rec = rec;
+    cell.changed.notify_all();
+    Ok(())
+}
+
+pub struct Manager {
+    shared: Arc<Shared>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    state_dir: PathBuf,
+}
+
+impl Manager {
+    /// Opens a manager on `state_dir` (None: the per-user default folder, see `default_state_dir`).
+    pub fn open(state_dir: Option<&Path>, config: Config) -> Result<Manager> {
+        Self::open_with_store(state_dir, config, Box::new(MemoryStore::default()))
+    }
+
+    pub fn open_with_store(
+        state_dir: Option<&Path>,
+        config: Config,
+        store: Box<dyn Store>,
+    ) -> Result<Manager> {
+        let state_dir = match state_dir {
+            Some(p) => p.to_path_buf(),
+            None => default_state_dir()?,
+        };
+        if !state_dir.is_absolute() {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!(
+                    "state folder must be an absolute path: {}",
+                    state_dir.display()
+                ),
+            ));
+        }
+        create_private_dir(&state_dir)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("openbits-worker")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    hr::from_io(&e),
+                    format!("cannot start the transfer threads: {e}"),
+                )
+            })?;
+        let mut jobs = HashMap::new();
+        let mut seq = 0;
+        for rec in store.load_all().map_err(Error::from)? {
+            seq += 1;
+            let cell = JobCell {
+                slot: Mutex::new(JobSlot {
+                    rec,
+                    runner: None,
+                    settling: false,
+                    seq,
+                }),
+                changed: Condvar::new(),
+                settle: Mutex::new(()),
+            };
+            let id = cell.slot.lock().rec.id;
+            jobs.insert(id, Arc::new(cell));
+        }
+        let shared = Arc::new(Shared {
+            jobs: Mutex::new(jobs),
+            closed: AtomicBool::new(false),
+            wake: Notify::new(),
+            config,
+            store,
+            http: OnceLock::new(),
+            next_seq: AtomicU64::new(seq + 1),
+        });
+        runtime.spawn(scheduler::run(shared.clone()));
+        Ok(Manager {
+            shared,
+            runtime: Mutex::new(Some(runtime)),
+            state_dir,
+        })
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn check_open(&self) -> Result<()> {
+        check_open(&self.shared)
+    }
+
+    /// CreateJob: a new SUSPENDED job with a random GUID.
+    pub fn create_job(&self, display_name: &str, job_type: JobType) -> Result<Job> {
+        self.check_open()?;
+        let chars = display_name.chars().count();
+        if chars > job::MAX_DISPLAY_NAME_CHARS {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!(
+                    "display name has {chars} characters; the limit is {}",
+                    job::MAX_DISPLAY_NAME_CHARS
+                ),
+            ));
+        }
+        if job_type != JobType::Download {
+            return Err(Error::new(
+                hr::E_NOTIMPL,
+                "upload and upload-reply jobs are not implemented yet",
+            ));
+        }
+        let rec = JobRecord::new(
+            JobId::new_v4(),
+            job_type,
+            display_name.to_string(),
+            now_ms(),
+        );
+        self.shared.store.save(&rec).map_err(Error::from)?;
+        let id = rec.id;
+        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let cell = Arc::new(JobCell {
+            slot: Mutex::new(JobSlot {
+                rec,
+                runner: None,
+                settling: false,
+                seq,
+            }),
+            changed: Condvar::new(),
+            settle: Mutex::new(()),
+        });
+        self.shared.jobs.lock().insert(id, cell.clone());
+        Ok(Job {
+            cell,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// GetJob: a new handle to a job that is not in a final state.
+    pub fn get_job(&self, id: &JobId) -> Result<Job> {
+        self.check_open()?;
+        let cell = self.shared.jobs.lock().get(id).cloned();
+        match cell {
+            Some(cell) => Ok(Job {
+                cell,
+                shared: self.shared.clone(),
+            }),
+            None => Err(Error::new(
+                hr::E_NOT_FOUND,
+                format!("no job with id {{{}}}", id.hyphenated()),
+            )),
+        }
+    }
+
+    /// Every job not in a final state, in creation order.
+    pub fn jobs(&self) -> Result<Vec<Job>> {
+        self.check_open()?;
+        let mut cells: Vec<(u64, Arc<JobCell>)> = self
+            .shared
+            .jobs
+            .lock()
+            .values()
+            .map(|c| (c.slot.lock().seq, c.clone()))
+            .collect();
+        cells.sort_by_key(|(seq, _)| *seq);
+        Ok(cells
+            .into_iter()
+            .map(|(_, cell)| Job {
+                cell,
+                shared: self.shared.clone(),
+            })
+            .collect())
+    }
+
+    /// Stops every transfer and joins the manager's threads (bounded by 5 s). Job handles held
+    /// afterwards fail with BITS_E_INVALID_STATE. Calling it again does nothing.
+    pub fn close(&self) {
+        if self.shared.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let cells: Vec<Arc<JobCell>> = self.shared.jobs.lock().values().cloned().collect();
+        for cell in cells {
+            JobCell::signal_stop(&cell.slot.lock());
+            cell.changed.notify_all();
+        }
+        self.shared.wake.notify_one();
+        if let Some(rt) = self.runtime.lock().take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Dropping a runtime inside another runtime's thread would panic.
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn check_open(shared: &Shared) -> Result<()> {
+    if shared.closed.load(Ordering::SeqCst) {
+        return Err(Error::new(
+            hr::E_INVALID_STATE,
+            "the manager of this job was closed",
+        ));
+    }
+    Ok(())
+}
+
+/// `$OPENBITS_HOME`, else `$XDG_DATA_HOME/openbits`, else `~/.local/share/openbits` (macOS:
+/// `~/Library/Application Support/openbits`).
+pub fn default_state_dir() -> Result<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = env("OPENBITS_HOME") {
+        return Ok(p);
+    }
+    if cfg!(target_os = "macos") {
+        if let Some(h) = env("HOME") {
+            return Ok(h.join("Library/Application Support/openbits"));
+        }
+    } else {
+        if let Some(x) = env("XDG_DATA_HOME").filter(|p| p.is_absolute()) {
+            return Ok(x.join("openbits"));
+        }
+        if let Some(h) = env("HOME") {
+            return Ok(h.join(".local/share/openbits"));
+        }
+    }
+    Err(Error::new(
+        hr::E_INVALIDARG,
+        "no state folder given and neither OPENBITS_HOME nor HOME is set",
+    ))
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) if dir.is_dir() => Ok(()),
+        Ok(()) => Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("state folder is not a folder: {}", dir.display()),
+        )),
+        Err(e) => Err(Error::io("cannot create the state folder", dir, &e)),
+    }
+}
+
+/// A handle to one job. Cloning gives another handle to the same job.
+#[derive(Clone)]
+pub struct Job {
+    cell: Arc<JobCell>,
+    shared: Arc<Shared>,
+}
+
+impl Job {
+    fn check_open(&self) -> Result<()> {
+        check_open(&self.shared)
+    }
+
+    pub fn id(&self) -> JobId {
+        self.cell.slot.lock().rec.id
+    }
+
+    /// A copy of the job's record.
+    pub fn record(&self) -> Result<JobRecord> {
+        self.check_open()?;
+        Ok(self.cell.slot.lock().rec.clone())
+    }
+
+    pub fn state(&self) -> Result<JobState> {
+        self.check_open()?;
+        Ok(self.cell.slot.lock().rec.state)
+    }
+
+    pub fn progress(&self) -> Result<Progress> {
+        self.check_open()?;
+        Ok(self.cell.slot.lock().rec.progress())
+    }
+
+    /// GetError: only in ERROR / TRANSIENT_ERROR.
+    pub fn error(&self) -> Result<JobError> {
+        self.check_open()?;
+        let slot = self.cell.slot.lock();
+        match (&slot.rec.error, slot.rec.state) {
+            (Some(e), JobState::Error | JobState::TransientError) => Ok(e.clone()),
+            _ => Err(Error::new(
+                hr::E_ERROR_INFORMATION_UNAVAILABLE,
+                format!("no error information: the job is {}", slot.rec.state.name()),
+            )),
+        }
+    }
+
+    /// Applies `f` to a copy of the record and publishes it; the scheduler is woken.
+    fn update<R>(
+        &self,
+        f: impl FnOnce(&mut JobRecord) -> std::result::Result<R, Refusal>,
+    ) -> Result<R> {
+        self.check_open()?;
+        let mut slot = self.cell.slot.lock();
+        let mut rec = slot.rec.clone();
+        let r = f(&mut rec)?;
+        publish(&self.shared, &self.cell, &mut slot, rec)?;
+        drop(slot);
+        self.shared.wake.notify_one();
+        Ok(r)
+    }
+
+    /// AddFile: http, https or file URL to an absolute local path whose folder exists.
+    pub fn add_file(&self, remote_url: &str, local_path: &str) -> Result<()> {
+        self.check_open()?;
+        let url = validate_remote(remote_url)?;
+        let local = validate_local(local_path)?;
+        self.update(|rec| {
+            state::modify(rec.state, "add a file to")?;
+            if rec.files.iter().any(|f| Path::new(&f.local_path) == local) {
+                return Err((
+                    hr::E_INVALIDARG,
+                    format!(
+                        "the job already has a file with local name {}",
+                        local.display()
+                    ),
+                ));
+            }
+            rec.files.push(FileRecord::new(
+                url.to_string(),
+                local.to_string_lossy().into_owned(),
+            ));
+            Ok(())
+        })
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.update(|rec| {
+            let next = state::resume(rec.state, rec.files.len(), rec.all_files_done())?;
+            if next == JobState::Queued && !rec.state.is_active() {
+                rec.error = None;
+                rec.retry_at_ms = None;
+                rec.no_progress_since_ms = None;
+            }
+            rec.state = next;
+            Ok(())
+        })
+    }
+
+    /// Suspend: the transfer stops at once; the bytes stay for a later resume.
+    pub fn suspend(&self) -> Result<()> {
+        self.update(|rec| {
+            rec.state = state::suspend(rec.state)?;
+            rec.retry_at_ms = None;
+            Ok(())
+        })?;
+        JobCell::signal_stop(&self.cell.slot.lock());
+        Ok(())
+    }
+
+    /// Marks the job as settling, stops its transfer and waits for the task to exit, so the caller
+    /// owns the files. Returns the record as it stands then.
+    fn begin_settling(
+        &self,
+        check: impl FnOnce(JobState) -> std::result::Result<(), Refusal>,
+    ) -> Result<JobRecord> {
+        self.check_open()?;
+        let mut slot = self.cell.slot.lock();
+        check(slot.rec.state)?;
+        slot.settling = true;
+        JobCell::signal_stop(&slot);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while slot.runner.is_some()
+            && !self
+                .cell
+                .changed
+                .wait_until(&mut slot, deadline)
+                .timed_out()
+        {}
+        Ok(slot.rec.clone())
+    }
+
+    fn end_settling(&self, rec: Option<JobRecord>) -> Result<()> {
+        let mut slot = self.cell.slot.lock();
+        slot.settling = false;
+        let r = match rec {
+            Some(rec) => publish(&self.shared, &self.cell, &mut slot, rec),
+            None => Ok(()),
+        };
+        self.cell.changed.notify_all();
+        drop(slot);
+        self.shared.wake.notify_one();
+        r
+    }
+
+    /// The job reached a final state: it leaves the queue and the store.
+    fn retire(&self, id: &JobId) -> Result<()> {
+        self.shared.jobs.lock().remove(id);
+        self.shared.store.remove(id).map_err(Error::from)
+    }
+
+    /// Complete: renames every fully transferred file onto its destination and deletes partial ones.
+    /// Returns S_OK, or BITS_S_PARTIAL_COMPLETE when some files were incomplete. If a rename fails the
+    /// job keeps its state and complete can be called again.
+    pub fn complete(&self) -> Result<HResult> {
+        let _one_at_a_time = self.cell.settle.lock();
+        let mut rec = self.begin_settling(|s| state::complete(s, true).map(|_| ()))?;
+        let (final_state, code) = match state::complete(rec.state, rec.all_files_done()) {
+            Ok(r) => r,
+            Err(refusal) => {
+                self.end_settling(None)?;
+                return Err(refusal.into());
+            }
+        };
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut failure = None;
+        for f in rec.files.iter_mut() {
+            let dest = PathBuf::from(&f.local_path);
+            let result = match (&f.temp_path, f.completed && !f.committed) {
+                (Some(t), true) => {
+                    let mtime = f
+                        .last_modified
+                        .as_deref()
+                        .and_then(|v| httpdate::parse_http_date(v).ok());
+                    localfile::commit(Path::new(t), &dest, mtime).map(|_| f.committed = true)
+                }
+                (Some(t), false) if !f.committed => localfile::remove(Path::new(t)),
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                failure = Some(Error::io("cannot move the temporary file onto", &dest, &e));
+                break;
+            }
+            if let Some(d) = dest.parent() {
+                if !dirs.iter().any(|x| x == d) {
+                    dirs.push(d.to_path_buf());
+                }
+            }
+        }
+        if let Some(err) = failure {
+            // Files already renamed stay renamed (their `committed` flag says so); the rest wait for
+            // the next call.
+            self.end_settling(Some(rec))?;
+            return Err(err);
+        }
+        for d in &dirs {
+            if let Err(e) = localfile::sync_dir(d) {
+                self.end_settling(Some(rec))?;
+                return Err(Error::io("cannot flush the folder", d, &e));
+            }
+        }
+        rec.state = final_state;
+        let id = rec.id;
+        self.end_settling(Some(rec))?;
+        self.retire(&id)?;
+        Ok(code)
+    }
+
+    /// Cancel: deletes the temporary files; the job becomes CANCELLED. Returns S_OK, or
+    /// BITS_S_UNABLE_TO_DELETE_FILES when some temporary file could not be removed.
+    pub fn cancel(&self) -> Result<HResult> {
+        let _one_at_a_time = self.cell.settle.lock();
+        let mut rec = self.begin_settling(|s| state::cancel(s).map(|_| ()))?;
+        rec.state = match state::cancel(rec.state) {
+            Ok(s) => s,
+            Err(refusal) => {
+                self.end_settling(None)?;
+                return Err(refusal.into());
+            }
+        };
+        let mut code = hr::S_OK;
+        for f in &rec.files {
+            if let (Some(t), false) = (&f.temp_path, f.committed) {
+                if localfile::remove(Path::new(t)).is_err() {
+                    code = hr::S_UNABLE_TO_DELETE_FILES;
+                }
+            }
+        }
+        let id = rec.id;
+        self.end_settling(Some(rec))?;
+        self.retire(&id)?;
+        Ok(code)
+    }
+
+    /// Blocks until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED, or `timeout` passes
+    /// (None: no limit).
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<JobState> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut slot = self.cell.slot.lock();
+        loop {
+            self.check_open()?;
+            if slot.rec.state.ends_wait() {
+                return Ok(slot.rec.state);
+            }
+            match deadline {
+                None => self.cell.changed.wait(&mut slot),
+                Some(d) => {
+                    if self.cell.changed.wait_until(&mut slot, d).timed_out()
+                        && !slot.rec.state.ends_wait()
+                    {
+                        self.check_open()?;
+                        return Err(Error::new(
+                            hr::E_TIMEOUT,
+                            format!(
+                                "the job is still {} after the timeout",
+                                slot.rec.state.name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn set_minimum_retry_delay(&self, seconds: u32) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.minimum_retry_delay_s = seconds;
+            // A shorter delay takes effect for a job already waiting to retry.
+            if let Some(at) = rec.retry_at_ms {
+                rec.retry_at_ms = Some(at.min(now_ms() + seconds as u64 * 1000));
+            }
+            Ok(())
+        })
+    }
+
+    pub fn set_no_progress_timeout(&self, seconds: u32) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.no_progress_timeout_s = seconds;
+            Ok(())
+        })
+    }
+}
+
+fn validate_remote(remote: &str) -> Result<url::Url> {
+    let chars = remote.chars().count();
+    if chars > job::MAX_REMOTE_URL_CHARS {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!(
+                "remote URL has {chars} characters; the limit is {}",
+                job::MAX_REMOTE_URL_CHARS
+            ),
+        ));
+    }
+    let url = url::Url::parse(remote)
+        .map_err(|e| Error::new(hr::E_INVALIDARG, format!("malformed URL {remote:?}: {e}")))?;
+    match url.scheme() {
+        "http" | "https" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(Error::new(
+                    hr::E_INVALIDARG,
+                    format!("URL has no host: {remote}"),
+                ));
+            }
+            // The request line must be expressible as an HTTP URI.
+            url.as_str().parse::<hyper::Uri>().map_err(|e| {
+                Error::new(
+                    hr::E_INVALIDARG,
+                    format!("URL cannot be requested: {remote}: {e}"),
+                )
+            })?;
+        }
+        "file" => {
+            url.to_file_path().map_err(|_| {
+                Error::new(
+                    hr::E_INVALIDARG,
+                    format!("file URL has no local path: {remote}"),
+                )
+            })?;
+        }
+        other => {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("unsupported protocol {other:?}: only http, https and file are supported"),
+            ));
+        }
+    }
+    Ok(url)
+}
+
+fn validate_local(local: &str) -> Result<PathBuf> {
+    let path = Path::new(local);
+    if !path.is_absolute() {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("local name must be an absolute path: {local:?}"),
+        ));
+    }
+    // Lexical normalisation, so "/a/./b" and "/a/b" count as the same destination.
+    let norm: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if local.ends_with('/') || norm.is_dir() {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("local name is a folder: {local}"),
+        ));
+    }
+    let Some(dir) = norm.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("local name has no folder: {local}"),
+        ));
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::new(
+                HResult::from_win32(hr::win32::ERROR_PATH_NOT_FOUND),
+                format!("not a folder: {}", dir.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::new(
+                HResult::from_win32(hr::win32::ERROR_PATH_NOT_FOUND),
+                format!("the destination folder does not exist: {}", dir.display()),
+            ))
+        }
+        Err(e) => return Err(Error::io("the destination folder is not usable:", dir, &e)),
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::new(hr::E_INVALIDARG, "local name contains a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(Error::new(
+            hr::E_ACCESSDENIED,
+            format!("no permission to write into {}", dir.display()),
+        ));
+    }
+    Ok(norm)
+}

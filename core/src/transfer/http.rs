@@ -1,0 +1,725 @@
+//! HTTP downloads that resume correctly.
+//!
+//! The rules (the AOSP DownloadManager rules; peers.md §4 lists the bugs each one prevents):
+//! - A retry continues from the bytes on disk with `Range: bytes=N-` and `If-Range` (a strong ETag,
+//!   else Last-Modified), and always sends `Accept-Encoding: identity` so offsets mean bytes of the file.
+//! - A 206 is accepted only if its Content-Range starts at N and its total matches what we know; its
+//!   Content-Length must match the range. Anything else restarts the file from 0 instead of splicing.
+//! - A 200 means "here is the whole file": the temporary file is truncated, never appended to.
+//! - 412 and 416 restart the file; no range is ever asked for at the end of a complete file.
+//! - The body may never run past the length announced, and the file is done only when its length
+//!   equals the expected size.
+//! - 408, 429, 5xx and transport failures are transient; other statuses are fatal (0x8019xxxx).
+//!
+//! `evaluate` holds the decision for a response and is a pure function, tested on its own.
+
+use super::{Failure, FileTransfer};
+use crate::hresult::{self as hr, HResult};
+use crate::localfile::Sink;
+use crate::manager::Config;
+use crate::state::ErrorContext;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use url::Url;
+
+pub(crate) type Client =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+const MAX_REDIRECTS: usize = 10;
+/// Restarts of one file within one attempt before the server is called broken.
+const MAX_RESTARTS: u32 = 3;
+const USER_AGENT: &str = concat!("openbits/", env!("CARGO_PKG_VERSION"));
+
+/// The platform's root certificates, loaded once per process on first HTTPS use. If none can be
+/// loaded the store is empty and HTTPS fails with a certificate error, while HTTP keeps working.
+fn tls_config() -> Option<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .ok()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        })
+        .clone()
+}
+
+pub(crate) fn client(config: &Config) -> Client {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let tls = tls_config().unwrap_or_else(|| {
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map(|b| {
+            b.with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+    });
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(https)
+}
+
+/// What a response means for the file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Write the body at `start`; it ends before `end`; the file has `total` bytes.
+    Write {
+        start: u64,
+        end: u64,
+        total: u64,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+    /// The partial content cannot be continued: truncate and ask for the whole file.
+    Restart(String),
+    Fail(Failure),
+}
+
+/// Decides what to do with a response to a request for the file from `offset` (0: no Range sent).
+/// `known_total` and `known_etag` describe the bytes already on disk.
+pub(crate) fn evaluate(
+    status: u16,
+    headers: &HeaderMap,
+    offset: u64,
+    known_total: Option<u64>,
+    known_etag: Option<&str>,
+) -> Decision {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let etag = text(header::ETAG);
+    let last_modified = text(header::LAST_MODIFIED);
+    let length = content_length(headers);
+    let invalid = |why: String| {
+        Decision::Fail(Failure::transient(
+            ErrorContext::RemoteFile,
+            hr::E_INVALID_SERVER_RESPONSE,
+            why,
+        ))
+    };
+    match status {
+        200 => {
+            // A 200 that carries a partial Content-Range is a mislabelled 206; writing it at 0 corrupts.
+            if let Some(cr) = headers.get(header::CONTENT_RANGE) {
+                if parse_content_range(cr).is_none_or(|(start, _, _)| start != 0) {
+                    return Decision::Restart("200 response with a partial Content-Range".into());
+                }
+            }
+            match length {
+                Ok(Some(len)) => Decision::Write {
+                    start: 0,
+                    end: len,
+                    total: len,
+                    etag,
+                    last_modified,
+                },
+                Ok(None) => Decision::Fail(Failure::fatal(
+                    ErrorContext::RemoteFile,
+                    hr::E_MISSING_FILE_SIZE,
+                    "the server did not send the file size (Content-Length)",
+                )),
+                Err(why) => invalid(why),
+            }
+        }
+        206 => {
+            if offset == 0 {
+                return invalid("206 Partial Content to a request without Range".into());
+            }
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if content_type.to_ascii_lowercase().starts_with("multipart/") {
+                return Decision::Restart(
+                    "multipart 206 response to a single-range request".into(),
+                );
+            }
+            let Some((start, last, total)) = headers
+                .get(header::CONTENT_RANGE)
+                .and_then(parse_content_range)
+            else {
+                return Decision::Restart("206 response without a usable Content-Range".into());
+            };
+            if start != offset {
+                return Decision::Restart(format!(
+                    "206 response starts at byte {start}, requested {offset}"
+                ));
+            }
+            if known_total.is_some_and(|t| t != total) {
+                return Decision::Restart(format!("the file's size changed to {total} bytes"));
+            }
+            if let (Some(known), Some(now)) = (known_etag, etag.as_deref()) {
+                if known != now {
+                    return Decision::Restart("the file's ETag changed".into());
+                }
+            }
+            match length {
+                Ok(Some(len)) if len != last - start + 1 => invalid(format!(
+                    "206 Content-Length {len} does not match Content-Range {start}-{last}"
+                )),
+                Err(why) => invalid(why),
+                _ => Decision::Write {
+                    start,
+                    end: last + 1,
+                    total,
+                    etag: etag.or_else(|| known_etag.map(str::to_owned)),
+                    last_modified,
+                },
+            }
+        }
+        412 | 416 => Decision::Restart(format!(
+            "the server answered {status} to the resume request"
+        )),
+        408 | 429 | 500..=599 => Decision::Fail(Failure::transient(
+            ErrorContext::RemoteFile,
+            HResult::http(status),
+            status_text(status),
+        )),
+        _ => Decision::Fail(Failure::fatal(
+            ErrorContext::RemoteFile,
+            HResult::http(status),
+            status_text(status),
+        )),
+    }
+}
+
+fn status_text(status: u16) -> String {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("HTTP {status} {reason}").trim_end().to_string()
+}
+
+/// Content-Length: Ok(None) when absent; an error when present but not one number.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    let parse = |v: &HeaderValue| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let n = parse(first).ok_or("malformed Content-Length")?;
+    if values.any(|v| parse(v) != Some(n)) {
+        return Err("conflicting Content-Length headers".into());
+    }
+    Ok(Some(n))
+}
+
+/// `bytes first-last/total` with a known total; None for anything else (including `*` totals).
+pub(crate) fn parse_content_range(v: &HeaderValue) -> Option<(u64, u64, u64)> {
+    let s = v.to_str().ok()?.trim();
+    let rest = s.strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.trim().split_once('-')?;
+    let (first, last, total) = (
+        first.trim().parse::<u64>().ok()?,
+        last.trim().parse::<u64>().ok()?,
+        total.trim().parse::<u64>().ok()?,
+    );
+    (first <= last && last < total).then_some((first, last, total))
+}
+
+/// Headers for a request of the file from `offset`.
+pub(crate) fn resume_headers(
+    offset: u64,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+) -> Vec<(header::HeaderName, String)> {
+    let mut h = vec![(header::ACCEPT_ENCODING, "identity".to_string())];
+    if offset > 0 {
+        h.push((header::RANGE, format!("bytes={offset}-")));
+        // A weak ETag may not be used with If-Range (RFC 9110 §13.1.5); Last-Modified then stands in.
+        let validator = etag.filter(|e| !e.starts_with("W/")).or(last_modified);
+        if let Some(v) = validator {
+            h.push((header::IF_RANGE, v.to_string()));
+        }
+    }
+    h
+}
+
+/// A URL for messages: user and password removed.
+fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+fn with_url(mut f: Failure, url: &Url) -> Failure {
+    f.description = format!("{}: {}", f.description, shown(url));
+    f
+}
+
+/// Classifies a failure to get a response.
+fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
+    use std::error::Error as _;
+    let mut source = e.source();
+    let mut io_kind = None;
+    let mut detail = e.to_string();
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return Failure::fatal(
+                ErrorContext::GeneralTransport,
+                HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
+                format!("TLS error: {tls}"),
+            );
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Failure::fatal(
+                    ErrorContext::GeneralTransport,
+                    HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
+                    format!("TLS error: {tls}"),
+                );
+            }
+        }
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    if e.is_connect() {
+        // hyper-util's connector reports resolver failures only as text.
+        if detail.contains("dns error") {
+            return Failure::transient(
+                ErrorContext::GeneralTransport,
+                HResult::from_win32(hr::win32::ERROR_INTERNET_NAME_NOT_RESOLVED),
+                format!("cannot resolve the server name ({detail})"),
+            );
+        }
+        if io_kind == Some(std::io::ErrorKind::TimedOut) {
+            return Failure::transient(
+                ErrorContext::GeneralTransport,
+                hr::E_TIMEOUT,
+                "connection timed out",
+            );
+        }
+        return Failure::transient(
+            ErrorContext::GeneralTransport,
+            hr::E_CONNECT_FAILURE,
+            format!("cannot connect ({detail})"),
+        );
+    }
+    Failure::transient(
+        ErrorContext::GeneralTransport,
+        hr::E_CONNECTION_CLOSED,
+        format!("connection failed ({detail})"),
+    )
+}
+
+fn timeout_failure(what: &str) -> Failure {
+    Failure::transient(
+        ErrorContext::GeneralTransport,
+        hr::E_TIMEOUT,
+        format!("no data from the server for {what}"),
+    )
+}
+
+/// Sends a GET for the file from `offset`, following redirects.
+async fn get(
+    client: &Client,
+    url: &Url,
+    offset: u64,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+    stall: Duration,
+) -> Result<(Response<Incoming>, Url), Failure> {
+    let mut url = url.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let uri: hyper::Uri = url.as_str().parse().map_err(|e| {
+            Failure::fatal(
+                ErrorContext::RemoteFile,
+                hr::E_INVALIDARG,
+                format!("URL cannot be requested ({e})"),
+            )
+        })?;
+        let mut req = Request::get(uri).header(header::USER_AGENT, USER_AGENT);
+        for (name, value) in resume_headers(offset, etag, last_modified) {
+            req = req.header(name, value);
+        }
+        let req = req.body(Empty::new()).map_err(|e| {
+            Failure::fatal(
+                ErrorContext::RemoteFile,
+                hr::E_INVALIDARG,
+                format!("cannot build the request ({e})"),
+            )
+        })?;
+        let resp = match tokio::time::timeout(stall, client.request(req)).await {
+            Err(_) => return Err(with_url(timeout_failure("the response headers"), &url)),
+            Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let Some(next) = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+            else {
+                return Err(with_url(
+                    Failure::fatal(
+                        ErrorContext::RemoteFile,
+                        HResult::http(status),
+                        format!("{} without a usable Location", status_text(status)),
+                    ),
+                    &url,
+                ));
+            };
+            let downgrade = url.scheme() == "https" && next.scheme() == "http";
+            if downgrade || !matches!(next.scheme(), "http" | "https") {
+                return Err(with_url(
+                    Failure::fatal(
+                        ErrorContext::RemoteFile,
+                        HResult::from_win32(status as u32),
+                        format!("redirect to {} refused", shown(&next)),
+                    ),
+                    &url,
+                ));
+            }
+            url = next;
+            continue;
+        }
+        return Ok((resp, url));
+    }
+    Err(with_url(
+        Failure::fatal(
+            ErrorContext::RemoteFile,
+            HResult::from_win32(302),
+            "too many redirects",
+        ),
+        &url,
+    ))
+}
+
+/// Downloads the rest of the file into `sink`, resuming from the bytes it holds.
+pub(crate) async fn download(
+    t: &mut FileTransfer<'_>,
+    sink: &mut Sink,
+    url: &Url,
+) -> Result<(), Failure> {
+    let stall = t.shared().config.stall_timeout;
+    let client = t.shared().http().clone();
+    let mut restarts = 0;
+    loop {
+        let view = t.view();
+        let offset = sink.offset();
+        let (resp, final_url) = get(
+            &client,
+            url,
+            offset,
+            view.etag.as_deref(),
+            view.last_modified.as_deref(),
+            stall,
+        )
+        .await?;
+        let decision = evaluate(
+            resp.status().as_u16(),
+            resp.headers(),
+            offset,
+            view.bytes_total,
+            view.etag.as_deref(),
+        );
+        let (start, end, total) = match decision {
+            Decision::Fail(f) => return Err(with_url(f, &final_url)),
+            Decision::Restart(why) => {
+                restarts += 1;
+                if restarts > MAX_RESTARTS {
+                    return Err(with_url(
+                        Failure::transient(
+                            ErrorContext::RemoteFile,
+                            hr::E_INVALID_SERVER_RESPONSE,
+                            why,
+                        ),
+                        &final_url,
+                    ));
+                }
+                t.restart(sink)?;
+                continue;
+            }
+            Decision::Write {
+                start,
+                end,
+                total,
+                etag,
+                last_modified,
+            } => {
+                if start == 0 && offset > 0 {
+                    t.restart(sink)?;
+                }
+                t.learn(total, etag, last_modified);
+                (start, end, total)
+            }
+        };
+        debug_assert_eq!(start, sink.offset());
+        stream_body(t, sink, resp.into_body(), end, stall)
+            .await
+            .map_err(|f| with_url(f, &final_url))?;
+        if sink.offset() == total {
+            return Ok(());
+        }
+        if sink.offset() < end {
+            return Err(with_url(
+                Failure::transient(
+                    ErrorContext::GeneralTransport,
+                    hr::E_CONNECTION_CLOSED,
+                    format!(
+                        "the connection closed after {} of {total} bytes",
+                        sink.offset()
+                    ),
+                ),
+                &final_url,
+            ));
+        }
+        // The server sent a shorter range than asked for; ask for the rest.
+    }
+}
+
+/// Writes the body into `sink` until `end`. Each chunk hyper hands over is written where it
+/// belongs, with no copy and no allocation of ours.
+async fn stream_body(
+    t: &mut FileTransfer<'_>,
+    sink: &mut Sink,
+    mut body: Incoming,
+    end: u64,
+    stall: Duration,
+) -> Result<(), Failure> {
+    let timer = tokio::time::sleep(stall);
+    tokio::pin!(timer);
+    loop {
+        timer.as_mut().reset(tokio::time::Instant::now() + stall);
+        let frame = tokio::select! {
+            f = body.frame() => f,
+            _ = &mut timer => return Err(timeout_failure(&format!("{} s", stall.as_secs_f64()))),
+        };
+        let frame = match frame {
+            None => return Ok(()),
+            Some(Err(e)) => {
+                return Err(Failure::transient(
+                    ErrorContext::GeneralTransport,
+                    hr::E_CONNECTION_CLOSED,
+                    format!("the connection failed after {} bytes ({e})", sink.offset()),
+                ))
+            }
+            Some(Ok(f)) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.len() as u64 > end - sink.offset() {
+            return Err(Failure::transient(
+                ErrorContext::RemoteFile,
+                hr::E_INVALID_SERVER_RESPONSE,
+                "the server sent more bytes than it announced",
+            ));
+        }
+        sink.write(&data).map_err(|e| {
+            Failure::local_io(
+                "cannot write",
+                std::path::Path::new("the temporary file"),
+                &e,
+            )
+        })?;
+        t.advance(sink.offset());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    fn write(start: u64, end: u64, total: u64, etag: Option<&str>) -> Decision {
+        Decision::Write {
+            start,
+            end,
+            total,
+            etag: etag.map(Into::into),
+            last_modified: None,
+        }
+    }
+
+    #[test]
+    fn fresh_200() {
+        let d = evaluate(
+            200,
+            &h(&[("content-length", "10"), ("etag", "\"a\"")]),
+            0,
+            None,
+            None,
+        );
+        assert_eq!(d, write(0, 10, 10, Some("\"a\"")));
+    }
+
+    #[test]
+    fn missing_length_is_fatal() {
+        match evaluate(200, &h(&[]), 0, None, None) {
+            Decision::Fail(f) => assert!(!f.transient && f.code == hr::E_MISSING_FILE_SIZE),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn good_206_continues() {
+        let d = evaluate(
+            206,
+            &h(&[("content-range", "bytes 4-9/10"), ("content-length", "6")]),
+            4,
+            Some(10),
+            Some("\"a\""),
+        );
+        assert_eq!(d, write(4, 10, 10, Some("\"a\"")));
+    }
+
+    #[test]
+    fn resume_answered_with_200_starts_over() {
+        // The server ignored Range (or If-Range failed): the whole file comes, written from 0.
+        let d = evaluate(
+            200,
+            &h(&[("content-length", "12")]),
+            4,
+            Some(10),
+            Some("\"a\""),
+        );
+        assert_eq!(d, write(0, 12, 12, None));
+    }
+
+    #[test]
+    fn wrong_206_restarts() {
+        let cases: &[(&[(&str, &str)], u64)] = &[
+            (&[("content-range", "bytes 0-9/10")], 4), // starts before the offset
+            (&[("content-range", "bytes 5-9/10")], 4), // starts after
+            (&[("content-range", "bytes 4-9/11")], 4), // total changed
+            (&[("content-range", "bytes */10")], 4),   // unusable
+            (&[("content-type", "multipart/byteranges; boundary=x")], 4),
+            (&[("content-range", "bytes 4-9/10"), ("etag", "\"b\"")], 4), // other representation
+        ];
+        for (hs, off) in cases {
+            assert!(
+                matches!(
+                    evaluate(206, &h(hs), *off, Some(10), Some("\"a\"")),
+                    Decision::Restart(_)
+                ),
+                "{hs:?}"
+            );
+        }
+        assert!(matches!(
+            evaluate(412, &h(&[]), 4, Some(10), None),
+            Decision::Restart(_)
+        ));
+        assert!(matches!(
+            evaluate(416, &h(&[]), 4, Some(10), None),
+            Decision::Restart(_)
+        ));
+        // A 200 claiming a mid-file range is a mislabelled 206.
+        assert!(matches!(
+            evaluate(
+                200,
+                &h(&[("content-range", "bytes 4-9/10"), ("content-length", "6")]),
+                4,
+                Some(10),
+                None
+            ),
+            Decision::Restart(_)
+        ));
+    }
+
+    #[test]
+    fn inconsistent_206_fails() {
+        let d = evaluate(
+            206,
+            &h(&[("content-range", "bytes 4-9/10"), ("content-length", "5")]),
+            4,
+            Some(10),
+            None,
+        );
+        assert!(
+            matches!(d, Decision::Fail(f) if f.transient && f.code == hr::E_INVALID_SERVER_RESPONSE)
+        );
+        let d = evaluate(206, &h(&[("content-range", "bytes 0-9/10")]), 0, None, None);
+        assert!(matches!(d, Decision::Fail(f) if f.code == hr::E_INVALID_SERVER_RESPONSE));
+    }
+
+    #[test]
+    fn status_classes() {
+        for s in [408u16, 429, 500, 502, 503, 504] {
+            assert!(
+                matches!(evaluate(s, &h(&[]), 0, None, None), Decision::Fail(f) if f.transient && f.code == HResult::http(s))
+            );
+        }
+        for s in [400u16, 401, 403, 404, 410, 204, 304] {
+            assert!(
+                matches!(evaluate(s, &h(&[]), 0, None, None), Decision::Fail(f) if !f.transient && f.code == HResult::http(s))
+            );
+        }
+        match evaluate(404, &h(&[]), 0, None, None) {
+            Decision::Fail(f) => assert_eq!(f.description, "HTTP 404 Not Found"),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn request_headers() {
+        let fresh = resume_headers(0, Some("\"a\""), None);
+        assert_eq!(
+            fresh,
+            vec![(header::ACCEPT_ENCODING, "identity".to_string())]
+        );
+        let r = resume_headers(5, Some("\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert!(r.contains(&(header::RANGE, "bytes=5-".into())));
+        assert!(r.contains(&(header::IF_RANGE, "\"a\"".into())));
+        let weak = resume_headers(5, Some("W/\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert!(weak.contains(&(header::IF_RANGE, "Mon, 01 Jan 2024 00:00:00 GMT".into())));
+        let none = resume_headers(5, None, None);
+        assert!(!none.iter().any(|(n, _)| n == header::IF_RANGE));
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        let p = |s: &str| parse_content_range(&HeaderValue::from_str(s).unwrap());
+        assert_eq!(p("bytes 0-9/10"), Some((0, 9, 10)));
+        assert_eq!(p("bytes 9-9/10"), Some((9, 9, 10)));
+        assert_eq!(p("bytes 9-10/10"), None);
+        assert_eq!(p("bytes 5-4/10"), None);
+        assert_eq!(p("bytes 0-9/*"), None);
+        assert_eq!(p("items 0-9/10"), None);
+    }
+}

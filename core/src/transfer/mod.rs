@@ -1,0 +1,316 @@
+//! The transfer engine: one task per active job moves its files in order, from the source into the
+//! file's `BIT*.tmp`, and reports what happened through the state machine's engine rules.
+//!
+//! `http.rs` holds the HTTP resume logic, `local.rs` the file:// source. A task stops at its next
+//! await point when asked (suspend, cancel, complete, close): writes are synchronous within a poll,
+//! so a stopped task never leaves a write half-done behind it.
+
+pub(crate) mod http;
+mod local;
+
+use crate::hresult::{self as hr, HResult};
+use crate::job::{now_ms, JobError};
+use crate::localfile::{self, Sink};
+use crate::manager::{publish, JobCell, Shared};
+use crate::state::{engine, ErrorContext};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Why a file's transfer failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub transient: bool,
+    pub context: ErrorContext,
+    pub code: HResult,
+    pub description: String,
+}
+
+impl Failure {
+    pub(crate) fn transient(
+        context: ErrorContext,
+        code: HResult,
+        description: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            transient: true,
+            context,
+            code,
+            description: description.into(),
+        }
+    }
+    pub(crate) fn fatal(
+        context: ErrorContext,
+        code: HResult,
+        description: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            transient: false,
+            context,
+            code,
+            description: description.into(),
+        }
+    }
+    /// A local I/O error: running out of space is worth retrying, anything else is not.
+    pub(crate) fn local_io(what: &str, path: &Path, e: &std::io::Error) -> Failure {
+        let code = hr::from_io(e);
+        let transient = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+        Failure {
+            transient,
+            context: ErrorContext::LocalFile,
+            code,
+            description: format!("{what} {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Clears the job's task slot however the task ends (return, stop, or the runtime dropping it), and
+/// tells waiters and the scheduler.
+struct TaskExit {
+    shared: Arc<Shared>,
+    cell: Arc<JobCell>,
+}
+
+impl Drop for TaskExit {
+    fn drop(&mut self) {
+        self.cell.slot.lock().runner = None;
+        self.cell.changed.notify_all();
+        self.shared.wake.notify_one();
+    }
+}
+
+pub(crate) async fn run_job(
+    shared: Arc<Shared>,
+    cell: Arc<JobCell>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _exit = TaskExit {
+        shared: shared.clone(),
+        cell: cell.clone(),
+    };
+    loop {
+        let index = {
+            let mut slot = cell.slot.lock();
+            if *stop.borrow() || !slot.rec.state.is_active() {
+                return;
+            }
+            match slot.rec.files.iter().position(|f| !f.completed) {
+                Some(i) => i,
+                None => {
+                    let mut next = slot.rec.clone();
+                    if let Some(s) = engine::all_done(next.state) {
+                        next.state = s;
+                        next.error = None;
+                        next.no_progress_since_ms = None;
+                        next.transfer_completed_ms = Some(now_ms());
+                    }
+                    if let Err(e) = publish(&shared, &cell, &mut slot, next) {
+                        drop(slot);
+                        fail(
+                            &shared,
+                            &cell,
+                            None,
+                            Failure::transient(
+                                ErrorContext::GeneralQueueManager,
+                                e.code,
+                                e.message,
+                            ),
+                        );
+                    }
+                    return;
+                }
+            }
+        };
+        let mut file = FileTransfer {
+            shared: &shared,
+            cell: &cell,
+            index,
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            r = file.run() => r,
+        };
+        match outcome {
+            Ok(()) => {
+                let mut slot = cell.slot.lock();
+                if let Some(f) = slot.rec.files.get_mut(index) {
+                    f.completed = true;
+                }
+                let rec = slot.rec.clone();
+                if let Err(e) = publish(&shared, &cell, &mut slot, rec) {
+                    drop(slot);
+                    fail(
+                        &shared,
+                        &cell,
+                        Some(index),
+                        Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message),
+                    );
+                    return;
+                }
+            }
+            Err(failure) => {
+                fail(&shared, &cell, Some(index), failure);
+                return;
+            }
+        }
+    }
+}
+
+/// Records a failure and moves the job to TRANSIENT_ERROR (retry after the minimum retry delay) or ERROR.
+fn fail(shared: &Shared, cell: &JobCell, file_index: Option<usize>, f: Failure) {
+    let mut slot = cell.slot.lock();
+    let mut rec = slot.rec.clone();
+    let now = now_ms();
+    let next = if f.transient {
+        let since = *rec.no_progress_since_ms.get_or_insert(now);
+        let expired = now.saturating_sub(since) >= rec.no_progress_timeout_s as u64 * 1000;
+        engine::transient_failure(rec.state, expired)
+    } else {
+        engine::fatal_failure(rec.state)
+    };
+    let Some(next) = next else { return };
+    rec.state = next;
+    rec.retry_at_ms = (next == crate::state::JobState::TransientError)
+        .then(|| now.saturating_add(rec.minimum_retry_delay_s as u64 * 1000));
+    rec.error_count = rec.error_count.saturating_add(1);
+    rec.error = Some(JobError {
+        context: f.context,
+        code: f.code,
+        description: f.description,
+        file_index: file_index.map(|i| i as u32),
+    });
+    if publish(shared, cell, &mut slot, rec.clone()).is_err() {
+        // The store refused; the job still must not look healthy to the application.
+        slot.rec = rec;
+        cell.changed.notify_all();
+    }
+}
+
+/// The transfer of one file of a job: the bridge between a source (http.rs, local.rs) and the record.
+pub(crate) struct FileTransfer<'a> {
+    shared: &'a Arc<Shared>,
+    cell: &'a Arc<JobCell>,
+    index: usize,
+}
+
+/// What a source needs to know about the file, copied out of the record.
+#[derive(Clone, Debug)]
+pub(crate) struct FileView {
+    pub remote_url: String,
+    pub bytes_total: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl FileTransfer<'_> {
+    pub(crate) fn shared(&self) -> &Shared {
+        self.shared
+    }
+
+    pub(crate) fn view(&self) -> FileView {
+        let slot = self.cell.slot.lock();
+        let f = &slot.rec.files[self.index];
+        FileView {
+            remote_url: f.remote_url.clone(),
+            bytes_total: f.bytes_total,
+            etag: f.etag.clone(),
+            last_modified: f.last_modified.clone(),
+        }
+    }
+
+    /// The source learnt the file's size and validators (from the response it is about to write).
+    pub(crate) fn learn(
+        &mut self,
+        total: u64,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) {
+        let mut slot = self.cell.slot.lock();
+        let rec = &mut slot.rec;
+        if let Some(s) = engine::receiving(rec.state) {
+            rec.state = s;
+        }
+        let f = &mut rec.files[self.index];
+        f.bytes_total = Some(total);
+        f.etag = etag;
+        f.last_modified = last_modified;
+        self.cell.changed.notify_all();
+    }
+
+    /// The partial content is void (validators changed, server restarted the body).
+    pub(crate) fn restart(&mut self, sink: &mut Sink) -> Result<(), Failure> {
+        sink.reset()
+            .map_err(|e| Failure::local_io("cannot truncate", Path::new("temporary file"), &e))?;
+        self.cell.slot.lock().rec.files[self.index].restart();
+        Ok(())
+    }
+
+    /// Bytes up to `offset` are in the temporary file.
+    pub(crate) fn advance(&mut self, offset: u64) {
+        let mut slot = self.cell.slot.lock();
+        let rec = &mut slot.rec;
+        let f = &mut rec.files[self.index];
+        if offset > f.bytes_transferred {
+            rec.no_progress_since_ms = None;
+        }
+        f.bytes_transferred = offset;
+    }
+
+    /// Opens (creating on first use) the file's temporary file, positioned after the bytes it holds.
+    fn open_sink(&mut self) -> Result<Sink, Failure> {
+        let (temp, recorded, dest) = {
+            let slot = self.cell.slot.lock();
+            let f = &slot.rec.files[self.index];
+            (
+                f.temp_path.clone(),
+                f.bytes_transferred,
+                PathBuf::from(&f.local_path),
+            )
+        };
+        let temp = match temp {
+            Some(t) => PathBuf::from(t),
+            None => {
+                let t = localfile::create_temp_beside(&dest).map_err(|e| {
+                    Failure::local_io("cannot create a temporary file beside", &dest, &e)
+                })?;
+                let mut slot = self.cell.slot.lock();
+                let mut rec = slot.rec.clone();
+                rec.files[self.index].temp_path = Some(t.to_string_lossy().into_owned());
+                publish(self.shared, self.cell, &mut slot, rec).map_err(|e| {
+                    Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
+                })?;
+                t
+            }
+        };
+        let sink =
+            Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
+        if sink.offset() != recorded {
+            self.cell.slot.lock().rec.files[self.index].bytes_transferred = sink.offset();
+        }
+        Ok(sink)
+    }
+
+    async fn run(&mut self) -> Result<(), Failure> {
+        let mut sink = self.open_sink()?;
+        let view = self.view();
+        if view
+            .bytes_total
+            .is_some_and(|t| t == sink.offset() && t > 0)
+        {
+            // Every byte is already here: asking for a range at the end would only earn a 416.
+            return Ok(());
+        }
+        let url = url::Url::parse(&view.remote_url).map_err(|e| {
+            Failure::fatal(
+                ErrorContext::RemoteFile,
+                hr::E_INVALIDARG,
+                format!("malformed URL {}: {e}", view.remote_url),
+            )
+        })?;
+        match url.scheme() {
+            "file" => local::copy(self, &mut sink, &url, &view).await,
+            _ => http::download(self, &mut sink, &url).await,
+        }
+    }
+}

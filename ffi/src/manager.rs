@@ -1,0 +1,119 @@
+//! Manager exports: open, close, create and look up jobs.
+
+use crate::boundary::{arg, call, call_void, out, text};
+use crate::types::{bits_guid, bits_hresult, bits_job, bits_manager};
+use openbits_core::hresult as hr;
+use openbits_core::{Config, Error, JobType, Manager};
+use std::ffi::c_char;
+use std::path::Path;
+
+/// Opens a manager on a state folder and starts its transfer threads.
+///
+/// - `state_dir`: UTF-8 absolute path, borrowed for the call; created (mode 0700) if missing. NULL
+///   selects the per-user default: `$OPENBITS_HOME`, else `$XDG_DATA_HOME/openbits`, else
+///   `~/.local/share/openbits`.
+/// - `out_manager`: receives a new manager, owned by the caller and freed with
+///   `bits_manager_close`; set to NULL on failure.
+///
+/// Thread: any. Blocks only while the folder is created and the threads start.
+///
+/// Returns BITS_S_OK; BITS_E_POINTER (`out_manager` NULL); BITS_E_INVALIDARG (relative path, bad
+/// UTF-8, not a folder); BITS_E_ACCESSDENIED or another HRESULT_FROM_WIN32 code when the folder
+/// cannot be created.
+#[no_mangle]
+pub unsafe extern "C" fn bits_manager_open(
+    state_dir: *const c_char,
+    out_manager: *mut *mut bits_manager,
+) -> bits_hresult {
+    call("bits_manager_open", || {
+        let out_manager = out(out_manager, "out_manager")?;
+        let dir = if state_dir.is_null() {
+            None
+        } else {
+            Some(text(state_dir, "state_dir")?)
+        };
+        let inner = Manager::open(dir.map(Path::new), Config::default())?;
+        *out_manager = Box::into_raw(Box::new(bits_manager { inner }));
+        Ok(hr::S_OK)
+    })
+}
+
+/// Stops every transfer (bytes already written are kept for a later resume), joins the manager's
+/// threads (within 5 s) and frees the manager. Consumes `manager`; NULL does nothing.
+///
+/// Job references obtained from this manager stay valid memory: release them as usual. Every call
+/// on them afterwards fails with BITS_E_INVALID_STATE, and `bits_job_wait` calls blocked on them
+/// return BITS_E_INVALID_STATE.
+///
+/// Thread: any thread except one of the manager's own. No other call may use `manager` at the
+/// same time or afterwards. Blocks up to 5 s.
+#[no_mangle]
+pub unsafe extern "C" fn bits_manager_close(manager: *mut bits_manager) {
+    call_void("bits_manager_close", || {
+        if !manager.is_null() {
+            drop(Box::from_raw(manager));
+        }
+    })
+}
+
+/// Creates a download job (IBackgroundCopyManager::CreateJob). The job starts SUSPENDED with a
+/// new random id.
+///
+/// - `display_name`: UTF-8, at most 256 characters, need not be unique; borrowed for the call.
+/// - `job_type`: BITS_JOB_TYPE_DOWNLOAD. UPLOAD and UPLOAD_REPLY return BITS_E_NOTIMPL for now.
+/// - `out_job_id`: receives the id (may be NULL if not wanted); zeroed on failure.
+/// - `out_job`: receives a new job reference, released with `bits_job_release`; NULL on failure.
+///
+/// Thread: any. Does not block.
+///
+/// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (name too long, bad UTF-8, undefined
+/// `job_type`); BITS_E_NOTIMPL; BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_create_job(
+    manager: *mut bits_manager,
+    display_name: *const c_char,
+    job_type: i32,
+    out_job_id: *mut bits_guid,
+    out_job: *mut *mut bits_job,
+) -> bits_hresult {
+    call("bits_create_job", || {
+        let out_job = out(out_job, "out_job")?;
+        let out_id = crate::boundary::out_opt(out_job_id);
+        let manager = arg(manager, "manager")?;
+        let name = text(display_name, "display_name")?;
+        let job_type = JobType::from_i32(job_type).ok_or_else(|| {
+            Error::new(hr::E_INVALIDARG, format!("undefined job type {job_type}"))
+        })?;
+        let job = manager.inner.create_job(name, job_type)?;
+        if let Some(id) = out_id {
+            *id = job.id().into();
+        }
+        *out_job = Box::into_raw(Box::new(bits_job { inner: job }));
+        Ok(hr::S_OK)
+    })
+}
+
+/// Finds a job by id (IBackgroundCopyManager::GetJob).
+///
+/// - `job_id`: borrowed for the call.
+/// - `out_job`: receives a new job reference, released with `bits_job_release`; NULL on failure.
+///
+/// Thread: any. Does not block.
+///
+/// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_NOT_FOUND (no such job, or it was completed or
+/// cancelled); BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_get_job(
+    manager: *mut bits_manager,
+    job_id: *const bits_guid,
+    out_job: *mut *mut bits_job,
+) -> bits_hresult {
+    call("bits_get_job", || {
+        let out_job = out(out_job, "out_job")?;
+        let manager = arg(manager, "manager")?;
+        let id = *arg(job_id, "job_id")?;
+        let job = manager.inner.get_job(&id.into())?;
+        *out_job = Box::into_raw(Box::new(bits_job { inner: job }));
+        Ok(hr::S_OK)
+    })
+}

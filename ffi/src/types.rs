@@ -1,0 +1,73 @@
+//! The types that cross the boundary. Handles are opaque to C; structs are `repr(C)` with the
+//! layouts the header promises.
+
+use openbits_core::{Job, JobId, Manager, Progress};
+
+/// An HRESULT: >= 0 success, < 0 failure.
+#[allow(non_camel_case_types)]
+pub type bits_hresult = i32;
+
+/// A manager: one queue of jobs, its state folder and its transfer threads. Opaque.
+#[allow(non_camel_case_types)]
+pub struct bits_manager {
+    pub(crate) inner: Manager,
+}
+
+/// A reference to a job. Opaque. Each `bits_create_job` / `bits_get_job` returns a new reference,
+/// released with `bits_job_release`.
+#[allow(non_camel_case_types)]
+pub struct bits_job {
+    pub(crate) inner: Job,
+}
+
+/// A job id. Same layout as a Windows GUID and .NET's System.Guid.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_guid {
+    pub data1: u32,
+    pub data2: u16,
+    pub data3: u16,
+    pub data4: [u8; 8],
+}
+
+impl From<JobId> for bits_guid {
+    fn from(id: JobId) -> bits_guid {
+        let (data1, data2, data3, d4) = id.as_fields();
+        bits_guid {
+            data1,
+            data2,
+            data3,
+            data4: *d4,
+        }
+    }
+}
+
+impl From<bits_guid> for JobId {
+    fn from(g: bits_guid) -> JobId {
+        JobId::from_fields(g.data1, g.data2, g.data3, &g.data4)
+    }
+}
+
+/// A job's progress (BG_JOB_PROGRESS).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_job_progress {
+    /// BITS_SIZE_UNKNOWN (UINT64_MAX) while any file's size is unknown.
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+    pub files_total: u32,
+    pub files_transferred: u32,
+}
+
+impl From<Progress> for bits_job_progress {
+    fn from(p: Progress) -> bits_job_progress {
+        bits_job_progress {
+            bytes_total: p.bytes_total,
+            bytes_transferred: p.bytes_transferred,
+            files_total: p.files_total,
+            files_transferred: p.files_transferred,
+        }
+    }
+}
