@@ -398,6 +398,12 @@ pub struct Job {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({{{}}})", self.id().hyphenated())
+    }
+}
+
 impl Job {
     fn check_open(&self) -> Result<()> {
         check_open(&self.shared)

@@ -1,0 +1,645 @@
+//! The transfer engine and the state rules, end to end, against a real HTTP server
+//! (openbits-testserver) that misbehaves on request. Every wait is on a condition with a deadline.
+
+use openbits_core::hresult::{self as hr, HResult};
+use openbits_core::{Config, ErrorContext, Job, JobState, JobType, Manager};
+use openbits_testserver::{pattern, TestServer};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+
+struct Fixture {
+    server: TestServer,
+    dir: tempfile::TempDir,
+    manager: Manager,
+}
+
+fn fixture() -> Fixture {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        stall_timeout: Duration::from_millis(800),
+        connect_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let manager = Manager::open(Some(&dir.path().join("state")), config).unwrap();
+    Fixture {
+        server,
+        dir,
+        manager,
+    }
+}
+
+impl Fixture {
+    fn dest(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn dest_str(&self, name: &str) -> String {
+        self.dest(name).to_str().unwrap().to_string()
+    }
+    /// A job with one file, retry delay 0, resumed.
+    fn start(&self, url: &str, dest: &str) -> Job {
+        let job = self.manager.create_job("t", JobType::Download).unwrap();
+        job.set_minimum_retry_delay(0).unwrap();
+        job.add_file(url, &self.dest_str(dest)).unwrap();
+        job.resume().unwrap();
+        job
+    }
+    fn temp_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n.starts_with("BIT") && n.ends_with(".tmp")
+            })
+            .collect()
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn assert_file(path: &Path, expected: &[u8]) {
+    let got = std::fs::read(path).unwrap();
+    assert_eq!(got.len(), expected.len(), "length of {}", path.display());
+    if let Some(i) = got.iter().zip(expected).position(|(a, b)| a != b) {
+        panic!("{} differs first at byte {i}", path.display());
+    }
+}
+
+#[test]
+fn multi_file_download_commits_only_on_complete() {
+    let f = fixture();
+    let a = pattern(3 << 20, 1);
+    let b = pattern(70_001, 2);
+    f.server.add("/a", a.clone());
+    f.server.add("/b", b.clone());
+    let job = f
+        .manager
+        .create_job("two files", JobType::Download)
+        .unwrap();
+    assert_eq!(job.state().unwrap(), JobState::Suspended);
+    job.add_file(&f.server.url("/a"), &f.dest_str("a")).unwrap();
+    job.add_file(&f.server.url("/b"), &f.dest_str("b")).unwrap();
+    assert_eq!(
+        job.progress().unwrap().bytes_total,
+        openbits_core::SIZE_UNKNOWN
+    );
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let p = job.progress().unwrap();
+    assert_eq!(
+        (
+            p.bytes_total,
+            p.bytes_transferred,
+            p.files_total,
+            p.files_transferred
+        ),
+        (
+            a.len() as u64 + b.len() as u64,
+            a.len() as u64 + b.len() as u64,
+            2,
+            2
+        )
+    );
+    assert!(
+        !f.dest("a").exists() && !f.dest("b").exists(),
+        "destinations appear only at complete"
+    );
+    assert_eq!(f.temp_files().len(), 2);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_eq!(job.state().unwrap(), JobState::Acknowledged);
+    assert_file(&f.dest("a"), &a);
+    assert_file(&f.dest("b"), &b);
+    assert!(f.temp_files().is_empty());
+    assert_eq!(job.complete().unwrap_err().code, hr::E_INVALID_STATE);
+    assert_eq!(
+        f.manager.get_job(&job.id()).unwrap_err().code,
+        hr::E_NOT_FOUND
+    );
+    // Every request asked for the identity encoding.
+    assert!(f
+        .server
+        .seen()
+        .iter()
+        .all(|s| s.accept_encoding.as_deref() == Some("identity")));
+}
+
+#[test]
+fn dropped_connections_resume_with_range_and_if_range() {
+    let f = fixture();
+    let data = pattern(1 << 20, 3);
+    f.server.add("/f", data.clone());
+    let job = f.start(&f.server.url("/f?drop=150000"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 7, "1 MiB in 150,000-byte pieces");
+    for (i, s) in seen.iter().enumerate().skip(1) {
+        assert_eq!(
+            s.range.as_deref(),
+            Some(format!("bytes={}-", i * 150_000).as_str())
+        );
+        assert_eq!(
+            s.if_range.as_deref(),
+            Some(format!("\"{}-fixed\"", data.len()).as_str())
+        );
+    }
+    assert_eq!(
+        f.server.bytes_sent(),
+        data.len() as u64,
+        "no byte was downloaded twice"
+    );
+}
+
+#[test]
+fn server_without_range_support_restarts_from_zero_never_appends() {
+    let f = fixture();
+    let data = pattern(600_000, 4);
+    f.server.add("/f", data.clone());
+    // The first response stalls after 200,000 bytes; the retry's Range is ignored and a 200 comes.
+    let job = f.start(&f.server.url("/f?norange=1&stall=200000"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].range.as_deref(), Some("bytes=200000-"));
+    assert_eq!(seen[1].status, 200);
+}
+
+#[test]
+fn etag_change_between_requests_restarts_the_file() {
+    let f = fixture();
+    let data = pattern(500_000, 5);
+    f.server.add("/f", data.clone());
+    let job = f.start(&f.server.url("/f?drop=200000:1&etag=change"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].if_range.as_deref(), Some("\"v1\""));
+    assert_eq!(
+        seen[1].status, 200,
+        "If-Range failed, so the whole file came again"
+    );
+    assert_eq!(f.server.bytes_sent(), 200_000 + data.len() as u64);
+}
+
+#[test]
+fn misplaced_206_is_never_spliced() {
+    let f = fixture();
+    let data = pattern(400_000, 6);
+    f.server.add("/f", data.clone());
+    // After the drop, the server answers the Range request with bytes from 1,000 earlier.
+    let job = f.start(&f.server.url("/f?drop=100000:1&wrongoffset=1000"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        (seen[1].range.as_deref(), seen[1].status),
+        (Some("bytes=100000-"), 206)
+    );
+    assert_eq!(
+        (seen[2].range.as_deref(), seen[2].status),
+        (None, 200),
+        "restarted with a plain GET"
+    );
+}
+
+#[test]
+fn stalled_transfer_times_out_and_resumes() {
+    let f = fixture();
+    let data = pattern(300_000, 7);
+    f.server.add("/f", data.clone());
+    let job = f.start(&f.server.url("/f?stall=65536"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+    let seen = f.server.seen();
+    assert_eq!(seen[1].range.as_deref(), Some("bytes=65536-"));
+}
+
+#[test]
+fn transient_503_then_200() {
+    let f = fixture();
+    let data = pattern(10_000, 8);
+    f.server.add("/f", data.clone());
+    let job = f.start(&f.server.url("/f?fail=503:2"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.record().unwrap().error_count, 2);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+}
+
+#[test]
+fn transient_error_waits_for_the_retry_delay_and_reports_its_error() {
+    let f = fixture();
+    f.server.add("/f", pattern(10, 9));
+    let url = f.server.url("/f?fail=503:1");
+    let job = f.manager.create_job("t", JobType::Download).unwrap();
+    job.add_file(&url, &f.dest_str("f")).unwrap();
+    job.resume().unwrap();
+    wait_until("TRANSIENT_ERROR", || {
+        job.state().unwrap() == JobState::TransientError
+    });
+    let e = job.error().unwrap();
+    assert_eq!(
+        (e.context, e.code),
+        (ErrorContext::RemoteFile, HResult::http(503))
+    );
+    assert_eq!(
+        e.description,
+        format!("HTTP 503 Service Unavailable: {url}")
+    );
+    // A transient error does not end a wait; the default retry delay is 600 s.
+    assert_eq!(
+        job.wait(Some(Duration::from_millis(200))).unwrap_err().code,
+        hr::E_TIMEOUT
+    );
+    // Shortening the delay lets the waiting job retry now.
+    job.set_minimum_retry_delay(0).unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(
+        job.error().unwrap_err().code,
+        hr::E_ERROR_INFORMATION_UNAVAILABLE
+    );
+}
+
+#[test]
+fn not_found_is_fatal_with_remote_file_context() {
+    let f = fixture();
+    let url = f.server.url("/missing");
+    let job = f.start(&url, "x");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    let e = job.error().unwrap();
+    assert_eq!(
+        (e.context, e.code, e.file_index),
+        (ErrorContext::RemoteFile, HResult::http(404), Some(0))
+    );
+    assert_eq!(e.description, format!("HTTP 404 Not Found: {url}"));
+    // Resume retries the failed file.
+    f.server.add("/missing", pattern(5, 1));
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+}
+
+#[test]
+fn no_progress_timeout_turns_transient_errors_fatal() {
+    let f = fixture();
+    let job = f.manager.create_job("t", JobType::Download).unwrap();
+    job.set_no_progress_timeout(0).unwrap();
+    job.add_file(&f.server.url("/x?status=503"), &f.dest_str("x"))
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, HResult::http(503));
+
+    // With a 1 s timeout and retries at once, the job retries until the timeout expires.
+    let job = f.start(&f.server.url("/y?status=500"), "y");
+    job.set_no_progress_timeout(1).unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert!(job.record().unwrap().error_count >= 2);
+}
+
+#[test]
+fn connection_refused_is_transient() {
+    let f = fixture();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let job = f.manager.create_job("t", JobType::Download).unwrap();
+    job.add_file(&format!("http://127.0.0.1:{port}/f"), &f.dest_str("f"))
+        .unwrap();
+    job.resume().unwrap();
+    wait_until("TRANSIENT_ERROR", || {
+        job.state().unwrap() == JobState::TransientError
+    });
+    let e = job.error().unwrap();
+    assert_eq!(
+        (e.context, e.code),
+        (ErrorContext::GeneralTransport, hr::E_CONNECT_FAILURE)
+    );
+}
+
+#[test]
+fn missing_content_length_is_reported() {
+    let f = fixture();
+    f.server.add("/f", pattern(1000, 1));
+    let job = f.start(&f.server.url("/f?nolength=1"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, hr::E_MISSING_FILE_SIZE);
+}
+
+#[test]
+fn redirects_are_followed() {
+    let f = fixture();
+    let data = pattern(1234, 10);
+    f.server.add("/real", data.clone());
+    let job = f.start(&f.server.url("/old?redirect=/real"), "f");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+}
+
+#[test]
+fn suspend_aborts_at_once_and_resume_continues_from_disk() {
+    let f = fixture();
+    let data = pattern(400_000, 11);
+    f.server.add("/f", data.clone());
+    let job = f.start(&f.server.url("/f?rate=400000"), "f");
+    wait_until("some bytes", || {
+        job.progress().unwrap().bytes_transferred > 50_000
+    });
+    let t = Instant::now();
+    job.suspend().unwrap();
+    assert_eq!(job.state().unwrap(), JobState::Suspended);
+    wait_until("the server sees the connection close", || {
+        f.server.open_bodies() == 0
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "suspend took {:?} to close the connection",
+        t.elapsed()
+    );
+    let done = job.progress().unwrap().bytes_transferred;
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("f"), &data);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 2);
+    let from: u64 = seen[1]
+        .range
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(
+        from > 0 && from <= done,
+        "resumed from {from}, {done} were recorded"
+    );
+}
+
+#[test]
+fn state_rules_through_the_api() {
+    let f = fixture();
+    f.server.add("/a", pattern(100, 1));
+    f.server.add("/b", pattern(200, 2));
+    let job = f.manager.create_job("rules", JobType::Download).unwrap();
+    assert_eq!(job.resume().unwrap_err().code, hr::E_EMPTY);
+    assert_eq!(job.state().unwrap(), JobState::Suspended);
+    assert_eq!(
+        job.error().unwrap_err().code,
+        hr::E_ERROR_INFORMATION_UNAVAILABLE
+    );
+    job.add_file(&f.server.url("/a"), &f.dest_str("a")).unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    // Adding a file to a TRANSFERRED job is allowed; resume transfers it.
+    job.add_file(&f.server.url("/b"), &f.dest_str("b")).unwrap();
+    assert_eq!(job.state().unwrap(), JobState::Transferred);
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.progress().unwrap().files_transferred, 2);
+    // Suspend of a transferred job, then complete from SUSPENDED with every file done: S_OK.
+    job.suspend().unwrap();
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    for call in [
+        job.resume(),
+        job.suspend(),
+        job.add_file(&f.server.url("/a"), &f.dest_str("c")),
+    ] {
+        assert_eq!(call.unwrap_err().code, hr::E_INVALID_STATE);
+    }
+    assert_eq!(job.cancel().unwrap_err().code, hr::E_INVALID_STATE);
+    assert_eq!(
+        job.set_minimum_retry_delay(1).unwrap_err().code,
+        hr::E_INVALID_STATE
+    );
+
+    let job = f
+        .manager
+        .create_job("cancel me", JobType::Download)
+        .unwrap();
+    job.add_file(&f.server.url("/a"), &f.dest_str("d")).unwrap();
+    job.resume().unwrap();
+    job.wait(WAIT).unwrap();
+    assert_eq!(f.temp_files().len(), 1);
+    assert_eq!(job.cancel().unwrap(), hr::S_OK);
+    assert_eq!(job.state().unwrap(), JobState::Cancelled);
+    assert!(f.temp_files().is_empty() && !f.dest("d").exists());
+    assert_eq!(job.cancel().unwrap_err().code, hr::E_INVALID_STATE);
+    assert_eq!(job.complete().unwrap_err().code, hr::E_INVALID_STATE);
+}
+
+#[test]
+fn complete_before_transferred_keeps_whole_files_and_drops_partial_ones() {
+    let f = fixture();
+    let a = pattern(1000, 1);
+    f.server.add("/a", a.clone());
+    f.server.add("/slow", pattern(2_000_000, 2));
+    let job = f.manager.create_job("partial", JobType::Download).unwrap();
+    job.add_file(&f.server.url("/a"), &f.dest_str("a")).unwrap();
+    job.add_file(&f.server.url("/slow?rate=200000"), &f.dest_str("slow"))
+        .unwrap();
+    job.resume().unwrap();
+    wait_until("the second file started", || {
+        let r = job.record().unwrap();
+        r.files[0].completed && r.files[1].bytes_transferred > 0
+    });
+    assert_eq!(job.complete().unwrap(), hr::S_PARTIAL_COMPLETE);
+    assert_file(&f.dest("a"), &a);
+    assert!(!f.dest("slow").exists());
+    assert!(f.temp_files().is_empty());
+}
+
+#[test]
+fn add_file_validation() {
+    let f = fixture();
+    let job = f.manager.create_job("v", JobType::Download).unwrap();
+    let dest = f.dest_str("ok");
+    let url = f.server.url("/x");
+    let bad_args = [
+        ("ftp://host/x", dest.as_str()),
+        ("not a url", dest.as_str()),
+        ("http://", dest.as_str()),
+        (url.as_str(), "relative/path"),
+        (url.as_str(), f.dir.path().to_str().unwrap()),
+    ];
+    for (remote, local) in bad_args {
+        assert_eq!(
+            job.add_file(remote, local).unwrap_err().code,
+            hr::E_INVALIDARG,
+            "{remote} -> {local}"
+        );
+    }
+    let long = format!("http://h/{}", "a".repeat(2200));
+    assert_eq!(
+        job.add_file(&long, &dest).unwrap_err().code,
+        hr::E_INVALIDARG
+    );
+    let missing = f.dir.path().join("no/such/folder/f");
+    assert_eq!(
+        job.add_file(&url, missing.to_str().unwrap())
+            .unwrap_err()
+            .code
+            .as_u32(),
+        0x8007_0003
+    );
+    job.add_file(&url, &dest).unwrap();
+    let same = f.dir.path().join(".").join("ok");
+    assert_eq!(
+        job.add_file(&url, same.to_str().unwrap()).unwrap_err().code,
+        hr::E_INVALIDARG,
+        "same destination twice"
+    );
+    assert_eq!(
+        job.record().unwrap().files.len(),
+        1,
+        "rejected files are not added"
+    );
+}
+
+#[test]
+fn create_job_validation() {
+    let f = fixture();
+    assert!(f
+        .manager
+        .create_job(&"é".repeat(256), JobType::Download)
+        .is_ok());
+    assert_eq!(
+        f.manager
+            .create_job(&"a".repeat(257), JobType::Download)
+            .unwrap_err()
+            .code,
+        hr::E_INVALIDARG
+    );
+    assert_eq!(
+        f.manager.create_job("u", JobType::Upload).unwrap_err().code,
+        hr::E_NOTIMPL
+    );
+    assert_eq!(
+        f.manager
+            .create_job("u", JobType::UploadReply)
+            .unwrap_err()
+            .code,
+        hr::E_NOTIMPL
+    );
+    let a = f.manager.create_job("same", JobType::Download).unwrap();
+    let b = f.manager.create_job("same", JobType::Download).unwrap();
+    assert_ne!(a.id(), b.id());
+    assert_eq!(f.manager.get_job(&a.id()).unwrap().id(), a.id());
+    assert_eq!(f.manager.jobs().unwrap().len(), 3);
+}
+
+#[test]
+fn file_urls_are_copied_and_resumed() {
+    let f = fixture();
+    let data = pattern(3 << 20, 12);
+    let src = f.dir.path().join("source.bin");
+    std::fs::write(&src, &data).unwrap();
+    let url = url::Url::from_file_path(&src).unwrap().to_string();
+    let job = f.start(&url, "copy");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("copy"), &data);
+    let job = f.start(&format!("{url}.missing"), "none");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code.as_u32(), 0x8007_0002);
+}
+
+#[test]
+fn local_write_failure_is_a_local_file_error() {
+    let f = fixture();
+    f.server.add("/f", pattern(100, 1));
+    let sub = f.dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let job = f.manager.create_job("t", JobType::Download).unwrap();
+    job.add_file(&f.server.url("/f"), sub.join("f").to_str().unwrap())
+        .unwrap();
+    // The folder disappears after the file was added: creating the temporary file fails.
+    std::fs::remove_dir(&sub).unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    let e = job.error().unwrap();
+    assert_eq!(
+        (e.context, e.code.as_u32()),
+        (ErrorContext::LocalFile, 0x8007_0002)
+    );
+}
+
+#[test]
+fn close_stops_transfers_and_invalidates_handles() {
+    let f = fixture();
+    f.server.add("/slow", pattern(5_000_000, 1));
+    let job = f.start(&f.server.url("/slow?rate=100000"), "slow");
+    wait_until("transferring", || {
+        job.progress().unwrap().bytes_transferred > 0
+    });
+    let waiter = {
+        let job = job.clone();
+        std::thread::spawn(move || job.wait(None))
+    };
+    let t = Instant::now();
+    f.manager.close();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "close took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        waiter.join().unwrap().unwrap_err().code,
+        hr::E_INVALID_STATE,
+        "a blocked wait returns"
+    );
+    assert_eq!(job.state().unwrap_err().code, hr::E_INVALID_STATE);
+    assert_eq!(job.resume().unwrap_err().code, hr::E_INVALID_STATE);
+    assert_eq!(
+        f.manager
+            .create_job("x", JobType::Download)
+            .unwrap_err()
+            .code,
+        hr::E_INVALID_STATE
+    );
+    f.manager.close();
+}
+
+#[test]
+fn many_jobs_at_once() {
+    let f = fixture();
+    let files: Vec<Vec<u8>> = (0..12)
+        .map(|i| pattern(50_000 + i * 1000, i as u64))
+        .collect();
+    let jobs: Vec<Job> = files
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            f.server.add(&format!("/f{i}"), d.clone());
+            f.start(
+                &f.server.url(&format!("/f{i}?drop=20000")),
+                &format!("f{i}"),
+            )
+        })
+        .collect();
+    for (i, job) in jobs.iter().enumerate() {
+        assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+        assert_eq!(job.complete().unwrap(), hr::S_OK);
+        assert_file(&f.dest(&format!("f{i}")), &files[i]);
+    }
+}
