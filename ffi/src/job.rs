@@ -79,7 +79,7 @@ pub unsafe extern "C" fn bits_suspend(job: *mut bits_job) -> bits_hresult {
 /// BITS_E_POINTER; BITS_E_INVALID_STATE (already ACKNOWLEDGED or CANCELLED, or manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_cancel(job: *mut bits_job) -> bits_hresult {
-    call("bits_cancel", || Ok(arg(job, "job")?.inner.cancel()?))
+    call("bits_cancel", || arg(job, "job")?.inner.cancel())
 }
 
 /// Completes the job (IBackgroundCopyJob::Complete): each fully transferred temporary file is
@@ -94,7 +94,7 @@ pub unsafe extern "C" fn bits_cancel(job: *mut bits_job) -> bits_hresult {
 /// job keeps its state and `bits_complete` may be called again.
 #[no_mangle]
 pub unsafe extern "C" fn bits_complete(job: *mut bits_job) -> bits_hresult {
-    call("bits_complete", || Ok(arg(job, "job")?.inner.complete()?))
+    call("bits_complete", || arg(job, "job")?.inner.complete())
 }
 
 /// Reads the job's state, a BITS_JOB_STATE_* value, into `out_state` (0 on failure).
