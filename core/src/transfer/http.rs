@@ -279,29 +279,37 @@ fn with_url(mut f: Failure, url: &Url) -> Failure {
     f
 }
 
+/// Finds a rustls error anywhere in `e`'s chain. `io::Error`s are looked into with `get_ref`,
+/// because an `io::Error`'s `source()` skips the error it wraps.
+fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return find_tls_error(inner);
+    }
+    e.source().and_then(find_tls_error)
+}
+
 /// Classifies a failure to get a response.
 fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
     use std::error::Error as _;
-    let mut source = e.source();
+    if let Some(tls) = e.source().and_then(find_tls_error) {
+        return Failure::fatal(
+            ErrorContext::GeneralTransport,
+            HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
+            format!("TLS error: {tls}"),
+        );
+    }
     let mut io_kind = None;
     let mut detail = e.to_string();
+    let mut source = e.source();
     while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return Failure::fatal(
-                ErrorContext::GeneralTransport,
-                HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
-                format!("TLS error: {tls}"),
-            );
-        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             io_kind.get_or_insert(io.kind());
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Failure::fatal(
-                    ErrorContext::GeneralTransport,
-                    HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
-                    format!("TLS error: {tls}"),
-                );
-            }
         }
         detail = format!("{detail}: {s}");
         source = s.source();
