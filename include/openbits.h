@@ -384,6 +384,8 @@ void bits_job_release(struct bits_job *job);
  - `state_dir`: UTF-8 absolute path, borrowed for the call; created (mode 0700) if missing. NULL
    selects the per-user default: `$OPENBITS_HOME`, else `$XDG_DATA_HOME/openbits`, else
    `~/.local/share/openbits`.
+   This release keeps jobs in memory: they last as long as the manager. The folder is where the
+   durable store will live.
  - `out_manager`: receives a new manager, owned by the caller and freed with
    `bits_manager_close`; set to NULL on failure.
 

@@ -12,12 +12,12 @@ use crate::localfile;
 use crate::scheduler;
 use crate::state::{self, JobState, JobType, Refusal};
 use crate::store::{MemoryStore, Store};
-use crate::transfer::http::Client;
+use crate::transfer::http::Clients;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
@@ -89,15 +89,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) config: Config,
     pub(crate) store: Box<dyn Store>,
-    http: OnceLock<Client>,
+    pub(crate) clients: Clients,
     next_seq: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn http(&self) -> &Client {
-        self.http
-            .get_or_init(|| crate::transfer::http::client(&self.config))
-    }
 }
 
 pub(crate) struct JobCell {
@@ -207,7 +200,7 @@ impl Manager {
             wake: Notify::new(),
             config,
             store,
-            http: OnceLock::new(),
+            clients: Clients::default(),
             next_seq: AtomicU64::new(seq + 1),
         });
         runtime.spawn(scheduler::run(shared.clone()));

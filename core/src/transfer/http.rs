@@ -29,60 +29,87 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use url::Url;
 
-pub(crate) type Client =
+type PlainClient = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>;
+type TlsClient =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// The manager's connection pools: one for http, one for https. The https one (and with it the
+/// platform's root certificates) is built on the first https request, so plain-http users never
+/// pay for reading the certificate store.
+#[derive(Default)]
+pub(crate) struct Clients {
+    plain: OnceLock<PlainClient>,
+    tls: OnceLock<TlsClient>,
+}
+
+impl Clients {
+    fn request(
+        &self,
+        config: &Config,
+        req: Request<Empty<Bytes>>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        let https = req.uri().scheme_str() == Some("https");
+        if https {
+            self.tls.get_or_init(|| tls_client(config)).request(req)
+        } else {
+            self.plain
+                .get_or_init(|| pool(http_connector(config)))
+                .request(req)
+        }
+    }
+}
 
 const MAX_REDIRECTS: usize = 10;
 /// Restarts of one file within one attempt before the server is called broken.
 const MAX_RESTARTS: u32 = 3;
 const USER_AGENT: &str = concat!("openbits/", env!("CARGO_PKG_VERSION"));
 
-/// The platform's root certificates, loaded once per process on first HTTPS use. If none can be
-/// loaded the store is empty and HTTPS fails with a certificate error, while HTTP keeps working.
-fn tls_config() -> Option<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();
+/// The platform's root certificates, loaded once per process. If none can be loaded the store is
+/// empty and HTTPS fails with a certificate error, while HTTP keeps working.
+fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let mut roots = rustls::RootCertStore::empty();
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .ok()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            match rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+            {
+                Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
+                // ring supports the default versions; this arm exists so no panic is possible.
+                Err(_) => rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            }
         })
         .clone()
 }
 
-pub(crate) fn client(config: &Config) -> Client {
+fn http_connector(config: &Config) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
-    let tls = tls_config().unwrap_or_else(|| {
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
-        .map(|b| {
-            b.with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        })
-        .unwrap_or_else(|_| {
-            rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        })
-    });
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    http
+}
+
+fn pool<C>(connector: C) -> hyper_util::client::legacy::Client<C, Empty<Bytes>>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+{
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
-        .build(https)
+        .build(connector)
+}
+
+fn tls_client(config: &Config) -> TlsClient {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config())
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http_connector(config));
+    pool(https)
 }
 
 /// What a response means for the file.
@@ -353,7 +380,8 @@ fn timeout_failure(what: &str) -> Failure {
 
 /// Sends a GET for the file from `offset`, following redirects.
 async fn get(
-    client: &Client,
+    clients: &Clients,
+    config: &Config,
     url: &Url,
     offset: u64,
     etag: Option<&str>,
@@ -380,7 +408,7 @@ async fn get(
                 format!("cannot build the request ({e})"),
             )
         })?;
-        let resp = match tokio::time::timeout(stall, client.request(req)).await {
+        let resp = match tokio::time::timeout(stall, clients.request(config, req)).await {
             Err(_) => return Err(with_url(timeout_failure("the response headers"), &url)),
             Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
             Ok(Ok(r)) => r,
@@ -434,14 +462,15 @@ pub(crate) async fn download(
     sink: &mut Sink,
     url: &Url,
 ) -> Result<(), Failure> {
-    let stall = t.shared().config.stall_timeout;
-    let client = t.shared().http().clone();
+    let shared = t.shared_arc();
+    let stall = shared.config.stall_timeout;
     let mut restarts = 0;
     loop {
         let view = t.view();
         let offset = sink.offset();
         let (resp, final_url) = get(
-            &client,
+            &shared.clients,
+            &shared.config,
             url,
             offset,
             view.etag.as_deref(),

@@ -204,8 +204,8 @@ pub(crate) struct FileView {
 }
 
 impl FileTransfer<'_> {
-    pub(crate) fn shared(&self) -> &Shared {
-        self.shared
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     pub(crate) fn view(&self) -> FileView {

@@ -390,14 +390,17 @@ impl Body for Chunks {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let mut n = CHUNK.min(this.data.len() - this.pos);
+        let mut n = this.data.len() - this.pos;
+        if this.rate.is_none() {
+            n = n.min(CHUNK);
+        }
         for limit in [this.drop_after, this.stall_after].into_iter().flatten() {
             if sent < limit {
                 n = n.min((limit - sent) as usize);
             }
         }
         if let Some(rate) = this.rate {
-            // Chunks of 1/20 s worth of bytes, each followed by a 50 ms pause.
+            // Chunks of 1/20 s worth of bytes (slices: no copy), each followed by a 50 ms pause.
             n = n.min((rate / 20).max(1) as usize);
             this.delay = Some(Box::pin(tokio::time::sleep(Duration::from_millis(50))));
         }
