@@ -370,6 +370,12 @@ pub fn default_state_dir() -> Result<PathBuf> {
 
 fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("state folder is not a folder: {}", dir.display()),
+        ));
+    }
     match std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -457,7 +463,11 @@ impl Job {
         let local = validate_local(local_path)?;
         self.update(|rec| {
             state::modify(rec.state, "add a file to")?;
-            if rec.files.iter().any(|f| Path::new(&f.local_path) == local) {
+            if rec
+                .files
+                .iter()
+                .any(|f| same_destination(Path::new(&f.local_path), &local))
+            {
                 return Err((
                     hr::E_INVALIDARG,
                     format!(
@@ -670,6 +680,24 @@ impl Job {
             rec.no_progress_timeout_s = seconds;
             Ok(())
         })
+    }
+}
+
+/// Two local names are the same destination if they name the same entry of the same folder; the
+/// folder is compared by device and inode, so `..`, `.` and symbolic links cannot disguise it.
+fn same_destination(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    let folder = |p: &Path| {
+        std::fs::metadata(p.parent()?)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    match (folder(a), folder(b)) {
+        (Some(fa), Some(fb)) => fa == fb && a.file_name() == b.file_name(),
+        _ => false,
     }
 }
 

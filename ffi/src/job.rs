@@ -1,6 +1,6 @@
 //! Job exports: files, the state-changing calls, and what a job reports.
 
-use crate::boundary::{arg, call, call_void, out, out_opt, owned_string, text};
+use crate::boundary::{arg, call, call_void, null, out, out_opt, owned_string, text};
 use crate::types::{bits_hresult, bits_job, bits_job_progress};
 use openbits_core::hresult as hr;
 use std::ffi::c_char;
@@ -155,9 +155,11 @@ pub unsafe extern "C" fn bits_job_get_error(
     out_description: *mut *mut c_char,
 ) -> bits_hresult {
     call("bits_job_get_error", || {
+        // Every out-parameter is zeroed before any check can fail.
         let out_description = out_opt(out_description);
-        let out_context = out(out_context, "out_context")?;
-        let out_code = out(out_code, "out_code")?;
+        let (ctx, code) = (out_opt(out_context), out_opt(out_code));
+        let out_context = ctx.ok_or_else(|| null("out_context"))?;
+        let out_code = code.ok_or_else(|| null("out_code"))?;
         let e = arg(job, "job")?.inner.error()?;
         *out_context = e.context as i32;
         *out_code = e.code.0;

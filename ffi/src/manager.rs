@@ -79,8 +79,9 @@ pub unsafe extern "C" fn bits_create_job(
     out_job: *mut *mut bits_job,
 ) -> bits_hresult {
     call("bits_create_job", || {
-        let out_job = out(out_job, "out_job")?;
+        // Every out-parameter is zeroed before any check can fail.
         let out_id = crate::boundary::out_opt(out_job_id);
+        let out_job = out(out_job, "out_job")?;
         let manager = arg(manager, "manager")?;
         let name = text(display_name, "display_name")?;
         let job_type = JobType::from_i32(job_type).ok_or_else(|| {

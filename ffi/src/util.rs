@@ -85,7 +85,9 @@ pub unsafe extern "C" fn bits_free_string(text: *mut c_char) {
 
 /// The detail of this thread's last failed call, e.g. `bits_add_file: local name must be an
 /// absolute path: "x"`. Never NULL (empty if no call failed yet). Owned by the library; valid
-/// until the next failing call on this thread.
+/// until the next failing call on this thread, so read it before the next call (in particular,
+/// not as another argument of the same function call as the failing one: C leaves the order of
+/// evaluation of arguments unspecified).
 ///
 /// Thread: any; each thread has its own. Does not block.
 #[no_mangle]

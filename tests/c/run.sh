@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# tests/c/run.sh: builds libopenbits and the test server (cargo, debug), starts the server on the
+# files the tests need, compiles each C test against include/openbits.h and
+# target/debug/libopenbits.so, runs them, then runs the download and errors tests again under
+# valgrind (memcheck; a definite or indirect leak fails).
+#
+# Prints PASS/FAIL per test and exits non-zero if any failed. Works from any directory.
+#
+# Environment:
+#   TESTS="download errors"  run only these tests (default: every tests/c/*.c)
+#   VALGRIND=0               skip the valgrind runs (default 1: valgrind is installed if missing and root)
+#   VALGRIND_TESTS="download errors"  the tests run again under valgrind
+#   KEEP=1                   keep the scratch folder (it is also kept when a test fails)
+#   TEST_TIMEOUT=300         seconds before a hung test is killed and counted as failed
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$(pwd)
+LIBDIR="$ROOT/target/debug"
+BUILD="$ROOT/tests/c/build"
+TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+
+echo "== cargo build -p openbits-ffi -p openbits-testserver (debug)"
+cargo build --quiet -p openbits-ffi -p openbits-testserver
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/openbits-ctest.XXXXXX")
+SERVER_PID=""
+failed=0
+
+cleanup() {
+    local rc=$?
+    # Closing the server's stdin stops it; kill it only if it does not stop by itself.
+    exec 3>&- 2>/dev/null || true
+    if [[ -n "$SERVER_PID" ]]; then
+        for _ in $(seq 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            kill "$SERVER_PID" 2>/dev/null || true
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ $rc -ne 0 || $failed -ne 0 || "${KEEP:-0}" == 1 ]]; then
+        echo "scratch folder kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- Source files -------------------------------------------------------------------------------
+SRC="$WORK/src"
+mkdir -p "$SRC" "$WORK/scratch"
+head -c $((9 * 1024 * 1024 + 12345)) /dev/urandom >"$SRC/big.bin"  # >= 8 MiB, odd size
+head -c 100003 /dev/urandom >"$SRC/small.bin"
+: >"$SRC/empty.bin"
+head -c $((1024 * 1024)) /dev/urandom >"$SRC/slow.bin"  # served with ?rate= for mid-transfer tests
+head -c 300007 /dev/urandom >"$SRC/mid.bin"
+
+server_args=()
+for f in big small empty slow mid; do
+    server_args+=(--file "/$f.bin=$SRC/$f.bin")
+done
+
+# ---- Server ---------------------------------------------------------------------------------------
+# Its stdin is a FIFO held open on fd 3: closing fd 3 (in cleanup) stops it.
+mkfifo "$WORK/server.stdin"
+"$LIBDIR/openbits-testserver" "${server_args[@]}" <"$WORK/server.stdin" >"$WORK/server.out" 2>"$WORK/server.err" &
+SERVER_PID=$!
+exec 3>"$WORK/server.stdin"
+port=""
+for _ in $(seq 200); do
+    port=$(sed -n 's/^port=\([0-9][0-9]*\)$/\1/p' "$WORK/server.out" | head -n 1)
+    [[ -n "$port" ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+done
+if [[ -z "$port" ]]; then
+    echo "FAIL: the test server did not start" >&2
+    cat "$WORK/server.err" >&2 || true
+    exit 1
+fi
+echo "== test server pid $SERVER_PID on port $port"
+
+export OPENBITS_TEST_URL="http://127.0.0.1:$port"
+export OPENBITS_TEST_SRC="$SRC"
+export OPENBITS_TEST_WORK="$WORK/scratch"
+# The library's default state folder, should anything use it: never the user's own.
+export OPENBITS_HOME="$WORK/home"
+
+# ---- Compile --------------------------------------------------------------------------------------
+mkdir -p "$BUILD"
+if [[ -n "${TESTS:-}" ]]; then
+    read -r -a tests <<<"$TESTS"
+else
+    tests=()
+    for f in tests/c/*.c; do
+        tests+=("$(basename "$f" .c)")
+    done
+fi
+
+CC=${CC:-cc}
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -pthread -g -I include)
+LDFLAGS=(-L "$LIBDIR" -Wl,-rpath,"$LIBDIR" -lopenbits)
+
+pass=0
+results=()
+record() { # name ok?
+    if [[ $2 == 0 ]]; then
+        echo "PASS $1"
+        results+=("PASS $1")
+        pass=$((pass + 1))
+    else
+        echo "FAIL $1${3:+ ($3)}"
+        results+=("FAIL $1${3:+ ($3)}")
+        failed=$((failed + 1))
+    fi
+}
+
+for t in "${tests[@]}"; do
+    echo "== cc tests/c/$t.c"
+    rm -f "$BUILD/$t"
+    if "$CC" "${CFLAGS[@]}" -o "$BUILD/$t" "tests/c/$t.c" "${LDFLAGS[@]}"; then
+        :
+    else
+        record "$t" 1 "does not compile"
+    fi
+done
+
+# ---- Run ------------------------------------------------------------------------------------------
+run_test() { # label log command...
+    local label=$1 log=$2 rc=0
+    shift 2
+    echo "== $label"
+    local start=$SECONDS
+    timeout -k 10 "$TEST_TIMEOUT" "$@" 2>&1 | tee "$log" || rc=$?
+    local why=""
+    if [[ $rc == 124 || $rc == 137 ]]; then
+        why="timed out after ${TEST_TIMEOUT}s"
+    elif [[ $rc == 99 && $1 == valgrind ]]; then
+        why="valgrind found memory errors or leaks"
+    elif [[ $rc != 0 ]]; then
+        why="exit $rc"
+    fi
+    record "$label" "$rc" "$why"
+    echo "   ($((SECONDS - start)) s)"
+}
+
+for t in "${tests[@]}"; do
+    [[ -x "$BUILD/$t" ]] || continue
+    run_test "$t" "$WORK/$t.log" "$BUILD/$t"
+done
+
+# ---- Valgrind ---------------------------------------------------------------------------------------
+# The download test (and the error paths) again under memcheck: any definite or indirect leak, or
+# any memory error, fails the run.
+VALGRIND_TESTS=${VALGRIND_TESTS:-download errors}
+if [[ "${VALGRIND:-1}" != 0 ]]; then
+    if ! command -v valgrind >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing valgrind"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind) >/dev/null 2>&1 || true
+    fi
+    for t in $VALGRIND_TESTS; do
+        [[ " ${tests[*]} " == *" $t "* ]] || continue
+        if ! command -v valgrind >/dev/null 2>&1; then
+            record "$t (valgrind)" 1 "valgrind is not installed and cannot be installed"
+            continue
+        fi
+        [[ -x "$BUILD/$t" ]] || continue
+        vlog="$WORK/$t.valgrind"
+        run_test "$t (valgrind)" "$WORK/$t-valgrind.log" valgrind --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$vlog" "$BUILD/$t"
+        grep -E "ERROR SUMMARY|definitely lost:|indirectly lost:|possibly lost:|still reachable:|All heap blocks" "$vlog" |
+            sed 's/^==[0-9]*== */   valgrind: /' || true
+        if [[ ${results[-1]} == FAIL* ]]; then
+            echo "   full valgrind log: $vlog"
+        fi
+    done
+fi
+
+# ---- Summary ------------------------------------------------------------------------------------------
+echo
+echo "== summary"
+for r in "${results[@]}"; do
+    echo "$r"
+done
+echo "$pass passed, $failed failed"
+[[ $failed == 0 ]]
