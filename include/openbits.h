@@ -45,6 +45,8 @@
 #define BITS_SIZE_UNKNOWN UINT64_MAX
 /* A bits_job_wait timeout that never expires. */
 #define BITS_INFINITE 0xFFFFFFFFu
+/* BG_JOB_ENUM_ALL_USERS: bits_enum_jobs lists every owner's jobs (service mode only). */
+#define BITS_JOB_ENUM_ALL_USERS 0x1u
 /* Bytes bits_guid_to_string writes: {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX} and a NUL. */
 #define BITS_GUID_STRING_LEN 39
 
@@ -446,6 +448,26 @@ bits_hresult bits_get_job(struct bits_manager *manager,
                           struct bits_job **out_job);
 
 /*
+ Lists the ids of the manager's jobs that are not in a final state, in creation order
+ (IBackgroundCopyManager::EnumJobs).
+
+ - `flags`: 0. BITS_JOB_ENUM_ALL_USERS needs service mode, which this release does not have:
+   BITS_E_ACCESSDENIED. Any other bit: BITS_E_INVALIDARG.
+ - `out_ids`: receives an array of `*out_count` ids owned by the caller and freed with
+   `bits_free` (NULL when the count is 0, and on failure).
+ - `out_count`: receives the number of ids (0 on failure).
+
+ Thread: any. Does not block.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG; BITS_E_ACCESSDENIED; BITS_E_OUTOFMEMORY;
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_enum_jobs(struct bits_manager *manager,
+                            uint32_t flags,
+                            struct bits_guid **out_ids,
+                            uint32_t *out_count);
+
+/*
  Formats `id` as `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (upper case, as Windows does) into the
  caller's `buffer` of `buffer_len` bytes, NUL included. Both pointers are borrowed. On failure the
  buffer holds an empty string (if `buffer_len` > 0).
@@ -491,6 +513,13 @@ const char *bits_last_error_message(void);
  Thread: any. Does not block.
  */
 const char *bits_version_string(void);
+
+/*
+ Frees an array the library returned (e.g. by `bits_enum_jobs`). NULL does nothing.
+
+ Thread: any. Does not block.
+ */
+void bits_free(void *memory);
 
 #ifdef __cplusplus
 }  // extern "C"

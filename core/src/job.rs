@@ -20,6 +20,9 @@ pub struct JobRecord {
     pub id: JobId,
     pub job_type: JobType,
     pub display_name: String,
+    pub description: String,
+    /// The user the job belongs to (the OS user name of the process that created it).
+    pub owner: String,
     pub priority: Priority,
     pub state: JobState,
     pub files: Vec<FileRecord>,
@@ -35,6 +38,15 @@ pub struct JobRecord {
     pub retry_at_ms: Option<u64>,
     /// Start of the current no-progress period: set by the first transient error, cleared by progress.
     pub no_progress_since_ms: Option<u64>,
+    /// A complete or cancel that was decided but whose files may not all be settled yet; whoever
+    /// opens the store next finishes it.
+    pub settling: Option<Settle>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Settle {
+    Completing = 1,
+    Cancelling = 2,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +58,10 @@ pub struct FileRecord {
     /// None until the server (or the source file) has told us.
     pub bytes_total: Option<u64>,
     pub bytes_transferred: u64,
+    /// Bytes known to be flushed to disk (fdatasync) and the only progress the store records, so
+    /// the record can never claim data the disk does not hold.
+    pub bytes_checkpointed: u64,
+    /// Set only once the whole file is flushed to disk.
     pub completed: bool,
     /// Validators of the representation the temp file holds bytes of.
     pub etag: Option<String>,
@@ -62,6 +78,7 @@ impl FileRecord {
             temp_path: None,
             bytes_total: None,
             bytes_transferred: 0,
+            bytes_checkpointed: 0,
             completed: false,
             etag: None,
             last_modified: None,
@@ -71,6 +88,7 @@ impl FileRecord {
     /// Forget the partial content: the next attempt starts this file from byte 0.
     pub fn restart(&mut self) {
         self.bytes_transferred = 0;
+        self.bytes_checkpointed = 0;
         self.bytes_total = None;
         self.etag = None;
         self.last_modified = None;
@@ -102,6 +120,8 @@ impl JobRecord {
             id,
             job_type,
             display_name,
+            description: String::new(),
+            owner: current_user(),
             priority: Priority::Normal,
             state: JobState::Suspended,
             files: Vec::new(),
@@ -114,6 +134,7 @@ impl JobRecord {
             error_count: 0,
             retry_at_ms: None,
             no_progress_since_ms: None,
+            settling: None,
         }
     }
 
@@ -135,6 +156,30 @@ impl JobRecord {
         }
         p.bytes_total = total.unwrap_or(SIZE_UNKNOWN);
         p
+    }
+}
+
+/// The OS user name of this process (BITS's job owner).
+pub fn current_user() -> String {
+    // SAFETY: getpwuid_r writes into the buffers we pass and nothing else.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut out = std::ptr::null_mut();
+        if libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        ) == 0
+            && !out.is_null()
+        {
+            if let Ok(name) = std::ffi::CStr::from_ptr(pw.pw_name).to_str() {
+                return name.to_string();
+            }
+        }
+        format!("uid:{}", libc::geteuid())
     }
 }
 

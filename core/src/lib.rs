@@ -7,14 +7,18 @@
 //! - `scheduler`: who transfers when.
 //! - `transfer`: the engine; `transfer::http` is the HTTP resume logic.
 //! - `localfile`: temporary files, positioned writes, atomic commit.
-//! - `store`: where job records are kept.
+//! - `settle`: the file side of complete and cancel, and what reopening repairs.
+//! - `store`: where job records are kept (`store::sqlite`: the durable store).
+//! - `checkpoint`: batched writes of durable progress.
 //! - `hresult`: BITS's codes and the errno mapping.
 
+mod checkpoint;
 pub mod hresult;
 pub mod job;
 mod localfile;
 pub mod manager;
 mod scheduler;
+mod settle;
 pub mod state;
 pub mod store;
 mod transfer;

@@ -45,6 +45,11 @@ impl Sink {
         Ok(())
     }
 
+    /// Another handle to the file, for flushing it on a blocking thread while writes go on.
+    pub(crate) fn handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// Drops every byte: the file starts again from 0.
     pub(crate) fn reset(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;

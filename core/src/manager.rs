@@ -6,12 +6,13 @@
 //! caller (not a runtime thread) while a transfer winds down, files are renamed, or the state changes.
 //! Lock order: `Shared::jobs` before any `JobCell::slot`; no lock is held across an `.await`.
 
+use crate::checkpoint;
 use crate::hresult::{self as hr, HResult};
-use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress};
-use crate::localfile;
+use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress, Settle};
 use crate::scheduler;
+use crate::settle;
 use crate::state::{self, JobState, JobType, Refusal};
-use crate::store::{MemoryStore, Store};
+use crate::store::{Checkpoint, SqliteStore, Store};
 use crate::transfer::http::Clients;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
@@ -67,6 +68,12 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// No byte for this long (waiting for headers or body) is a transient error.
     pub stall_timeout: Duration,
+    /// Progress of a file is made durable (fdatasync, then recorded) at most this often...
+    pub checkpoint_interval: Duration,
+    /// ...or after this many bytes, whichever comes first.
+    pub checkpoint_bytes: u64,
+    /// Jobs with no progress and no change for this long are cancelled (BITS's JobInactivityTimeout).
+    pub inactivity_timeout: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +83,9 @@ impl Default for Config {
             worker_threads: 2,
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_bytes: 8 << 20,
+            inactivity_timeout: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -90,6 +100,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) store: Box<dyn Store>,
     pub(crate) clients: Clients,
+    /// Checkpoints waiting for the next batch write, the newest per file.
+    pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
     next_seq: AtomicU64,
 }
 
@@ -139,19 +151,15 @@ pub struct Manager {
     shared: Arc<Shared>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     state_dir: PathBuf,
+    /// Holds the folder's lock for as long as the manager lives; the OS drops it if the process dies.
+    _lock: std::fs::File,
 }
 
 impl Manager {
-    /// Opens a manager on `state_dir` (None: the per-user default folder, see `default_state_dir`).
+    /// Opens a manager on `state_dir` (None: the per-user default folder, see `default_state_dir`):
+    /// locks the folder, opens its database, finishes what a crash interrupted, and continues every
+    /// job that was active.
     pub fn open(state_dir: Option<&Path>, config: Config) -> Result<Manager> {
-        Self::open_with_store(state_dir, config, Box::new(MemoryStore::default()))
-    }
-
-    pub fn open_with_store(
-        state_dir: Option<&Path>,
-        config: Config,
-        store: Box<dyn Store>,
-    ) -> Result<Manager> {
         let state_dir = match state_dir {
             Some(p) => p.to_path_buf(),
             None => default_state_dir()?,
@@ -166,6 +174,9 @@ impl Manager {
             ));
         }
         create_private_dir(&state_dir)?;
+        let lock = lock_folder(&state_dir)?;
+        let store = SqliteStore::open(&state_dir).map_err(Error::from)?;
+        let records = recover(&store, store.load_all().map_err(Error::from)?, &config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("openbits-worker")
@@ -179,8 +190,9 @@ impl Manager {
             })?;
         let mut jobs = HashMap::new();
         let mut seq = 0;
-        for rec in store.load_all().map_err(Error::from)? {
+        for rec in records {
             seq += 1;
+            let id = rec.id;
             let cell = JobCell {
                 slot: Mutex::new(JobSlot {
                     rec,
@@ -191,7 +203,6 @@ impl Manager {
                 changed: Condvar::new(),
                 settle: Mutex::new(()),
             };
-            let id = cell.slot.lock().rec.id;
             jobs.insert(id, Arc::new(cell));
         }
         let shared = Arc::new(Shared {
@@ -199,15 +210,18 @@ impl Manager {
             closed: AtomicBool::new(false),
             wake: Notify::new(),
             config,
-            store,
+            store: Box::new(store),
             clients: Clients::default(),
+            pending: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(seq + 1),
         });
         runtime.spawn(scheduler::run(shared.clone()));
+        runtime.spawn(checkpoint::run(shared.clone()));
         Ok(Manager {
             shared,
             runtime: Mutex::new(Some(runtime)),
             state_dir,
+            _lock: lock,
         })
     }
 
@@ -320,6 +334,8 @@ impl Manager {
                 rt.shutdown_timeout(Duration::from_secs(5));
             }
         }
+        // The transfers are stopped: record the last durable progress they reported.
+        checkpoint::write(&self.shared, checkpoint::drain(&self.shared));
     }
 }
 
@@ -390,6 +406,85 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Takes the folder's exclusive lock: one manager per state folder, in this process or any other.
+/// flock belongs to the open file, so a second open in the same process is refused too, and the
+/// OS releases it when the process dies: there is never a stale lock to clean up.
+fn lock_folder(dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("openbits.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io("cannot open", &path, &e))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::new(
+                HResult::from_win32(hr::win32::ERROR_SHARING_VIOLATION),
+                format!("the state folder {} is in use by another openbits manager (in this or another process)", dir.display()),
+            ));
+        }
+        return Err(Error::io("cannot lock", &path, &e));
+    }
+    Ok(file)
+}
+
+/// What `open` does with what it finds: finishes interrupted completes and cancels, removes final
+/// and inactive jobs, reconciles each temporary file with its checkpoint, and puts jobs that were
+/// active back in the queue. Returns the jobs that stay. A job whose repair fails stays as stored.
+fn recover(store: &dyn Store, records: Vec<JobRecord>, config: &Config) -> Vec<JobRecord> {
+    let now = now_ms();
+    let inactive_after = config.inactivity_timeout.as_millis() as u64;
+    let mut kept = Vec::with_capacity(records.len());
+    for mut rec in records {
+        let inactive =
+            !rec.state.is_final() && now.saturating_sub(rec.modified_ms) > inactive_after;
+        let gone = match (rec.settling, rec.state) {
+            (Some(Settle::Completing), _) => match settle::commit_files(&mut rec, true) {
+                Ok(()) => true,
+                Err(_) => {
+                    // The renames cannot be finished (say, a folder became read-only): the job stays
+                    // as it was, and bits_complete can be called again.
+                    rec.settling = None;
+                    false
+                }
+            },
+            (Some(Settle::Cancelling), _) | (None, JobState::Cancelled) => {
+                let _ = settle::discard_files(&rec);
+                true
+            }
+            (None, JobState::Acknowledged) => true,
+            (None, _) if inactive => {
+                let _ = settle::discard_files(&rec);
+                true
+            }
+            (None, _) => false,
+        };
+        if gone {
+            // If this fails the row stays, and the next open settles it again (settling is idempotent).
+            let _ = store.remove(&rec.id);
+            continue;
+        }
+        let before = rec.clone();
+        settle::reconcile_files(&mut rec);
+        rec.state = state::reopen(rec.state, rec.all_files_done());
+        if rec.state == JobState::Queued {
+            rec.retry_at_ms = None;
+        }
+        if rec != before {
+            let _ = store.save(&rec);
+        }
+        kept.push(rec);
+    }
+    kept
+}
+
 /// A handle to one job. Cloning gives another handle to the same job.
 #[derive(Clone)]
 pub struct Job {
@@ -404,6 +499,10 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
+    pub(crate) fn from_cell(shared: Arc<Shared>, cell: Arc<JobCell>) -> Job {
+        Job { cell, shared }
+    }
+
     fn check_open(&self) -> Result<()> {
         check_open(&self.shared)
     }
@@ -549,9 +648,16 @@ impl Job {
         self.shared.store.remove(id).map_err(Error::from)
     }
 
+    /// Records `rec` while the job is settling (the intent of complete or cancel).
+    fn record_intent(&self, rec: &JobRecord) -> Result<()> {
+        let mut slot = self.cell.slot.lock();
+        publish(&self.shared, &self.cell, &mut slot, rec.clone())
+    }
+
     /// Complete: renames every fully transferred file onto its destination and deletes partial ones.
     /// Returns S_OK, or BITS_S_PARTIAL_COMPLETE when some files were incomplete. If a rename fails the
-    /// job keeps its state and complete can be called again.
+    /// job keeps its state and complete can be called again. A crash after the intent is recorded is
+    /// finished by the next open (see `settle.rs`).
     pub fn complete(&self) -> Result<HResult> {
         let _one_at_a_time = self.cell.settle.lock();
         let mut rec = self.begin_settling(|s| state::complete(s, true).map(|_| ()))?;
@@ -562,44 +668,18 @@ impl Job {
                 return Err(refusal.into());
             }
         };
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut failure = None;
-        for f in rec.files.iter_mut() {
-            let dest = PathBuf::from(&f.local_path);
-            let result = match (&f.temp_path, f.completed && !f.committed) {
-                (Some(t), true) => {
-                    let mtime = f
-                        .last_modified
-                        .as_deref()
-                        .and_then(|v| httpdate::parse_http_date(v).ok());
-                    localfile::commit(Path::new(t), &dest, mtime).map(|_| f.committed = true)
-                }
-                (Some(t), false) if !f.committed => localfile::remove(Path::new(t)),
-                _ => Ok(()),
-            };
-            if let Err(e) = result {
-                failure = Some(Error::io("cannot move the temporary file onto", &dest, &e));
-                break;
-            }
-            if let Some(d) = dest.parent() {
-                if !dirs.iter().any(|x| x == d) {
-                    dirs.push(d.to_path_buf());
-                }
-            }
+        rec.settling = Some(Settle::Completing);
+        if let Err(e) = self.record_intent(&rec) {
+            self.end_settling(None)?;
+            return Err(e);
         }
-        if let Some(err) = failure {
-            // Files already renamed stay renamed (their `committed` flag says so); the rest wait for
-            // the next call.
+        if let Err(e) = settle::commit_files(&mut rec, false) {
+            rec.settling = None;
             self.end_settling(Some(rec))?;
-            return Err(err);
-        }
-        for d in &dirs {
-            if let Err(e) = localfile::sync_dir(d) {
-                self.end_settling(Some(rec))?;
-                return Err(Error::io("cannot flush the folder", d, &e));
-            }
+            return Err(e);
         }
         rec.state = final_state;
+        rec.settling = None;
         let id = rec.id;
         self.end_settling(Some(rec))?;
         self.retire(&id)?;
@@ -618,14 +698,13 @@ impl Job {
                 return Err(refusal.into());
             }
         };
-        let mut code = hr::S_OK;
-        for f in &rec.files {
-            if let (Some(t), false) = (&f.temp_path, f.committed) {
-                if localfile::remove(Path::new(t)).is_err() {
-                    code = hr::S_UNABLE_TO_DELETE_FILES;
-                }
-            }
+        rec.settling = Some(Settle::Cancelling);
+        if let Err(e) = self.record_intent(&rec) {
+            self.end_settling(None)?;
+            return Err(e);
         }
+        let code = settle::discard_files(&rec);
+        rec.settling = None;
         let id = rec.id;
         self.end_settling(Some(rec))?;
         self.retire(&id)?;

@@ -5,7 +5,7 @@
 //! It sleeps until woken (`Shared::wake`) or until the next retry or timeout is due.
 
 use crate::job::now_ms;
-use crate::manager::{publish, JobCell, Shared};
+use crate::manager::{publish, Job, JobCell, Shared};
 use crate::state::{engine, JobState};
 use crate::transfer;
 use std::sync::atomic::Ordering;
@@ -41,6 +41,7 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
     let cells: Vec<Arc<JobCell>> = shared.jobs.lock().values().cloned().collect();
     let mut running = 0usize;
     let mut waiting = Vec::new();
+    let inactive_after = shared.config.inactivity_timeout.as_millis() as u64;
     for cell in cells {
         let mut slot = cell.slot.lock();
         if slot.runner.is_some() {
@@ -51,6 +52,15 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
             continue;
         }
         let rec = &slot.rec;
+        let idle_until = rec.modified_ms.saturating_add(inactive_after);
+        if idle_until <= now {
+            // Abandoned (BITS's JobInactivityTimeout): cancel it. Cancel blocks, so not here.
+            drop(slot);
+            let job = Job::from_cell(shared.clone(), cell);
+            tokio::task::spawn_blocking(move || job.cancel());
+            continue;
+        }
+        due(idle_until);
         match rec.state {
             JobState::TransientError => {
                 let give_up_at = rec

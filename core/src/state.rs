@@ -210,6 +210,20 @@ pub fn complete(state: JobState, all_files_done: bool) -> Result<(JobState, HRes
     ))
 }
 
+/// Reopen after a restart or crash: jobs that were queued, transferring or waiting to retry come
+/// back QUEUED and continue; a TRANSFERRED job whose files did not all survive transfers again;
+/// everything else stays as it was.
+pub fn reopen(state: JobState, all_files_done: bool) -> JobState {
+    match state {
+        JobState::Queued
+        | JobState::Connecting
+        | JobState::Transferring
+        | JobState::TransientError => JobState::Queued,
+        JobState::Transferred if !all_files_done => JobState::Queued,
+        s => s,
+    }
+}
+
 /// Events the transfer engine reports. `None` means the event does not apply in this state (a
 /// stale report from a transfer that was stopped) and must be ignored.
 pub mod engine {
@@ -310,6 +324,18 @@ mod tests {
                 assert!(modify(s, "x").is_ok());
             }
         }
+    }
+
+    #[test]
+    fn reopen_rules() {
+        for s in [Queued, Connecting, Transferring, TransientError] {
+            assert_eq!(reopen(s, false), Queued);
+        }
+        for s in [Suspended, Error, Acknowledged, Cancelled] {
+            assert_eq!(reopen(s, false), s);
+        }
+        assert_eq!(reopen(Transferred, true), Transferred);
+        assert_eq!(reopen(Transferred, false), Queued);
     }
 
     #[test]

@@ -135,3 +135,18 @@ pub(crate) fn owned_string(s: &str) -> *mut c_char {
         .unwrap_or_default()
         .into_raw()
 }
+
+/// Copies `items` into memory from `malloc`, which `bits_free` releases: arrays need no length to
+/// be freed, so the caller cannot pass a wrong one.
+pub(crate) fn alloc_array<T: Copy>(items: &[T]) -> Result<*mut T, Error> {
+    let bytes = std::mem::size_of_val(items);
+    // SAFETY: malloc of a non-zero size; the copy writes exactly `bytes` into it.
+    unsafe {
+        let p = libc::malloc(bytes.max(1)).cast::<T>();
+        if p.is_null() {
+            return Err(Error::new(hr::E_OUTOFMEMORY, "out of memory"));
+        }
+        std::ptr::copy_nonoverlapping(items.as_ptr(), p, items.len());
+        Ok(p)
+    }
+}

@@ -120,3 +120,59 @@ pub unsafe extern "C" fn bits_get_job(
         Ok(hr::S_OK)
     })
 }
+
+/// BG_JOB_ENUM_ALL_USERS: list every owner's jobs (service mode only; see `bits_enum_jobs`).
+pub const BITS_JOB_ENUM_ALL_USERS: u32 = 0x1;
+
+/// Lists the ids of the manager's jobs that are not in a final state, in creation order
+/// (IBackgroundCopyManager::EnumJobs).
+///
+/// - `flags`: 0. BITS_JOB_ENUM_ALL_USERS needs service mode, which this release does not have:
+///   BITS_E_ACCESSDENIED. Any other bit: BITS_E_INVALIDARG.
+/// - `out_ids`: receives an array of `*out_count` ids owned by the caller and freed with
+///   `bits_free` (NULL when the count is 0, and on failure).
+/// - `out_count`: receives the number of ids (0 on failure).
+///
+/// Thread: any. Does not block.
+///
+/// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG; BITS_E_ACCESSDENIED; BITS_E_OUTOFMEMORY;
+/// BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_enum_jobs(
+    manager: *mut bits_manager,
+    flags: u32,
+    out_ids: *mut *mut bits_guid,
+    out_count: *mut u32,
+) -> bits_hresult {
+    call("bits_enum_jobs", || {
+        let out_ids = crate::boundary::out_opt(out_ids);
+        let out_count = crate::boundary::out_opt(out_count);
+        let (Some(out_ids), Some(out_count)) = (out_ids, out_count) else {
+            return Err(crate::boundary::null("out_ids or out_count"));
+        };
+        let manager = arg(manager, "manager")?;
+        if flags & !BITS_JOB_ENUM_ALL_USERS != 0 {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("undefined flags 0x{flags:X}"),
+            ));
+        }
+        if flags & BITS_JOB_ENUM_ALL_USERS != 0 {
+            return Err(Error::new(
+                hr::E_ACCESSDENIED,
+                "listing every user's jobs needs service mode",
+            ));
+        }
+        let ids: Vec<bits_guid> = manager
+            .inner
+            .jobs()?
+            .iter()
+            .map(|j| j.id().into())
+            .collect();
+        if !ids.is_empty() {
+            *out_ids = crate::boundary::alloc_array(&ids)?;
+        }
+        *out_count = ids.len() as u32;
+        Ok(hr::S_OK)
+    })
+}

@@ -102,3 +102,11 @@ pub extern "C" fn bits_last_error_message() -> *const c_char {
 pub extern "C" fn bits_version_string() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
+
+/// Frees an array the library returned (e.g. by `bits_enum_jobs`). NULL does nothing.
+///
+/// Thread: any. Does not block.
+#[no_mangle]
+pub unsafe extern "C" fn bits_free(memory: *mut std::ffi::c_void) {
+    call_void("bits_free", || libc::free(memory))
+}

@@ -73,6 +73,7 @@ fn constants() -> String {
     s.push_str(
         "/* A bits_job_wait timeout that never expires. */\n#define BITS_INFINITE 0xFFFFFFFFu\n",
     );
+    s.push_str("/* BG_JOB_ENUM_ALL_USERS: bits_enum_jobs lists every owner's jobs (service mode only). */\n#define BITS_JOB_ENUM_ALL_USERS 0x1u\n");
     s.push_str("/* Bytes bits_guid_to_string writes: {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX} and a NUL. */\n#define BITS_GUID_STRING_LEN 39\n");
     s.push_str("\n/* BG_JOB_TYPE */\n");
     for (name, t) in [
@@ -138,7 +139,11 @@ pub fn header() -> Result<String, String> {
         style: cbindgen::Style::Both,
         // Written by `constants()` in the form C programmers expect (hex, with a comment).
         export: cbindgen::ExportConfig {
-            exclude: vec!["BITS_INFINITE".into(), "BITS_GUID_STRING_LEN".into()],
+            exclude: vec![
+                "BITS_INFINITE".into(),
+                "BITS_GUID_STRING_LEN".into(),
+                "BITS_JOB_ENUM_ALL_USERS".into(),
+            ],
             ..Default::default()
         },
         ..Default::default()

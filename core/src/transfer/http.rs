@@ -499,7 +499,7 @@ pub(crate) async fn download(
                         &final_url,
                     ));
                 }
-                t.restart(sink)?;
+                t.restart(sink).await?;
                 continue;
             }
             Decision::Write {
@@ -510,7 +510,7 @@ pub(crate) async fn download(
                 last_modified,
             } => {
                 if start == 0 && offset > 0 {
-                    t.restart(sink)?;
+                    t.restart(sink).await?;
                 }
                 t.learn(total, etag, last_modified);
                 (start, end, total)
@@ -585,7 +585,7 @@ async fn stream_body(
                 &e,
             )
         })?;
-        t.advance(sink.offset());
+        t.progress(sink).await?;
     }
 }
 

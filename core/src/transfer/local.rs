@@ -44,7 +44,7 @@ pub(crate) async fn copy(
     if sink.offset() > 0
         && (view.bytes_total != Some(total) || view.etag.as_deref() != Some(validator.as_str()))
     {
-        t.restart(sink)?;
+        t.restart(sink).await?;
     }
     t.learn(total, Some(validator), last_modified);
     // One buffer per file, reused for every chunk.
@@ -68,7 +68,7 @@ pub(crate) async fn copy(
                 &e,
             )
         })?;
-        t.advance(sink.offset());
+        t.progress(sink).await?;
         // Let a stop request (suspend, cancel) in between chunks.
         tokio::task::yield_now().await;
     }

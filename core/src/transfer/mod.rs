@@ -13,8 +13,10 @@ use crate::job::{now_ms, JobError};
 use crate::localfile::{self, Sink};
 use crate::manager::{publish, JobCell, Shared};
 use crate::state::{engine, ErrorContext};
+use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::watch;
 
 /// Why a file's transfer failed.
@@ -121,11 +123,7 @@ pub(crate) async fn run_job(
                 }
             }
         };
-        let mut file = FileTransfer {
-            shared: &shared,
-            cell: &cell,
-            index,
-        };
+        let mut file = FileTransfer::new(&shared, &cell, index);
         let outcome = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
@@ -192,6 +190,11 @@ pub(crate) struct FileTransfer<'a> {
     shared: &'a Arc<Shared>,
     cell: &'a Arc<JobCell>,
     index: usize,
+    /// The offset the last flush started at, and when.
+    flushed_from: u64,
+    flushed_at: Instant,
+    /// A flush in flight: the offset it covers and the blocking task doing it.
+    flushing: Option<(u64, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 /// What a source needs to know about the file, copied out of the record.
@@ -203,7 +206,18 @@ pub(crate) struct FileView {
     pub last_modified: Option<String>,
 }
 
-impl FileTransfer<'_> {
+impl<'a> FileTransfer<'a> {
+    fn new(shared: &'a Arc<Shared>, cell: &'a Arc<JobCell>, index: usize) -> FileTransfer<'a> {
+        FileTransfer {
+            shared,
+            cell,
+            index,
+            flushed_from: 0,
+            flushed_at: Instant::now(),
+            flushing: None,
+        }
+    }
+
     pub(crate) fn shared_arc(&self) -> Arc<Shared> {
         self.shared.clone()
     }
@@ -239,22 +253,120 @@ impl FileTransfer<'_> {
     }
 
     /// The partial content is void (validators changed, server restarted the body).
-    pub(crate) fn restart(&mut self, sink: &mut Sink) -> Result<(), Failure> {
-        sink.reset()
-            .map_err(|e| Failure::local_io("cannot truncate", Path::new("temporary file"), &e))?;
+    pub(crate) async fn restart(&mut self, sink: &mut Sink) -> Result<(), Failure> {
+        // A flush of the old content must not be recorded after the truncation.
+        if let Some((_, task)) = self.flushing.take() {
+            let _ = task.await;
+        }
+        sink.reset().map_err(|e| {
+            Failure::local_io("cannot truncate", Path::new("the temporary file"), &e)
+        })?;
         self.cell.slot.lock().rec.files[self.index].restart();
+        self.flushed_from = 0;
+        self.checkpointed(0);
         Ok(())
     }
 
-    /// Bytes up to `offset` are in the temporary file.
-    pub(crate) fn advance(&mut self, offset: u64) {
+    /// Called after each write: updates the progress, collects a finished flush, and starts the
+    /// next one when a checkpoint is due. The download goes on while a flush runs; only the bytes
+    /// written before it started are recorded when it ends.
+    pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
+        let offset = sink.offset();
+        {
+            let mut slot = self.cell.slot.lock();
+            let rec = &mut slot.rec;
+            let f = &mut rec.files[self.index];
+            if offset > f.bytes_transferred {
+                rec.no_progress_since_ms = None;
+            }
+            f.bytes_transferred = offset;
+        }
+        if self
+            .flushing
+            .as_ref()
+            .is_some_and(|(_, task)| task.is_finished())
+        {
+            self.collect_flush().await?;
+        }
+        let config = &self.shared.config;
+        let due = offset - self.flushed_from >= config.checkpoint_bytes
+            || (offset > self.flushed_from
+                && self.flushed_at.elapsed() >= config.checkpoint_interval);
+        if due && self.flushing.is_none() {
+            self.start_flush(sink)?;
+        }
+        Ok(())
+    }
+
+    fn start_flush(&mut self, sink: &Sink) -> Result<(), Failure> {
+        let file = sink
+            .handle()
+            .map_err(|e| Failure::local_io("cannot flush", Path::new("the temporary file"), &e))?;
+        self.flushing = Some((
+            sink.offset(),
+            tokio::task::spawn_blocking(move || file.sync_data()),
+        ));
+        self.flushed_from = sink.offset();
+        self.flushed_at = Instant::now();
+        Ok(())
+    }
+
+    /// Waits for the flush in flight, if any, and records what it covered.
+    async fn collect_flush(&mut self) -> Result<(), Failure> {
+        let Some((offset, task)) = self.flushing.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(Ok(())) => {
+                self.checkpointed(offset);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Failure::local_io(
+                "cannot flush",
+                Path::new("the temporary file"),
+                &e,
+            )),
+            Err(e) => Err(Failure::fatal(
+                ErrorContext::LocalFile,
+                hr::E_UNEXPECTED,
+                format!("flush task failed: {e}"),
+            )),
+        }
+    }
+
+    /// Makes every byte written so far durable and records it.
+    async fn flush(&mut self, sink: &Sink) -> Result<(), Failure> {
+        self.collect_flush().await?;
+        let recorded = self.cell.slot.lock().rec.files[self.index].bytes_checkpointed;
+        if sink.offset() != recorded || sink.offset() == 0 {
+            self.start_flush(sink)?;
+            self.collect_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// `offset` bytes of the file are on disk: the record may say so, and the store will.
+    fn checkpointed(&mut self, offset: u64) {
+        let now = now_ms();
         let mut slot = self.cell.slot.lock();
         let rec = &mut slot.rec;
+        rec.modified_ms = rec.modified_ms.max(now);
+        let id = rec.id;
         let f = &mut rec.files[self.index];
-        if offset > f.bytes_transferred {
-            rec.no_progress_since_ms = None;
-        }
-        f.bytes_transferred = offset;
+        f.bytes_checkpointed = offset;
+        let point = Checkpoint {
+            job: id,
+            file: self.index as u32,
+            bytes: offset,
+            total: f.bytes_total,
+            etag: f.etag.clone(),
+            last_modified: f.last_modified.clone(),
+            at_ms: now,
+        };
+        self.shared
+            .pending
+            .lock()
+            .insert((id, self.index as u32), point);
     }
 
     /// Opens (creating on first use) the file's temporary file, positioned after the bytes it holds.
@@ -286,8 +398,12 @@ impl FileTransfer<'_> {
         let sink =
             Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
         if sink.offset() != recorded {
-            self.cell.slot.lock().rec.files[self.index].bytes_transferred = sink.offset();
+            let mut slot = self.cell.slot.lock();
+            let f = &mut slot.rec.files[self.index];
+            f.bytes_transferred = sink.offset();
+            f.bytes_checkpointed = f.bytes_checkpointed.min(sink.offset());
         }
+        self.flushed_from = sink.offset();
         Ok(sink)
     }
 
@@ -299,7 +415,7 @@ impl FileTransfer<'_> {
             .is_some_and(|t| t == sink.offset() && t > 0)
         {
             // Every byte is already here: asking for a range at the end would only earn a 416.
-            return Ok(());
+            return self.flush(&sink).await;
         }
         let url = url::Url::parse(&view.remote_url).map_err(|e| {
             Failure::fatal(
@@ -308,9 +424,13 @@ impl FileTransfer<'_> {
                 format!("malformed URL {}: {e}", view.remote_url),
             )
         })?;
-        match url.scheme() {
+        let result = match url.scheme() {
             "file" => local::copy(self, &mut sink, &url, &view).await,
             _ => http::download(self, &mut sink, &url).await,
-        }
+        };
+        // Whatever happened, what reached the file is made durable and recorded, so a crash or a
+        // retry resumes from it. A completed file is entirely on disk before it is called completed.
+        let flushed = self.flush(&sink).await;
+        result.and(flushed)
     }
 }

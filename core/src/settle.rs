@@ -1,0 +1,115 @@
+//! The file side of complete and cancel, shared by the API calls and by the recovery that `open`
+//! runs on whatever a crash left behind.
+//!
+//! Complete is made atomic across a crash by its order: the data of every transferred file was
+//! flushed by the transfer engine before the file was recorded as completed; the manager records
+//! the intent (`Settle::Completing`) before `commit_files` renames anything; the job is marked
+//! ACKNOWLEDGED only after every rename and the folder flush. A crash in between leaves the intent
+//! in the store, and the next open finishes the renames.
+
+use crate::hresult::{self as hr, HResult};
+use crate::job::JobRecord;
+use crate::localfile;
+use crate::manager::Error;
+use std::path::{Path, PathBuf};
+
+/// Renames each transferred file onto its destination and deletes the partial ones, marking files
+/// `committed` as it goes, then flushes the folders. On error the files already renamed stay
+/// renamed (their flag says so) and the rest wait for the next attempt.
+///
+/// `recovering`: a crash may have struck between a rename and the record of it, so a transferred
+/// file whose temporary file is gone but whose destination exists counts as renamed.
+pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<(), Error> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for f in rec.files.iter_mut().filter(|f| !f.committed) {
+        let dest = PathBuf::from(&f.local_path);
+        let result = match (&f.temp_path, f.completed) {
+            (Some(t), true) if recovering && !Path::new(t).exists() && dest.exists() => Ok(()),
+            (Some(t), true) => {
+                let mtime = f
+                    .last_modified
+                    .as_deref()
+                    .and_then(|v| httpdate::parse_http_date(v).ok());
+                localfile::commit(Path::new(t), &dest, mtime)
+            }
+            (Some(t), false) => localfile::remove(Path::new(t)),
+            (None, _) => Ok(()),
+        };
+        if let Err(e) = result {
+            return Err(Error::new(
+                hr::from_io(&e),
+                format!(
+                    "cannot move the temporary file onto {}: {e}",
+                    dest.display()
+                ),
+            ));
+        }
+        if f.completed {
+            f.committed = true;
+        }
+        if let Some(d) = dest.parent() {
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
+    for d in &dirs {
+        localfile::sync_dir(d).map_err(|e| {
+            Error::new(
+                hr::from_io(&e),
+                format!("cannot flush the folder {}: {e}", d.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes every temporary file of the job. S_OK, or BITS_S_UNABLE_TO_DELETE_FILES if some remain.
+pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
+    let mut code = hr::S_OK;
+    for f in rec.files.iter().filter(|f| !f.committed) {
+        if let Some(t) = &f.temp_path {
+            if localfile::remove(Path::new(t)).is_err() {
+                code = hr::S_UNABLE_TO_DELETE_FILES;
+            }
+        }
+    }
+    code
+}
+
+/// Makes each unfinished file's record agree with its temporary file: the shorter of the
+/// checkpoint and the length on disk wins; a missing temporary file (or a completed one of the
+/// wrong length) restarts that file. Returns whether anything changed.
+pub(crate) fn reconcile_files(rec: &mut JobRecord) -> bool {
+    let mut changed = false;
+    for f in rec.files.iter_mut().filter(|f| !f.committed) {
+        let on_disk = f
+            .temp_path
+            .as_ref()
+            .and_then(|t| std::fs::metadata(t).ok())
+            .map(|m| m.len());
+        match on_disk {
+            None if f.temp_path.is_some() || f.bytes_checkpointed > 0 || f.completed => {
+                f.restart();
+                f.temp_path = None;
+                changed = true;
+            }
+            None => {}
+            Some(len) if f.completed => {
+                if Some(len) != f.bytes_total {
+                    f.restart();
+                    changed = true;
+                }
+            }
+            Some(len) => {
+                let keep = f.bytes_checkpointed.min(len);
+                if keep != f.bytes_checkpointed || f.bytes_transferred != keep {
+                    f.bytes_checkpointed = keep;
+                    f.bytes_transferred = keep;
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
+}
