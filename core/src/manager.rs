@@ -272,6 +272,8 @@ impl Manager {
             settle: Mutex::new(()),
         });
         self.shared.jobs.lock().insert(id, cell.clone());
+        // The scheduler keeps time for every job (inactivity), not only for active ones.
+        self.shared.wake.notify_one();
         Ok(Job {
             cell,
             shared: self.shared.clone(),

@@ -1,0 +1,334 @@
+//! Jobs outlive their manager: reopen rules, close-and-reopen in the middle of transfers,
+//! reconciliation of temporary files, interrupted completes and cancels, the folder lock,
+//! inactivity, and refusal of damaged databases. (Killing a real process is tests/crash/.)
+
+use openbits_core::hresult::{self as hr, HResult};
+use openbits_core::job::Settle;
+use openbits_core::store::{SqliteStore, Store};
+use openbits_core::{Config, FileRecord, JobId, JobRecord, JobState, JobType, Manager};
+use openbits_testserver::{pattern, TestServer};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(30));
+
+fn config() -> Config {
+    Config {
+        stall_timeout: Duration::from_millis(800),
+        checkpoint_interval: Duration::from_millis(50),
+        checkpoint_bytes: 64 << 10,
+        ..Config::default()
+    }
+}
+
+fn open(state: &Path) -> Manager {
+    Manager::open(Some(state), config()).unwrap()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("BIT"))
+        .collect()
+}
+
+#[test]
+fn jobs_and_their_properties_survive_close_and_reopen() {
+    let server = TestServer::start();
+    server.add("/f", pattern(1000, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let dest = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (suspended, errored, transferred);
+    {
+        let m = open(&state);
+        let j = m.create_job("stays suspended", JobType::Download).unwrap();
+        j.set_minimum_retry_delay(17).unwrap();
+        j.set_no_progress_timeout(4242).unwrap();
+        j.add_file(&server.url("/f"), &dest("s")).unwrap();
+        suspended = j.id();
+        let j = m.create_job("errors", JobType::Download).unwrap();
+        j.add_file(&server.url("/missing"), &dest("e")).unwrap();
+        j.resume().unwrap();
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Error);
+        errored = j.id();
+        let j = m.create_job("transferred", JobType::Download).unwrap();
+        j.add_file(&server.url("/f"), &dest("t")).unwrap();
+        j.resume().unwrap();
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+        transferred = j.id();
+        m.close();
+    }
+    let m = open(&state);
+    assert_eq!(m.jobs().unwrap().len(), 3);
+    let s = m.get_job(&suspended).unwrap().record().unwrap();
+    assert_eq!(
+        (
+            s.state,
+            s.display_name.as_str(),
+            s.minimum_retry_delay_s,
+            s.no_progress_timeout_s
+        ),
+        (JobState::Suspended, "stays suspended", 17, 4242)
+    );
+    assert_eq!(s.files[0].remote_url, server.url("/f"));
+    let e = m.get_job(&errored).unwrap();
+    assert_eq!(e.state().unwrap(), JobState::Error);
+    assert_eq!(e.error().unwrap().code, HResult::http(404));
+    let t = m.get_job(&transferred).unwrap();
+    assert_eq!(
+        t.state().unwrap(),
+        JobState::Transferred,
+        "TRANSFERRED waits for complete"
+    );
+    assert_eq!(t.complete().unwrap(), hr::S_OK);
+    assert!(std::fs::read(dest("t")).unwrap() == pattern(1000, 1));
+    drop(m);
+    // Completed jobs leave the store.
+    let m = open(&state);
+    assert_eq!(m.jobs().unwrap().len(), 2);
+    assert_eq!(m.get_job(&transferred).unwrap_err().code, hr::E_NOT_FOUND);
+}
+
+#[test]
+fn closing_mid_transfer_and_reopening_continues_from_the_checkpoint() {
+    let server = TestServer::start();
+    let data: Vec<Vec<u8>> = (0..3)
+        .map(|i| pattern(600_000 + i * 1000, i as u64))
+        .collect();
+    for (i, d) in data.iter().enumerate() {
+        server.add(&format!("/f{i}"), d.clone());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut ids = Vec::new();
+    {
+        let m = open(&state);
+        for i in 0..3 {
+            let j = m.create_job("slow", JobType::Download).unwrap();
+            j.add_file(
+                &server.url(&format!("/f{i}?rate=300000")),
+                dir.path().join(format!("f{i}")).to_str().unwrap(),
+            )
+            .unwrap();
+            j.resume().unwrap();
+            ids.push(j.id());
+        }
+        let jobs = m.jobs().unwrap();
+        wait_until("every job has a checkpoint", || {
+            jobs.iter()
+                .all(|j| j.record().unwrap().files[0].bytes_checkpointed > 100_000)
+        });
+        m.close();
+    }
+    let sent_before = server.bytes_sent();
+    let m = open(&state);
+    for (i, id) in ids.iter().enumerate() {
+        let j = m.get_job(id).unwrap();
+        let r = j.record().unwrap();
+        assert!(r.files[0].bytes_checkpointed > 100_000, "progress survived");
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+        assert_eq!(j.complete().unwrap(), hr::S_OK);
+        assert!(
+            std::fs::read(dir.path().join(format!("f{i}"))).unwrap() == data[i],
+            "f{i} differs"
+        );
+    }
+    // After the reopen each file was asked for from its checkpoint, not from 0.
+    let resumed: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.range.is_some())
+        .collect();
+    assert_eq!(resumed.len(), 3, "{resumed:?}");
+    let total: u64 = data.iter().map(|d| d.len() as u64).sum();
+    assert!(server.bytes_sent() - sent_before < total - 300_000);
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[test]
+fn one_manager_per_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let err = Manager::open(Some(dir.path()), config()).err().unwrap();
+    assert_eq!(err.code.as_u32(), 0x8007_0020);
+    assert!(err.message.contains("in use"), "{}", err.message);
+    drop(m);
+    drop(open(dir.path()));
+}
+
+#[test]
+fn state_folder_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("a/b/state");
+    let m = open(&state);
+    m.create_job("x", JobType::Download).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("openbits.db")), 0o600);
+}
+
+#[test]
+fn damaged_databases_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("openbits.db");
+    std::fs::write(
+        &db,
+        b"SQLite format 3\0 but then garbage follows ................",
+    )
+    .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let err = Manager::open(Some(dir.path()), config()).err().unwrap();
+    assert_eq!(err.code, hr::E_DATABASE_CORRUPT, "{}", err.message);
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    // The lock is released after the failed open: fixing the file lets the next open work.
+    std::fs::remove_file(&db).unwrap();
+    drop(open(dir.path()));
+}
+
+/// A record as a crash may have left it: written straight into the store of a closed folder.
+fn plant(state: &Path, rec: &JobRecord) {
+    drop(open(state));
+    SqliteStore::open(state).unwrap().save(rec).unwrap();
+}
+
+fn record_with_file(dir: &Path, name: &str, content: &[u8], completed: bool) -> JobRecord {
+    let mut rec = JobRecord::new(
+        JobId::new_v4(),
+        JobType::Download,
+        "planted".into(),
+        openbits_core::job::now_ms(),
+    );
+    let temp = dir.join(format!("BIT{name}.tmp"));
+    std::fs::write(&temp, content).unwrap();
+    let mut f = FileRecord::new(
+        format!("http://127.0.0.1:9/{name}"),
+        dir.join(name).to_str().unwrap().into(),
+    );
+    f.temp_path = Some(temp.to_str().unwrap().into());
+    f.bytes_total = Some(content.len() as u64);
+    f.bytes_transferred = content.len() as u64;
+    f.bytes_checkpointed = content.len() as u64;
+    f.completed = completed;
+    rec.files.push(f);
+    rec
+}
+
+#[test]
+fn an_interrupted_complete_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut rec = record_with_file(dir.path(), "a", b"first", true);
+    let second = record_with_file(dir.path(), "b", b"second", true);
+    rec.files.push(second.files[0].clone());
+    rec.state = JobState::Transferred;
+    rec.settling = Some(Settle::Completing);
+    // The crash struck after the first rename.
+    std::fs::rename(dir.path().join("BITa.tmp"), dir.path().join("a")).unwrap();
+    plant(&state, &rec);
+    let m = open(&state);
+    assert_eq!(m.get_job(&rec.id).unwrap_err().code, hr::E_NOT_FOUND);
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"first");
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"second");
+    assert!(temp_files(dir.path()).is_empty());
+    drop(m);
+    assert!(
+        !SqliteStore::open(&state)
+            .unwrap()
+            .contains(&rec.id)
+            .unwrap(),
+        "the job left the store"
+    );
+}
+
+#[test]
+fn an_interrupted_cancel_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut rec = record_with_file(dir.path(), "c", b"partial", false);
+    rec.state = JobState::Cancelled;
+    rec.settling = Some(Settle::Cancelling);
+    plant(&state, &rec);
+    let m = open(&state);
+    assert_eq!(m.get_job(&rec.id).unwrap_err().code, hr::E_NOT_FOUND);
+    assert!(temp_files(dir.path()).is_empty());
+    assert!(!dir.path().join("c").exists());
+}
+
+#[test]
+fn temporary_files_are_reconciled_with_their_checkpoints() {
+    let server = TestServer::start();
+    let data = pattern(300_000, 9);
+    server.add("/f", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let url = server.url("/f");
+    // Checkpoint says 200,000 but only 50,000 bytes reached the disk: continue at 50,000.
+    let mut short = record_with_file(dir.path(), "short", &data[..50_000], false);
+    short.files[0].remote_url = url.clone();
+    short.files[0].bytes_total = Some(data.len() as u64);
+    short.files[0].bytes_checkpointed = 200_000;
+    short.files[0].etag = Some(format!("\"{}-fixed\"", data.len()));
+    short.state = JobState::Transferring;
+    plant(&state, &short);
+    // A transferred job whose temporary file vanished transfers that file again.
+    let mut lost = record_with_file(dir.path(), "lost", &data, true);
+    lost.files[0].remote_url = url.clone();
+    lost.state = JobState::Transferred;
+    std::fs::remove_file(dir.path().join("BITlost.tmp")).unwrap();
+    SqliteStore::open(&state).unwrap().save(&lost).unwrap();
+
+    let m = open(&state);
+    for (id, name) in [(short.id, "short"), (lost.id, "lost")] {
+        let j = m.get_job(&id).unwrap();
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred, "{name}");
+        assert_eq!(j.complete().unwrap(), hr::S_OK);
+        assert!(
+            std::fs::read(dir.path().join(name)).unwrap() == data,
+            "{name} differs"
+        );
+    }
+    let ranges: Vec<_> = server.seen().into_iter().map(|s| s.range).collect();
+    assert!(ranges.contains(&Some("bytes=50000-".into())), "{ranges:?}");
+    assert!(
+        ranges.contains(&None),
+        "the lost file started from 0: {ranges:?}"
+    );
+}
+
+#[test]
+fn inactive_jobs_are_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // At open: a job untouched for longer than the timeout is cancelled and its files removed.
+    let mut old = record_with_file(dir.path(), "old", b"abc", false);
+    old.state = JobState::Suspended;
+    old.modified_ms -= 91 * 24 * 3600 * 1000;
+    plant(&state, &old);
+    let m = open(&state);
+    assert_eq!(m.get_job(&old.id).unwrap_err().code, hr::E_NOT_FOUND);
+    assert!(temp_files(dir.path()).is_empty());
+    drop(m);
+    // While open: the scheduler notices.
+    let cfg = Config {
+        inactivity_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let m = Manager::open(Some(&state), cfg).unwrap();
+    let j = m.create_job("idle", JobType::Download).unwrap();
+    assert_eq!(j.state().unwrap(), JobState::Suspended);
+    wait_until("the idle job is cancelled", || {
+        j.state().unwrap() == JobState::Cancelled
+    });
+    assert_eq!(m.get_job(&j.id()).unwrap_err().code, hr::E_NOT_FOUND);
+}
