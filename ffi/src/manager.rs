@@ -12,16 +12,24 @@ use std::path::Path;
 /// - `state_dir`: UTF-8 absolute path, borrowed for the call; created (mode 0700) if missing. NULL
 ///   selects the per-user default: `$OPENBITS_HOME`, else `$XDG_DATA_HOME/openbits`, else
 ///   `~/.local/share/openbits`.
-///   This release keeps jobs in memory: they last as long as the manager. The folder is where the
-///   durable store will live.
 /// - `out_manager`: receives a new manager, owned by the caller and freed with
 ///   `bits_manager_close`; set to NULL on failure.
 ///
-/// Thread: any. Blocks only while the folder is created and the threads start.
+/// The folder holds the job database (`openbits.db`, mode 0600). Every job stored there comes back:
+/// jobs that were queued, transferring or waiting to retry are QUEUED again and continue from the
+/// bytes already on disk; SUSPENDED, ERROR and TRANSFERRED jobs stay as they were; a complete or
+/// cancel that a crash interrupted is finished now. Only one manager may have a folder open.
+///
+/// Thread: any. Blocks while the folder is locked, the database is opened and checked, and
+/// interrupted completes are finished (renames).
 ///
 /// Returns BITS_S_OK; BITS_E_POINTER (`out_manager` NULL); BITS_E_INVALIDARG (relative path, bad
-/// UTF-8, not a folder); BITS_E_ACCESSDENIED or another HRESULT_FROM_WIN32 code when the folder
-/// cannot be created.
+/// UTF-8, not a folder); HRESULT_FROM_WIN32(ERROR_SHARING_VIOLATION) 0x80070020 (another manager,
+/// in this or another process, has the folder open); BITS_E_DATABASE_CORRUPT (the database file is
+/// damaged or is not an openbits database: it is left untouched);
+/// HRESULT_FROM_WIN32(ERROR_REVISION_MISMATCH) 0x8007051A (the database was written by a newer
+/// openbits); BITS_E_ACCESSDENIED or another HRESULT_FROM_WIN32 code when the folder or database
+/// cannot be created or written (0x80070070: disk full).
 #[no_mangle]
 pub unsafe extern "C" fn bits_manager_open(
     state_dir: *const c_char,
@@ -40,8 +48,9 @@ pub unsafe extern "C" fn bits_manager_open(
     })
 }
 
-/// Stops every transfer (bytes already written are kept for a later resume), joins the manager's
-/// threads (within 5 s) and frees the manager. Consumes `manager`; NULL does nothing.
+/// Stops every transfer, records the progress already flushed to disk, joins the manager's threads
+/// (within 5 s) and frees the manager. Consumes `manager`; NULL does nothing. The jobs stay in the
+/// state folder: the next `bits_manager_open` on it continues them.
 ///
 /// Job references obtained from this manager stay valid memory: release them as usual. Every call
 /// on them afterwards fails with BITS_E_INVALID_STATE, and `bits_job_wait` calls blocked on them
