@@ -217,6 +217,44 @@ typedef struct bits_job_progress {
 } bits_job_progress;
 
 /*
+ Options for `bits_manager_open_ex`. Set `struct_size` to `sizeof(bits_manager_options)`: the
+ struct grows at its end in later versions, and the library reads only the fields the caller's
+ size covers. Zero in any other field means its default.
+ */
+typedef struct bits_manager_options {
+  /*
+   sizeof(bits_manager_options) as the caller compiled it.
+   */
+  uint32_t struct_size;
+  /*
+   The library version the caller needs, `(major << 16) | minor`; 0: any. An older library
+   fails the open with REGDB_E_CLASSNOTREG (0x80040154).
+   */
+  uint32_t required_version;
+  /*
+   State folder (UTF-8, absolute), borrowed for the call; NULL: the per-user default.
+   */
+  const char *state_dir;
+  /*
+   Background jobs transferring at once. Default 4.
+   */
+  uint32_t max_concurrent_jobs;
+  /*
+   Progress is made durable at most this often per file, in milliseconds. Default 1000.
+   */
+  uint32_t checkpoint_interval_ms;
+  /*
+   ...or after this many bytes of a file, whichever comes first. Default 8 MiB.
+   */
+  uint64_t checkpoint_bytes;
+  /*
+   Jobs with no progress and no change for this many seconds are cancelled. Default 7,776,000
+   (90 days, BITS's JobInactivityTimeout).
+   */
+  uint32_t inactivity_timeout_s;
+} bits_manager_options;
+
+/*
  A job id. Same layout as a Windows GUID and .NET's System.Guid.
  */
 typedef struct bits_guid {
@@ -406,6 +444,22 @@ void bits_job_release(struct bits_job *job);
  cannot be created or written (0x80070070: disk full).
  */
 bits_hresult bits_manager_open(const char *state_dir, struct bits_manager **out_manager);
+
+/*
+ Opens a manager with options (see `bits_manager_options`); `bits_manager_open` is this with
+ every option at its default.
+
+ - `options`: borrowed for the call; `struct_size` must cover at least `struct_size` and
+   `required_version`, and must not exceed this library's `sizeof(bits_manager_options)`.
+ - `out_manager`: as for `bits_manager_open`.
+
+ Thread: any. Blocks as `bits_manager_open` does.
+
+ Returns what `bits_manager_open` returns, and BITS_E_INVALIDARG (bad `struct_size`);
+ REGDB_E_CLASSNOTREG 0x80040154 (`required_version` is newer than this library).
+ */
+bits_hresult bits_manager_open_ex(const struct bits_manager_options *options,
+                                  struct bits_manager **out_manager);
 
 /*
  Stops every transfer, records the progress already flushed to disk, joins the manager's threads

@@ -1,11 +1,13 @@
 //! Manager exports: open, close, create and look up jobs.
 
 use crate::boundary::{arg, call, call_void, out, text};
-use crate::types::{bits_guid, bits_hresult, bits_job, bits_manager};
+use crate::types::{bits_guid, bits_hresult, bits_job, bits_manager, bits_manager_options};
 use openbits_core::hresult as hr;
+use openbits_core::HResult;
 use openbits_core::{Config, Error, JobType, Manager};
 use std::ffi::c_char;
 use std::path::Path;
+use std::time::Duration;
 
 /// Opens a manager on a state folder and starts its transfer threads.
 ///
@@ -46,6 +48,92 @@ pub unsafe extern "C" fn bits_manager_open(
         *out_manager = Box::into_raw(Box::new(bits_manager { inner }));
         Ok(hr::S_OK)
     })
+}
+
+/// Opens a manager with options (see `bits_manager_options`); `bits_manager_open` is this with
+/// every option at its default.
+///
+/// - `options`: borrowed for the call; `struct_size` must cover at least `struct_size` and
+///   `required_version`, and must not exceed this library's `sizeof(bits_manager_options)`.
+/// - `out_manager`: as for `bits_manager_open`.
+///
+/// Thread: any. Blocks as `bits_manager_open` does.
+///
+/// Returns what `bits_manager_open` returns, and BITS_E_INVALIDARG (bad `struct_size`);
+/// REGDB_E_CLASSNOTREG 0x80040154 (`required_version` is newer than this library).
+#[no_mangle]
+pub unsafe extern "C" fn bits_manager_open_ex(
+    options: *const bits_manager_options,
+    out_manager: *mut *mut bits_manager,
+) -> bits_hresult {
+    call("bits_manager_open_ex", || {
+        let out_manager = out(out_manager, "out_manager")?;
+        let o = read_options(options)?;
+        let dir = if o.state_dir.is_null() {
+            None
+        } else {
+            Some(text(o.state_dir, "state_dir")?)
+        };
+        let mut config = Config::default();
+        if o.max_concurrent_jobs > 0 {
+            config.max_concurrent_jobs = o.max_concurrent_jobs as usize;
+        }
+        if o.checkpoint_interval_ms > 0 {
+            config.checkpoint_interval = Duration::from_millis(o.checkpoint_interval_ms.into());
+        }
+        if o.checkpoint_bytes > 0 {
+            config.checkpoint_bytes = o.checkpoint_bytes;
+        }
+        if o.inactivity_timeout_s > 0 {
+            config.inactivity_timeout = Duration::from_secs(o.inactivity_timeout_s.into());
+        }
+        let inner = Manager::open(dir.map(Path::new), config)?;
+        *out_manager = Box::into_raw(Box::new(bits_manager { inner }));
+        Ok(hr::S_OK)
+    })
+}
+
+/// Copies the part of the caller's options its `struct_size` covers; the rest stays zero (default).
+unsafe fn read_options(
+    options: *const bits_manager_options,
+) -> Result<bits_manager_options, Error> {
+    if options.is_null() {
+        return Err(crate::boundary::null("options"));
+    }
+    let size = options.cast::<u32>().read_unaligned() as usize;
+    let minimum = std::mem::offset_of!(bits_manager_options, state_dir);
+    let ours = std::mem::size_of::<bits_manager_options>();
+    if size < minimum || size > ours {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("options.struct_size is {size}; this library accepts {minimum} to {ours}"),
+        ));
+    }
+    let mut o: bits_manager_options = std::mem::zeroed();
+    std::ptr::copy_nonoverlapping(
+        options.cast::<u8>(),
+        (&mut o as *mut bits_manager_options).cast::<u8>(),
+        size,
+    );
+    let (major, minor) = library_version();
+    if o.required_version > (major << 16 | minor) {
+        return Err(Error::new(
+            HResult::from_u32(0x8004_0154),
+            format!(
+                "version {}.{} of openbits is required; this is {major}.{minor}",
+                o.required_version >> 16,
+                o.required_version & 0xFFFF
+            ),
+        ));
+    }
+    Ok(o)
+}
+
+fn library_version() -> (u32, u32) {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Stops every transfer, records the progress already flushed to disk, joins the manager's threads

@@ -71,3 +71,28 @@ impl From<Progress> for bits_job_progress {
         }
     }
 }
+
+/// Options for `bits_manager_open_ex`. Set `struct_size` to `sizeof(bits_manager_options)`: the
+/// struct grows at its end in later versions, and the library reads only the fields the caller's
+/// size covers. Zero in any other field means its default.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct bits_manager_options {
+    /// sizeof(bits_manager_options) as the caller compiled it.
+    pub struct_size: u32,
+    /// The library version the caller needs, `(major << 16) | minor`; 0: any. An older library
+    /// fails the open with REGDB_E_CLASSNOTREG (0x80040154).
+    pub required_version: u32,
+    /// State folder (UTF-8, absolute), borrowed for the call; NULL: the per-user default.
+    pub state_dir: *const std::ffi::c_char,
+    /// Background jobs transferring at once. Default 4.
+    pub max_concurrent_jobs: u32,
+    /// Progress is made durable at most this often per file, in milliseconds. Default 1000.
+    pub checkpoint_interval_ms: u32,
+    /// ...or after this many bytes of a file, whichever comes first. Default 8 MiB.
+    pub checkpoint_bytes: u64,
+    /// Jobs with no progress and no change for this many seconds are cancelled. Default 7,776,000
+    /// (90 days, BITS's JobInactivityTimeout).
+    pub inactivity_timeout_s: u32,
+}
