@@ -3,6 +3,7 @@
 #
 #   bench/run.sh                      # 1 GiB file, 5 rounds
 #   BENCH_SIZE_MB=256 BENCH_ROUNDS=3 bench/run.sh
+#   BENCH_BASELINE_LIB=/path/to/old/libopenbits.so bench/run.sh    # adds a third contestant
 #
 # Environment:
 #   BENCH_SIZE_MB  size of the file in MiB (default 1024)
@@ -12,6 +13,11 @@
 #   BENCH_DIR      parent of the work folder (default <repo>/bench/out); the source file, the
 #                  destination folder and the openbits state folder all live in one work folder,
 #                  on one file system. The work folder is deleted at exit.
+#   BENCH_BASELINE_LIB  optional path to another build of libopenbits.so (say, an older commit's):
+#                  bench/download.c is compiled a second time against it (this repository's
+#                  header, rpath to the library's folder) and runs as "openbits-baseline" in every
+#                  round. openbits and the baseline swap places each round (odd rounds openbits
+#                  first); curl stays last. The results add baseline/curl and openbits/baseline.
 #
 # What is timed:
 #   openbits  bench/download.c, CLOCK_MONOTONIC from before bits_create_job to after bits_complete
@@ -29,6 +35,11 @@ warmup="${BENCH_WARMUP:-1}"
 [[ "$size_mb" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_SIZE_MB must be a positive integer" >&2; exit 2; }
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS must be a positive integer" >&2; exit 2; }
 [[ "$warmup" =~ ^[0-9]+$ ]] || { echo "BENCH_WARMUP must be a non-negative integer" >&2; exit 2; }
+baseline_lib="${BENCH_BASELINE_LIB:-}"
+if [[ -n "$baseline_lib" ]]; then
+    [[ -f "$baseline_lib" ]] || { echo "BENCH_BASELINE_LIB: no such file: $baseline_lib" >&2; exit 2; }
+    baseline_lib="$(cd "$(dirname "$baseline_lib")" && pwd)/$(basename "$baseline_lib")"
+fi
 
 # --- tools -------------------------------------------------------------------------------------
 need=()
@@ -149,6 +160,19 @@ lib="$repo/target/release"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/download.c" \
     -o "$work/download" -L "$lib" -lopenbits -Wl,-rpath,"$lib"
+if [[ -n "$baseline_lib" ]]; then
+    # A private folder with a libopenbits.so link, so -lopenbits finds the baseline whatever its name.
+    blib="$work/baseline-lib"
+    mkdir -p "$blib"
+    ln -s "$baseline_lib" "$blib/libopenbits.so"
+    bdir="$(dirname "$baseline_lib")"
+    cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/download.c" \
+        -o "$work/download-baseline" -L "$blib" -lopenbits -Wl,-rpath,"$bdir"
+    got_lib=$(ldd "$work/download-baseline" | awk '$1 ~ /^libopenbits/ { print $3 }')
+    [[ "$(readlink -f "$got_lib")" == "$(readlink -f "$baseline_lib")" ]] ||
+        { echo "download-baseline loads '$got_lib', not $baseline_lib" >&2; exit 1; }
+    echo "== baseline: $baseline_lib (sha256 $(sha256sum "$baseline_lib" | cut -c1-16))"
+fi
 
 # --- runs --------------------------------------------------------------------------------------
 dest_dir="$work/dest"
@@ -162,12 +186,18 @@ verify() { # the first run of each tool checks the bytes, outside the timing
 }
 
 ob_times=()
+base_times=()
 curl_times=()
 mbps() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 run_openbits() {
     fresh
     sync
     t=$("$work/download" "$url" "$dest" "$state_dir")
+}
+run_baseline() {
+    fresh
+    sync
+    t=$("$work/download-baseline" "$url" "$dest" "$state_dir")
 }
 run_curl() {
     fresh
@@ -178,25 +208,46 @@ run_curl() {
     t1=$EPOCHREALTIME
     t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
 }
-echo "== $warmup warm-up round(s), then $rounds rounds of $size_mb MiB; openbits then curl in each round"
-printf '%-6s %-9s %10s %10s\n' round tool seconds "MB/s"
+if [[ -n "$baseline_lib" ]]; then
+    echo "== $warmup warm-up round(s), then $rounds rounds of $size_mb MiB; openbits and openbits-baseline (swapping places each round), then curl"
+else
+    echo "== $warmup warm-up round(s), then $rounds rounds of $size_mb MiB; openbits then curl in each round"
+fi
+tw=9
+[[ -z "$baseline_lib" ]] || tw=17
+printf "%-6s %-${tw}s %10s %10s\n" round tool seconds "MB/s"
+# one ROUND_LABEL COUNTED TOOL: runs TOOL, verifies its first run, prints and (if counted) keeps its time.
+declare -A verified=()
+one() {
+    local label=$1 counted=$2 tool=$3
+    case "$tool" in
+        openbits) run_openbits ;;
+        openbits-baseline) run_baseline ;;
+        curl) run_curl ;;
+    esac
+    [[ -n "${verified[$tool]:-}" ]] || { verify "$tool"; verified[$tool]=1; }
+    if ((counted)); then
+        case "$tool" in
+            openbits) ob_times+=("$t") ;;
+            openbits-baseline) base_times+=("$t") ;;
+            curl) curl_times+=("$t") ;;
+        esac
+        printf "%-6s %-${tw}s %10.3f %10s\n" "$label" "$tool" "$t" "$(mbps "$t")"
+    else
+        printf "%-6s %-${tw}s %10.3f %10s  (warm-up, not counted)\n" "$label" "$tool" "$t" "$(mbps "$t")"
+    fi
+}
+order() { # the tools of round $1, in order
+    if [[ -z "$baseline_lib" ]]; then echo openbits curl
+    elif (($1 % 2)); then echo openbits openbits-baseline curl
+    else echo openbits-baseline openbits curl
+    fi
+}
 for ((r = 1; r <= warmup; r++)); do
-    run_openbits
-    ((r > 1)) || verify openbits
-    printf '%-6s %-9s %10.3f %10s  (warm-up, not counted)\n' "w$r" openbits "$t" "$(mbps "$t")"
-    run_curl
-    ((r > 1)) || verify curl
-    printf '%-6s %-9s %10.3f %10s  (warm-up, not counted)\n' "w$r" curl "$t" "$(mbps "$t")"
+    for tool in $(order "$r"); do one "w$r" 0 "$tool"; done
 done
 for ((r = 1; r <= rounds; r++)); do
-    run_openbits
-    ((warmup > 0 || r > 1)) || verify openbits
-    ob_times+=("$t")
-    printf '%-6s %-9s %10.3f %10s\n' "$r" openbits "$t" "$(mbps "$t")"
-    run_curl
-    ((warmup > 0 || r > 1)) || verify curl
-    curl_times+=("$t")
-    printf '%-6s %-9s %10.3f %10s\n' "$r" curl "$t" "$(mbps "$t")"
+    for tool in $(order "$r"); do one "$r" 1 "$tool"; done
 done
 fresh
 
@@ -206,4 +257,12 @@ curl_med=$(median "${curl_times[@]}")
 echo "== results ($size_mb MiB, $rounds rounds, MB = 10^6 bytes; curl timed as 'curl -sS -o FILE URL && sync FILE')"
 printf 'median openbits: %8.3f s  %8s MB/s\n' "$ob_med" "$(mbps "$ob_med")"
 printf 'median curl:     %8.3f s  %8s MB/s\n' "$curl_med" "$(mbps "$curl_med")"
+if [[ -n "$baseline_lib" ]]; then
+    base_med=$(median "${base_times[@]}")
+    printf 'median openbits-baseline: %8.3f s  %8s MB/s  (%s)\n' "$base_med" "$(mbps "$base_med")" "$baseline_lib"
+fi
 awk -v a="$ob_med" -v b="$curl_med" 'BEGIN { printf "ratio openbits/curl: %.3f (<= 1.0: openbits as fast or faster)\n", a / b }'
+if [[ -n "$baseline_lib" ]]; then
+    awk -v a="$base_med" -v b="$curl_med" 'BEGIN { printf "ratio baseline/curl: %.3f\n", a / b }'
+    awk -v a="$ob_med" -v b="$base_med" 'BEGIN { printf "ratio openbits/baseline: %.3f (> 1.0: this build is slower than the baseline)\n", a / b }'
+fi

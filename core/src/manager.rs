@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) clients: Clients,
     /// Checkpoints waiting for the next batch write, the newest per file.
     pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
+    /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
+    pub(crate) next_due_ms: AtomicU64,
     next_seq: AtomicU64,
 }
 
@@ -213,6 +215,7 @@ impl Manager {
             store: Box::new(store),
             clients: Clients::default(),
             pending: Mutex::new(HashMap::new()),
+            next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
         });
         runtime.spawn(scheduler::run(shared.clone()));
@@ -272,8 +275,13 @@ impl Manager {
             settle: Mutex::new(()),
         });
         self.shared.jobs.lock().insert(id, cell.clone());
-        // The scheduler keeps time for every job (inactivity), not only for active ones.
-        self.shared.wake.notify_one();
+        // The scheduler keeps time for every job (inactivity); it needs waking only if this job's
+        // deadline comes before every deadline it already waits for.
+        let idle_at =
+            now_ms().saturating_add(self.shared.config.inactivity_timeout.as_millis() as u64);
+        if idle_at < self.shared.next_due_ms.load(Ordering::SeqCst) {
+            self.shared.wake.notify_one();
+        }
         Ok(Job {
             cell,
             shared: self.shared.clone(),
@@ -542,7 +550,8 @@ impl Job {
         }
     }
 
-    /// Applies `f` to a copy of the record and publishes it; the scheduler is woken.
+    /// Applies `f` to a copy of the record and publishes it. The scheduler is not woken: callers
+    /// whose change can move one of its decisions call `wake_scheduler`.
     fn update<R>(
         &self,
         f: impl FnOnce(&mut JobRecord) -> std::result::Result<R, Refusal>,
@@ -552,9 +561,11 @@ impl Job {
         let mut rec = slot.rec.clone();
         let r = f(&mut rec)?;
         publish(&self.shared, &self.cell, &mut slot, rec)?;
-        drop(slot);
-        self.shared.wake.notify_one();
         Ok(r)
+    }
+
+    fn wake_scheduler(&self) {
+        self.shared.wake.notify_one();
     }
 
     /// AddFile: http, https or file URL to an absolute local path whose folder exists.
@@ -595,7 +606,9 @@ impl Job {
             }
             rec.state = next;
             Ok(())
-        })
+        })?;
+        self.wake_scheduler();
+        Ok(())
     }
 
     /// Suspend: the transfer stops at once; the bytes stay for a later resume.
@@ -752,7 +765,9 @@ impl Job {
                 rec.retry_at_ms = Some(at.min(now_ms() + seconds as u64 * 1000));
             }
             Ok(())
-        })
+        })?;
+        self.wake_scheduler();
+        Ok(())
     }
 
     pub fn set_no_progress_timeout(&self, seconds: u32) -> Result<()> {
@@ -760,7 +775,9 @@ impl Job {
             state::modify(rec.state, "change")?;
             rec.no_progress_timeout_s = seconds;
             Ok(())
-        })
+        })?;
+        self.wake_scheduler();
+        Ok(())
     }
 }
 

@@ -19,16 +19,23 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             return;
         }
         let next_due_ms = pass(&shared);
+        shared
+            .next_due_ms
+            .store(next_due_ms.unwrap_or(u64::MAX), Ordering::SeqCst);
         let notified = shared.wake.notified();
-        match next_due_ms {
-            Some(due) => {
-                let wait = Duration::from_millis(due.saturating_sub(now_ms()));
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-            None => notified.await,
+        // Creating a job wakes the scheduler only if its inactivity deadline is the earliest, which
+        // races with a pass publishing `next_due_ms`; a bounded sleep makes a missed wake cost at
+        // most this much delay on an inactivity cancel.
+        let cap = shared
+            .config
+            .inactivity_timeout
+            .min(Duration::from_secs(60));
+        let wait = next_due_ms.map_or(cap, |due| {
+            Duration::from_millis(due.saturating_sub(now_ms())).min(cap)
+        });
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -60,6 +60,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN description TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN settling INTEGER;",
+    // 3: creation order is read on every insert (max(seq)); without an index that is a scan of
+    // every job, and creating n jobs costs O(n^2).
+    "CREATE INDEX jobs_seq ON jobs (seq);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
