@@ -420,17 +420,10 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// flock belongs to the open file, so a second open in the same process is refused too, and the
 /// OS releases it when the process dies: there is never a stale lock to clean up.
 fn lock_folder(dir: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
     let path = dir.join("openbits.lock");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io("cannot open", &path, &e))?;
+    let file =
+        crate::localfile::open_private(&path).map_err(|e| Error::io("cannot open", &path, &e))?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();

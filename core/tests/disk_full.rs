@@ -4,12 +4,15 @@
 //!   on, and once space is back the job finishes.
 //! - Database: the call that needed the write fails with 0x80070070 and nothing stored before is lost.
 
+mod common;
+use common::wait_until;
+
 use openbits_core::hresult::HResult;
 use openbits_core::{Config, ErrorContext, JobState, JobType, Manager};
 use openbits_testserver::{pattern, TestServer};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DISK_FULL: u32 = 0x8007_0070;
 
@@ -62,14 +65,6 @@ impl Drop for Tmpfs {
         let p = CString::new(self.0.to_str().unwrap()).unwrap();
         // SAFETY: valid path.
         unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

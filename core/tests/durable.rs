@@ -2,13 +2,16 @@
 //! reconciliation of temporary files, interrupted completes and cancels, the folder lock,
 //! inactivity, and refusal of damaged databases. (Killing a real process is tests/crash/.)
 
+mod common;
+use common::{temp_files, wait_until};
+
 use openbits_core::hresult::{self as hr, HResult};
 use openbits_core::job::Settle;
 use openbits_core::store::{SqliteStore, Store};
 use openbits_core::{Config, FileRecord, JobId, JobRecord, JobState, JobType, Manager};
 use openbits_testserver::{pattern, TestServer};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(30));
 
@@ -23,22 +26,6 @@ fn config() -> Config {
 
 fn open(state: &Path) -> Manager {
     Manager::open(Some(state), config()).unwrap()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("BIT"))
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The transfer engine and the state rules, end to end, against a real HTTP server
 //! (openbits-testserver) that misbehaves on request. Every wait is on a condition with a deadline.
 
+mod common;
+use common::{temp_files, wait_until};
+
 use openbits_core::hresult::{self as hr, HResult};
 use openbits_core::{Config, ErrorContext, Job, JobState, JobType, Manager};
 use openbits_testserver::{pattern, TestServer};
@@ -47,22 +50,7 @@ impl Fixture {
         job
     }
     fn temp_files(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let n = p.file_name().unwrap().to_str().unwrap();
-                n.starts_with("BIT") && n.ends_with(".tmp")
-            })
-            .collect()
-    }
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
+        temp_files(self.dir.path())
     }
 }
 

@@ -103,23 +103,13 @@ impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         let path = dir.join(DB_FILE);
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Created by us, so it gets 0600; SQLite gives its -wal and -shm files the same mode.
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| {
-                    (
-                        hr::from_io(&e),
-                        format!("cannot open {}: {e}", path.display()),
-                    )
-                })?;
-        }
+        // Created by us, so it gets 0600; SQLite gives its -wal and -shm files the same mode.
+        crate::localfile::open_private(&path).map_err(|e| {
+            (
+                hr::from_io(&e),
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| db_error("open", e))?;
         Self::check_and_migrate(&conn, &path)?;
