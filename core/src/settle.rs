@@ -79,9 +79,8 @@ pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
 
 /// Makes each unfinished file's record agree with its temporary file: the shorter of the
 /// checkpoint and the length on disk wins; a missing temporary file (or a completed one of the
-/// wrong length) restarts that file. Returns whether anything changed.
-pub(crate) fn reconcile_files(rec: &mut JobRecord) -> bool {
-    let mut changed = false;
+/// wrong length) restarts that file.
+pub(crate) fn reconcile_files(rec: &mut JobRecord) {
     for f in rec.files.iter_mut().filter(|f| !f.committed) {
         let on_disk = f
             .temp_path
@@ -92,24 +91,14 @@ pub(crate) fn reconcile_files(rec: &mut JobRecord) -> bool {
             None if f.temp_path.is_some() || f.bytes_checkpointed > 0 || f.completed => {
                 f.restart();
                 f.temp_path = None;
-                changed = true;
             }
             None => {}
-            Some(len) if f.completed => {
-                if Some(len) != f.bytes_total {
-                    f.restart();
-                    changed = true;
-                }
-            }
+            Some(len) if f.completed && Some(len) != f.bytes_total => f.restart(),
+            Some(_) if f.completed => {}
             Some(len) => {
-                let keep = f.bytes_checkpointed.min(len);
-                if keep != f.bytes_checkpointed || f.bytes_transferred != keep {
-                    f.bytes_checkpointed = keep;
-                    f.bytes_transferred = keep;
-                    changed = true;
-                }
+                f.bytes_checkpointed = f.bytes_checkpointed.min(len);
+                f.bytes_transferred = f.bytes_checkpointed;
             }
         }
     }
-    changed
 }
