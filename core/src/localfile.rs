@@ -58,23 +58,24 @@ impl Sink {
     }
 }
 
-/// Creates a new, empty `BITxxxxxxxx.tmp` in the destination's folder (so the final rename never
-/// crosses a file system) and returns its path.
-pub(crate) fn create_temp_beside(dest: &Path) -> io::Result<PathBuf> {
+/// A fresh `BITxxxxxxxx.tmp` name in the destination's folder (so the final rename never crosses
+/// a file system). Nothing is created: the caller records the name first, then calls `create_new`,
+/// so a crash in between leaves a recorded name without a file, never a file nobody knows about.
+pub(crate) fn temp_name_beside(dest: &Path) -> io::Result<PathBuf> {
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut last = io::Error::from_raw_os_error(libc::EEXIST);
-    for _ in 0..16 {
-        let tag = uuid::Uuid::new_v4().as_fields().0;
-        let path = dir.join(format!("BIT{tag:08X}.tmp"));
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(_) => return Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
+    let tag = uuid::Uuid::new_v4().as_fields().0;
+    Ok(dir.join(format!("BIT{tag:08X}.tmp")))
+}
+
+/// Creates an empty file; fails with `AlreadyExists` rather than touch a file that is there.
+pub(crate) fn create_new(path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(|_| ())
 }
 
 /// Flushes the temporary file, gives it the server's time stamp, and renames it onto `dest`,
@@ -138,7 +139,12 @@ mod tests {
     fn temp_names_and_commit() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.bin");
-        let t = create_temp_beside(&dest).unwrap();
+        let t = temp_name_beside(&dest).unwrap();
+        create_new(&t).unwrap();
+        assert_eq!(
+            create_new(&t).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
         let name = t.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("BIT") && name.ends_with(".tmp"), "{name}");
         assert_eq!(t.parent(), dest.parent());

@@ -370,6 +370,30 @@ impl<'a> FileTransfer<'a> {
     }
 
     /// Opens (creating on first use) the file's temporary file, positioned after the bytes it holds.
+    /// Names, records, and then creates the file's temporary file (in that order: see
+    /// `localfile::temp_name_beside`).
+    fn new_temp(&mut self, dest: &Path) -> Result<PathBuf, Failure> {
+        let cannot = |e: &std::io::Error| {
+            Failure::local_io("cannot create a temporary file beside", dest, e)
+        };
+        for _ in 0..16 {
+            let t = localfile::temp_name_beside(dest).map_err(|e| cannot(&e))?;
+            let mut slot = self.cell.slot.lock();
+            let mut rec = slot.rec.clone();
+            rec.files[self.index].temp_path = Some(t.to_string_lossy().into_owned());
+            publish(self.shared, self.cell, &mut slot, rec).map_err(|e| {
+                Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
+            })?;
+            drop(slot);
+            match localfile::create_new(&t) {
+                Ok(()) => return Ok(t),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(cannot(&e)),
+            }
+        }
+        Err(cannot(&std::io::Error::from_raw_os_error(libc::EEXIST)))
+    }
+
     fn open_sink(&mut self) -> Result<Sink, Failure> {
         let (temp, recorded, dest) = {
             let slot = self.cell.slot.lock();
@@ -382,18 +406,7 @@ impl<'a> FileTransfer<'a> {
         };
         let temp = match temp {
             Some(t) => PathBuf::from(t),
-            None => {
-                let t = localfile::create_temp_beside(&dest).map_err(|e| {
-                    Failure::local_io("cannot create a temporary file beside", &dest, &e)
-                })?;
-                let mut slot = self.cell.slot.lock();
-                let mut rec = slot.rec.clone();
-                rec.files[self.index].temp_path = Some(t.to_string_lossy().into_owned());
-                publish(self.shared, self.cell, &mut slot, rec).map_err(|e| {
-                    Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
-                })?;
-                t
-            }
+            None => self.new_temp(&dest)?,
         };
         let sink =
             Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
