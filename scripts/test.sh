@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of openbits: Rust unit and integration tests (including the check that
 # include/openbits.h is what the generator produces), the C test suite (with a valgrind run), the
-# crash test (a C child SIGKILLed at random moments), and the demo. Installs the system packages it needs when run as root on Debian/Ubuntu.
+# crash test (a C child SIGKILLed at random moments), and the demo. Installs the system packages
+# it needs when run as root on Debian/Ubuntu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
