@@ -178,7 +178,7 @@ impl Manager {
         create_private_dir(&state_dir)?;
         let lock = lock_folder(&state_dir)?;
         let store = SqliteStore::open(&state_dir).map_err(Error::from)?;
-        let records = recover(&store, store.load_all().map_err(Error::from)?, &config);
+        let records = settle::recover(&store, store.load_all().map_err(Error::from)?, &config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("openbits-worker")
@@ -436,56 +436,6 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
         return Err(Error::io("cannot lock", &path, &e));
     }
     Ok(file)
-}
-
-/// What `open` does with what it finds: finishes interrupted completes and cancels, removes final
-/// and inactive jobs, reconciles each temporary file with its checkpoint, and puts jobs that were
-/// active back in the queue. Returns the jobs that stay. A job whose repair fails stays as stored.
-fn recover(store: &dyn Store, records: Vec<JobRecord>, config: &Config) -> Vec<JobRecord> {
-    let now = now_ms();
-    let inactive_after = config.inactivity_timeout.as_millis() as u64;
-    let mut kept = Vec::with_capacity(records.len());
-    for mut rec in records {
-        let inactive =
-            !rec.state.is_final() && now.saturating_sub(rec.modified_ms) > inactive_after;
-        let gone = match (rec.settling, rec.state) {
-            (Some(Settle::Completing), _) => match settle::commit_files(&mut rec, true) {
-                Ok(()) => true,
-                Err(_) => {
-                    // The renames cannot be finished (say, a folder became read-only): the job stays
-                    // as it was, and bits_complete can be called again.
-                    rec.settling = None;
-                    false
-                }
-            },
-            (Some(Settle::Cancelling), _) | (None, JobState::Cancelled) => {
-                let _ = settle::discard_files(&rec);
-                true
-            }
-            (None, JobState::Acknowledged) => true,
-            (None, _) if inactive => {
-                let _ = settle::discard_files(&rec);
-                true
-            }
-            (None, _) => false,
-        };
-        if gone {
-            // If this fails the row stays, and the next open settles it again (settling is idempotent).
-            let _ = store.remove(&rec.id);
-            continue;
-        }
-        let before = rec.clone();
-        settle::reconcile_files(&mut rec);
-        rec.state = state::reopen(rec.state, rec.all_files_done());
-        if rec.state == JobState::Queued {
-            rec.retry_at_ms = None;
-        }
-        if rec != before {
-            let _ = store.save(&rec);
-        }
-        kept.push(rec);
-    }
-    kept
 }
 
 /// A handle to one job. Cloning gives another handle to the same job.

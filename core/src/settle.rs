@@ -1,5 +1,5 @@
-//! The file side of complete and cancel, shared by the API calls and by the recovery that `open`
-//! runs on whatever a crash left behind.
+//! The file side of complete and cancel, shared by the API calls and by `recover`: what `open`
+//! does with whatever a crash left behind.
 //!
 //! Complete is made atomic across a crash by its order: the data of every transferred file was
 //! flushed by the transfer engine before the file was recorded as completed; the manager records
@@ -8,9 +8,11 @@
 //! in the store, and the next open finishes the renames.
 
 use crate::hresult::{self as hr, HResult};
-use crate::job::JobRecord;
+use crate::job::{now_ms, JobRecord, Settle};
 use crate::localfile;
-use crate::manager::Error;
+use crate::manager::{Config, Error};
+use crate::state::{self, JobState};
+use crate::store::Store;
 use std::path::{Path, PathBuf};
 
 /// Renames each transferred file onto its destination and deletes the partial ones, marking files
@@ -101,4 +103,58 @@ pub(crate) fn reconcile_files(rec: &mut JobRecord) {
             }
         }
     }
+}
+
+/// What `open` does with what it finds: finishes interrupted completes and cancels, removes final
+/// and inactive jobs, reconciles each temporary file with its checkpoint, and puts jobs that were
+/// active back in the queue. Returns the jobs that stay. A job whose repair fails stays as stored.
+pub(crate) fn recover(
+    store: &dyn Store,
+    records: Vec<JobRecord>,
+    config: &Config,
+) -> Vec<JobRecord> {
+    let now = now_ms();
+    let inactive_after = config.inactivity_timeout.as_millis() as u64;
+    let mut kept = Vec::with_capacity(records.len());
+    for mut rec in records {
+        let inactive =
+            !rec.state.is_final() && now.saturating_sub(rec.modified_ms) > inactive_after;
+        let gone = match (rec.settling, rec.state) {
+            (Some(Settle::Completing), _) => match commit_files(&mut rec, true) {
+                Ok(()) => true,
+                Err(_) => {
+                    // The renames cannot be finished (say, a folder became read-only): the job stays
+                    // as it was, and bits_complete can be called again.
+                    rec.settling = None;
+                    false
+                }
+            },
+            (Some(Settle::Cancelling), _) | (None, JobState::Cancelled) => {
+                let _ = discard_files(&rec);
+                true
+            }
+            (None, JobState::Acknowledged) => true,
+            (None, _) if inactive => {
+                let _ = discard_files(&rec);
+                true
+            }
+            (None, _) => false,
+        };
+        if gone {
+            // If this fails the row stays, and the next open settles it again (settling is idempotent).
+            let _ = store.remove(&rec.id);
+            continue;
+        }
+        let before = rec.clone();
+        reconcile_files(&mut rec);
+        rec.state = state::reopen(rec.state, rec.all_files_done());
+        if rec.state == JobState::Queued {
+            rec.retry_at_ms = None;
+        }
+        if rec != before {
+            let _ = store.save(&rec);
+        }
+        kept.push(rec);
+    }
+    kept
 }
