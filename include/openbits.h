@@ -72,6 +72,14 @@
 #define BITS_JOB_PRIORITY_NORMAL 2
 #define BITS_JOB_PRIORITY_LOW 3
 
+/* BG_NOTIFY_*: notify flags, and the kinds of bits_event */
+#define BITS_NOTIFY_JOB_TRANSFERRED 0x1
+#define BITS_NOTIFY_JOB_ERROR 0x2
+#define BITS_NOTIFY_JOB_MODIFICATION 0x8
+#define BITS_NOTIFY_FILE_TRANSFERRED 0x10
+#define BITS_NOTIFY_DISABLE 0x4
+#define BITS_NOTIFY_FILE_RANGES_TRANSFERRED 0x20
+
 /* BG_ERROR_CONTEXT */
 #define BITS_ERROR_CONTEXT_NONE 0
 #define BITS_ERROR_CONTEXT_UNKNOWN 1
@@ -263,6 +271,31 @@ typedef struct bits_guid {
   uint16_t data3;
   uint8_t data4[8];
 } bits_guid;
+
+/*
+ An event of a job (see `bits_manager_next_event`).
+ */
+typedef struct bits_event {
+  struct bits_guid job_id;
+  /*
+   BITS_NOTIFY_JOB_TRANSFERRED, BITS_NOTIFY_JOB_ERROR, BITS_NOTIFY_JOB_MODIFICATION or
+   BITS_NOTIFY_FILE_TRANSFERRED.
+   */
+  int32_t kind;
+  /*
+   The job's state (BITS_JOB_STATE_*) when the event was queued.
+   */
+  int32_t state;
+  /*
+   For BITS_NOTIFY_JOB_ERROR the job's error code; else BITS_S_OK.
+   */
+  bits_hresult code;
+  /*
+   For BITS_NOTIFY_FILE_TRANSFERRED the file's index in the job; for a progress
+   BITS_NOTIFY_JOB_MODIFICATION the file transferring; else 0.
+   */
+  uint32_t file_index;
+} bits_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -529,6 +562,32 @@ bits_hresult bits_enum_jobs(struct bits_manager *manager,
                             uint32_t flags,
                             struct bits_guid **out_ids,
                             uint32_t *out_count);
+
+/*
+ Takes the next event of any of the manager's jobs, waiting up to `timeout_ms` milliseconds
+ (0: do not wait; BITS_INFINITE: no limit). This is the pull side of BITS's notifications:
+ - BITS_NOTIFY_JOB_TRANSFERRED when a job becomes TRANSFERRED;
+ - BITS_NOTIFY_JOB_ERROR when a job goes to ERROR (a transient error is not one), with the code;
+ - BITS_NOTIFY_FILE_TRANSFERRED when a file of a job is completely transferred;
+ - BITS_NOTIFY_JOB_MODIFICATION when a job's state or properties change, and for progress (at
+   most every 500 ms per job).
+
+ Events come in order and are never dropped: while one MODIFICATION event of a job waits, later
+ ones merge into it (it carries the latest state); the other kinds always queue. Every kind is
+ queued whatever the job's notify flags.
+
+ - `out_event`: receives the event; zeroed on failure. Borrowed.
+
+ Thread: any; several threads may wait at once (each event goes to one of them). Blocks up to
+ `timeout_ms`. `bits_manager_close` from another thread while this call waits is allowed: the
+ wait ends with BITS_E_INVALID_STATE.
+
+ Returns BITS_S_OK; BITS_E_TIMEOUT (no event came); BITS_E_POINTER; BITS_E_INVALID_STATE
+ (manager closed).
+ */
+bits_hresult bits_manager_next_event(struct bits_manager *manager,
+                                     uint32_t timeout_ms,
+                                     struct bits_event *out_event);
 
 /*
  Formats `id` as `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (upper case, as Windows does) into the

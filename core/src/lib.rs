@@ -10,9 +10,11 @@
 //! - `settle`: the file side of complete and cancel, and what reopening repairs.
 //! - `store`: where job records are kept (`store::sqlite`: the durable store).
 //! - `checkpoint`: batched writes of durable progress.
+//! - `events`: the event queue applications pull from.
 //! - `hresult`: BITS's codes and the errno mapping.
 
 mod checkpoint;
+pub mod events;
 pub mod hresult;
 pub mod job;
 mod localfile;
@@ -23,7 +25,8 @@ pub mod state;
 pub mod store;
 mod transfer;
 
+pub use events::{Event, EventKind};
 pub use hresult::HResult;
 pub use job::{FileRecord, JobError, JobId, JobRecord, Progress, SIZE_UNKNOWN};
-pub use manager::{Config, Error, Job, Manager, Result};
+pub use manager::{Config, Error, Events, Job, Manager, Result};
 pub use state::{ErrorContext, JobState, JobType, Priority};

@@ -7,6 +7,7 @@
 //! Lock order: `Shared::jobs` before any `JobCell::slot`; no lock is held across an `.await`.
 
 use crate::checkpoint;
+use crate::events::{Event, EventQueue};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress, Settle};
 use crate::scheduler;
@@ -102,6 +103,7 @@ pub(crate) struct Shared {
     pub(crate) clients: Clients,
     /// Checkpoints waiting for the next batch write, the newest per file.
     pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
+    pub(crate) events: EventQueue,
     /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
     pub(crate) next_due_ms: AtomicU64,
     next_seq: AtomicU64,
@@ -144,6 +146,7 @@ pub(crate) fn publish(
 ) -> Result<()> {
     rec.modified_ms = now_ms();
     shared.store.save(&rec).map_err(Error::from)?;
+    shared.events.record_changed(&slot.rec, &rec);
     slot.rec = rec;
     cell.changed.notify_all();
     Ok(())
@@ -215,6 +218,7 @@ impl Manager {
             store: Box::new(store),
             clients: Clients::default(),
             pending: Mutex::new(HashMap::new()),
+            events: EventQueue::default(),
             next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
         });
@@ -324,6 +328,19 @@ impl Manager {
             .collect())
     }
 
+    /// The manager's event queue, as a handle of its own: a thread waiting on it keeps what it
+    /// needs alive, so the manager may be closed and dropped meanwhile (the wait then ends).
+    pub fn events(&self) -> Events {
+        Events {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The next event of any of the manager's jobs, waiting up to `timeout` (None: no limit).
+    pub fn next_event(&self, timeout: Option<Duration>) -> Result<Event> {
+        self.events().next(timeout)
+    }
+
     /// Stops every transfer and joins the manager's threads (bounded by 5 s). Job handles held
     /// afterwards fail with BITS_E_INVALID_STATE. Calling it again does nothing.
     pub fn close(&self) {
@@ -336,6 +353,7 @@ impl Manager {
             cell.changed.notify_all();
         }
         self.shared.wake.notify_one();
+        self.shared.events.wake_all();
         if let Some(rt) = self.runtime.lock().take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Dropping a runtime inside another runtime's thread would panic.
@@ -436,6 +454,31 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
         return Err(Error::io("cannot lock", &path, &e));
     }
     Ok(file)
+}
+
+/// A handle to the manager's event queue.
+#[derive(Clone)]
+pub struct Events {
+    shared: Arc<Shared>,
+}
+
+impl Events {
+    /// The next event, waiting up to `timeout` (None: no limit): BITS_E_TIMEOUT if none came,
+    /// BITS_E_INVALID_STATE once the manager is closed.
+    pub fn next(&self, timeout: Option<Duration>) -> Result<Event> {
+        check_open(&self.shared)?;
+        let closed = || self.shared.closed.load(Ordering::SeqCst);
+        match self.shared.events.next(timeout, closed) {
+            Some(e) => Ok(e),
+            None => {
+                check_open(&self.shared)?;
+                Err(Error::new(
+                    hr::E_TIMEOUT,
+                    "no event came before the timeout",
+                ))
+            }
+        }
+    }
 }
 
 /// A handle to one job. Cloning gives another handle to the same job.
@@ -600,10 +643,16 @@ impl Job {
         r
     }
 
-    /// The job reached a final state: it leaves the queue and the store.
-    fn retire(&self, id: &JobId) -> Result<()> {
-        self.shared.jobs.lock().remove(id);
-        self.shared.store.remove(id).map_err(Error::from)
+    /// The job reached its final state `rec`: it leaves the queue before anyone can see that
+    /// state (so a job seen CANCELLED or ACKNOWLEDGED is never found by `get_job`), then the store.
+    fn retire(&self, rec: JobRecord) -> Result<()> {
+        let id = rec.id;
+        self.shared.jobs.lock().remove(&id);
+        if let Err(e) = self.end_settling(Some(rec)) {
+            self.shared.jobs.lock().insert(id, self.cell.clone());
+            return Err(e);
+        }
+        self.shared.store.remove(&id).map_err(Error::from)
     }
 
     /// Records `rec` while the job is settling (the intent of complete or cancel).
@@ -638,9 +687,7 @@ impl Job {
         }
         rec.state = final_state;
         rec.settling = None;
-        let id = rec.id;
-        self.end_settling(Some(rec))?;
-        self.retire(&id)?;
+        self.retire(rec)?;
         Ok(code)
     }
 
@@ -663,9 +710,7 @@ impl Job {
         }
         let code = settle::discard_files(&rec);
         rec.settling = None;
-        let id = rec.id;
-        self.end_settling(Some(rec))?;
-        self.retire(&id)?;
+        self.retire(rec)?;
         Ok(code)
     }
 

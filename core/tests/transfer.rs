@@ -631,3 +631,60 @@ fn many_jobs_at_once() {
         assert_file(&f.dest(&format!("f{i}")), &files[i]);
     }
 }
+
+#[test]
+fn events_tell_what_happened_in_order() {
+    use openbits_core::EventKind::*;
+    let f = fixture();
+    f.server.add("/a", pattern(700_000, 1));
+    f.server.add("/b", pattern(10, 2));
+    let job = f.manager.create_job("events", JobType::Download).unwrap();
+    job.add_file(&f.server.url("/a?rate=1000000"), &f.dest_str("a"))
+        .unwrap();
+    job.add_file(&f.server.url("/b"), &f.dest_str("b")).unwrap();
+    job.resume().unwrap();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &openbits_core::Event| e.kind == JobTransferred)
+    {
+        let e = f.manager.next_event(Some(Duration::from_secs(20))).unwrap();
+        assert_eq!(e.job, job.id());
+        seen.push(e);
+    }
+    let files: Vec<u32> = seen
+        .iter()
+        .filter(|e| e.kind == FileTransferred)
+        .map(|e| e.file_index)
+        .collect();
+    assert_eq!(files, vec![0, 1], "each file once, in order");
+    assert!(
+        seen.iter()
+            .any(|e| e.kind == JobModification && e.state == JobState::Transferring),
+        "progress"
+    );
+    assert_eq!(seen.last().unwrap().state, JobState::Transferred);
+
+    let bad = f.start(&f.server.url("/missing"), "m");
+    let e = loop {
+        let e = f.manager.next_event(Some(Duration::from_secs(20))).unwrap();
+        if e.kind == JobError {
+            break e;
+        }
+    };
+    assert_eq!(
+        (e.job, e.state, e.code),
+        (bad.id(), JobState::Error, HResult::http(404))
+    );
+    // Nothing else is waiting but modifications; then the queue times out.
+    while let Ok(e) = f.manager.next_event(Some(Duration::from_millis(100))) {
+        assert_eq!(e.kind, JobModification);
+    }
+    assert_eq!(
+        f.manager
+            .next_event(Some(Duration::from_millis(10)))
+            .unwrap_err()
+            .code,
+        hr::E_TIMEOUT
+    );
+}

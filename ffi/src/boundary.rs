@@ -126,7 +126,8 @@ zero_is_default!(
     u32,
     u64,
     crate::types::bits_guid,
-    crate::types::bits_job_progress
+    crate::types::bits_job_progress,
+    crate::types::bits_event
 );
 
 /// A string the caller frees with `bits_free_string`.

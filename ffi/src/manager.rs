@@ -1,7 +1,9 @@
 //! Manager exports: open, close, create and look up jobs.
 
 use crate::boundary::{arg, call, call_void, out, text};
-use crate::types::{bits_guid, bits_hresult, bits_job, bits_manager, bits_manager_options};
+use crate::types::{
+    bits_event, bits_guid, bits_hresult, bits_job, bits_manager, bits_manager_options,
+};
 use openbits_core::hresult as hr;
 use openbits_core::HResult;
 use openbits_core::{Config, Error, JobType, Manager};
@@ -270,6 +272,43 @@ pub unsafe extern "C" fn bits_enum_jobs(
             *out_ids = crate::boundary::alloc_array(&ids)?;
         }
         *out_count = ids.len() as u32;
+        Ok(hr::S_OK)
+    })
+}
+
+/// Takes the next event of any of the manager's jobs, waiting up to `timeout_ms` milliseconds
+/// (0: do not wait; BITS_INFINITE: no limit). This is the pull side of BITS's notifications:
+/// - BITS_NOTIFY_JOB_TRANSFERRED when a job becomes TRANSFERRED;
+/// - BITS_NOTIFY_JOB_ERROR when a job goes to ERROR (a transient error is not one), with the code;
+/// - BITS_NOTIFY_FILE_TRANSFERRED when a file of a job is completely transferred;
+/// - BITS_NOTIFY_JOB_MODIFICATION when a job's state or properties change, and for progress (at
+///   most every 500 ms per job).
+///
+/// Events come in order and are never dropped: while one MODIFICATION event of a job waits, later
+/// ones merge into it (it carries the latest state); the other kinds always queue. Every kind is
+/// queued whatever the job's notify flags.
+///
+/// - `out_event`: receives the event; zeroed on failure. Borrowed.
+///
+/// Thread: any; several threads may wait at once (each event goes to one of them). Blocks up to
+/// `timeout_ms`. `bits_manager_close` from another thread while this call waits is allowed: the
+/// wait ends with BITS_E_INVALID_STATE.
+///
+/// Returns BITS_S_OK; BITS_E_TIMEOUT (no event came); BITS_E_POINTER; BITS_E_INVALID_STATE
+/// (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_manager_next_event(
+    manager: *mut bits_manager,
+    timeout_ms: u32,
+    out_event: *mut bits_event,
+) -> bits_hresult {
+    call("bits_manager_next_event", || {
+        let out_event = out(out_event, "out_event")?;
+        // A handle of its own: `manager` may be closed and freed while this call waits.
+        let events = arg(manager, "manager")?.inner.events();
+        let timeout = (timeout_ms != crate::job::BITS_INFINITE)
+            .then(|| Duration::from_millis(timeout_ms.into()));
+        *out_event = events.next(timeout)?.into();
         Ok(hr::S_OK)
     })
 }

@@ -96,3 +96,33 @@ pub struct bits_manager_options {
     /// (90 days, BITS's JobInactivityTimeout).
     pub inactivity_timeout_s: u32,
 }
+
+/// An event of a job (see `bits_manager_next_event`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_event {
+    pub job_id: bits_guid,
+    /// BITS_NOTIFY_JOB_TRANSFERRED, BITS_NOTIFY_JOB_ERROR, BITS_NOTIFY_JOB_MODIFICATION or
+    /// BITS_NOTIFY_FILE_TRANSFERRED.
+    pub kind: i32,
+    /// The job's state (BITS_JOB_STATE_*) when the event was queued.
+    pub state: i32,
+    /// For BITS_NOTIFY_JOB_ERROR the job's error code; else BITS_S_OK.
+    pub code: bits_hresult,
+    /// For BITS_NOTIFY_FILE_TRANSFERRED the file's index in the job; for a progress
+    /// BITS_NOTIFY_JOB_MODIFICATION the file transferring; else 0.
+    pub file_index: u32,
+}
+
+impl From<openbits_core::Event> for bits_event {
+    fn from(e: openbits_core::Event) -> bits_event {
+        bits_event {
+            job_id: e.job.into(),
+            kind: e.kind as i32,
+            state: e.state as i32,
+            code: e.code.0,
+            file_index: e.file_index,
+        }
+    }
+}

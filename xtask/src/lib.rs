@@ -96,6 +96,19 @@ fn constants() -> String {
     ] {
         writeln!(s, "#define BITS_JOB_PRIORITY_{name} {}", p as i32).unwrap();
     }
+    s.push_str("\n/* BG_NOTIFY_*: notify flags, and the kinds of bits_event */\n");
+    use openbits_core::EventKind as K;
+    for (name, k) in [
+        ("JOB_TRANSFERRED", K::JobTransferred),
+        ("JOB_ERROR", K::JobError),
+        ("JOB_MODIFICATION", K::JobModification),
+        ("FILE_TRANSFERRED", K::FileTransferred),
+    ] {
+        writeln!(s, "#define BITS_NOTIFY_{name} 0x{:X}", k as i32).unwrap();
+    }
+    s.push_str(
+        "#define BITS_NOTIFY_DISABLE 0x4\n#define BITS_NOTIFY_FILE_RANGES_TRANSFERRED 0x20\n",
+    );
     s.push_str("\n/* BG_ERROR_CONTEXT */\n");
     use ErrorContext::*;
     for (name, c) in [

@@ -8,6 +8,7 @@
 pub(crate) mod http;
 mod local;
 
+use crate::events::{Event, EventKind};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobError};
 use crate::localfile::{self, Sink};
@@ -18,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
+
+/// BITS's default MINIMUM_NOTIFICATION_INTERVAL_MS: progress events come at most this often per job.
+const MIN_NOTIFICATION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why a file's transfer failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +150,15 @@ pub(crate) async fn run_job(
                     );
                     return;
                 }
+                let (job, state) = (slot.rec.id, slot.rec.state);
+                let (kind, file_index) = (EventKind::FileTransferred, index as u32);
+                shared.events.push(Event {
+                    job,
+                    kind,
+                    state,
+                    code: hr::S_OK,
+                    file_index,
+                });
             }
             Err(failure) => {
                 fail(&shared, &cell, Some(index), failure);
@@ -195,6 +208,8 @@ pub(crate) struct FileTransfer<'a> {
     flushed_at: Instant,
     /// A flush in flight: the offset it covers and the blocking task doing it.
     flushing: Option<(u64, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// When the last progress event was queued (progress events are rate-limited).
+    progress_event_at: Option<Instant>,
 }
 
 /// What a source needs to know about the file, copied out of the record.
@@ -215,6 +230,7 @@ impl<'a> FileTransfer<'a> {
             flushed_from: 0,
             flushed_at: Instant::now(),
             flushing: None,
+            progress_event_at: None,
         }
     }
 
@@ -272,7 +288,7 @@ impl<'a> FileTransfer<'a> {
     /// written before it started are recorded when it ends.
     pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
         let offset = sink.offset();
-        {
+        let (job, state) = {
             let mut slot = self.cell.slot.lock();
             let rec = &mut slot.rec;
             let f = &mut rec.files[self.index];
@@ -280,6 +296,22 @@ impl<'a> FileTransfer<'a> {
                 rec.no_progress_since_ms = None;
             }
             f.bytes_transferred = offset;
+            (rec.id, rec.state)
+        };
+        if self
+            .progress_event_at
+            .is_none_or(|t| t.elapsed() >= MIN_NOTIFICATION_INTERVAL)
+        {
+            self.progress_event_at = Some(Instant::now());
+            let file_index = self.index as u32;
+            let kind = EventKind::JobModification;
+            self.shared.events.push(Event {
+                job,
+                kind,
+                state,
+                code: hr::S_OK,
+                file_index,
+            });
         }
         if self
             .flushing
