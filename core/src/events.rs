@@ -31,6 +31,8 @@ pub struct Event {
     pub code: HResult,
     /// The file, for FileTransferred; else 0.
     pub file_index: u32,
+    /// The job's owner: a manager sees its owner's events (every owner's in service mode).
+    pub owner: String,
 }
 
 #[derive(Default)]
@@ -58,20 +60,25 @@ impl EventQueue {
 
     /// The oldest event, waiting up to `timeout` (None: no limit) for one; None on timeout or
     /// when `stop` says the manager is closing.
-    pub(crate) fn next(&self, timeout: Option<Duration>, stop: impl Fn() -> bool) -> Option<Event> {
+    pub(crate) fn next(
+        &self,
+        timeout: Option<Duration>,
+        stop: impl Fn() -> bool,
+        visible: impl Fn(&Event) -> bool,
+    ) -> Option<Event> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = self.queue.lock();
         loop {
             if stop() {
                 return None;
             }
-            if let Some(e) = q.pop_front() {
-                return Some(e);
+            if let Some(i) = q.iter().position(&visible) {
+                return q.remove(i);
             }
             match deadline {
                 None => self.ready.wait(&mut q),
                 Some(d) => {
-                    if self.ready.wait_until(&mut q, d).timed_out() && q.is_empty() {
+                    if self.ready.wait_until(&mut q, d).timed_out() && !q.iter().any(&visible) {
                         return None;
                     }
                 }
@@ -93,6 +100,7 @@ impl EventQueue {
             state: new.state,
             code,
             file_index: 0,
+            owner: new.owner.clone(),
         };
         if new.state != old.state {
             match new.state {
@@ -119,6 +127,7 @@ mod tests {
             state,
             code: hr::S_OK,
             file_index: 0,
+            owner: "me".into(),
         }
     }
 
@@ -131,7 +140,8 @@ mod tests {
         q.push(ev(a, EventKind::JobModification, JobState::Transferring));
         q.push(ev(a, EventKind::JobTransferred, JobState::Transferred));
         q.push(ev(a, EventKind::JobTransferred, JobState::Transferred));
-        let got: Vec<_> = std::iter::from_fn(|| q.next(Some(Duration::ZERO), || false)).collect();
+        let got: Vec<_> =
+            std::iter::from_fn(|| q.next(Some(Duration::ZERO), || false, |_| true)).collect();
         assert_eq!(
             got,
             vec![
@@ -141,11 +151,21 @@ mod tests {
                 ev(a, EventKind::JobTransferred, JobState::Transferred),
             ]
         );
-        assert_eq!(q.next(Some(Duration::from_millis(10)), || false), None);
         assert_eq!(
-            q.next(None, || true),
+            q.next(Some(Duration::from_millis(10)), || false, |_| true),
+            None
+        );
+        assert_eq!(
+            q.next(None, || true, |_| true),
             None,
             "a closing manager ends the wait"
+        );
+        q.push(ev(a, EventKind::JobError, JobState::Error));
+        let other_owner = |e: &Event| e.owner != "me";
+        assert_eq!(
+            q.next(Some(Duration::ZERO), || false, other_owner),
+            None,
+            "another owner's event"
         );
     }
 }

@@ -12,7 +12,12 @@ pub const SIZE_UNKNOWN: u64 = u64::MAX;
 /// BITS's defaults (bits-api.md §4.3).
 pub const DEFAULT_MINIMUM_RETRY_DELAY_S: u32 = 600;
 pub const DEFAULT_NO_PROGRESS_TIMEOUT_S: u32 = 1_209_600;
+pub const DEFAULT_NOTIFY_FLAGS: u32 = 0x3;
+pub const DEFAULT_MIN_NOTIFICATION_INTERVAL_MS: u32 = 500;
+/// Every defined BG_NOTIFY_* flag.
+pub const NOTIFY_FLAGS_MASK: u32 = 0x3F;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const MAX_REMOTE_URL_CHARS: usize = 2_200;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +34,10 @@ pub struct JobRecord {
     pub error: Option<JobError>,
     pub minimum_retry_delay_s: u32,
     pub no_progress_timeout_s: u32,
+    /// BG_NOTIFY_* flags for push callbacks (BITS's default: JOB_TRANSFERRED | JOB_ERROR).
+    pub notify_flags: u32,
+    /// Progress MODIFICATION events come at most this often (BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS).
+    pub min_notification_interval_ms: u32,
     /// Times are milliseconds since the Unix epoch, UTC.
     pub created_ms: u64,
     pub modified_ms: u64,
@@ -128,6 +137,8 @@ impl JobRecord {
             error: None,
             minimum_retry_delay_s: DEFAULT_MINIMUM_RETRY_DELAY_S,
             no_progress_timeout_s: DEFAULT_NO_PROGRESS_TIMEOUT_S,
+            notify_flags: DEFAULT_NOTIFY_FLAGS,
+            min_notification_interval_ms: DEFAULT_MIN_NOTIFICATION_INTERVAL_MS,
             created_ms: now_ms,
             modified_ms: now_ms,
             transfer_completed_ms: None,

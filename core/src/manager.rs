@@ -12,7 +12,7 @@ use crate::hresult::{self as hr, HResult};
 use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress, Settle};
 use crate::scheduler;
 use crate::settle;
-use crate::state::{self, JobState, JobType, Refusal};
+use crate::state::{self, JobState, JobType, Priority, Refusal};
 use crate::store::{Checkpoint, SqliteStore, Store};
 use crate::transfer::http::Clients;
 use parking_lot::{Condvar, Mutex};
@@ -75,6 +75,16 @@ pub struct Config {
     pub checkpoint_bytes: u64,
     /// Jobs with no progress and no change for this long are cancelled (BITS's JobInactivityTimeout).
     pub inactivity_timeout: Duration,
+    /// The user new jobs belong to, and whose jobs this manager sees (None: the OS user name).
+    pub owner: Option<String>,
+    /// BITS's "administrators and services": every owner's jobs are visible and the limits below
+    /// do not apply.
+    pub service_mode: bool,
+    /// BITS's MaxJobsPerMachine, MaxJobsPerUser, MaxFilesPerJob, MaxRangesPerFile.
+    pub max_jobs: u32,
+    pub max_jobs_per_owner: u32,
+    pub max_files_per_job: u32,
+    pub max_ranges_per_file: u32,
 }
 
 impl Default for Config {
@@ -87,6 +97,12 @@ impl Default for Config {
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_bytes: 8 << 20,
             inactivity_timeout: Duration::from_secs(90 * 24 * 3600),
+            owner: None,
+            service_mode: false,
+            max_jobs: 300,
+            max_jobs_per_owner: 60,
+            max_files_per_job: 200,
+            max_ranges_per_file: 500,
         }
     }
 }
@@ -99,6 +115,8 @@ pub(crate) struct Shared {
     /// Wakes the scheduler: something it decides on changed.
     pub(crate) wake: Notify,
     pub(crate) config: Config,
+    /// `config.owner`, or the OS user name.
+    pub(crate) owner: String,
     pub(crate) store: Box<dyn Store>,
     pub(crate) clients: Clients,
     /// Checkpoints waiting for the next batch write, the newest per file.
@@ -214,6 +232,7 @@ impl Manager {
             jobs: Mutex::new(jobs),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
+            owner: config.owner.clone().unwrap_or_else(job::current_user),
             config,
             store: Box::new(store),
             clients: Clients::default(),
@@ -259,12 +278,14 @@ impl Manager {
                 "upload and upload-reply jobs are not implemented yet",
             ));
         }
-        let rec = JobRecord::new(
+        self.check_job_limits()?;
+        let mut rec = JobRecord::new(
             JobId::new_v4(),
             job_type,
             display_name.to_string(),
             now_ms(),
         );
+        rec.owner = self.shared.owner.clone();
         self.shared.store.save(&rec).map_err(Error::from)?;
         let id = rec.id;
         let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -292,31 +313,89 @@ impl Manager {
         })
     }
 
+    /// MaxJobsPerMachine and MaxJobsPerUser (not in service mode, as in BITS).
+    fn check_job_limits(&self) -> Result<()> {
+        let c = &self.shared.config;
+        if c.service_mode {
+            return Ok(());
+        }
+        let jobs = self.shared.jobs.lock();
+        if jobs.len() >= c.max_jobs as usize {
+            return Err(Error::new(
+                hr::E_TOO_MANY_JOBS_PER_MACHINE,
+                format!(
+                    "the queue holds {} jobs; the limit is {}",
+                    jobs.len(),
+                    c.max_jobs
+                ),
+            ));
+        }
+        let mine = jobs
+            .values()
+            .filter(|cell| cell.slot.lock().rec.owner == self.shared.owner)
+            .count();
+        if mine >= c.max_jobs_per_owner as usize {
+            return Err(Error::new(
+                hr::E_TOO_MANY_JOBS_PER_USER,
+                format!(
+                    "{} has {mine} jobs; the limit is {}",
+                    self.shared.owner, c.max_jobs_per_owner
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The owner this manager acts for.
+    pub fn owner(&self) -> &str {
+        &self.shared.owner
+    }
+
     /// GetJob: a new handle to a job that is not in a final state.
     pub fn get_job(&self, id: &JobId) -> Result<Job> {
         self.check_open()?;
         let cell = self.shared.jobs.lock().get(id).cloned();
-        match cell {
-            Some(cell) => Ok(Job {
-                cell,
-                shared: self.shared.clone(),
-            }),
-            None => Err(Error::new(
+        let Some(cell) = cell else {
+            return Err(Error::new(
                 hr::E_NOT_FOUND,
                 format!("no job with id {{{}}}", id.hyphenated()),
-            )),
+            ));
+        };
+        let owner = cell.slot.lock().rec.owner.clone();
+        if owner != self.shared.owner && !self.shared.config.service_mode {
+            return Err(Error::new(
+                hr::E_ACCESSDENIED,
+                format!(
+                    "job {{{}}} belongs to {owner}; only a manager in service mode may open it",
+                    id.hyphenated()
+                ),
+            ));
         }
+        Ok(Job {
+            cell,
+            shared: self.shared.clone(),
+        })
     }
 
-    /// Every job not in a final state, in creation order.
-    pub fn jobs(&self) -> Result<Vec<Job>> {
+    /// EnumJobs: the owner's jobs not in a final state, in creation order; with `all_users`
+    /// every owner's (service mode only, else BITS_E_ACCESSDENIED).
+    pub fn jobs_of(&self, all_users: bool) -> Result<Vec<Job>> {
         self.check_open()?;
+        if all_users && !self.shared.config.service_mode {
+            return Err(Error::new(
+                hr::E_ACCESSDENIED,
+                "listing every user's jobs needs service mode",
+            ));
+        }
         let mut cells: Vec<(u64, Arc<JobCell>)> = self
             .shared
             .jobs
             .lock()
             .values()
-            .map(|c| (c.slot.lock().seq, c.clone()))
+            .filter_map(|c| {
+                let slot = c.slot.lock();
+                (all_users || slot.rec.owner == self.shared.owner).then(|| (slot.seq, c.clone()))
+            })
             .collect();
         cells.sort_by_key(|(seq, _)| *seq);
         Ok(cells
@@ -326,6 +405,11 @@ impl Manager {
                 shared: self.shared.clone(),
             })
             .collect())
+    }
+
+    /// The owner's jobs not in a final state, in creation order.
+    pub fn jobs(&self) -> Result<Vec<Job>> {
+        self.jobs_of(false)
     }
 
     /// The manager's event queue, as a handle of its own: a thread waiting on it keeps what it
@@ -468,7 +552,9 @@ impl Events {
     pub fn next(&self, timeout: Option<Duration>) -> Result<Event> {
         check_open(&self.shared)?;
         let closed = || self.shared.closed.load(Ordering::SeqCst);
-        match self.shared.events.next(timeout, closed) {
+        let all = self.shared.config.service_mode;
+        let visible = |e: &Event| all || e.owner == self.shared.owner;
+        match self.shared.events.next(timeout, closed, visible) {
             Some(e) => Ok(e),
             None => {
                 check_open(&self.shared)?;
@@ -556,28 +642,193 @@ impl Job {
 
     /// AddFile: http, https or file URL to an absolute local path whose folder exists.
     pub fn add_file(&self, remote_url: &str, local_path: &str) -> Result<()> {
+        self.add_file_set(&[(remote_url, local_path)])
+    }
+
+    /// AddFileSet: every file, or none (the first invalid one is reported).
+    pub fn add_file_set(&self, files: &[(&str, &str)]) -> Result<()> {
         self.check_open()?;
-        let url = validate_remote(remote_url)?;
-        let local = validate_local(local_path)?;
+        let mut checked = Vec::with_capacity(files.len());
+        for (remote, local) in files {
+            checked.push((validate_remote(remote)?, validate_local(local)?));
+        }
+        let config = &self.shared.config;
         self.update(|rec| {
             state::modify(rec.state, "add a file to")?;
-            if rec
-                .files
-                .iter()
-                .any(|f| same_destination(Path::new(&f.local_path), &local))
+            if !config.service_mode
+                && rec.files.len() + checked.len() > config.max_files_per_job as usize
             {
                 return Err((
-                    hr::E_INVALIDARG,
+                    hr::E_TOO_MANY_FILES_IN_JOB,
                     format!(
-                        "the job already has a file with local name {}",
-                        local.display()
+                        "the job has {} files; {} more would pass the limit of {}",
+                        rec.files.len(),
+                        checked.len(),
+                        config.max_files_per_job
                     ),
                 ));
             }
-            rec.files.push(FileRecord::new(
-                url.to_string(),
-                local.to_string_lossy().into_owned(),
+            for (url, local) in &checked {
+                if rec
+                    .files
+                    .iter()
+                    .any(|f| same_destination(Path::new(&f.local_path), local))
+                {
+                    return Err((
+                        hr::E_INVALIDARG,
+                        format!(
+                            "the job already has a file with local name {}",
+                            local.display()
+                        ),
+                    ));
+                }
+                rec.files.push(FileRecord::new(
+                    url.to_string(),
+                    local.to_string_lossy().into_owned(),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// IBackgroundCopyFile2::SetRemoteName, e.g. a fresh signed URL. The partial data stays: the
+    /// next request asks for the rest with If-Range, so the new URL continues the file if it serves
+    /// the same representation and restarts it if not.
+    pub fn set_remote_name(&self, index: u32, remote_url: &str) -> Result<()> {
+        let url = validate_remote(remote_url)?;
+        self.update(|rec| {
+            state::modify(rec.state, "change a file of")?;
+            let count = rec.files.len();
+            let f = rec.files.get_mut(index as usize).ok_or_else(|| {
+                (
+                    hr::E_INVALIDARG,
+                    format!("file index {index} is out of range (the job has {count})"),
+                )
+            })?;
+            f.remote_url = url.to_string();
+            Ok(())
+        })?;
+        // A transfer in flight uses the old URL: stop it; the scheduler starts it again.
+        JobCell::signal_stop(&self.cell.slot.lock());
+        Ok(())
+    }
+
+    /// IBackgroundCopyJob3::ReplaceRemotePrefix: every file whose URL starts with `old` gets `new`
+    /// instead; all or none. S_FALSE when no file matched.
+    pub fn replace_remote_prefix(&self, old: &str, new: &str) -> Result<HResult> {
+        if old.is_empty() {
+            return Err(Error::new(hr::E_INVALIDARG, "the old prefix is empty"));
+        }
+        let matched = self.update(|rec| {
+            state::modify(rec.state, "change the files of")?;
+            let mut replaced = Vec::new();
+            for f in &rec.files {
+                if let Some(rest) = f.remote_url.strip_prefix(old) {
+                    let url = validate_remote(&format!("{new}{rest}"))
+                        .map_err(|e| (e.code, e.message))?;
+                    replaced.push(Some(url.to_string()));
+                } else {
+                    replaced.push(None);
+                }
+            }
+            let matched = replaced.iter().filter(|r| r.is_some()).count();
+            for (f, r) in rec.files.iter_mut().zip(replaced) {
+                if let Some(url) = r {
+                    f.remote_url = url;
+                }
+            }
+            Ok(matched)
+        })?;
+        if matched == 0 {
+            return Ok(hr::S_FALSE);
+        }
+        JobCell::signal_stop(&self.cell.slot.lock());
+        Ok(hr::S_OK)
+    }
+
+    pub fn set_display_name(&self, name: &str) -> Result<()> {
+        let chars = name.chars().count();
+        if chars > job::MAX_DISPLAY_NAME_CHARS {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!(
+                    "display name has {chars} characters; the limit is {}",
+                    job::MAX_DISPLAY_NAME_CHARS
+                ),
             ));
+        }
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.display_name = name.to_string();
+            Ok(())
+        })
+    }
+
+    pub fn set_description(&self, description: &str) -> Result<()> {
+        let chars = description.chars().count();
+        if chars > job::MAX_DESCRIPTION_CHARS {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!(
+                    "description has {chars} characters; the limit is {}",
+                    job::MAX_DESCRIPTION_CHARS
+                ),
+            ));
+        }
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.description = description.to_string();
+            Ok(())
+        })
+    }
+
+    /// SetPriority; the scheduler applies it at once, stopping a transfer only if it must.
+    pub fn set_priority(&self, priority: Priority) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.priority = priority;
+            Ok(())
+        })?;
+        self.wake_scheduler();
+        Ok(())
+    }
+
+    /// SetNotifyFlags: undefined bits give BITS_E_NOTIMPL, as in BITS.
+    pub fn set_notify_flags(&self, flags: u32) -> Result<()> {
+        if flags & !job::NOTIFY_FLAGS_MASK != 0 {
+            return Err(Error::new(
+                hr::E_NOTIMPL,
+                format!("undefined notify flags 0x{flags:X}"),
+            ));
+        }
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.notify_flags = flags;
+            Ok(())
+        })
+    }
+
+    /// BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS; may change during a transfer.
+    pub fn set_minimum_notification_interval(&self, ms: u32) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.min_notification_interval_ms = ms;
+            Ok(())
+        })
+    }
+
+    /// TakeOwnership: a manager in service mode makes the job its owner's.
+    pub fn take_ownership(&self) -> Result<()> {
+        if !self.shared.config.service_mode {
+            return Err(Error::new(
+                hr::E_ACCESSDENIED,
+                "taking ownership of a job needs service mode",
+            ));
+        }
+        let owner = self.shared.owner.clone();
+        self.update(|rec| {
+            state::modify(rec.state, "take ownership of")?;
+            rec.owner = owner;
             Ok(())
         })
     }

@@ -17,11 +17,8 @@ use crate::state::{engine, ErrorContext};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// BITS's default MINIMUM_NOTIFICATION_INTERVAL_MS: progress events come at most this often per job.
-const MIN_NOTIFICATION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why a file's transfer failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,14 +147,13 @@ pub(crate) async fn run_job(
                     );
                     return;
                 }
-                let (job, state) = (slot.rec.id, slot.rec.state);
-                let (kind, file_index) = (EventKind::FileTransferred, index as u32);
                 shared.events.push(Event {
-                    job,
-                    kind,
-                    state,
+                    job: slot.rec.id,
+                    kind: EventKind::FileTransferred,
+                    state: slot.rec.state,
                     code: hr::S_OK,
-                    file_index,
+                    file_index: index as u32,
+                    owner: slot.rec.owner.clone(),
                 });
             }
             Err(failure) => {
@@ -288,7 +284,7 @@ impl<'a> FileTransfer<'a> {
     /// written before it started are recorded when it ends.
     pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
         let offset = sink.offset();
-        let (job, state) = {
+        {
             let mut slot = self.cell.slot.lock();
             let rec = &mut slot.rec;
             let f = &mut rec.files[self.index];
@@ -296,22 +292,21 @@ impl<'a> FileTransfer<'a> {
                 rec.no_progress_since_ms = None;
             }
             f.bytes_transferred = offset;
-            (rec.id, rec.state)
-        };
-        if self
-            .progress_event_at
-            .is_none_or(|t| t.elapsed() >= MIN_NOTIFICATION_INTERVAL)
-        {
-            self.progress_event_at = Some(Instant::now());
-            let file_index = self.index as u32;
-            let kind = EventKind::JobModification;
-            self.shared.events.push(Event {
-                job,
-                kind,
-                state,
-                code: hr::S_OK,
-                file_index,
-            });
+            let interval = Duration::from_millis(rec.min_notification_interval_ms.into());
+            if self
+                .progress_event_at
+                .is_none_or(|t| t.elapsed() >= interval)
+            {
+                self.progress_event_at = Some(Instant::now());
+                self.shared.events.push(Event {
+                    job: rec.id,
+                    kind: EventKind::JobModification,
+                    state: rec.state,
+                    code: hr::S_OK,
+                    file_index: self.index as u32,
+                    owner: rec.owner.clone(),
+                });
+            }
         }
         if self
             .flushing
