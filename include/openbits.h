@@ -212,6 +212,29 @@ typedef struct bits_manager bits_manager;
 typedef int32_t bits_hresult;
 
 /*
+ One file for `bits_add_file_set` (BG_FILE_INFO). Both strings are UTF-8, borrowed for the call.
+ */
+typedef struct bits_file_info {
+  const char *remote_url;
+  const char *local_path;
+} bits_file_info;
+
+/*
+ A file's progress (BG_FILE_PROGRESS).
+ */
+typedef struct bits_file_progress {
+  /*
+   BITS_SIZE_UNKNOWN until the size is known.
+   */
+  uint64_t bytes_total;
+  uint64_t bytes_transferred;
+  /*
+   Non-zero once the whole file is transferred.
+   */
+  int32_t completed;
+} bits_file_progress;
+
+/*
  A job's progress (BG_JOB_PROGRESS).
  */
 typedef struct bits_job_progress {
@@ -223,6 +246,31 @@ typedef struct bits_job_progress {
   uint32_t files_total;
   uint32_t files_transferred;
 } bits_job_progress;
+
+/*
+ A job id. Same layout as a Windows GUID and .NET's System.Guid.
+ */
+typedef struct bits_guid {
+  uint32_t data1;
+  uint16_t data2;
+  uint16_t data3;
+  uint8_t data4[8];
+} bits_guid;
+
+/*
+ A job's times (BG_JOB_TIMES), in milliseconds since 1970-01-01 UTC.
+ */
+typedef struct bits_job_times {
+  uint64_t creation_ms;
+  /*
+   Last change of a property or the state, or the last recorded progress.
+   */
+  uint64_t modification_ms;
+  /*
+   When the job last became TRANSFERRED; 0 if it has not.
+   */
+  uint64_t transfer_completion_ms;
+} bits_job_times;
 
 /*
  Options for `bits_manager_open_ex`. Set `struct_size` to `sizeof(bits_manager_options)`: the
@@ -260,17 +308,34 @@ typedef struct bits_manager_options {
    (90 days, BITS's JobInactivityTimeout).
    */
   uint32_t inactivity_timeout_s;
+  /*
+   The user this manager acts for (UTF-8, borrowed): new jobs belong to it and it sees only its
+   own jobs. NULL: the OS user name of the process.
+   */
+  const char *owner;
+  /*
+   Non-zero: BITS's "administrators and services": every owner's jobs are visible
+   (BITS_JOB_ENUM_ALL_USERS, bits_get_job, bits_job_take_ownership) and the limits below do
+   not apply.
+   */
+  int32_t service_mode;
+  /*
+   Jobs in the queue, all owners together (BITS's MaxJobsPerMachine). Default 300.
+   */
+  uint32_t max_jobs;
+  /*
+   Jobs per owner (MaxJobsPerUser). Default 60.
+   */
+  uint32_t max_jobs_per_owner;
+  /*
+   Files per job (MaxFilesPerJob). Default 200.
+   */
+  uint32_t max_files_per_job;
+  /*
+   Byte ranges per file (MaxRangesPerFile). Default 500.
+   */
+  uint32_t max_ranges_per_file;
 } bits_manager_options;
-
-/*
- A job id. Same layout as a Windows GUID and .NET's System.Guid.
- */
-typedef struct bits_guid {
-  uint32_t data1;
-  uint16_t data2;
-  uint16_t data3;
-  uint8_t data4[8];
-} bits_guid;
 
 /*
  An event of a job (see `bits_manager_next_event`).
@@ -302,6 +367,89 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ Adds `count` files at once (IBackgroundCopyJob::AddFileSet): all of them or, if any is
+ refused, none. Each is checked as `bits_add_file` checks it. `files` is borrowed for the call.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER (`files` NULL with `count` > 0,
+ or a NULL string); what `bits_add_file` returns for the first file refused;
+ BITS_E_TOO_MANY_FILES_IN_JOB (more than the manager's max_files_per_job, outside service mode).
+ */
+bits_hresult bits_add_file_set(struct bits_job *job,
+                               uint32_t count,
+                               const struct bits_file_info *files);
+
+/*
+ The number of files in the job. Thread: any; does not block. Returns BITS_S_OK,
+ BITS_E_POINTER, BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_file_count(struct bits_job *job, uint32_t *out_count);
+
+/*
+ One file of the job, by index (0 .. count-1, in the order they were added). Each out-parameter
+ may be NULL when not wanted; strings are new UTF-8 strings freed with `bits_free_string`.
+ - `out_remote_url`, `out_local_path`: the names (GetRemoteName, GetLocalName);
+ - `out_temporary_path`: the `BIT*.tmp` file the bytes go to; an empty string until the
+   transfer of the file first starts (GetTemporaryName);
+ - `out_progress`: bytes total (BITS_SIZE_UNKNOWN until known), bytes transferred, completed.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (index out
+ of range); BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_file(struct bits_job *job,
+                               uint32_t index,
+                               char **out_remote_url,
+                               char **out_local_path,
+                               char **out_temporary_path,
+                               struct bits_file_progress *out_progress);
+
+/*
+ Changes the URL of file `index` (IBackgroundCopyFile2::SetRemoteName), e.g. for a fresh signed
+ URL. The bytes already transferred are kept: the next request asks the new URL for the rest
+ with If-Range, so the file continues if the new URL serves the same content (same validators)
+ and starts again if not. A transfer of the job in progress restarts at once with the new URL.
+ `remote_url` is borrowed.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (bad URL,
+ index out of range); BITS_E_INVALID_STATE (final state, manager closed).
+ */
+bits_hresult bits_file_set_remote_name(struct bits_job *job,
+                                       uint32_t index,
+                                       const char *remote_url);
+
+/*
+ Replaces `old_prefix` by `new_prefix` at the start of every file URL that begins with it
+ (IBackgroundCopyJob3::ReplaceRemotePrefix), keeping partial data as `bits_file_set_remote_name`
+ does. All or none: if one resulting URL is invalid, nothing changes. Strings are borrowed.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_S_FALSE (no URL began with the prefix);
+ BITS_E_POINTER; BITS_E_INVALIDARG (empty prefix, an invalid resulting URL);
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_replace_remote_prefix(struct bits_job *job,
+                                            const char *old_prefix,
+                                            const char *new_prefix);
+
+/*
+ The detail of the job's error (IBackgroundCopyError::GetFile, GetProtocol,
+ GetErrorContextDescription), available when `bits_job_get_error` is. Each out-parameter may be
+ NULL; strings are new and freed with `bits_free_string`.
+ - `out_file_index`: the file the error belongs to;
+ - `out_protocol`: `http`, `https` or `file`;
+ - `out_context_description`: a sentence describing the error's context.
+
+ If the error belongs to no file, the call fails with BITS_E_FILE_NOT_AVAILABLE (and
+ BITS_E_PROTOCOL_NOT_AVAILABLE when only the protocol is asked), as BITS does.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER;
+ BITS_E_ERROR_INFORMATION_UNAVAILABLE (not in ERROR or TRANSIENT_ERROR); BITS_E_FILE_NOT_AVAILABLE;
+ BITS_E_PROTOCOL_NOT_AVAILABLE; BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_error_detail(struct bits_job *job,
+                                       uint32_t *out_file_index,
+                                       char **out_protocol,
+                                       char **out_context_description);
+
+/*
  Adds a file to a job (IBackgroundCopyJob::AddFile).
 
  - `remote_url`: UTF-8 `http://`, `https://` or `file://` URL, at most 2,200 characters.
@@ -317,7 +465,8 @@ extern "C" {
  Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (malformed URL, unsupported scheme,
  relative local path, local path that is a folder, same local path twice in the job, bad UTF-8);
  HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND) 0x80070003 (folder missing); BITS_E_ACCESSDENIED
- (folder not writable); BITS_E_INVALID_STATE (final state, or manager closed).
+ (folder not writable); BITS_E_TOO_MANY_FILES_IN_JOB (the manager's max_files_per_job, outside
+ service mode); BITS_E_INVALID_STATE (final state, or manager closed).
  */
 bits_hresult bits_add_file(struct bits_job *job, const char *remote_url, const char *local_path);
 
@@ -452,6 +601,120 @@ bits_hresult bits_job_set_no_progress_timeout(struct bits_job *job, uint32_t sec
 void bits_job_release(struct bits_job *job);
 
 /*
+ The job's id. Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER,
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_id(struct bits_job *job, struct bits_guid *out_id);
+
+/*
+ The job's type, a BITS_JOB_TYPE_* value. Thread: any; does not block. Returns as
+ `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_type(struct bits_job *job, int32_t *out_type);
+
+/*
+ The job's display name: a new UTF-8 string the caller frees with `bits_free_string`. Thread:
+ any; does not block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_display_name(struct bits_job *job, char **out_name);
+
+/*
+ Sets the display name (UTF-8, at most 256 characters, borrowed for the call). Thread: any;
+ does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALIDARG (too long, bad UTF-8),
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_display_name(struct bits_job *job, const char *name);
+
+/*
+ The job's description (empty by default): a new string freed with `bits_free_string`.
+ Thread: any; does not block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_description(struct bits_job *job, char **out_text);
+
+/*
+ Sets the description (UTF-8, at most 1,024 characters, borrowed). Thread: any; does not
+ block. Returns as `bits_job_set_display_name`.
+ */
+bits_hresult bits_job_set_description(struct bits_job *job, const char *description);
+
+/*
+ The job's owner (the user name given in the manager's options, or the OS user name of the
+ process that created it): a new string freed with `bits_free_string`. Thread: any; does not
+ block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_owner(struct bits_job *job, char **out_owner);
+
+/*
+ The job's priority, a BITS_JOB_PRIORITY_* value (default NORMAL). Thread: any; does not
+ block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_priority(struct bits_job *job, int32_t *out_priority);
+
+/*
+ Sets the priority: BITS_JOB_PRIORITY_FOREGROUND, _HIGH, _NORMAL or _LOW. The scheduler applies
+ it at once (a running transfer is stopped only if a higher priority needs its slot). Thread:
+ any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL (undefined value, as in
+ BITS), BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_priority(struct bits_job *job, int32_t priority);
+
+/*
+ The job's BITS_NOTIFY_* flags (default BITS_NOTIFY_JOB_TRANSFERRED | BITS_NOTIFY_JOB_ERROR).
+ Thread: any; does not block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_notify_flags(struct bits_job *job, uint32_t *out_flags);
+
+/*
+ Sets the BITS_NOTIFY_* flags (they select the events of push callbacks; the pull queue gets
+ every event). Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL
+ (undefined bits), BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_notify_flags(struct bits_job *job, uint32_t flags);
+
+/*
+ The minimum retry delay in seconds (default 600). Thread: any; does not block. Returns as
+ `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_minimum_retry_delay(struct bits_job *job, uint32_t *out_seconds);
+
+/*
+ The no-progress timeout in seconds (default 1,209,600). Thread: any; does not block. Returns as
+ `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_no_progress_timeout(struct bits_job *job, uint32_t *out_seconds);
+
+/*
+ BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS: progress events of the job come at most
+ this often (default 500 ms). Thread: any; does not block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_minimum_notification_interval(struct bits_job *job, uint32_t *out_ms);
+
+/*
+ Sets the minimum notification interval in milliseconds; it may change during a transfer.
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_minimum_notification_interval(struct bits_job *job, uint32_t ms);
+
+/*
+ The job's times (BG_JOB_TIMES), in milliseconds since 1970-01-01 UTC. Thread: any; does not
+ block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_times(struct bits_job *job, struct bits_job_times *out_times);
+
+/*
+ How many times the job failed (transient and fatal errors). Thread: any; does not block.
+ Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_error_count(struct bits_job *job, uint32_t *out_count);
+
+/*
+ Makes the job belong to the manager's owner (IBackgroundCopyJob::TakeOwnership). Needs a
+ manager opened in service mode. Thread: any; does not block. Returns BITS_S_OK,
+ BITS_E_POINTER, BITS_E_ACCESSDENIED (not service mode), BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_take_ownership(struct bits_job *job);
+
+/*
  Opens a manager on a state folder and starts its transfer threads.
 
  - `state_dir`: UTF-8 absolute path, borrowed for the call; created (mode 0700) if missing. NULL
@@ -520,7 +783,9 @@ void bits_manager_close(struct bits_manager *manager);
  Thread: any. Does not block.
 
  Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (name too long, bad UTF-8, undefined
- `job_type`); BITS_E_NOTIMPL; BITS_E_INVALID_STATE (manager closed).
+ `job_type`); BITS_E_NOTIMPL; BITS_E_TOO_MANY_JOBS_PER_MACHINE / BITS_E_TOO_MANY_JOBS_PER_USER
+ (the manager's max_jobs / max_jobs_per_owner, outside service mode); BITS_E_INVALID_STATE
+ (manager closed).
  */
 bits_hresult bits_create_job(struct bits_manager *manager,
                              const char *display_name,
@@ -537,7 +802,8 @@ bits_hresult bits_create_job(struct bits_manager *manager,
  Thread: any. Does not block.
 
  Returns BITS_S_OK; BITS_E_POINTER; BITS_E_NOT_FOUND (no such job, or it was completed or
- cancelled); BITS_E_INVALID_STATE (manager closed).
+ cancelled); BITS_E_ACCESSDENIED (another owner's job, and the manager is not in service mode);
+ BITS_E_INVALID_STATE (manager closed).
  */
 bits_hresult bits_get_job(struct bits_manager *manager,
                           const struct bits_guid *job_id,
@@ -547,8 +813,8 @@ bits_hresult bits_get_job(struct bits_manager *manager,
  Lists the ids of the manager's jobs that are not in a final state, in creation order
  (IBackgroundCopyManager::EnumJobs).
 
- - `flags`: 0. BITS_JOB_ENUM_ALL_USERS needs service mode, which this release does not have:
-   BITS_E_ACCESSDENIED. Any other bit: BITS_E_INVALIDARG.
+ - `flags`: 0 for the manager's owner's jobs; BITS_JOB_ENUM_ALL_USERS for every owner's, which
+   needs a manager in service mode (else BITS_E_ACCESSDENIED). Any other bit: BITS_E_INVALIDARG.
  - `out_ids`: receives an array of `*out_count` ids owned by the caller and freed with
    `bits_free` (NULL when the count is 0, and on failure).
  - `out_count`: receives the number of ids (0 on failure).
@@ -642,6 +908,19 @@ const char *bits_version_string(void);
  Thread: any. Does not block.
  */
 void bits_free(void *memory);
+
+/*
+ The library's version as numbers (same as BITS_VERSION_MAJOR/MINOR/PATCH of the header it was
+ built with). Each pointer may be NULL. Thread: any; does not block. Returns BITS_S_OK.
+ */
+bits_hresult bits_get_version(uint32_t *out_major, uint32_t *out_minor, uint32_t *out_patch);
+
+/*
+ A sentence describing any code the library returns (IBackgroundCopyManager::GetErrorDescription):
+ a new UTF-8 string freed with `bits_free_string`. Unknown codes get a generic text with the
+ number. Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER.
+ */
+bits_hresult bits_get_error_description(bits_hresult code, char **out_text);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -127,7 +127,9 @@ zero_is_default!(
     u64,
     crate::types::bits_guid,
     crate::types::bits_job_progress,
-    crate::types::bits_event
+    crate::types::bits_event,
+    crate::types::bits_job_times,
+    crate::types::bits_file_progress
 );
 
 /// A string the caller frees with `bits_free_string`.

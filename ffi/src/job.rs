@@ -24,7 +24,8 @@ pub const BITS_INFINITE: u32 = 0xFFFF_FFFF;
 /// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (malformed URL, unsupported scheme,
 /// relative local path, local path that is a folder, same local path twice in the job, bad UTF-8);
 /// HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND) 0x80070003 (folder missing); BITS_E_ACCESSDENIED
-/// (folder not writable); BITS_E_INVALID_STATE (final state, or manager closed).
+/// (folder not writable); BITS_E_TOO_MANY_FILES_IN_JOB (the manager's max_files_per_job, outside
+/// service mode); BITS_E_INVALID_STATE (final state, or manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_add_file(
     job: *mut bits_job,

@@ -5,7 +5,9 @@
 #![allow(clippy::missing_safety_doc)] // The safety contract of each export is in its doc comment.
 
 mod boundary;
+pub mod files;
 pub mod job;
+pub mod job_properties;
 pub mod manager;
 pub mod types;
 pub mod util;

@@ -89,6 +89,20 @@ pub unsafe extern "C" fn bits_manager_open_ex(
         if o.inactivity_timeout_s > 0 {
             config.inactivity_timeout = Duration::from_secs(o.inactivity_timeout_s.into());
         }
+        if !o.owner.is_null() {
+            config.owner = Some(text(o.owner, "owner")?.to_string());
+        }
+        config.service_mode = o.service_mode != 0;
+        for (value, setting) in [
+            (o.max_jobs, &mut config.max_jobs),
+            (o.max_jobs_per_owner, &mut config.max_jobs_per_owner),
+            (o.max_files_per_job, &mut config.max_files_per_job),
+            (o.max_ranges_per_file, &mut config.max_ranges_per_file),
+        ] {
+            if value > 0 {
+                *setting = value;
+            }
+        }
         let inner = Manager::open(dir.map(Path::new), config)?;
         *out_manager = Box::into_raw(Box::new(bits_manager { inner }));
         Ok(hr::S_OK)
@@ -168,7 +182,9 @@ pub unsafe extern "C" fn bits_manager_close(manager: *mut bits_manager) {
 /// Thread: any. Does not block.
 ///
 /// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (name too long, bad UTF-8, undefined
-/// `job_type`); BITS_E_NOTIMPL; BITS_E_INVALID_STATE (manager closed).
+/// `job_type`); BITS_E_NOTIMPL; BITS_E_TOO_MANY_JOBS_PER_MACHINE / BITS_E_TOO_MANY_JOBS_PER_USER
+/// (the manager's max_jobs / max_jobs_per_owner, outside service mode); BITS_E_INVALID_STATE
+/// (manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_create_job(
     manager: *mut bits_manager,
@@ -203,7 +219,8 @@ pub unsafe extern "C" fn bits_create_job(
 /// Thread: any. Does not block.
 ///
 /// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_NOT_FOUND (no such job, or it was completed or
-/// cancelled); BITS_E_INVALID_STATE (manager closed).
+/// cancelled); BITS_E_ACCESSDENIED (another owner's job, and the manager is not in service mode);
+/// BITS_E_INVALID_STATE (manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_get_job(
     manager: *mut bits_manager,
@@ -226,8 +243,8 @@ pub const BITS_JOB_ENUM_ALL_USERS: u32 = 0x1;
 /// Lists the ids of the manager's jobs that are not in a final state, in creation order
 /// (IBackgroundCopyManager::EnumJobs).
 ///
-/// - `flags`: 0. BITS_JOB_ENUM_ALL_USERS needs service mode, which this release does not have:
-///   BITS_E_ACCESSDENIED. Any other bit: BITS_E_INVALIDARG.
+/// - `flags`: 0 for the manager's owner's jobs; BITS_JOB_ENUM_ALL_USERS for every owner's, which
+///   needs a manager in service mode (else BITS_E_ACCESSDENIED). Any other bit: BITS_E_INVALIDARG.
 /// - `out_ids`: receives an array of `*out_count` ids owned by the caller and freed with
 ///   `bits_free` (NULL when the count is 0, and on failure).
 /// - `out_count`: receives the number of ids (0 on failure).
@@ -256,15 +273,10 @@ pub unsafe extern "C" fn bits_enum_jobs(
                 format!("undefined flags 0x{flags:X}"),
             ));
         }
-        if flags & BITS_JOB_ENUM_ALL_USERS != 0 {
-            return Err(Error::new(
-                hr::E_ACCESSDENIED,
-                "listing every user's jobs needs service mode",
-            ));
-        }
+        let all_users = flags & BITS_JOB_ENUM_ALL_USERS != 0;
         let ids: Vec<bits_guid> = manager
             .inner
-            .jobs()?
+            .jobs_of(all_users)?
             .iter()
             .map(|j| j.id().into())
             .collect();

@@ -95,6 +95,21 @@ pub struct bits_manager_options {
     /// Jobs with no progress and no change for this many seconds are cancelled. Default 7,776,000
     /// (90 days, BITS's JobInactivityTimeout).
     pub inactivity_timeout_s: u32,
+    /// The user this manager acts for (UTF-8, borrowed): new jobs belong to it and it sees only its
+    /// own jobs. NULL: the OS user name of the process.
+    pub owner: *const std::ffi::c_char,
+    /// Non-zero: BITS's "administrators and services": every owner's jobs are visible
+    /// (BITS_JOB_ENUM_ALL_USERS, bits_get_job, bits_job_take_ownership) and the limits below do
+    /// not apply.
+    pub service_mode: i32,
+    /// Jobs in the queue, all owners together (BITS's MaxJobsPerMachine). Default 300.
+    pub max_jobs: u32,
+    /// Jobs per owner (MaxJobsPerUser). Default 60.
+    pub max_jobs_per_owner: u32,
+    /// Files per job (MaxFilesPerJob). Default 200.
+    pub max_files_per_job: u32,
+    /// Byte ranges per file (MaxRangesPerFile). Default 500.
+    pub max_ranges_per_file: u32,
 }
 
 /// An event of a job (see `bits_manager_next_event`).
@@ -125,4 +140,37 @@ impl From<openbits_core::Event> for bits_event {
             file_index: e.file_index,
         }
     }
+}
+
+/// A job's times (BG_JOB_TIMES), in milliseconds since 1970-01-01 UTC.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_job_times {
+    pub creation_ms: u64,
+    /// Last change of a property or the state, or the last recorded progress.
+    pub modification_ms: u64,
+    /// When the job last became TRANSFERRED; 0 if it has not.
+    pub transfer_completion_ms: u64,
+}
+
+/// A file's progress (BG_FILE_PROGRESS).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_file_progress {
+    /// BITS_SIZE_UNKNOWN until the size is known.
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+    /// Non-zero once the whole file is transferred.
+    pub completed: i32,
+}
+
+/// One file for `bits_add_file_set` (BG_FILE_INFO). Both strings are UTF-8, borrowed for the call.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub struct bits_file_info {
+    pub remote_url: *const std::ffi::c_char,
+    pub local_path: *const std::ffi::c_char,
 }

@@ -110,3 +110,40 @@ pub extern "C" fn bits_version_string() -> *const c_char {
 pub unsafe extern "C" fn bits_free(memory: *mut std::ffi::c_void) {
     call_void("bits_free", || libc::free(memory))
 }
+
+/// The library's version as numbers (same as BITS_VERSION_MAJOR/MINOR/PATCH of the header it was
+/// built with). Each pointer may be NULL. Thread: any; does not block. Returns BITS_S_OK.
+#[no_mangle]
+pub unsafe extern "C" fn bits_get_version(
+    out_major: *mut u32,
+    out_minor: *mut u32,
+    out_patch: *mut u32,
+) -> bits_hresult {
+    call("bits_get_version", || {
+        let mut parts = env!("CARGO_PKG_VERSION")
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        for target in [out_major, out_minor, out_patch] {
+            let value = parts.next().unwrap_or(0);
+            if let Some(t) = crate::boundary::out_opt(target) {
+                *t = value;
+            }
+        }
+        Ok(hr::S_OK)
+    })
+}
+
+/// A sentence describing any code the library returns (IBackgroundCopyManager::GetErrorDescription):
+/// a new UTF-8 string freed with `bits_free_string`. Unknown codes get a generic text with the
+/// number. Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER.
+#[no_mangle]
+pub unsafe extern "C" fn bits_get_error_description(
+    code: bits_hresult,
+    out_text: *mut *mut c_char,
+) -> bits_hresult {
+    call("bits_get_error_description", || {
+        let out_text = out(out_text, "out_text")?;
+        *out_text = crate::boundary::owned_string(&HResult(code).description());
+        Ok(hr::S_OK)
+    })
+}

@@ -1,0 +1,210 @@
+//! The files of a job (IBackgroundCopyJob::AddFileSet / EnumFiles, IBackgroundCopyFile1-3,
+//! IBackgroundCopyJob3::ReplaceRemotePrefix) and the error's detail (IBackgroundCopyError).
+
+use crate::boundary::{arg, call, out, out_opt, owned_string, text};
+use crate::types::{bits_file_info, bits_file_progress, bits_hresult, bits_job};
+use openbits_core::hresult as hr;
+use openbits_core::{Error, SIZE_UNKNOWN};
+use std::ffi::c_char;
+
+/// Adds `count` files at once (IBackgroundCopyJob::AddFileSet): all of them or, if any is
+/// refused, none. Each is checked as `bits_add_file` checks it. `files` is borrowed for the call.
+///
+/// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER (`files` NULL with `count` > 0,
+/// or a NULL string); what `bits_add_file` returns for the first file refused;
+/// BITS_E_TOO_MANY_FILES_IN_JOB (more than the manager's max_files_per_job, outside service mode).
+#[no_mangle]
+pub unsafe extern "C" fn bits_add_file_set(
+    job: *mut bits_job,
+    count: u32,
+    files: *const bits_file_info,
+) -> bits_hresult {
+    call("bits_add_file_set", || {
+        let job = arg(job, "job")?;
+        if count == 0 {
+            return Ok(hr::S_OK);
+        }
+        if files.is_null() {
+            return Err(crate::boundary::null("files"));
+        }
+        let items = std::slice::from_raw_parts(files, count as usize);
+        let mut pairs = Vec::with_capacity(items.len());
+        for (i, f) in items.iter().enumerate() {
+            pairs.push((
+                text(f.remote_url, &format!("files[{i}].remote_url"))?,
+                text(f.local_path, &format!("files[{i}].local_path"))?,
+            ));
+        }
+        job.inner.add_file_set(&pairs)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// The number of files in the job. Thread: any; does not block. Returns BITS_S_OK,
+/// BITS_E_POINTER, BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_file_count(
+    job: *mut bits_job,
+    out_count: *mut u32,
+) -> bits_hresult {
+    call("bits_job_get_file_count", || {
+        let out_count = out(out_count, "out_count")?;
+        *out_count = arg(job, "job")?.inner.record()?.files.len() as u32;
+        Ok(hr::S_OK)
+    })
+}
+
+/// One file of the job, by index (0 .. count-1, in the order they were added). Each out-parameter
+/// may be NULL when not wanted; strings are new UTF-8 strings freed with `bits_free_string`.
+/// - `out_remote_url`, `out_local_path`: the names (GetRemoteName, GetLocalName);
+/// - `out_temporary_path`: the `BIT*.tmp` file the bytes go to; an empty string until the
+///   transfer of the file first starts (GetTemporaryName);
+/// - `out_progress`: bytes total (BITS_SIZE_UNKNOWN until known), bytes transferred, completed.
+///
+/// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (index out
+/// of range); BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_file(
+    job: *mut bits_job,
+    index: u32,
+    out_remote_url: *mut *mut c_char,
+    out_local_path: *mut *mut c_char,
+    out_temporary_path: *mut *mut c_char,
+    out_progress: *mut bits_file_progress,
+) -> bits_hresult {
+    call("bits_job_get_file", || {
+        let (remote, local, temp) = (
+            out_opt(out_remote_url),
+            out_opt(out_local_path),
+            out_opt(out_temporary_path),
+        );
+        let progress = out_opt(out_progress);
+        let rec = arg(job, "job")?.inner.record()?;
+        let count = rec.files.len();
+        let f = rec.files.get(index as usize).ok_or_else(|| {
+            Error::new(
+                hr::E_INVALIDARG,
+                format!("file index {index} is out of range (the job has {count})"),
+            )
+        })?;
+        if let Some(p) = progress {
+            *p = bits_file_progress {
+                bytes_total: f.bytes_total.unwrap_or(SIZE_UNKNOWN),
+                bytes_transferred: f.bytes_transferred,
+                completed: f.completed as i32,
+            };
+        }
+        if let Some(r) = remote {
+            *r = owned_string(&f.remote_url);
+        }
+        if let Some(l) = local {
+            *l = owned_string(&f.local_path);
+        }
+        if let Some(t) = temp {
+            *t = owned_string(f.temp_path.as_deref().unwrap_or(""));
+        }
+        Ok(hr::S_OK)
+    })
+}
+
+/// Changes the URL of file `index` (IBackgroundCopyFile2::SetRemoteName), e.g. for a fresh signed
+/// URL. The bytes already transferred are kept: the next request asks the new URL for the rest
+/// with If-Range, so the file continues if the new URL serves the same content (same validators)
+/// and starts again if not. A transfer of the job in progress restarts at once with the new URL.
+/// `remote_url` is borrowed.
+///
+/// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (bad URL,
+/// index out of range); BITS_E_INVALID_STATE (final state, manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_file_set_remote_name(
+    job: *mut bits_job,
+    index: u32,
+    remote_url: *const c_char,
+) -> bits_hresult {
+    call("bits_file_set_remote_name", || {
+        arg(job, "job")?
+            .inner
+            .set_remote_name(index, text(remote_url, "remote_url")?)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// Replaces `old_prefix` by `new_prefix` at the start of every file URL that begins with it
+/// (IBackgroundCopyJob3::ReplaceRemotePrefix), keeping partial data as `bits_file_set_remote_name`
+/// does. All or none: if one resulting URL is invalid, nothing changes. Strings are borrowed.
+///
+/// Thread: any; does not block. Returns BITS_S_OK; BITS_S_FALSE (no URL began with the prefix);
+/// BITS_E_POINTER; BITS_E_INVALIDARG (empty prefix, an invalid resulting URL);
+/// BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_replace_remote_prefix(
+    job: *mut bits_job,
+    old_prefix: *const c_char,
+    new_prefix: *const c_char,
+) -> bits_hresult {
+    call("bits_job_replace_remote_prefix", || {
+        let job = arg(job, "job")?;
+        job.inner.replace_remote_prefix(
+            text(old_prefix, "old_prefix")?,
+            text(new_prefix, "new_prefix")?,
+        )
+    })
+}
+
+/// The detail of the job's error (IBackgroundCopyError::GetFile, GetProtocol,
+/// GetErrorContextDescription), available when `bits_job_get_error` is. Each out-parameter may be
+/// NULL; strings are new and freed with `bits_free_string`.
+/// - `out_file_index`: the file the error belongs to;
+/// - `out_protocol`: `http`, `https` or `file`;
+/// - `out_context_description`: a sentence describing the error's context.
+///
+/// If the error belongs to no file, the call fails with BITS_E_FILE_NOT_AVAILABLE (and
+/// BITS_E_PROTOCOL_NOT_AVAILABLE when only the protocol is asked), as BITS does.
+///
+/// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER;
+/// BITS_E_ERROR_INFORMATION_UNAVAILABLE (not in ERROR or TRANSIENT_ERROR); BITS_E_FILE_NOT_AVAILABLE;
+/// BITS_E_PROTOCOL_NOT_AVAILABLE; BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_error_detail(
+    job: *mut bits_job,
+    out_file_index: *mut u32,
+    out_protocol: *mut *mut c_char,
+    out_context_description: *mut *mut c_char,
+) -> bits_hresult {
+    call("bits_job_get_error_detail", || {
+        let (file_out, protocol_out, context_out) = (
+            out_opt(out_file_index),
+            out_opt(out_protocol),
+            out_opt(out_context_description),
+        );
+        let job = &arg(job, "job")?.inner;
+        let error = job.error()?;
+        let file = error
+            .file_index
+            .and_then(|i| job.record().ok()?.files.get(i as usize).cloned());
+        if let Some(c) = context_out {
+            *c = owned_string(&openbits_core::hresult::context_description(error.context));
+        }
+        let Some(file) = file else {
+            let code = if file_out.is_none() && protocol_out.is_some() {
+                hr::E_PROTOCOL_NOT_AVAILABLE
+            } else {
+                hr::E_FILE_NOT_AVAILABLE
+            };
+            return Err(Error::new(code, "the error does not belong to a file"));
+        };
+        if let Some(i) = file_out {
+            *i = error.file_index.unwrap_or(0);
+        }
+        if let Some(p) = protocol_out {
+            let scheme = file
+                .remote_url
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            *p = owned_string(&scheme);
+        }
+        Ok(hr::S_OK)
+    })
+}
