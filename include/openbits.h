@@ -292,7 +292,8 @@ typedef struct bits_manager_options {
    */
   const char *state_dir;
   /*
-   Background jobs transferring at once. Default 4.
+   Background jobs transferring at once. Default 4. Background jobs go strictly by priority:
+   a lower priority gets no slot while a higher one is active; FOREGROUND jobs do not count.
    */
   uint32_t max_concurrent_jobs;
   /*
@@ -335,6 +336,11 @@ typedef struct bits_manager_options {
    Byte ranges per file (MaxRangesPerFile). Default 500.
    */
   uint32_t max_ranges_per_file;
+  /*
+   How long a background job keeps its transfer slot while others of its priority wait, in
+   milliseconds (round-robin turns). Default 30,000.
+   */
+  uint32_t time_slice_ms;
 } bits_manager_options;
 
 /*

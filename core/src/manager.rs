@@ -63,6 +63,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Config {
     /// Background jobs transferring at once.
     pub max_concurrent_jobs: usize,
+    /// How long a background job keeps its slot while others of its priority wait.
+    pub time_slice: Duration,
     /// Runtime worker threads owned by the manager.
     pub worker_threads: usize,
     /// TCP (and TLS) connection establishment limit.
@@ -91,6 +93,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             max_concurrent_jobs: 4,
+            time_slice: Duration::from_secs(30),
             worker_threads: 2,
             connect_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
@@ -125,6 +128,8 @@ pub(crate) struct Shared {
     /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
     pub(crate) next_due_ms: AtomicU64,
     next_seq: AtomicU64,
+    /// Counts task starts (round-robin order).
+    pub(crate) starts: AtomicU64,
 }
 
 pub(crate) struct JobCell {
@@ -143,6 +148,9 @@ pub(crate) struct JobSlot {
     pub(crate) settling: bool,
     /// Creation order, the tie-break among equal priorities.
     pub(crate) seq: u64,
+    /// When the current task started, and the start counter's value then (round-robin order).
+    pub(crate) started_at: Option<Instant>,
+    pub(crate) last_ran: u64,
 }
 
 impl JobCell {
@@ -222,6 +230,8 @@ impl Manager {
                     runner: None,
                     settling: false,
                     seq,
+                    started_at: None,
+                    last_ran: 0,
                 }),
                 changed: Condvar::new(),
                 settle: Mutex::new(()),
@@ -240,6 +250,7 @@ impl Manager {
             events: EventQueue::default(),
             next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
+            starts: AtomicU64::new(0),
         });
         runtime.spawn(scheduler::run(shared.clone()));
         runtime.spawn(checkpoint::run(shared.clone()));
@@ -295,6 +306,8 @@ impl Manager {
                 runner: None,
                 settling: false,
                 seq,
+                started_at: None,
+                last_ran: 0,
             }),
             changed: Condvar::new(),
             settle: Mutex::new(()),

@@ -1,16 +1,17 @@
 //! The scheduler: one task per manager. It turns TRANSIENT_ERROR jobs back into QUEUED when their
-//! retry delay has passed (or into ERROR when their no-progress timeout has), and gives QUEUED jobs
-//! transfer slots: by priority, then in creation order, at most `max_concurrent_jobs` at once.
+//! retry delay has passed (or into ERROR when their no-progress timeout has), cancels inactive
+//! jobs, and gives transfer slots by BITS's rules (`plan`, a pure function): FOREGROUND jobs at
+//! once, background jobs strictly by priority, equal priorities in turns of `time_slice`.
 //!
 //! It sleeps until woken (`Shared::wake`) or until the next retry or timeout is due.
 
 use crate::job::now_ms;
 use crate::manager::{publish, Job, JobCell, Shared};
-use crate::state::{engine, JobState};
+use crate::state::{engine, JobState, Priority};
 use crate::transfer;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -46,16 +47,22 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
     let mut next_due: Option<u64> = None;
     let mut due = |t: u64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
     let cells: Vec<Arc<JobCell>> = shared.jobs.lock().values().cloned().collect();
-    let mut running = 0usize;
-    let mut waiting = Vec::new();
+    let mut candidates = Vec::new();
+    let mut by_key = Vec::new();
     let inactive_after = shared.config.inactivity_timeout.as_millis() as u64;
     for cell in cells {
         let mut slot = cell.slot.lock();
-        if slot.runner.is_some() {
-            running += 1;
+        if slot.settling {
             continue;
         }
-        if slot.settling {
+        if slot.runner.is_some() {
+            candidates.push(Candidate {
+                key: by_key.len(),
+                priority: slot.rec.priority,
+                running_for: Some(slot.started_at.map_or(Duration::ZERO, |t| t.elapsed())),
+                order: (slot.last_ran, slot.seq),
+            });
+            by_key.push(cell.clone());
             continue;
         }
         let rec = &slot.rec;
@@ -68,53 +75,143 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
             continue;
         }
         due(idle_until);
-        match rec.state {
-            JobState::TransientError => {
-                let give_up_at = rec
-                    .no_progress_since_ms
-                    .map(|s| s.saturating_add(rec.no_progress_timeout_s as u64 * 1000));
-                let retry_at = rec.retry_at_ms.unwrap_or(now);
-                if give_up_at.is_some_and(|g| g <= now && g <= retry_at) {
-                    let mut next = rec.clone();
-                    if let Some(s) = engine::no_progress_timeout(next.state) {
-                        next.state = s;
-                    }
-                    // A store failure leaves the job as it was; the next pass tries again.
-                    let _ = publish(shared, &cell, &mut slot, next);
-                } else if retry_at <= now {
-                    let mut next = rec.clone();
-                    if let Some(s) = engine::retry_due(next.state) {
-                        next.state = s;
-                        next.retry_at_ms = None;
-                    }
-                    if publish(shared, &cell, &mut slot, next).is_ok() {
-                        waiting.push((slot.rec.priority, slot.seq, cell.clone()));
-                    }
-                } else {
-                    due(retry_at);
-                    if let Some(g) = give_up_at {
-                        due(g);
-                    }
+        let mut waiting = rec.state.is_active();
+        if rec.state == JobState::TransientError {
+            let give_up_at = rec
+                .no_progress_since_ms
+                .map(|s| s.saturating_add(rec.no_progress_timeout_s as u64 * 1000));
+            let retry_at = rec.retry_at_ms.unwrap_or(now);
+            if give_up_at.is_some_and(|g| g <= now && g <= retry_at) {
+                let mut next = rec.clone();
+                if let Some(s) = engine::no_progress_timeout(next.state) {
+                    next.state = s;
+                }
+                // A store failure leaves the job as it was; the next pass tries again.
+                let _ = publish(shared, &cell, &mut slot, next);
+            } else if retry_at <= now {
+                let mut next = rec.clone();
+                if let Some(s) = engine::retry_due(next.state) {
+                    next.state = s;
+                    next.retry_at_ms = None;
+                }
+                waiting = publish(shared, &cell, &mut slot, next).is_ok();
+            } else {
+                due(retry_at);
+                if let Some(g) = give_up_at {
+                    due(g);
                 }
             }
-            // Connecting/Transferring without a task: a task ended while the job stayed active
-            // (only a stale report can do that); it goes back to the queue.
-            JobState::Queued | JobState::Connecting | JobState::Transferring => {
-                waiting.push((rec.priority, slot.seq, cell.clone()))
-            }
-            _ => {}
+        }
+        // An active job without a task (queued, or its task ended while it stayed active) waits.
+        if waiting {
+            candidates.push(Candidate {
+                key: by_key.len(),
+                priority: slot.rec.priority,
+                running_for: None,
+                order: (slot.last_ran, slot.seq),
+            });
+            by_key.push(cell.clone());
         }
     }
-    waiting.sort_by_key(|(prio, seq, _)| (*prio, *seq));
-    for (_, _, cell) in waiting {
-        if running >= shared.config.max_concurrent_jobs {
-            break;
-        }
-        if start(shared, &cell) {
-            running += 1;
-        }
+    let plan = plan(
+        &candidates,
+        shared.config.max_concurrent_jobs,
+        shared.config.time_slice,
+    );
+    for key in plan.preempt {
+        preempt(shared, &by_key[key]);
+    }
+    for key in plan.start {
+        start(shared, &by_key[key]);
+    }
+    if let Some(d) = plan.next_slice_end {
+        due(now.saturating_add(d.as_millis() as u64));
     }
     next_due
+}
+
+/// A job the plan considers: waiting for a transfer slot, or holding one.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidate {
+    pub key: usize,
+    pub priority: Priority,
+    /// Some(how long its task has run) if it holds a slot.
+    pub running_for: Option<Duration>,
+    /// Round-robin order: (when it last got a slot, creation order); smaller goes first.
+    pub order: (u64, u64),
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub start: Vec<usize>,
+    pub preempt: Vec<usize>,
+    /// When a running job's time slice ends while others of its priority wait.
+    pub next_slice_end: Option<Duration>,
+}
+
+/// Who transfers (bits-api.md §6): FOREGROUND jobs all at once, besides the background ones;
+/// background jobs strictly by priority (a lower priority gets no slot while a higher one has a job
+/// running or waiting, and gives up its slot when one arrives); equal priorities share the
+/// `slots` in turns of `slice` when more of them wait than there are slots.
+pub(crate) fn plan(candidates: &[Candidate], slots: usize, slice: Duration) -> Plan {
+    let mut plan = Plan::default();
+    let (foreground, background): (Vec<&Candidate>, Vec<&Candidate>) = candidates
+        .iter()
+        .partition(|c| c.priority == Priority::Foreground);
+    plan.start.extend(
+        foreground
+            .iter()
+            .filter(|c| c.running_for.is_none())
+            .map(|c| c.key),
+    );
+    let Some(top) = background.iter().map(|c| c.priority).min() else {
+        return plan;
+    };
+    let running: Vec<&&Candidate> = background
+        .iter()
+        .filter(|c| c.running_for.is_some())
+        .collect();
+    plan.preempt
+        .extend(running.iter().filter(|c| c.priority > top).map(|c| c.key));
+    let mut waiting: Vec<&&Candidate> = background
+        .iter()
+        .filter(|c| c.running_for.is_none() && c.priority == top)
+        .collect();
+    waiting.sort_by_key(|c| c.order);
+    // Preempted jobs keep their slot until their task has stopped; the next pass fills it.
+    let free = slots.saturating_sub(running.len());
+    plan.start.extend(waiting.iter().take(free).map(|c| c.key));
+    let still_waiting = waiting.len().saturating_sub(free);
+    if still_waiting > 0 {
+        let mut turns: Vec<&&&Candidate> = running.iter().filter(|c| c.priority == top).collect();
+        turns.sort_by_key(|c| std::cmp::Reverse(c.running_for));
+        for c in &turns {
+            let ran = c.running_for.unwrap_or_default();
+            if ran >= slice && plan.preempt.len() < still_waiting {
+                plan.preempt.push(c.key);
+            } else {
+                let left = slice.saturating_sub(ran);
+                plan.next_slice_end = Some(plan.next_slice_end.map_or(left, |n| n.min(left)));
+            }
+        }
+    }
+    plan
+}
+
+/// Takes the job's slot away: it goes back to QUEUED and its task stops; it resumes from its
+/// bytes on disk when its turn comes again.
+fn preempt(shared: &Arc<Shared>, cell: &Arc<JobCell>) {
+    let mut slot = cell.slot.lock();
+    // No task, or already asked to stop: nothing to take.
+    if slot.runner.as_ref().is_none_or(|stop| *stop.borrow()) {
+        return;
+    }
+    let mut next = slot.rec.clone();
+    if let Some(s) = engine::preempted(next.state) {
+        next.state = s;
+        let _ = publish(shared, cell, &mut slot, next);
+    }
+    JobCell::signal_stop(&slot);
 }
 
 /// Gives the job a transfer task. False if the job changed since the pass looked at it.
@@ -133,7 +230,96 @@ fn start(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> bool {
     }
     let (tx, rx) = watch::channel(false);
     slot.runner = Some(tx);
+    slot.started_at = Some(Instant::now());
+    slot.last_ran = shared.starts.fetch_add(1, Ordering::Relaxed) + 1;
     drop(slot);
     tokio::spawn(transfer::run_job(shared.clone(), cell.clone(), rx));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Priority::*;
+
+    fn c(key: usize, priority: Priority, running_ms: Option<u64>, order: u64) -> Candidate {
+        Candidate {
+            key,
+            priority,
+            running_for: running_ms.map(Duration::from_millis),
+            order: (order, 0),
+        }
+    }
+    const SLICE: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn foreground_runs_at_once_beside_background() {
+        let p = plan(
+            &[
+                c(0, Normal, Some(5), 1),
+                c(1, Foreground, None, 0),
+                c(2, Foreground, None, 0),
+            ],
+            1,
+            SLICE,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                start: vec![1, 2],
+                preempt: vec![],
+                next_slice_end: None
+            }
+        );
+    }
+
+    #[test]
+    fn higher_priority_takes_the_slot_and_lower_waits() {
+        // LOW runs; HIGH arrives: LOW is preempted, HIGH starts once LOW's task has stopped.
+        let p = plan(&[c(0, Low, Some(5000), 1), c(1, High, None, 0)], 1, SLICE);
+        assert_eq!((p.start, p.preempt), (vec![], vec![0]));
+        let p = plan(&[c(0, Low, None, 1), c(1, High, None, 0)], 1, SLICE);
+        assert_eq!((p.start, p.preempt), (vec![1], vec![]));
+        // With spare slots a lower priority still waits while a higher one is active.
+        let p = plan(&[c(0, Low, None, 0), c(1, High, Some(10), 1)], 4, SLICE);
+        assert_eq!((p.start, p.preempt), (vec![], vec![]));
+    }
+
+    #[test]
+    fn equal_priorities_take_turns() {
+        // Two NORMAL jobs, one slot: the running one keeps it until its slice ends.
+        let p = plan(
+            &[c(0, Normal, Some(400), 1), c(1, Normal, None, 0)],
+            1,
+            SLICE,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                start: vec![],
+                preempt: vec![],
+                next_slice_end: Some(Duration::from_millis(600))
+            }
+        );
+        let p = plan(
+            &[c(0, Normal, Some(1000), 1), c(1, Normal, None, 0)],
+            1,
+            SLICE,
+        );
+        assert_eq!((p.start, p.preempt), (vec![], vec![0]));
+        // The one that waited longest (never ran: order 0) goes first.
+        let p = plan(
+            &[
+                c(0, Normal, None, 5),
+                c(1, Normal, None, 0),
+                c(2, Normal, None, 3),
+            ],
+            2,
+            SLICE,
+        );
+        assert_eq!(p.start, vec![1, 2]);
+        // No one waits: no turns.
+        let p = plan(&[c(0, Normal, Some(5000), 1)], 1, SLICE);
+        assert_eq!(p, Plan::default());
+    }
 }

@@ -233,6 +233,10 @@ pub mod engine {
     pub fn start(state: JobState) -> Option<JobState> {
         state.is_active().then_some(JobState::Connecting)
     }
+    /// The scheduler took the job's slot (a higher priority, or the end of its time slice).
+    pub fn preempted(state: JobState) -> Option<JobState> {
+        state.is_active().then_some(JobState::Queued)
+    }
     /// The first response bytes arrived.
     pub fn receiving(state: JobState) -> Option<JobState> {
         matches!(state, JobState::Connecting | JobState::Transferring)

@@ -89,6 +89,9 @@ pub unsafe extern "C" fn bits_manager_open_ex(
         if o.inactivity_timeout_s > 0 {
             config.inactivity_timeout = Duration::from_secs(o.inactivity_timeout_s.into());
         }
+        if o.time_slice_ms > 0 {
+            config.time_slice = Duration::from_millis(o.time_slice_ms.into());
+        }
         if !o.owner.is_null() {
             config.owner = Some(text(o.owner, "owner")?.to_string());
         }

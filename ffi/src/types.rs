@@ -86,7 +86,8 @@ pub struct bits_manager_options {
     pub required_version: u32,
     /// State folder (UTF-8, absolute), borrowed for the call; NULL: the per-user default.
     pub state_dir: *const std::ffi::c_char,
-    /// Background jobs transferring at once. Default 4.
+    /// Background jobs transferring at once. Default 4. Background jobs go strictly by priority:
+    /// a lower priority gets no slot while a higher one is active; FOREGROUND jobs do not count.
     pub max_concurrent_jobs: u32,
     /// Progress is made durable at most this often per file, in milliseconds. Default 1000.
     pub checkpoint_interval_ms: u32,
@@ -110,6 +111,9 @@ pub struct bits_manager_options {
     pub max_files_per_job: u32,
     /// Byte ranges per file (MaxRangesPerFile). Default 500.
     pub max_ranges_per_file: u32,
+    /// How long a background job keeps its transfer slot while others of its priority wait, in
+    /// milliseconds (round-robin turns). Default 30,000.
+    pub time_slice_ms: u32,
 }
 
 /// An event of a job (see `bits_manager_next_event`).
