@@ -12,13 +12,18 @@
  * - Strings are UTF-8 and NUL-terminated. Input strings are borrowed for the duration of the call.
  *   Strings the library returns are freed with bits_free_string(), never with free().
  * - A NULL pointer where one is required gives BITS_E_POINTER; invalid UTF-8 gives
- *   BITS_E_INVALIDARG; enum-valued integers outside their range give BITS_E_INVALIDARG.
+ *   BITS_E_INVALIDARG; enum-valued integers outside their range give BITS_E_INVALIDARG, except
+ *   where BITS itself answers BITS_E_NOTIMPL (job priority, notify flags).
  * - No panic crosses this boundary: an internal failure returns BITS_E_UNEXPECTED.
  *
  * Threads
  * - Every function may be called from any thread at any time, concurrently, on the same or different
- *   objects, except that bits_manager_close() must not race with other calls on that manager, and a
+ *   objects, except that bits_manager_close() must not race with other calls on that manager (one
+ *   exception: a bits_manager_next_event() already waiting ends with BITS_E_INVALID_STATE), and a
  *   handle must not be used after it was released or closed.
+ * - Events: bits_manager_next_event() returns every event until taken, so an application that
+ *   never takes them accumulates a few small records per job for the manager's lifetime.
+ * - Push callbacks run on one notification thread per manager, outside every lock.
  * - A manager runs its transfers on threads it owns; the application needs no event loop. Calls
  *   return at once unless their documentation says they block.
  * - Job references stay valid memory after their manager is closed; calls on them then fail with
@@ -212,6 +217,58 @@ typedef struct bits_manager bits_manager;
 typedef int32_t bits_hresult;
 
 /*
+ A job id. Same layout as a Windows GUID and .NET's System.Guid.
+ */
+typedef struct bits_guid {
+  uint32_t data1;
+  uint16_t data2;
+  uint16_t data3;
+  uint8_t data4[8];
+} bits_guid;
+
+/*
+ An event of a job (see `bits_manager_next_event`).
+ */
+typedef struct bits_event {
+  struct bits_guid job_id;
+  /*
+   BITS_NOTIFY_JOB_TRANSFERRED, BITS_NOTIFY_JOB_ERROR, BITS_NOTIFY_JOB_MODIFICATION or
+   BITS_NOTIFY_FILE_TRANSFERRED.
+   */
+  int32_t kind;
+  /*
+   The job's state (BITS_JOB_STATE_*) when the event was queued.
+   */
+  int32_t state;
+  /*
+   For BITS_NOTIFY_JOB_ERROR the job's error code; else BITS_S_OK.
+   */
+  bits_hresult code;
+  /*
+   For BITS_NOTIFY_FILE_TRANSFERRED the file's index in the job; for a progress
+   BITS_NOTIFY_JOB_MODIFICATION the file transferring; else 0.
+   */
+  uint32_t file_index;
+} bits_event;
+
+/*
+ A notification callback. `job` is a borrowed reference valid for the call only (call
+ `bits_get_job` to keep one; do not release it); `event` is borrowed likewise. It runs on the
+ manager's notification thread, never while the library holds a lock: it may call any function,
+ including `bits_complete`, `bits_cancel` or `bits_job_release` of the same job (even
+ `bits_manager_close`, which then does not wait for the notification thread). It must not unwind
+ (no C++ exception, no longjmp) out of the call.
+ */
+typedef void (*bits_notify_callback)(void *user_data,
+                                     struct bits_job *job,
+                                     const struct bits_event *event);
+
+/*
+ Frees the `user_data` of a callback registration.
+ */
+typedef void (*bits_free_user_data)(void *user_data);
+
+/*
  One file for `bits_add_file_set` (BG_FILE_INFO). Both strings are UTF-8, borrowed for the call.
  */
 typedef struct bits_file_info {
@@ -246,16 +303,6 @@ typedef struct bits_job_progress {
   uint32_t files_total;
   uint32_t files_transferred;
 } bits_job_progress;
-
-/*
- A job id. Same layout as a Windows GUID and .NET's System.Guid.
- */
-typedef struct bits_guid {
-  uint32_t data1;
-  uint16_t data2;
-  uint16_t data3;
-  uint8_t data4[8];
-} bits_guid;
 
 /*
  A job's times (BG_JOB_TIMES), in milliseconds since 1970-01-01 UTC.
@@ -343,34 +390,36 @@ typedef struct bits_manager_options {
   uint32_t time_slice_ms;
 } bits_manager_options;
 
-/*
- An event of a job (see `bits_manager_next_event`).
- */
-typedef struct bits_event {
-  struct bits_guid job_id;
-  /*
-   BITS_NOTIFY_JOB_TRANSFERRED, BITS_NOTIFY_JOB_ERROR, BITS_NOTIFY_JOB_MODIFICATION or
-   BITS_NOTIFY_FILE_TRANSFERRED.
-   */
-  int32_t kind;
-  /*
-   The job's state (BITS_JOB_STATE_*) when the event was queued.
-   */
-  int32_t state;
-  /*
-   For BITS_NOTIFY_JOB_ERROR the job's error code; else BITS_S_OK.
-   */
-  bits_hresult code;
-  /*
-   For BITS_NOTIFY_FILE_TRANSFERRED the file's index in the job; for a progress
-   BITS_NOTIFY_JOB_MODIFICATION the file transferring; else 0.
-   */
-  uint32_t file_index;
-} bits_event;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Registers `callback` for the job's events that `flags` selects (BITS_NOTIFY_JOB_TRANSFERRED,
+ _JOB_ERROR, _JOB_MODIFICATION, _FILE_TRANSFERRED; BITS_NOTIFY_DISABLE silences it); the flags
+ become the job's notify flags. NULL `callback` removes the registration.
+
+ As in BITS: the last registration wins; an event that already happened (the job is TRANSFERRED
+ or in ERROR) is delivered right after registration; MODIFICATION calls come at most once per
+ minimum notification interval (default 500 ms); registrations are not persisted (register again
+ after reopening). Events of a job arrive in order, on one thread per manager.
+
+ Ownership: `user_data` passes to the library in every call, failing ones included;
+ `free_user_data` (may be NULL) is called with it exactly once: at once if this call fails or
+ `callback` is NULL; otherwise when the registration is replaced or removed, when the last
+ reference to the job is released, or when the manager closes; always after the last call of
+ `callback` with it.
+
+ Thread: any; does not block.
+
+ Returns BITS_S_OK; BITS_E_POINTER (`job` NULL); BITS_E_NOTIMPL (undefined flags);
+ BITS_E_INVALID_STATE (final state, manager closed).
+ */
+bits_hresult bits_job_set_notify_callback(struct bits_job *job,
+                                          uint32_t flags,
+                                          bits_notify_callback callback,
+                                          void *user_data,
+                                          bits_free_user_data free_user_data);
 
 /*
  Adds `count` files at once (IBackgroundCopyJob::AddFileSet): all of them or, if any is
@@ -438,13 +487,14 @@ bits_hresult bits_job_replace_remote_prefix(struct bits_job *job,
 /*
  The detail of the job's error (IBackgroundCopyError::GetFile, GetProtocol,
  GetErrorContextDescription), available when `bits_job_get_error` is. Each out-parameter may be
- NULL; strings are new and freed with `bits_free_string`.
+ NULL; strings are new and freed with `bits_free_string`; all are NULL / zero on failure.
  - `out_file_index`: the file the error belongs to;
  - `out_protocol`: `http`, `https` or `file`;
- - `out_context_description`: a sentence describing the error's context.
+ - `out_context_description`: a sentence describing the error's context (always available).
 
- If the error belongs to no file, the call fails with BITS_E_FILE_NOT_AVAILABLE (and
- BITS_E_PROTOCOL_NOT_AVAILABLE when only the protocol is asked), as BITS does.
+ When the error belongs to no file and the file or the protocol is asked for, the call fails
+ with BITS_E_FILE_NOT_AVAILABLE (BITS_E_PROTOCOL_NOT_AVAILABLE when only the protocol is), as
+ BITS does; ask for the context description alone to get it in that case.
 
  Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER;
  BITS_E_ERROR_INFORMATION_UNAVAILABLE (not in ERROR or TRANSIENT_ERROR); BITS_E_FILE_NOT_AVAILABLE;
@@ -597,6 +647,15 @@ bits_hresult bits_job_set_minimum_retry_delay(struct bits_job *job, uint32_t sec
  Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALID_STATE (final state, or manager closed).
  */
 bits_hresult bits_job_set_no_progress_timeout(struct bits_job *job, uint32_t seconds);
+
+/*
+ Another reference to the same job, released separately with `bits_job_release` (COM's AddRef;
+ unlike `bits_get_job` it works for a job already completed or cancelled). `out_job` is NULL on
+ failure.
+
+ Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
+ */
+bits_hresult bits_job_add_ref(struct bits_job *job, struct bits_job **out_job);
 
 /*
  Releases a job reference. The job itself goes on (it lives in its manager's queue until it is

@@ -4,12 +4,19 @@
 //! Events are never dropped: TRANSFERRED, ERROR and FILE_TRANSFERRED are always queued;
 //! MODIFICATION events coalesce, so a job has at most one waiting (carrying its latest state),
 //! which bounds the queue by the number of jobs plus the events that matter.
+//!
+//! The push side (BITS's SetNotifyInterface): a job may have one callback `Registration`; the
+//! `Dispatcher` calls it on the manager's notification thread, outside every lock, so a callback
+//! may call anything, including cancel, complete or release of its own job.
 
 use crate::hresult::{self as hr, HResult};
 use crate::job::{JobId, JobRecord};
+use crate::manager::Job;
 use crate::state::JobState;
 use parking_lot::{Condvar, Mutex};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{mpsc, Arc};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 /// The kind of an event; the values are BITS's BG_NOTIFY_* flags.
@@ -91,28 +98,143 @@ impl EventQueue {
         let _q = self.queue.lock();
         self.ready.notify_all();
     }
+}
 
-    /// The events a change of a job's record means.
-    pub(crate) fn record_changed(&self, old: &JobRecord, new: &JobRecord) {
-        let event = |kind, code| Event {
-            job: new.id,
-            kind,
-            state: new.state,
-            code,
-            file_index: 0,
-            owner: new.owner.clone(),
-        };
-        if new.state != old.state {
-            match new.state {
-                JobState::Transferred => self.push(event(EventKind::JobTransferred, hr::S_OK)),
-                JobState::Error => {
-                    let code = new.error.as_ref().map_or(hr::E_FAIL, |e| e.code);
-                    self.push(event(EventKind::JobError, code));
+/// The events a change of a job's record means: TRANSFERRED or ERROR when it reaches them, and a
+/// MODIFICATION for any change.
+pub(crate) fn for_change(old: &JobRecord, new: &JobRecord) -> Vec<Event> {
+    let event = |kind, code| Event {
+        job: new.id,
+        kind,
+        state: new.state,
+        code,
+        file_index: 0,
+        owner: new.owner.clone(),
+    };
+    let mut events = Vec::with_capacity(2);
+    if new.state != old.state {
+        match new.state {
+            JobState::Transferred => events.push(event(EventKind::JobTransferred, hr::S_OK)),
+            JobState::Error => {
+                let code = new.error.as_ref().map_or(hr::E_FAIL, |e| e.code);
+                events.push(event(EventKind::JobError, code));
+            }
+            _ => {}
+        }
+    }
+    events.push(event(EventKind::JobModification, hr::S_OK));
+    events
+}
+
+/// What a job's current state means to a callback registered now: BITS delivers an event that
+/// already happened.
+pub(crate) fn already_happened(rec: &JobRecord) -> Option<Event> {
+    let (kind, code) = match rec.state {
+        JobState::Transferred => (EventKind::JobTransferred, hr::S_OK),
+        JobState::Error => (
+            EventKind::JobError,
+            rec.error.as_ref().map_or(hr::E_FAIL, |e| e.code),
+        ),
+        _ => return None,
+    };
+    Some(Event {
+        job: rec.id,
+        kind,
+        state: rec.state,
+        code,
+        file_index: 0,
+        owner: rec.owner.clone(),
+    })
+}
+
+/// A push callback: called on the manager's notification thread with a handle to the job (valid
+/// for the call) and the event.
+pub type Callback = Arc<dyn Fn(&Job, &Event) + Send + Sync>;
+
+/// BG_NOTIFY_DISABLE: no callback is called.
+pub const NOTIFY_DISABLE: u32 = 0x4;
+
+struct Delivery {
+    callback: Callback,
+    job: Job,
+    event: Event,
+    /// MODIFICATION deliveries of this job come at most this often.
+    interval: Duration,
+}
+
+/// The notification thread: calls callbacks one at a time, in order, outside every lock.
+pub(crate) struct Dispatcher {
+    tx: Mutex<Option<mpsc::Sender<Delivery>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: Option<ThreadId>,
+}
+
+impl Dispatcher {
+    pub(crate) fn start() -> std::io::Result<Dispatcher> {
+        let (tx, rx) = mpsc::channel::<Delivery>();
+        let thread = std::thread::Builder::new()
+            .name("openbits-notify".into())
+            .spawn(move || {
+                let mut last_modification: HashMap<JobId, Instant> = HashMap::new();
+                for d in rx {
+                    if d.event.kind == EventKind::JobModification {
+                        let now = Instant::now();
+                        if last_modification
+                            .get(&d.event.job)
+                            .is_some_and(|t| now.duration_since(*t) < d.interval)
+                        {
+                            continue;
+                        }
+                        last_modification.insert(d.event.job, now);
+                    }
+                    // A panicking Rust callback must not end the thread that serves every job.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (d.callback)(&d.job, &d.event)
+                    }));
                 }
-                _ => {}
+            })?;
+        let thread_id = Some(thread.thread().id());
+        Ok(Dispatcher {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            thread_id,
+        })
+    }
+
+    pub(crate) fn send(&self, callback: Callback, job: Job, event: Event, interval: Duration) {
+        if let Some(tx) = self.tx.lock().as_ref() {
+            let _ = tx.send(Delivery {
+                callback,
+                job,
+                event,
+                interval,
+            });
+        }
+    }
+
+    /// Stops the thread once it has delivered what it had; joins it unless called from it (a
+    /// callback closing its manager).
+    pub(crate) fn stop(&self) {
+        drop(self.tx.lock().take());
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            if Some(std::thread::current().id()) != self.thread_id {
+                let _ = t.join();
             }
         }
-        self.push(event(EventKind::JobModification, hr::S_OK));
+    }
+}
+
+/// A callback registered on a job, with the BG_NOTIFY_* flags that select its events.
+#[derive(Clone)]
+pub(crate) struct Registration {
+    pub flags: u32,
+    pub callback: Callback,
+}
+
+impl Registration {
+    pub(crate) fn wants(&self, kind: EventKind) -> bool {
+        self.flags & NOTIFY_DISABLE == 0 && self.flags & kind as u32 != 0
     }
 }
 

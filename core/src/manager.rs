@@ -7,7 +7,7 @@
 //! Lock order: `Shared::jobs` before any `JobCell::slot`; no lock is held across an `.await`.
 
 use crate::checkpoint;
-use crate::events::{Event, EventQueue};
+use crate::events::{self, Callback, Dispatcher, Event, EventQueue, Registration};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress, Settle};
 use crate::scheduler;
@@ -18,7 +18,7 @@ use crate::transfer::http::Clients;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -125,6 +125,7 @@ pub(crate) struct Shared {
     /// Checkpoints waiting for the next batch write, the newest per file.
     pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
     pub(crate) events: EventQueue,
+    pub(crate) dispatcher: Dispatcher,
     /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
     pub(crate) next_due_ms: AtomicU64,
     next_seq: AtomicU64,
@@ -138,6 +139,11 @@ pub(crate) struct JobCell {
     pub(crate) changed: Condvar,
     /// Serialises the calls that do file I/O outside `slot` (complete, cancel).
     settle: Mutex<()>,
+    /// The push callback, if one is registered (not persisted, as in BITS).
+    notify: Mutex<Option<Registration>>,
+    /// Application handles (`Job`s given out by the manager, and their clones) still alive; when
+    /// the last is dropped the callback registration goes too.
+    app_handles: AtomicUsize,
 }
 
 pub(crate) struct JobSlot {
@@ -165,17 +171,33 @@ impl JobCell {
 /// Saves `rec` to the store and, only if that worked, makes it the job's record; waiters are woken.
 /// A failed save leaves memory as it was, so the caller's error is the whole truth.
 pub(crate) fn publish(
-    shared: &Shared,
-    cell: &JobCell,
+    shared: &Arc<Shared>,
+    cell: &Arc<JobCell>,
     slot: &mut JobSlot,
     mut rec: JobRecord,
 ) -> Result<()> {
     rec.modified_ms = now_ms();
     shared.store.save(&rec).map_err(Error::from)?;
-    shared.events.record_changed(&slot.rec, &rec);
+    let interval = rec.min_notification_interval_ms;
+    for event in events::for_change(&slot.rec, &rec) {
+        emit(shared, cell, event, interval);
+    }
     slot.rec = rec;
     cell.changed.notify_all();
     Ok(())
+}
+
+/// Queues an event for `next_event`, and for the job's callback if it wants this kind.
+pub(crate) fn emit(shared: &Arc<Shared>, cell: &Arc<JobCell>, event: Event, interval_ms: u32) {
+    let registration = cell.notify.lock().clone();
+    if let Some(r) = registration.filter(|r| r.wants(event.kind)) {
+        let job = Job::from_cell(shared.clone(), cell.clone());
+        let interval = Duration::from_millis(interval_ms.into());
+        shared
+            .dispatcher
+            .send(r.callback, job, event.clone(), interval);
+    }
+    shared.events.push(event);
 }
 
 pub struct Manager {
@@ -235,9 +257,17 @@ impl Manager {
                 }),
                 changed: Condvar::new(),
                 settle: Mutex::new(()),
+                notify: Mutex::new(None),
+                app_handles: AtomicUsize::new(0),
             };
             jobs.insert(id, Arc::new(cell));
         }
+        let dispatcher = Dispatcher::start().map_err(|e| {
+            Error::new(
+                hr::from_io(&e),
+                format!("cannot start the notification thread: {e}"),
+            )
+        })?;
         let shared = Arc::new(Shared {
             jobs: Mutex::new(jobs),
             closed: AtomicBool::new(false),
@@ -248,6 +278,7 @@ impl Manager {
             clients: Clients::default(),
             pending: Mutex::new(HashMap::new()),
             events: EventQueue::default(),
+            dispatcher,
             next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
             starts: AtomicU64::new(0),
@@ -311,6 +342,8 @@ impl Manager {
             }),
             changed: Condvar::new(),
             settle: Mutex::new(()),
+            notify: Mutex::new(None),
+            app_handles: AtomicUsize::new(0),
         });
         self.shared.jobs.lock().insert(id, cell.clone());
         // The scheduler keeps time for every job (inactivity); it needs waking only if this job's
@@ -320,10 +353,7 @@ impl Manager {
         if idle_at < self.shared.next_due_ms.load(Ordering::SeqCst) {
             self.shared.wake.notify_one();
         }
-        Ok(Job {
-            cell,
-            shared: self.shared.clone(),
-        })
+        Ok(Job::for_app(self.shared.clone(), cell))
     }
 
     /// MaxJobsPerMachine and MaxJobsPerUser (not in service mode, as in BITS).
@@ -384,10 +414,7 @@ impl Manager {
                 ),
             ));
         }
-        Ok(Job {
-            cell,
-            shared: self.shared.clone(),
-        })
+        Ok(Job::for_app(self.shared.clone(), cell))
     }
 
     /// EnumJobs: the owner's jobs not in a final state, in creation order; with `all_users`
@@ -413,10 +440,7 @@ impl Manager {
         cells.sort_by_key(|(seq, _)| *seq);
         Ok(cells
             .into_iter()
-            .map(|(_, cell)| Job {
-                cell,
-                shared: self.shared.clone(),
-            })
+            .map(|(_, cell)| Job::for_app(self.shared.clone(), cell))
             .collect())
     }
 
@@ -461,6 +485,14 @@ impl Manager {
         }
         // The transfers are stopped: record the last durable progress they reported.
         checkpoint::write(&self.shared, checkpoint::drain(&self.shared));
+        // Then the callbacks: deliveries under way finish, and each registration's user data is
+        // freed (outside every lock).
+        self.shared.dispatcher.stop();
+        let cells: Vec<Arc<JobCell>> = self.shared.jobs.lock().values().cloned().collect();
+        for cell in cells {
+            let registration = cell.notify.lock().take();
+            drop(registration);
+        }
     }
 }
 
@@ -581,10 +613,35 @@ impl Events {
 }
 
 /// A handle to one job. Cloning gives another handle to the same job.
-#[derive(Clone)]
 pub struct Job {
     cell: Arc<JobCell>,
     shared: Arc<Shared>,
+    /// Whether this handle counts as the application's (see `JobCell::app_handles`).
+    counted: bool,
+}
+
+impl Clone for Job {
+    fn clone(&self) -> Job {
+        if self.counted {
+            self.cell.app_handles.fetch_add(1, Ordering::SeqCst);
+        }
+        Job {
+            cell: self.cell.clone(),
+            shared: self.shared.clone(),
+            counted: self.counted,
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if self.counted && self.cell.app_handles.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The application released the job for the last time: its callback goes (BITS
+            // releases the notify interface with the last reference).
+            let registration = self.cell.notify.lock().take();
+            drop(registration);
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -594,8 +651,59 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
+    /// A handle for the library's own use: it does not keep a callback registered.
     pub(crate) fn from_cell(shared: Arc<Shared>, cell: Arc<JobCell>) -> Job {
-        Job { cell, shared }
+        Job {
+            cell,
+            shared,
+            counted: false,
+        }
+    }
+
+    /// A handle given to the application.
+    fn for_app(shared: Arc<Shared>, cell: Arc<JobCell>) -> Job {
+        cell.app_handles.fetch_add(1, Ordering::SeqCst);
+        Job {
+            cell,
+            shared,
+            counted: true,
+        }
+    }
+
+    /// Another handle to the job that does not count as the application's: what a callback is
+    /// given for the duration of its call.
+    pub fn borrowed(&self) -> Job {
+        Job::from_cell(self.shared.clone(), self.cell.clone())
+    }
+
+    /// SetNotifyInterface + SetNotifyFlags: registers `callback` (None: removes it) for the events
+    /// `flags` selects (BITS_NOTIFY_*; BG_NOTIFY_DISABLE silences it). The last registration wins;
+    /// the previous callback is dropped once no delivery uses it. An event that already happened
+    /// (the job is TRANSFERRED or in ERROR) is delivered at once, as in BITS. Not persisted.
+    pub fn set_notify_callback(&self, flags: u32, callback: Option<Callback>) -> Result<()> {
+        self.set_notify_flags(flags)?;
+        let registration = callback.map(|callback| Registration { flags, callback });
+        let previous = std::mem::replace(&mut *self.cell.notify.lock(), registration.clone());
+        drop(previous);
+        if let Some(r) = registration {
+            let (happened, interval) = {
+                let slot = self.cell.slot.lock();
+                (
+                    events::already_happened(&slot.rec),
+                    slot.rec.min_notification_interval_ms,
+                )
+            };
+            if let Some(e) = happened.filter(|e| r.wants(e.kind)) {
+                let job = self.borrowed();
+                self.shared.dispatcher.send(
+                    r.callback,
+                    job,
+                    e,
+                    Duration::from_millis(interval.into()),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn check_open(&self) -> Result<()> {

@@ -153,13 +153,14 @@ pub unsafe extern "C" fn bits_job_replace_remote_prefix(
 
 /// The detail of the job's error (IBackgroundCopyError::GetFile, GetProtocol,
 /// GetErrorContextDescription), available when `bits_job_get_error` is. Each out-parameter may be
-/// NULL; strings are new and freed with `bits_free_string`.
+/// NULL; strings are new and freed with `bits_free_string`; all are NULL / zero on failure.
 /// - `out_file_index`: the file the error belongs to;
 /// - `out_protocol`: `http`, `https` or `file`;
-/// - `out_context_description`: a sentence describing the error's context.
+/// - `out_context_description`: a sentence describing the error's context (always available).
 ///
-/// If the error belongs to no file, the call fails with BITS_E_FILE_NOT_AVAILABLE (and
-/// BITS_E_PROTOCOL_NOT_AVAILABLE when only the protocol is asked), as BITS does.
+/// When the error belongs to no file and the file or the protocol is asked for, the call fails
+/// with BITS_E_FILE_NOT_AVAILABLE (BITS_E_PROTOCOL_NOT_AVAILABLE when only the protocol is), as
+/// BITS does; ask for the context description alone to get it in that case.
 ///
 /// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER;
 /// BITS_E_ERROR_INFORMATION_UNAVAILABLE (not in ERROR or TRANSIENT_ERROR); BITS_E_FILE_NOT_AVAILABLE;
@@ -182,28 +183,29 @@ pub unsafe extern "C" fn bits_job_get_error_detail(
         let file = error
             .file_index
             .and_then(|i| job.record().ok()?.files.get(i as usize).cloned());
-        if let Some(c) = context_out {
-            *c = owned_string(&openbits_core::hresult::context_description(error.context));
-        }
-        let Some(file) = file else {
-            let code = if file_out.is_none() && protocol_out.is_some() {
+        // Everything is decided before anything is written, so a failure leaves nothing to free.
+        if file.is_none() && (file_out.is_some() || protocol_out.is_some()) {
+            let code = if file_out.is_none() {
                 hr::E_PROTOCOL_NOT_AVAILABLE
             } else {
                 hr::E_FILE_NOT_AVAILABLE
             };
             return Err(Error::new(code, "the error does not belong to a file"));
-        };
-        if let Some(i) = file_out {
+        }
+        if let (Some(i), Some(_)) = (file_out, &file) {
             *i = error.file_index.unwrap_or(0);
         }
-        if let Some(p) = protocol_out {
-            let scheme = file
+        if let (Some(p), Some(f)) = (protocol_out, &file) {
+            let scheme = f
                 .remote_url
                 .split(':')
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
             *p = owned_string(&scheme);
+        }
+        if let Some(c) = context_out {
+            *c = owned_string(&openbits_core::hresult::context_description(error.context));
         }
         Ok(hr::S_OK)
     })

@@ -233,6 +233,24 @@ pub unsafe extern "C" fn bits_job_set_no_progress_timeout(
     })
 }
 
+/// Another reference to the same job, released separately with `bits_job_release` (COM's AddRef;
+/// unlike `bits_get_job` it works for a job already completed or cancelled). `out_job` is NULL on
+/// failure.
+///
+/// Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_add_ref(
+    job: *mut bits_job,
+    out_job: *mut *mut bits_job,
+) -> bits_hresult {
+    call("bits_job_add_ref", || {
+        let out_job = out(out_job, "out_job")?;
+        let inner = arg(job, "job")?.inner.clone();
+        *out_job = Box::into_raw(Box::new(bits_job { inner }));
+        Ok(hr::S_OK)
+    })
+}
+
 /// Releases a job reference. The job itself goes on (it lives in its manager's queue until it is
 /// completed or cancelled). Consumes `job`; NULL does nothing.
 ///

@@ -5,6 +5,7 @@
 #![allow(clippy::missing_safety_doc)] // The safety contract of each export is in its doc comment.
 
 mod boundary;
+pub mod callbacks;
 pub mod files;
 pub mod job;
 pub mod job_properties;

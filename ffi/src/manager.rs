@@ -120,6 +120,22 @@ unsafe fn read_options(
         return Err(crate::boundary::null("options"));
     }
     let size = options.cast::<u32>().read_unaligned() as usize;
+    let (major, minor) = library_version();
+    // The version comes first (it is in the first 8 bytes every size covers): a program built
+    // against a newer header must hear "too old", not "bad size".
+    if size >= 8 {
+        let required = options.cast::<u32>().add(1).read_unaligned();
+        if required > (major << 16 | minor) {
+            return Err(Error::new(
+                HResult::from_u32(0x8004_0154),
+                format!(
+                    "version {}.{} of openbits is required; this is {major}.{minor}",
+                    required >> 16,
+                    required & 0xFFFF
+                ),
+            ));
+        }
+    }
     let minimum = std::mem::offset_of!(bits_manager_options, state_dir);
     let ours = std::mem::size_of::<bits_manager_options>();
     if size < minimum || size > ours {
@@ -134,17 +150,6 @@ unsafe fn read_options(
         (&mut o as *mut bits_manager_options).cast::<u8>(),
         size,
     );
-    let (major, minor) = library_version();
-    if o.required_version > (major << 16 | minor) {
-        return Err(Error::new(
-            HResult::from_u32(0x8004_0154),
-            format!(
-                "version {}.{} of openbits is required; this is {major}.{minor}",
-                o.required_version >> 16,
-                o.required_version & 0xFFFF
-            ),
-        ));
-    }
     Ok(o)
 }
 

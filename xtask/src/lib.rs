@@ -32,13 +32,18 @@ const PREAMBLE: &str = r#"/*
  * - Strings are UTF-8 and NUL-terminated. Input strings are borrowed for the duration of the call.
  *   Strings the library returns are freed with bits_free_string(), never with free().
  * - A NULL pointer where one is required gives BITS_E_POINTER; invalid UTF-8 gives
- *   BITS_E_INVALIDARG; enum-valued integers outside their range give BITS_E_INVALIDARG.
+ *   BITS_E_INVALIDARG; enum-valued integers outside their range give BITS_E_INVALIDARG, except
+ *   where BITS itself answers BITS_E_NOTIMPL (job priority, notify flags).
  * - No panic crosses this boundary: an internal failure returns BITS_E_UNEXPECTED.
  *
  * Threads
  * - Every function may be called from any thread at any time, concurrently, on the same or different
- *   objects, except that bits_manager_close() must not race with other calls on that manager, and a
+ *   objects, except that bits_manager_close() must not race with other calls on that manager (one
+ *   exception: a bits_manager_next_event() already waiting ends with BITS_E_INVALID_STATE), and a
  *   handle must not be used after it was released or closed.
+ * - Events: bits_manager_next_event() returns every event until taken, so an application that
+ *   never takes them accumulates a few small records per job for the manager's lifetime.
+ * - Push callbacks run on one notification thread per manager, outside every lock.
  * - A manager runs its transfers on threads it owns; the application needs no event loop. Calls
  *   return at once unless their documentation says they block.
  * - Job references stay valid memory after their manager is closed; calls on them then fail with

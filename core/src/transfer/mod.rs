@@ -12,7 +12,7 @@ use crate::events::{Event, EventKind};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobError};
 use crate::localfile::{self, Sink};
-use crate::manager::{publish, JobCell, Shared};
+use crate::manager::{emit, publish, JobCell, Shared};
 use crate::state::{engine, ErrorContext};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
@@ -147,14 +147,15 @@ pub(crate) async fn run_job(
                     );
                     return;
                 }
-                shared.events.push(Event {
+                let event = Event {
                     job: slot.rec.id,
                     kind: EventKind::FileTransferred,
                     state: slot.rec.state,
                     code: hr::S_OK,
                     file_index: index as u32,
                     owner: slot.rec.owner.clone(),
-                });
+                };
+                emit(&shared, &cell, event, slot.rec.min_notification_interval_ms);
             }
             Err(failure) => {
                 fail(&shared, &cell, Some(index), failure);
@@ -165,7 +166,7 @@ pub(crate) async fn run_job(
 }
 
 /// Records a failure and moves the job to TRANSIENT_ERROR (retry after the minimum retry delay) or ERROR.
-fn fail(shared: &Shared, cell: &JobCell, file_index: Option<usize>, f: Failure) {
+fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, f: Failure) {
     let mut slot = cell.slot.lock();
     let mut rec = slot.rec.clone();
     let now = now_ms();
@@ -298,14 +299,20 @@ impl<'a> FileTransfer<'a> {
                 .is_none_or(|t| t.elapsed() >= interval)
             {
                 self.progress_event_at = Some(Instant::now());
-                self.shared.events.push(Event {
+                let event = Event {
                     job: rec.id,
                     kind: EventKind::JobModification,
                     state: rec.state,
                     code: hr::S_OK,
                     file_index: self.index as u32,
                     owner: rec.owner.clone(),
-                });
+                };
+                emit(
+                    self.shared,
+                    self.cell,
+                    event,
+                    rec.min_notification_interval_ms,
+                );
             }
         }
         if self
