@@ -85,6 +85,22 @@
 #define BITS_NOTIFY_DISABLE 0x4
 #define BITS_NOTIFY_FILE_RANGES_TRANSFERRED 0x20
 
+/* BG_AUTH_TARGET, BG_AUTH_SCHEME (only BASIC is supported) */
+#define BITS_AUTH_TARGET_SERVER 1
+#define BITS_AUTH_TARGET_PROXY 2
+#define BITS_AUTH_SCHEME_BASIC 1
+#define BITS_AUTH_SCHEME_DIGEST 2
+#define BITS_AUTH_SCHEME_NTLM 3
+#define BITS_AUTH_SCHEME_NEGOTIATE 4
+#define BITS_AUTH_SCHEME_PASSPORT 5
+
+/* BG_HTTP_REDIRECT_POLICY_* (bits_job_set_security_flags) */
+#define BITS_HTTP_REDIRECT_POLICY_ALLOW_SILENT 0x0000
+#define BITS_HTTP_REDIRECT_POLICY_ALLOW_REPORT 0x0100
+#define BITS_HTTP_REDIRECT_POLICY_DISALLOW 0x0200
+#define BITS_HTTP_REDIRECT_POLICY_MASK 0x0700
+#define BITS_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP 0x0800
+
 /* BG_ERROR_CONTEXT */
 #define BITS_ERROR_CONTEXT_NONE 0
 #define BITS_ERROR_CONTEXT_UNKNOWN 1
@@ -504,6 +520,74 @@ bits_hresult bits_job_get_error_detail(struct bits_job *job,
                                        uint32_t *out_file_index,
                                        char **out_protocol,
                                        char **out_context_description);
+
+/*
+ Sets extra request headers in BITS's form, `"Name: value\r\nName: value\r\n"` (UTF-8,
+ borrowed); NULL or "" removes them. Refused with BITS_E_INVALIDARG: a line that is not
+ `Name: value`, a CR or LF inside a line (it would split the request), and the headers openbits
+ sets itself (Host, Range, If-Range, Accept-Encoding, Content-Length, Transfer-Encoding,
+ Connection, Upgrade, TE, Trailer, Authorization, Proxy-Authorization). Persisted.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALIDARG,
+ BITS_E_INVALID_STATE (final state, manager closed).
+ */
+bits_hresult bits_job_set_custom_headers(struct bits_job *job, const char *headers);
+
+/*
+ The custom headers as set: a new string freed with `bits_free_string`. Returns BITS_S_FALSE
+ and NULL when none are set, as Windows does.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_custom_headers(struct bits_job *job, char **out_headers);
+
+/*
+ Sets the security flags: the redirect policy, one of BITS_HTTP_REDIRECT_POLICY_ALLOW_SILENT
+ (default: follow), _ALLOW_REPORT (follow, and the file's remote name becomes the final URL),
+ _DISALLOW (a redirect puts the job in ERROR with HRESULT_FROM_WIN32(status)), optionally ORed
+ with BITS_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP (otherwise an HTTPS to HTTP redirect is
+ refused). The certificate-relaxing BG_SSL_* flags are not supported: BITS_E_NOTIMPL. Persisted.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL,
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_security_flags(struct bits_job *job, uint32_t flags);
+
+/*
+ The security flags (default 0). Thread: any; does not block. Returns BITS_S_OK,
+ BITS_E_POINTER, BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_security_flags(struct bits_job *job, uint32_t *out_flags);
+
+/*
+ Sets credentials (IBackgroundCopyJob2::SetCredentials) for `target` BITS_AUTH_TARGET_SERVER or
+ _PROXY with `scheme` BITS_AUTH_SCHEME_BASIC; the other BITS schemes (DIGEST, NTLM, NEGOTIATE,
+ PASSPORT) are not supported here. Server credentials are sent only to the origin (scheme, host,
+ port) of the file's URL, never to a host it redirects to. Strings are UTF-8, borrowed.
+
+ Credentials are kept in memory only and never written to the state folder: set them again
+ after the manager is reopened.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALID_AUTH_TARGET;
+ BITS_E_INVALID_AUTH_SCHEME; BITS_E_NOTIMPL (a scheme other than BASIC);
+ BITS_E_USERNAME_TOO_LARGE (> 300 characters); BITS_E_PASSWORD_TOO_LARGE (> 65,536);
+ BITS_E_INVALID_CREDENTIALS (a ':' in a Basic user name); BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_credentials(struct bits_job *job,
+                                      int32_t target,
+                                      int32_t scheme,
+                                      const char *user_name,
+                                      const char *password);
+
+/*
+ Removes the credentials of `target` and `scheme` (IBackgroundCopyJob2::RemoveCredentials).
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_S_FALSE (none were set);
+ BITS_E_POINTER; BITS_E_INVALID_AUTH_TARGET; BITS_E_INVALID_AUTH_SCHEME; BITS_E_NOTIMPL;
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_remove_credentials(struct bits_job *job, int32_t target, int32_t scheme);
 
 /*
  Adds a file to a job (IBackgroundCopyJob::AddFile).

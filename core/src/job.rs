@@ -17,6 +17,12 @@ pub const DEFAULT_MIN_NOTIFICATION_INTERVAL_MS: u32 = 500;
 /// Every defined BG_NOTIFY_* flag.
 pub const NOTIFY_FLAGS_MASK: u32 = 0x3F;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+/// BG_HTTP_REDIRECT_POLICY_*: the redirect policy is `security_flags & REDIRECT_POLICY_MASK`.
+pub const REDIRECT_POLICY_ALLOW_SILENT: u32 = 0x0000;
+pub const REDIRECT_POLICY_ALLOW_REPORT: u32 = 0x0100;
+pub const REDIRECT_POLICY_DISALLOW: u32 = 0x0200;
+pub const REDIRECT_POLICY_MASK: u32 = 0x0700;
+pub const REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP: u32 = 0x0800;
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const MAX_REMOTE_URL_CHARS: usize = 2_200;
 
@@ -38,6 +44,10 @@ pub struct JobRecord {
     pub notify_flags: u32,
     /// Progress MODIFICATION events come at most this often (BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS).
     pub min_notification_interval_ms: u32,
+    /// Extra request headers in BITS's `"Name: value\r\n..."` form (validated when set).
+    pub custom_headers: Option<String>,
+    /// BG_HTTP_REDIRECT_POLICY_* / BG_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP bits.
+    pub security_flags: u32,
     /// Times are milliseconds since the Unix epoch, UTC.
     pub created_ms: u64,
     pub modified_ms: u64,
@@ -139,6 +149,8 @@ impl JobRecord {
             no_progress_timeout_s: DEFAULT_NO_PROGRESS_TIMEOUT_S,
             notify_flags: DEFAULT_NOTIFY_FLAGS,
             min_notification_interval_ms: DEFAULT_MIN_NOTIFICATION_INTERVAL_MS,
+            custom_headers: None,
+            security_flags: 0,
             created_ms: now_ms,
             modified_ms: now_ms,
             transfer_completed_ms: None,

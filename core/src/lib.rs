@@ -16,6 +16,7 @@
 mod checkpoint;
 pub mod events;
 pub mod hresult;
+pub mod http_options;
 pub mod job;
 mod localfile;
 pub mod manager;

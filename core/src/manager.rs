@@ -9,6 +9,7 @@
 use crate::checkpoint;
 use crate::events::{self, Callback, Dispatcher, Event, EventQueue, Registration};
 use crate::hresult::{self as hr, HResult};
+use crate::http_options;
 use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress, Settle};
 use crate::scheduler;
 use crate::settle;
@@ -154,6 +155,9 @@ pub(crate) struct JobSlot {
     pub(crate) settling: bool,
     /// Creation order, the tie-break among equal priorities.
     pub(crate) seq: u64,
+    /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
+    /// the application sets them again after a reopen.
+    pub(crate) credentials: [Option<hyper::header::HeaderValue>; 2],
     /// When the current task started, and the start counter's value then (round-robin order).
     pub(crate) started_at: Option<Instant>,
     pub(crate) last_ran: u64,
@@ -252,6 +256,7 @@ impl Manager {
                     runner: None,
                     settling: false,
                     seq,
+                    credentials: [None, None],
                     started_at: None,
                     last_ran: 0,
                 }),
@@ -337,6 +342,7 @@ impl Manager {
                 runner: None,
                 settling: false,
                 seq,
+                credentials: [None, None],
                 started_at: None,
                 last_ran: 0,
             }),
@@ -935,6 +941,62 @@ impl Job {
             state::modify(rec.state, "change")?;
             rec.min_notification_interval_ms = ms;
             Ok(())
+        })
+    }
+
+    /// SetCustomHeaders: BITS's `"Name: value\r\n..."` form; None or "" clears them.
+    pub fn set_custom_headers(&self, headers: Option<&str>) -> Result<()> {
+        let headers = headers.filter(|h| !h.is_empty());
+        if let Some(h) = headers {
+            http_options::parse_headers(h).map_err(Error::from)?;
+        }
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.custom_headers = headers.map(str::to_owned);
+            Ok(())
+        })
+    }
+
+    /// SetSecurityFlags: the redirect policy (BG_HTTP_REDIRECT_POLICY_*); certificate-relaxing
+    /// flags are not supported.
+    pub fn set_security_flags(&self, flags: u32) -> Result<()> {
+        http_options::check_security_flags(flags).map_err(Error::from)?;
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.security_flags = flags;
+            Ok(())
+        })
+    }
+
+    /// SetCredentials (BASIC only; kept in memory, never stored).
+    pub fn set_credentials(
+        &self,
+        target: i32,
+        scheme: i32,
+        user: &str,
+        password: &str,
+    ) -> Result<()> {
+        let slot_index =
+            http_options::check_target_and_scheme(target, scheme).map_err(Error::from)?;
+        let value = http_options::basic(user, password).map_err(Error::from)?;
+        self.check_open()?;
+        let mut slot = self.cell.slot.lock();
+        state::modify(slot.rec.state, "change")?;
+        slot.credentials[slot_index] = Some(value);
+        Ok(())
+    }
+
+    /// RemoveCredentials: S_FALSE when none were set for that target and scheme.
+    pub fn remove_credentials(&self, target: i32, scheme: i32) -> Result<HResult> {
+        let slot_index =
+            http_options::check_target_and_scheme(target, scheme).map_err(Error::from)?;
+        self.check_open()?;
+        let mut slot = self.cell.slot.lock();
+        state::modify(slot.rec.state, "change")?;
+        Ok(if slot.credentials[slot_index].take().is_some() {
+            hr::S_OK
+        } else {
+            hr::S_FALSE
         })
     }
 

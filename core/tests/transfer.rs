@@ -688,3 +688,125 @@ fn events_tell_what_happened_in_order() {
         hr::E_TIMEOUT
     );
 }
+
+#[test]
+fn custom_headers_are_sent_and_checked() {
+    let f = fixture();
+    f.server.add("/f", pattern(100, 1));
+    let job = f.manager.create_job("headers", JobType::Download).unwrap();
+    for bad in ["X-A: 1\nX-B: 2", "Range: bytes=5-", "no colon"] {
+        assert_eq!(
+            job.set_custom_headers(Some(bad)).unwrap_err().code,
+            hr::E_INVALIDARG,
+            "{bad:?}"
+        );
+    }
+    job.set_custom_headers(Some("X-Token: secret\r\nX-Trace: 42\r\n"))
+        .unwrap();
+    job.add_file(&f.server.url("/f"), &f.dest_str("f")).unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let seen = &f.server.seen()[0];
+    assert!(
+        seen.headers.contains(&("x-token".into(), "secret".into())),
+        "{:?}",
+        seen.headers
+    );
+    assert!(seen.headers.contains(&("x-trace".into(), "42".into())));
+    assert_eq!(
+        job.record().unwrap().custom_headers.as_deref(),
+        Some("X-Token: secret\r\nX-Trace: 42\r\n")
+    );
+}
+
+#[test]
+fn basic_credentials_reach_only_their_origin() {
+    let f = fixture();
+    let other = TestServer::start();
+    f.server.add("/f", pattern(100, 1));
+    other.add("/g", pattern(200, 2));
+    // Without credentials: 401 is fatal.
+    let job = f.start(&f.server.url("/f?auth=ann:pw"), "a");
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, HResult::http(401));
+    // With them it works.
+    job.set_credentials(1, 1, "ann", "pw").unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    // A redirect to another origin does not carry them.
+    let job = f
+        .manager
+        .create_job("redirected", JobType::Download)
+        .unwrap();
+    job.set_credentials(1, 1, "ann", "pw").unwrap();
+    let to = other.url("/g");
+    job.add_file(
+        &f.server.url(&format!("/r?redirect={to}")),
+        &f.dest_str("b"),
+    )
+    .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let first = f
+        .server
+        .seen()
+        .into_iter()
+        .find(|s| s.path_and_query.starts_with("/r"))
+        .unwrap();
+    assert!(
+        first.headers.iter().any(|(n, _)| n == "authorization"),
+        "sent to the origin"
+    );
+    assert!(
+        other.seen()[0]
+            .headers
+            .iter()
+            .all(|(n, _)| n != "authorization"),
+        "not to the redirect target"
+    );
+    // Codes for what is not supported.
+    assert_eq!(
+        job.set_credentials(1, 3, "u", "p").unwrap_err().code,
+        hr::E_NOTIMPL
+    );
+    assert_eq!(
+        job.set_credentials(7, 1, "u", "p").unwrap_err().code,
+        hr::E_INVALID_AUTH_TARGET
+    );
+    assert_eq!(job.remove_credentials(1, 1).unwrap(), hr::S_OK);
+    assert_eq!(job.remove_credentials(1, 1).unwrap(), hr::S_FALSE);
+}
+
+#[test]
+fn redirect_policies() {
+    use openbits_core::job::{REDIRECT_POLICY_ALLOW_REPORT, REDIRECT_POLICY_DISALLOW};
+    let f = fixture();
+    f.server.add("/real", pattern(100, 1));
+    let job = f.manager.create_job("disallow", JobType::Download).unwrap();
+    job.set_security_flags(REDIRECT_POLICY_DISALLOW).unwrap();
+    job.add_file(&f.server.url("/old?redirect=/real"), &f.dest_str("a"))
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(
+        job.error().unwrap().code.as_u32(),
+        0x8007_012E,
+        "HRESULT_FROM_WIN32(302)"
+    );
+    let job = f.manager.create_job("report", JobType::Download).unwrap();
+    job.set_security_flags(REDIRECT_POLICY_ALLOW_REPORT)
+        .unwrap();
+    job.add_file(&f.server.url("/old?redirect=/real"), &f.dest_str("b"))
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(
+        job.record().unwrap().files[0].remote_url,
+        f.server.url("/real")
+    );
+    assert_eq!(
+        job.set_security_flags(0x8).unwrap_err().code,
+        hr::E_NOTIMPL,
+        "certificate checks stay on"
+    );
+}

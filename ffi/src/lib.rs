@@ -7,6 +7,7 @@
 mod boundary;
 pub mod callbacks;
 pub mod files;
+pub mod http_options;
 pub mod job;
 pub mod job_properties;
 pub mod manager;

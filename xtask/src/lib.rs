@@ -114,6 +114,28 @@ fn constants() -> String {
     s.push_str(
         "#define BITS_NOTIFY_DISABLE 0x4\n#define BITS_NOTIFY_FILE_RANGES_TRANSFERRED 0x20\n",
     );
+    s.push_str("\n/* BG_AUTH_TARGET, BG_AUTH_SCHEME (only BASIC is supported) */\n");
+    s.push_str("#define BITS_AUTH_TARGET_SERVER 1\n#define BITS_AUTH_TARGET_PROXY 2\n");
+    for (i, name) in ["BASIC", "DIGEST", "NTLM", "NEGOTIATE", "PASSPORT"]
+        .iter()
+        .enumerate()
+    {
+        writeln!(s, "#define BITS_AUTH_SCHEME_{name} {}", i + 1).unwrap();
+    }
+    s.push_str("\n/* BG_HTTP_REDIRECT_POLICY_* (bits_job_set_security_flags) */\n");
+    use openbits_core::job as j;
+    for (name, v) in [
+        ("ALLOW_SILENT", j::REDIRECT_POLICY_ALLOW_SILENT),
+        ("ALLOW_REPORT", j::REDIRECT_POLICY_ALLOW_REPORT),
+        ("DISALLOW", j::REDIRECT_POLICY_DISALLOW),
+        ("MASK", j::REDIRECT_POLICY_MASK),
+        (
+            "ALLOW_HTTPS_TO_HTTP",
+            j::REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP,
+        ),
+    ] {
+        writeln!(s, "#define BITS_HTTP_REDIRECT_POLICY_{name} 0x{v:04X}").unwrap();
+    }
     s.push_str("\n/* BG_ERROR_CONTEXT */\n");
     use ErrorContext::*;
     for (name, c) in [

@@ -66,6 +66,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: notify flags and the minimum notification interval (IBackgroundCopyJob, Job5 properties).
     "ALTER TABLE jobs ADD COLUMN notify_flags INTEGER NOT NULL DEFAULT 3;
     ALTER TABLE jobs ADD COLUMN min_notification_interval_ms INTEGER NOT NULL DEFAULT 500;",
+    // 5: HTTP options (IBackgroundCopyJobHttpOptions). Credentials are never stored.
+    "ALTER TABLE jobs ADD COLUMN custom_headers TEXT;
+    ALTER TABLE jobs ADD COLUMN security_flags INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -243,6 +246,8 @@ fn decode_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         no_progress_timeout_s: row.get("no_progress_timeout_s")?,
         notify_flags: row.get("notify_flags")?,
         min_notification_interval_ms: row.get("min_notification_interval_ms")?,
+        custom_headers: row.get("custom_headers")?,
+        security_flags: row.get("security_flags")?,
         created_ms: row.get::<_, i64>("created_ms")? as u64,
         modified_ms: row.get::<_, i64>("modified_ms")? as u64,
         transfer_completed_ms: opt_u64(row.get("transfer_completed_ms")?),
@@ -307,15 +312,16 @@ impl Store for SqliteStore {
             "INSERT INTO jobs (id, seq, job_type, display_name, description, owner, priority, state,
                 minimum_retry_delay_s, no_progress_timeout_s, created_ms, modified_ms, transfer_completed_ms,
                 error_count, retry_at_ms, no_progress_since_ms, error_context, error_code, error_description,
-                error_file, settling, notify_flags, min_notification_interval_ms)
+                error_file, settling, notify_flags, min_notification_interval_ms, custom_headers,
+                security_flags)
              VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
              ON CONFLICT (id) DO UPDATE SET job_type = ?2, display_name = ?3, description = ?4, owner = ?5,
                 priority = ?6, state = ?7, minimum_retry_delay_s = ?8, no_progress_timeout_s = ?9,
                 created_ms = ?10, modified_ms = ?11, transfer_completed_ms = ?12, error_count = ?13,
                 retry_at_ms = ?14, no_progress_since_ms = ?15, error_context = ?16, error_code = ?17,
                 error_description = ?18, error_file = ?19, settling = ?20, notify_flags = ?21,
-                min_notification_interval_ms = ?22",
+                min_notification_interval_ms = ?22, custom_headers = ?23, security_flags = ?24",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -341,6 +347,8 @@ impl Store for SqliteStore {
                 job.settling.map(|s| s as i32),
                 job.notify_flags,
                 job.min_notification_interval_ms,
+                job.custom_headers,
+                job.security_flags,
             ])
         })
         .map_err(|e| db_error("save job", e))?;
@@ -464,6 +472,8 @@ mod tests {
         j.settling = Some(Settle::Completing);
         j.notify_flags = 0x1B;
         j.min_notification_interval_ms = 1234;
+        j.custom_headers = Some("X-A: 1\r\nX-B: two\r\n".into());
+        j.security_flags = 0x0900;
         j.error = Some(JobError {
             context: ErrorContext::RemoteFile,
             code: HResult::http(503),

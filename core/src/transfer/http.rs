@@ -15,6 +15,7 @@
 
 use super::{Failure, FileTransfer};
 use crate::hresult::{self as hr, HResult};
+use crate::job;
 use crate::localfile::Sink;
 use crate::manager::Config;
 use crate::state::ErrorContext;
@@ -110,6 +111,15 @@ fn tls_client(config: &Config) -> TlsClient {
         .enable_http1()
         .wrap_connector(http_connector(config));
     pool(https)
+}
+
+/// What the application added to the job's requests.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestOptions {
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// `Authorization` for the server: sent only to the origin of the file's URL.
+    pub server_auth: Option<HeaderValue>,
+    pub security_flags: u32,
 }
 
 /// What a response means for the file.
@@ -386,8 +396,10 @@ async fn get(
     offset: u64,
     etag: Option<&str>,
     last_modified: Option<&str>,
+    options: &RequestOptions,
     stall: Duration,
 ) -> Result<(Response<Incoming>, Url), Failure> {
+    let origin = url.origin();
     let mut url = url.clone();
     for _ in 0..=MAX_REDIRECTS {
         let uri: hyper::Uri = url.as_str().parse().map_err(|e| {
@@ -400,6 +412,17 @@ async fn get(
         let mut req = Request::get(uri).header(header::USER_AGENT, USER_AGENT);
         for (name, value) in resume_headers(offset, etag, last_modified) {
             req = req.header(name, value);
+        }
+        for (name, value) in &options.headers {
+            req = req.header(name, value);
+        }
+        // Credentials go only to the origin they were given for, never to where it redirects.
+        if let Some(auth) = options
+            .server_auth
+            .as_ref()
+            .filter(|_| url.origin() == origin)
+        {
+            req = req.header(header::AUTHORIZATION, auth);
         }
         let req = req.body(Empty::new()).map_err(|e| {
             Failure::fatal(
@@ -430,8 +453,14 @@ async fn get(
                     &url,
                 ));
             };
-            let downgrade = url.scheme() == "https" && next.scheme() == "http";
-            if downgrade || !matches!(next.scheme(), "http" | "https") {
+            let policy = options.security_flags & job::REDIRECT_POLICY_MASK;
+            let downgrade = url.scheme() == "https"
+                && next.scheme() == "http"
+                && options.security_flags & job::REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP == 0;
+            if policy == job::REDIRECT_POLICY_DISALLOW
+                || downgrade
+                || !matches!(next.scheme(), "http" | "https")
+            {
                 return Err(with_url(
                     Failure::fatal(
                         ErrorContext::RemoteFile,
@@ -475,9 +504,16 @@ pub(crate) async fn download(
             offset,
             view.etag.as_deref(),
             view.last_modified.as_deref(),
+            &view.request,
             stall,
         )
         .await?;
+        if view.request.security_flags & job::REDIRECT_POLICY_MASK
+            == job::REDIRECT_POLICY_ALLOW_REPORT
+            && &final_url != url
+        {
+            t.report_final_url(&final_url);
+        }
         let decision = evaluate(
             resp.status().as_u16(),
             resp.headers(),

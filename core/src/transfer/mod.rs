@@ -216,6 +216,7 @@ pub(crate) struct FileView {
     pub bytes_total: Option<u64>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    pub request: http::RequestOptions,
 }
 
 impl<'a> FileTransfer<'a> {
@@ -238,11 +239,32 @@ impl<'a> FileTransfer<'a> {
     pub(crate) fn view(&self) -> FileView {
         let slot = self.cell.slot.lock();
         let f = &slot.rec.files[self.index];
+        let rec = &slot.rec;
         FileView {
             remote_url: f.remote_url.clone(),
             bytes_total: f.bytes_total,
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
+            request: http::RequestOptions {
+                // Validated when set; a header that fails now is dropped rather than sent.
+                headers: rec
+                    .custom_headers
+                    .as_deref()
+                    .and_then(|h| crate::http_options::parse_headers(h).ok())
+                    .unwrap_or_default(),
+                server_auth: slot.credentials[0].clone(),
+                security_flags: rec.security_flags,
+            },
+        }
+    }
+
+    /// BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT: the file's remote name becomes the final URL.
+    pub(crate) fn report_final_url(&mut self, url: &url::Url) {
+        let mut slot = self.cell.slot.lock();
+        let mut rec = slot.rec.clone();
+        if rec.files[self.index].remote_url != url.as_str() {
+            rec.files[self.index].remote_url = url.to_string();
+            let _ = publish(self.shared, self.cell, &mut slot, rec);
         }
     }
 

@@ -13,7 +13,8 @@
 //! | `wrongoffset=N`| answer a Range request with a 206 starting N bytes before the asked offset |
 //! | `nolength=1`   | no Content-Length (chunked) |
 //! | `rate=B`       | send at most B bytes per second |
-//! | `redirect=P`   | 302 to path P (same server) |
+//! | `redirect=P`   | 302 to P (a path on this server, or an absolute URL) |
+//! | `auth=U:P`     | 401 unless the request has `Authorization: Basic` for U:P |
 //!
 //! It counts the body bytes it sends and records each request's Range-related headers; `GET /_stats`
 //! reports them to other processes.
@@ -41,6 +42,8 @@ pub struct Seen {
     pub if_range: Option<String>,
     pub accept_encoding: Option<String>,
     pub status: u16,
+    /// Every request header, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -191,6 +194,16 @@ async fn handle(
         if_range: hdr(header::IF_RANGE),
         accept_encoding: hdr(header::ACCEPT_ENCODING),
         status: 0,
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
     };
     let resp = respond(&state, &req, &q, hit);
     seen.status = resp.status().as_u16();
@@ -222,6 +235,21 @@ fn respond(
             r.headers_mut().insert(header::LOCATION, v);
         }
         return r;
+    }
+    if let Some(expected) = q.get("auth") {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if given != format!("Basic {}", base64(expected.as_bytes())) {
+            let mut r = text_response(401, "authentication required");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"test\""),
+            );
+            return r;
+        }
     }
     if let Some(s) = num("status") {
         return text_response(s as u16, "status requested");
@@ -430,6 +458,27 @@ impl Drop for Chunks {
             s.open_bodies.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                T[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 /// Deterministic test content: byte i is a function of i and `seed`, so misplaced bytes show.
