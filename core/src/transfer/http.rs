@@ -13,7 +13,7 @@
 //!
 //! `evaluate` holds the decision for a response and is a pure function, tested on its own.
 
-use super::{Failure, FileTransfer};
+use super::{Failure, FileTransfer, FileView};
 use crate::hresult::{self as hr, HResult};
 use crate::job;
 use crate::localfile::Sink;
@@ -388,17 +388,21 @@ fn timeout_failure(what: &str) -> Failure {
     )
 }
 
-/// Sends a GET for the file from `offset`, following redirects.
+/// Sends a GET for the file from `offset`, following redirects; `view` gives the validators and
+/// the application's request options.
 async fn get(
     clients: &Clients,
     config: &Config,
     url: &Url,
     offset: u64,
-    etag: Option<&str>,
-    last_modified: Option<&str>,
-    options: &RequestOptions,
+    view: &FileView,
     stall: Duration,
 ) -> Result<(Response<Incoming>, Url), Failure> {
+    let (etag, last_modified, options) = (
+        view.etag.as_deref(),
+        view.last_modified.as_deref(),
+        &view.request,
+    );
     let origin = url.origin();
     let mut url = url.clone();
     for _ in 0..=MAX_REDIRECTS {
@@ -497,17 +501,8 @@ pub(crate) async fn download(
     loop {
         let view = t.view();
         let offset = sink.offset();
-        let (resp, final_url) = get(
-            &shared.clients,
-            &shared.config,
-            url,
-            offset,
-            view.etag.as_deref(),
-            view.last_modified.as_deref(),
-            &view.request,
-            stall,
-        )
-        .await?;
+        let (resp, final_url) =
+            get(&shared.clients, &shared.config, url, offset, &view, stall).await?;
         if view.request.security_flags & job::REDIRECT_POLICY_MASK
             == job::REDIRECT_POLICY_ALLOW_REPORT
             && &final_url != url
