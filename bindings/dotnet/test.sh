@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# bindings/dotnet/test.sh: builds and tests the OpenBits .NET binding with Mono (no .NET SDK needed).
+#
+#   bindings/dotnet/test.sh [TEST-NAME-SUBSTRING...]
+#
+# 1. installs Mono from Debian if mcs or mono is missing (as root: mono-mcs mono-runtime);
+# 2. builds libopenbits and the test server (cargo build -p openbits-ffi -p openbits-testserver);
+# 3. compiles OpenBits.dll, the test program and examples/Download.cs with mcs into
+#    bindings/dotnet/build/;
+# 4. runs the tests with mono (they start the test server themselves), then the example against a
+#    test server started here, and checks the downloaded files with cmp.
+# Exits non-zero on any failure. Works from any current directory.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+build="$here/build"
+
+if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1; then
+    if [[ "$(id -u)" != 0 ]]; then
+        echo "test.sh: Mono is missing; as root: apt-get install -y mono-mcs mono-runtime" >&2
+        exit 1
+    fi
+    echo "== installing Mono from Debian (mono-mcs mono-runtime)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends mono-mcs mono-runtime >/dev/null
+fi
+echo "== $(mono --version | head -n1)"
+
+echo "== building libopenbits and openbits-testserver (debug)"
+(cd "$repo" && cargo build -q -p openbits-ffi -p openbits-testserver)
+lib="$repo/target/debug"
+server_bin="$lib/openbits-testserver"
+
+echo "== compiling OpenBits.dll, OpenBits.Tests.exe, Download.exe"
+mkdir -p "$build"
+mcs -nologo -target:library -out:"$build/OpenBits.dll" -doc:"$build/OpenBits.xml" -nowarn:1591 \
+    -warnaserror+ -debug "$here"/src/*.cs
+cp "$here/OpenBits.dll.config" "$build/"
+mcs -nologo -out:"$build/OpenBits.Tests.exe" -r:"$build/OpenBits.dll" -r:System.Core.dll \
+    -warnaserror+ -debug "$here"/tests/*.cs
+mcs -nologo -out:"$build/Download.exe" -r:"$build/OpenBits.dll" -warnaserror+ "$here/examples/Download.cs"
+
+# DllImport("openbits") -> libopenbits.so (OpenBits.dll.config), found on LD_LIBRARY_PATH.
+export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+echo "== running the tests"
+timeout 600 mono --debug "$build/OpenBits.Tests.exe" --server "$server_bin" "$@"
+
+# The example, against a server started here (as examples/demo.sh does for demo.c).
+work="$(mktemp -d "${TMPDIR:-/tmp}/openbits-dotnet-example.XXXXXX")"
+server_pid=""
+cleanup() {
+    local rc=$?
+    exec 3>&- 2>/dev/null || true # the server stops when its stdin reaches EOF...
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true # ...or when told to
+    fi
+    [[ -z "$server_pid" ]] || wait "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+src="$work/src"
+dest="$work/dest"
+mkdir -p "$src" "$dest"
+names=(alpha.bin bravo.bin)
+head -c $((768 * 1024)) /dev/urandom >"$src/alpha.bin"
+head -c $((512 * 1024)) /dev/urandom >"$src/bravo.bin"
+mkfifo "$work/server.in"
+"$server_bin" --file "/files/alpha.bin=$src/alpha.bin" --file "/files/bravo.bin=$src/bravo.bin" \
+    <"$work/server.in" >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+exec 3>"$work/server.in"
+port=""
+for ((i = 0; i < 200; i++)); do
+    port="$(sed -n 's/^port=\([0-9]*\)$/\1/p' "$work/server.out" 2>/dev/null | head -n1)"
+    [[ -z "$port" ]] || break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; echo "the test server exited" >&2; exit 1; }
+    sleep 0.05
+done
+[[ -n "$port" ]] || { echo "the test server did not report its port" >&2; exit 1; }
+
+echo "== running examples/Download.cs"
+timeout 120 mono "$build/Download.exe" "http://127.0.0.1:$port/files" "$dest" "alpha.bin?rate=1000000" bravo.bin
+for n in "${names[@]}"; do
+    cmp "$src/$n" "$dest/$n"
+done
+leftover=("$dest"/BIT*.tmp)
+[[ ! -e "${leftover[0]}" ]] || { echo "temporary files left behind: ${leftover[*]}" >&2; exit 1; }
+echo "== example verified: ${#names[@]} files identical"
+echo "== bindings/dotnet: all passed"
