@@ -894,13 +894,15 @@ bits_hresult bits_manager_open(const char *state_dir, struct bits_manager **out_
  Opens a manager with options (see `bits_manager_options`); `bits_manager_open` is this with
  every option at its default.
 
- - `options`: borrowed for the call; `struct_size` must cover at least `struct_size` and
-   `required_version`, and must not exceed this library's `sizeof(bits_manager_options)`.
+ - `options`: borrowed for the call; `struct_size` must cover at least `struct_size`,
+   `required_version` and `state_dir`; a larger struct than this library's is accepted when the
+   fields it does not know are zero.
  - `out_manager`: as for `bits_manager_open`.
 
  Thread: any. Blocks as `bits_manager_open` does.
 
- Returns what `bits_manager_open` returns, and BITS_E_INVALIDARG (bad `struct_size`);
+ Returns what `bits_manager_open` returns, and BITS_E_INVALIDARG (`struct_size` too small, or
+ unknown fields set);
  REGDB_E_CLASSNOTREG 0x80040154 (`required_version` is newer than this library).
  */
 bits_hresult bits_manager_open_ex(const struct bits_manager_options *options,

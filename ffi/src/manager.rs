@@ -55,13 +55,15 @@ pub unsafe extern "C" fn bits_manager_open(
 /// Opens a manager with options (see `bits_manager_options`); `bits_manager_open` is this with
 /// every option at its default.
 ///
-/// - `options`: borrowed for the call; `struct_size` must cover at least `struct_size` and
-///   `required_version`, and must not exceed this library's `sizeof(bits_manager_options)`.
+/// - `options`: borrowed for the call; `struct_size` must cover at least `struct_size`,
+///   `required_version` and `state_dir`; a larger struct than this library's is accepted when the
+///   fields it does not know are zero.
 /// - `out_manager`: as for `bits_manager_open`.
 ///
 /// Thread: any. Blocks as `bits_manager_open` does.
 ///
-/// Returns what `bits_manager_open` returns, and BITS_E_INVALIDARG (bad `struct_size`);
+/// Returns what `bits_manager_open` returns, and BITS_E_INVALIDARG (`struct_size` too small, or
+/// unknown fields set);
 /// REGDB_E_CLASSNOTREG 0x80040154 (`required_version` is newer than this library).
 #[no_mangle]
 pub unsafe extern "C" fn bits_manager_open_ex(
@@ -138,12 +140,24 @@ unsafe fn read_options(
     }
     let minimum = std::mem::offset_of!(bits_manager_options, state_dir);
     let ours = std::mem::size_of::<bits_manager_options>();
-    if size < minimum || size > ours {
+    if size < minimum {
         return Err(Error::new(
             hr::E_INVALIDARG,
-            format!("options.struct_size is {size}; this library accepts {minimum} to {ours}"),
+            format!("options.struct_size is {size}; at least {minimum} is needed"),
         ));
     }
+    // A newer caller's larger struct is fine as long as it leaves the fields this library does not
+    // know at zero (their defaults); otherwise it asks for something this library cannot do.
+    if size > ours {
+        let extra = std::slice::from_raw_parts(options.cast::<u8>().add(ours), size - ours);
+        if extra.iter().any(|b| *b != 0) {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("options set fields this library does not know (struct_size {size}, known {ours})"),
+            ));
+        }
+    }
+    let size = size.min(ours);
     let mut o: bits_manager_options = std::mem::zeroed();
     std::ptr::copy_nonoverlapping(
         options.cast::<u8>(),

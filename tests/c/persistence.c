@@ -35,8 +35,17 @@ int main(void) {
     o.struct_size = 4;
     CHECK_HR(bits_manager_open_ex(&o, &m), BITS_E_INVALIDARG);
     CHECK(m == NULL);
-    o.struct_size = sizeof o + 8;
-    CHECK_HR(bits_manager_open_ex(&o, &m), BITS_E_INVALIDARG);
+    /* A newer caller's larger struct: accepted if the unknown tail is zero, refused if not. */
+    struct { bits_manager_options known; uint64_t newer_field; } bigger;
+    memset(&bigger, 0, sizeof bigger);
+    bigger.known.struct_size = sizeof bigger;
+    bigger.known.state_dir = state;
+    bigger.newer_field = 1;
+    CHECK_HR(bits_manager_open_ex(&bigger.known, &m), BITS_E_INVALIDARG);
+    bigger.newer_field = 0;
+    CHECK_HR(bits_manager_open_ex(&bigger.known, &m), BITS_S_OK);
+    bits_manager_close(m);
+    m = NULL;
     o.struct_size = sizeof o;
     o.state_dir = state;
     o.required_version = ((uint32_t)BITS_VERSION_MAJOR << 16) | (BITS_VERSION_MINOR + 1);
