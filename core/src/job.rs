@@ -13,6 +13,9 @@ pub const SIZE_UNKNOWN: u64 = u64::MAX;
 pub const DEFAULT_MINIMUM_RETRY_DELAY_S: u32 = 600;
 pub const DEFAULT_NO_PROGRESS_TIMEOUT_S: u32 = 1_209_600;
 pub const DEFAULT_NOTIFY_FLAGS: u32 = 0x3;
+/// BITS's default maximum download time: 90 days.
+pub const DEFAULT_MAX_DOWNLOAD_TIME_S: u32 = 7_776_000;
+pub const MAX_NOTIFY_PARAMETERS_CHARS: usize = 4_000;
 pub const DEFAULT_MIN_NOTIFICATION_INTERVAL_MS: u32 = 500;
 /// Every defined BG_NOTIFY_* flag.
 pub const NOTIFY_FLAGS_MASK: u32 = 0x3F;
@@ -48,6 +51,22 @@ pub struct JobRecord {
     pub custom_headers: Option<String>,
     /// BG_HTTP_REDIRECT_POLICY_* / BG_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP bits.
     pub security_flags: u32,
+    /// BITS_JOB_PROPERTY_DYNAMIC_CONTENT: no Content-Length needed; an interruption restarts the
+    /// file from 0.
+    pub dynamic_content: bool,
+    /// BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE, per file.
+    pub max_download_size: Option<u64>,
+    /// SetMaximumDownloadTime: seconds of CONNECTING + TRANSFERRING allowed since the last resume
+    /// (0: no limit).
+    pub max_download_time_s: u32,
+    /// CONNECTING + TRANSFERRING time since the last resume, counted when a transfer task ends.
+    pub active_ms: u64,
+    /// Set by the first resume: some properties are fixed from then on.
+    pub resumed_once: bool,
+    /// SetNotifyCmdLine: a program run when the job is TRANSFERRED or in ERROR (if no callback is
+    /// registered), and its parameters (argv[0] first).
+    pub notify_program: Option<String>,
+    pub notify_parameters: Option<String>,
     /// Times are milliseconds since the Unix epoch, UTC.
     pub created_ms: u64,
     pub modified_ms: u64,
@@ -151,6 +170,13 @@ impl JobRecord {
             min_notification_interval_ms: DEFAULT_MIN_NOTIFICATION_INTERVAL_MS,
             custom_headers: None,
             security_flags: 0,
+            dynamic_content: false,
+            max_download_size: None,
+            max_download_time_s: DEFAULT_MAX_DOWNLOAD_TIME_S,
+            active_ms: 0,
+            resumed_once: false,
+            notify_program: None,
+            notify_parameters: None,
             created_ms: now_ms,
             modified_ms: now_ms,
             transfer_completed_ms: None,

@@ -14,6 +14,7 @@
 //! - `hresult`: BITS's codes and the errno mapping.
 
 mod checkpoint;
+mod cmdline;
 pub mod events;
 pub mod hresult;
 pub mod http_options;

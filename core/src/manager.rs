@@ -127,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
     pub(crate) events: EventQueue,
     pub(crate) dispatcher: Dispatcher,
+    /// Fired by close: ends the waits of the notification command lines.
+    pub(crate) closing: CloseSignal,
     /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
     pub(crate) next_due_ms: AtomicU64,
     next_seq: AtomicU64,
@@ -185,6 +187,19 @@ pub(crate) fn publish(
     let interval = rec.min_notification_interval_ms;
     for event in events::for_change(&slot.rec, &rec) {
         emit(shared, cell, event, interval);
+    }
+    // The command line stands in for a callback (as in BITS) when none is registered.
+    let reached =
+        rec.state != slot.rec.state && matches!(rec.state, JobState::Transferred | JobState::Error);
+    if let (true, Some(program)) = (reached, &rec.notify_program) {
+        if cell.notify.lock().is_none() {
+            crate::cmdline::launch(
+                shared.clone(),
+                rec.id,
+                program.clone(),
+                rec.notify_parameters.clone(),
+            );
+        }
     }
     slot.rec = rec;
     cell.changed.notify_all();
@@ -284,6 +299,7 @@ impl Manager {
             pending: Mutex::new(HashMap::new()),
             events: EventQueue::default(),
             dispatcher,
+            closing: CloseSignal::default(),
             next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
             starts: AtomicU64::new(0),
@@ -481,6 +497,7 @@ impl Manager {
         }
         self.shared.wake.notify_one();
         self.shared.events.wake_all();
+        self.shared.closing.fire();
         if let Some(rt) = self.runtime.lock().take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Dropping a runtime inside another runtime's thread would panic.
@@ -589,6 +606,40 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
         return Err(Error::io("cannot lock", &path, &e));
     }
     Ok(file)
+}
+
+/// A one-way signal: fired once, waited on with a timeout.
+#[derive(Default)]
+pub(crate) struct CloseSignal {
+    fired: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl CloseSignal {
+    pub(crate) fn fire(&self) {
+        *self.fired.lock() = true;
+        self.cond.notify_all();
+    }
+
+    /// Waits up to `timeout`; true if the signal fired.
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
+        let mut fired = self.fired.lock();
+        if !*fired {
+            self.cond.wait_for(&mut fired, timeout);
+        }
+        *fired
+    }
+}
+
+/// BITS's "only before the first resume" properties.
+fn before_first_resume(rec: &JobRecord) -> std::result::Result<(), Refusal> {
+    if rec.resumed_once {
+        return Err((
+            hr::E_READ_ONLY_PROPERTY_AFTER_RESUME,
+            "this property can be set only before the job is first resumed".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A handle to the manager's event queue.
@@ -1000,6 +1051,64 @@ impl Job {
         })
     }
 
+    /// BITS_JOB_PROPERTY_DYNAMIC_CONTENT: the server need not send Content-Length or honour
+    /// Range; an interruption restarts the file from 0. Only before the first resume.
+    pub fn set_dynamic_content(&self, enable: bool) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            before_first_resume(rec)?;
+            rec.dynamic_content = enable;
+            Ok(())
+        })
+    }
+
+    /// BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE (per file; 1..UINT64_MAX). Only before the first resume.
+    pub fn set_max_download_size(&self, bytes: u64) -> Result<()> {
+        if bytes == 0 {
+            return Err(Error::new(
+                hr::E_MAX_DOWNLOAD_SIZE_INVALID_VALUE,
+                "the maximum download size must be at least 1",
+            ));
+        }
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            before_first_resume(rec)?;
+            rec.max_download_size = Some(bytes);
+            Ok(())
+        })
+    }
+
+    /// SetMaximumDownloadTime: seconds of CONNECTING + TRANSFERRING after which the job goes to
+    /// ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT (0: no limit). Counted from the last resume.
+    pub fn set_maximum_download_time(&self, seconds: u32) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.max_download_time_s = seconds;
+            Ok(())
+        })?;
+        self.wake_scheduler();
+        Ok(())
+    }
+
+    /// SetNotifyCmdLine: `program` (an absolute path; None removes the command line) runs when the
+    /// job becomes TRANSFERRED or goes to ERROR and no callback is registered; `parameters`, if
+    /// given, start with the program (argv[0]) and are split at spaces (double quotes group).
+    pub fn set_notify_cmdline(
+        &self,
+        program: Option<&str>,
+        parameters: Option<&str>,
+    ) -> Result<()> {
+        if let Some(p) = program {
+            crate::cmdline::check(p, parameters).map_err(Error::from)?;
+        }
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.notify_program = program.map(str::to_owned);
+            rec.notify_parameters = program.and(parameters).map(str::to_owned);
+            Ok(())
+        })
+    }
+
     /// TakeOwnership: a manager in service mode makes the job its owner's.
     pub fn take_ownership(&self) -> Result<()> {
         if !self.shared.config.service_mode {
@@ -1023,8 +1132,11 @@ impl Job {
                 rec.error = None;
                 rec.retry_at_ms = None;
                 rec.no_progress_since_ms = None;
+                // SetMaximumDownloadTime counts from the last resume.
+                rec.active_ms = 0;
             }
             rec.state = next;
+            rec.resumed_once = true;
             Ok(())
         })?;
         self.wake_scheduler();

@@ -5,8 +5,11 @@
 //!
 //! It sleeps until woken (`Shared::wake`) or until the next retry or timeout is due.
 
+use crate::hresult as hr;
 use crate::job::now_ms;
-use crate::manager::{publish, Job, JobCell, Shared};
+use crate::job::JobError;
+use crate::manager::{publish, Job, JobCell, JobSlot, Shared};
+use crate::state::ErrorContext;
 use crate::state::{engine, JobState, Priority};
 use crate::transfer;
 use std::sync::atomic::Ordering;
@@ -56,6 +59,18 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
             continue;
         }
         if slot.runner.is_some() {
+            let limit_ms = slot.rec.max_download_time_s as u64 * 1000;
+            let ran_ms = slot
+                .started_at
+                .map_or(0, |t| t.elapsed().as_millis() as u64);
+            let used_ms = slot.rec.active_ms.saturating_add(ran_ms);
+            if limit_ms > 0 && used_ms >= limit_ms {
+                out_of_time(shared, &cell, &mut slot);
+                continue;
+            }
+            if limit_ms > 0 {
+                due(now.saturating_add(limit_ms - used_ms));
+            }
             candidates.push(Candidate {
                 key: by_key.len(),
                 priority: slot.rec.priority,
@@ -122,7 +137,15 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
         preempt(shared, &by_key[key]);
     }
     for key in plan.start {
-        start(shared, &by_key[key]);
+        let cell = &by_key[key];
+        if start(shared, cell) {
+            // Its maximum download time is now running: the next pass must come by its end.
+            let rec = &cell.slot.lock().rec;
+            let limit_ms = rec.max_download_time_s as u64 * 1000;
+            if limit_ms > 0 {
+                due(now.saturating_add(limit_ms.saturating_sub(rec.active_ms)));
+            }
+        }
     }
     if let Some(d) = plan.next_slice_end {
         due(now.saturating_add(d.as_millis() as u64));
@@ -196,6 +219,28 @@ pub(crate) fn plan(candidates: &[Candidate], slots: usize, slice: Duration) -> P
         }
     }
     plan
+}
+
+/// SetMaximumDownloadTime ran out: the job goes to ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT and its
+/// transfer stops.
+fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
+    let mut next = slot.rec.clone();
+    let Some(state) = engine::fatal_failure(next.state) else {
+        return;
+    };
+    next.state = state;
+    next.error_count = next.error_count.saturating_add(1);
+    next.error = Some(JobError {
+        context: ErrorContext::GeneralQueueManager,
+        code: hr::E_MAXDOWNLOAD_TIMEOUT,
+        description: format!(
+            "the job transferred for longer than its maximum download time ({} s)",
+            next.max_download_time_s
+        ),
+        file_index: None,
+    });
+    let _ = publish(shared, cell, slot, next);
+    JobCell::signal_stop(slot);
 }
 
 /// Takes the job's slot away: it goes back to QUEUED and its task stops; it resumes from its

@@ -810,3 +810,125 @@ fn redirect_policies() {
         "certificate checks stay on"
     );
 }
+
+#[test]
+fn dynamic_content_and_maximum_download_size() {
+    let f = fixture();
+    let data = pattern(300_000, 7);
+    f.server.add("/dyn", data.clone());
+    // Without the property a missing Content-Length is fatal (covered above); with it the body is
+    // taken until it ends, and an interruption restarts from 0 without Range.
+    let job = f.manager.create_job("dynamic", JobType::Download).unwrap();
+    job.set_dynamic_content(true).unwrap();
+    job.set_minimum_retry_delay(0).unwrap();
+    job.add_file(
+        &f.server.url("/dyn?nolength=1&drop=100000:1"),
+        &f.dest_str("d"),
+    )
+    .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.progress().unwrap().bytes_total, data.len() as u64);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("d"), &data);
+    assert!(
+        f.server.seen().iter().all(|s| s.range.is_none()),
+        "dynamic content is never resumed"
+    );
+    // Only before the first resume.
+    assert_eq!(
+        job.set_dynamic_content(false).unwrap_err().code,
+        hr::E_INVALID_STATE
+    );
+    let job = f.manager.create_job("late", JobType::Download).unwrap();
+    job.add_file(&f.server.url("/dyn"), &f.dest_str("late"))
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(
+        job.set_dynamic_content(true).unwrap_err().code,
+        hr::E_READ_ONLY_PROPERTY_AFTER_RESUME
+    );
+    assert_eq!(
+        job.set_max_download_size(10).unwrap_err().code,
+        hr::E_READ_ONLY_PROPERTY_AFTER_RESUME
+    );
+
+    // A file larger than the maximum download size: ERROR, for a known and an unknown length.
+    for (name, query, dynamic) in [("known", "", false), ("unknown", "?nolength=1", true)] {
+        let job = f.manager.create_job(name, JobType::Download).unwrap();
+        assert_eq!(
+            job.set_max_download_size(0).unwrap_err().code,
+            hr::E_MAX_DOWNLOAD_SIZE_INVALID_VALUE
+        );
+        job.set_max_download_size(100_000).unwrap();
+        job.set_dynamic_content(dynamic).unwrap();
+        job.add_file(&f.server.url(&format!("/dyn{query}")), &f.dest_str(name))
+            .unwrap();
+        job.resume().unwrap();
+        assert_eq!(job.wait(WAIT).unwrap(), JobState::Error, "{name}");
+        assert_eq!(
+            job.error().unwrap().code,
+            hr::E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn maximum_download_time_ends_a_slow_transfer() {
+    let f = fixture();
+    f.server.add("/slow", pattern(2_000_000, 8));
+    let job = f.manager.create_job("slow", JobType::Download).unwrap();
+    job.set_maximum_download_time(1).unwrap();
+    job.add_file(&f.server.url("/slow?rate=200000"), &f.dest_str("s"))
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    let e = job.error().unwrap();
+    assert_eq!(
+        (e.code, e.context),
+        (hr::E_MAXDOWNLOAD_TIMEOUT, ErrorContext::GeneralQueueManager)
+    );
+    let done = job.progress().unwrap().bytes_transferred;
+    assert!(done > 0 && done < 2_000_000, "{done}");
+    // Resume starts the count again; without a limit it finishes.
+    job.set_maximum_download_time(0).unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+}
+
+#[test]
+fn notification_command_line_runs_and_reruns_on_failure() {
+    let f = fixture();
+    f.server.add("/f", pattern(100, 9));
+    let marker = f.dest("marker");
+    let job = f.manager.create_job("cmd", JobType::Download).unwrap();
+    assert_eq!(
+        job.set_notify_cmdline(Some("sh"), None).unwrap_err().code,
+        hr::E_INVALIDARG,
+        "not a full path"
+    );
+    assert_eq!(
+        job.set_notify_cmdline(Some("/bin/sh"), Some("other -c x"))
+            .unwrap_err()
+            .code,
+        hr::E_INVALIDARG
+    );
+    // Appends a line and fails, so it runs again after the retry delay (0 here).
+    let params = format!("/bin/sh -c \"echo ran >> {}; exit 1\"", marker.display());
+    job.set_notify_cmdline(Some("/bin/sh"), Some(&params))
+        .unwrap();
+    job.set_minimum_retry_delay(0).unwrap();
+    job.add_file(&f.server.url("/f"), &f.dest_str("f")).unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    wait_until("the command ran twice", || {
+        std::fs::read_to_string(&marker).is_ok_and(|s| s.lines().count() >= 2)
+    });
+    let r = job.record().unwrap();
+    assert_eq!(
+        (r.notify_program.as_deref(), r.notify_parameters.as_deref()),
+        (Some("/bin/sh"), Some(params.as_str()))
+    );
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+}

@@ -69,6 +69,15 @@ const MIGRATIONS: &[&str] = &[
     // 5: HTTP options (IBackgroundCopyJobHttpOptions). Credentials are never stored.
     "ALTER TABLE jobs ADD COLUMN custom_headers TEXT;
     ALTER TABLE jobs ADD COLUMN security_flags INTEGER NOT NULL DEFAULT 0;",
+    // 6: Job5 properties (dynamic content, maximum download size), the maximum download time and
+    // its bookkeeping, and the notification command line.
+    "ALTER TABLE jobs ADD COLUMN dynamic_content INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN max_download_size INTEGER;
+    ALTER TABLE jobs ADD COLUMN max_download_time_s INTEGER NOT NULL DEFAULT 7776000;
+    ALTER TABLE jobs ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN resumed_once INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN notify_program TEXT;
+    ALTER TABLE jobs ADD COLUMN notify_parameters TEXT;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -248,6 +257,13 @@ fn decode_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         min_notification_interval_ms: row.get("min_notification_interval_ms")?,
         custom_headers: row.get("custom_headers")?,
         security_flags: row.get("security_flags")?,
+        dynamic_content: row.get("dynamic_content")?,
+        max_download_size: opt_u64(row.get("max_download_size")?),
+        max_download_time_s: row.get("max_download_time_s")?,
+        active_ms: row.get::<_, i64>("active_ms")? as u64,
+        resumed_once: row.get("resumed_once")?,
+        notify_program: row.get("notify_program")?,
+        notify_parameters: row.get("notify_parameters")?,
         created_ms: row.get::<_, i64>("created_ms")? as u64,
         modified_ms: row.get::<_, i64>("modified_ms")? as u64,
         transfer_completed_ms: opt_u64(row.get("transfer_completed_ms")?),
@@ -313,15 +329,18 @@ impl Store for SqliteStore {
                 minimum_retry_delay_s, no_progress_timeout_s, created_ms, modified_ms, transfer_completed_ms,
                 error_count, retry_at_ms, no_progress_since_ms, error_context, error_code, error_description,
                 error_file, settling, notify_flags, min_notification_interval_ms, custom_headers,
-                security_flags)
+                security_flags, dynamic_content, max_download_size, max_download_time_s, active_ms,
+                resumed_once, notify_program, notify_parameters)
              VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
              ON CONFLICT (id) DO UPDATE SET job_type = ?2, display_name = ?3, description = ?4, owner = ?5,
                 priority = ?6, state = ?7, minimum_retry_delay_s = ?8, no_progress_timeout_s = ?9,
                 created_ms = ?10, modified_ms = ?11, transfer_completed_ms = ?12, error_count = ?13,
                 retry_at_ms = ?14, no_progress_since_ms = ?15, error_context = ?16, error_code = ?17,
                 error_description = ?18, error_file = ?19, settling = ?20, notify_flags = ?21,
-                min_notification_interval_ms = ?22, custom_headers = ?23, security_flags = ?24",
+                min_notification_interval_ms = ?22, custom_headers = ?23, security_flags = ?24,
+                dynamic_content = ?25, max_download_size = ?26, max_download_time_s = ?27, active_ms = ?28,
+                resumed_once = ?29, notify_program = ?30, notify_parameters = ?31",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -349,6 +368,13 @@ impl Store for SqliteStore {
                 job.min_notification_interval_ms,
                 job.custom_headers,
                 job.security_flags,
+                job.dynamic_content,
+                job.max_download_size.map(|v| v as i64),
+                job.max_download_time_s,
+                job.active_ms as i64,
+                job.resumed_once,
+                job.notify_program,
+                job.notify_parameters,
             ])
         })
         .map_err(|e| db_error("save job", e))?;
@@ -474,6 +500,13 @@ mod tests {
         j.min_notification_interval_ms = 1234;
         j.custom_headers = Some("X-A: 1\r\nX-B: two\r\n".into());
         j.security_flags = 0x0900;
+        j.dynamic_content = true;
+        j.max_download_size = Some(1 << 40);
+        j.max_download_time_s = 99;
+        j.active_ms = 12_345;
+        j.resumed_once = true;
+        j.notify_program = Some("/bin/echo".into());
+        j.notify_parameters = Some("/bin/echo \"done now\"".into());
         j.error = Some(JobError {
             context: ErrorContext::RemoteFile,
             code: HResult::http(503),

@@ -133,19 +133,26 @@ pub(crate) enum Decision {
         etag: Option<String>,
         last_modified: Option<String>,
     },
+    /// Dynamic content without a length: write the whole body from 0, until it ends.
+    WriteToEnd {
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
     /// The partial content cannot be continued: truncate and ask for the whole file.
     Restart(String),
     Fail(Failure),
 }
 
 /// Decides what to do with a response to a request for the file from `offset` (0: no Range sent).
-/// `known_total` and `known_etag` describe the bytes already on disk.
+/// `known_total` and `known_etag` describe the bytes already on disk; `dynamic` is the job's
+/// BITS_JOB_PROPERTY_DYNAMIC_CONTENT.
 pub(crate) fn evaluate(
     status: u16,
     headers: &HeaderMap,
     offset: u64,
     known_total: Option<u64>,
     known_etag: Option<&str>,
+    dynamic: bool,
 ) -> Decision {
     let text = |name: header::HeaderName| {
         headers
@@ -176,6 +183,10 @@ pub(crate) fn evaluate(
                     start: 0,
                     end: len,
                     total: len,
+                    etag,
+                    last_modified,
+                },
+                Ok(None) if dynamic => Decision::WriteToEnd {
                     etag,
                     last_modified,
                 },
@@ -500,6 +511,10 @@ pub(crate) async fn download(
     let mut restarts = 0;
     loop {
         let view = t.view();
+        if view.dynamic_content && sink.offset() > 0 {
+            // Dynamic content is never resumed: what the server sends now may differ.
+            t.restart(sink).await?;
+        }
         let offset = sink.offset();
         let (resp, final_url) =
             get(&shared.clients, &shared.config, url, offset, &view, stall).await?;
@@ -515,7 +530,22 @@ pub(crate) async fn download(
             offset,
             view.bytes_total,
             view.etag.as_deref(),
+            view.dynamic_content,
         );
+        let too_large = |size: u64| {
+            view.max_download_size.filter(|max| size > *max).map(|max| {
+                with_url(
+                    Failure::fatal(
+                        ErrorContext::RemoteFile,
+                        hr::E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED,
+                        format!(
+                            "the file has {size} bytes; the job's maximum download size is {max}"
+                        ),
+                    ),
+                    &final_url,
+                )
+            })
+        };
         let (start, end, total) = match decision {
             Decision::Fail(f) => return Err(with_url(f, &final_url)),
             Decision::Restart(why) => {
@@ -533,6 +563,26 @@ pub(crate) async fn download(
                 t.restart(sink).await?;
                 continue;
             }
+            Decision::WriteToEnd {
+                etag,
+                last_modified,
+            } => {
+                t.learn(None, etag, last_modified);
+                let limit = view.max_download_size.unwrap_or(u64::MAX);
+                // Past `limit` stream_body reports "more bytes than announced": here that means
+                // the maximum download size was reached.
+                let result = stream_body(t, sink, resp.into_body(), limit, stall).await;
+                if let Err(f) = result {
+                    let over =
+                        f.code == hr::E_INVALID_SERVER_RESPONSE && view.max_download_size.is_some();
+                    return Err(match too_large(limit.saturating_add(1)).filter(|_| over) {
+                        Some(failure) => failure,
+                        None => with_url(f, &final_url),
+                    });
+                }
+                t.size_known(sink.offset());
+                return Ok(());
+            }
             Decision::Write {
                 start,
                 end,
@@ -540,10 +590,13 @@ pub(crate) async fn download(
                 etag,
                 last_modified,
             } => {
+                if let Some(failure) = too_large(total) {
+                    return Err(failure);
+                }
                 if start == 0 && offset > 0 {
                     t.restart(sink).await?;
                 }
-                t.learn(total, etag, last_modified);
+                t.learn(Some(total), etag, last_modified);
                 (start, end, total)
             }
         };
@@ -633,6 +686,30 @@ mod tests {
             );
         }
         m
+    }
+
+    /// The decision for a job without dynamic content.
+    fn evaluate(
+        status: u16,
+        headers: &HeaderMap,
+        offset: u64,
+        total: Option<u64>,
+        etag: Option<&str>,
+    ) -> Decision {
+        super::evaluate(status, headers, offset, total, etag, false)
+    }
+
+    #[test]
+    fn dynamic_content_needs_no_length() {
+        assert!(matches!(
+            super::evaluate(200, &h(&[]), 0, None, None, true),
+            Decision::WriteToEnd { .. }
+        ));
+        // A length, when sent, is still used.
+        assert_eq!(
+            super::evaluate(200, &h(&[("content-length", "3")]), 0, None, None, true),
+            write(0, 3, 3, None)
+        );
     }
 
     fn write(start: u64, end: u64, total: u64, etag: Option<&str>) -> Decision {

@@ -46,7 +46,14 @@ pub(crate) async fn copy(
     {
         t.restart(sink).await?;
     }
-    t.learn(total, Some(validator), last_modified);
+    if let Some(max) = view.max_download_size.filter(|max| total > *max) {
+        return Err(Failure::fatal(
+            ErrorContext::RemoteFile,
+            hr::E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED,
+            format!("{url} has {total} bytes; the job's maximum download size is {max}"),
+        ));
+    }
+    t.learn(Some(total), Some(validator), last_modified);
     // One buffer per file, reused for every chunk.
     let mut buf = vec![0u8; CHUNK];
     while sink.offset() < total {

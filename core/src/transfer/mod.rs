@@ -76,7 +76,16 @@ struct TaskExit {
 
 impl Drop for TaskExit {
     fn drop(&mut self) {
-        self.cell.slot.lock().runner = None;
+        let mut slot = self.cell.slot.lock();
+        slot.runner = None;
+        // CONNECTING + TRANSFERRING time counts against the maximum download time.
+        if let Some(started) = slot.started_at.take() {
+            slot.rec.active_ms = slot
+                .rec
+                .active_ms
+                .saturating_add(started.elapsed().as_millis() as u64);
+        }
+        drop(slot);
         self.cell.changed.notify_all();
         self.shared.wake.notify_one();
     }
@@ -217,6 +226,8 @@ pub(crate) struct FileView {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub request: http::RequestOptions,
+    pub dynamic_content: bool,
+    pub max_download_size: Option<u64>,
 }
 
 impl<'a> FileTransfer<'a> {
@@ -255,6 +266,8 @@ impl<'a> FileTransfer<'a> {
                 server_auth: slot.credentials[0].clone(),
                 security_flags: rec.security_flags,
             },
+            dynamic_content: rec.dynamic_content,
+            max_download_size: rec.max_download_size,
         }
     }
 
@@ -271,7 +284,7 @@ impl<'a> FileTransfer<'a> {
     /// The source learnt the file's size and validators (from the response it is about to write).
     pub(crate) fn learn(
         &mut self,
-        total: u64,
+        total: Option<u64>,
         etag: Option<String>,
         last_modified: Option<String>,
     ) {
@@ -281,10 +294,15 @@ impl<'a> FileTransfer<'a> {
             rec.state = s;
         }
         let f = &mut rec.files[self.index];
-        f.bytes_total = Some(total);
+        f.bytes_total = total;
         f.etag = etag;
         f.last_modified = last_modified;
         self.cell.changed.notify_all();
+    }
+
+    /// Dynamic content: the size is known once the body has ended.
+    pub(crate) fn size_known(&mut self, total: u64) {
+        self.cell.slot.lock().rec.files[self.index].bytes_total = Some(total);
     }
 
     /// The partial content is void (validators changed, server restarted the body).
