@@ -1242,13 +1242,15 @@ impl Job {
     pub fn cancel(&self) -> Result<HResult> {
         let _one_at_a_time = self.cell.settle.lock();
         let mut rec = self.begin_settling(|s| state::cancel(s).map(|_| ()))?;
-        rec.state = match state::cancel(rec.state) {
+        let final_state = match state::cancel(rec.state) {
             Ok(s) => s,
             Err(refusal) => {
                 self.end_settling(None)?;
                 return Err(refusal.into());
             }
         };
+        // The intent is recorded with the state unchanged: CANCELLED appears only in `retire`,
+        // once the job has left the queue.
         rec.settling = Some(Settle::Cancelling);
         if let Err(e) = self.record_intent(&rec) {
             self.end_settling(None)?;
@@ -1256,6 +1258,7 @@ impl Job {
         }
         let code = settle::discard_files(&rec);
         rec.settling = None;
+        rec.state = final_state;
         self.retire(rec)?;
         Ok(code)
     }
