@@ -864,6 +864,79 @@ bits_hresult bits_job_get_error_count(struct bits_job *job, uint32_t *out_count)
 bits_hresult bits_job_take_ownership(struct bits_job *job);
 
 /*
+ BITS_JOB_PROPERTY_DYNAMIC_CONTENT (non-zero: on): the server need not send Content-Length or
+ honour Range; the body is taken until it ends, and an interruption restarts the file from 0.
+ Only before the first `bits_resume`.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER,
+ BITS_E_READ_ONLY_PROPERTY_AFTER_RESUME, BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_dynamic_content(struct bits_job *job, int32_t enable);
+
+/*
+ Whether the job has dynamic content (1) or not (0). Thread: any; does not block. Returns as
+ `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_dynamic_content(struct bits_job *job, int32_t *out_enabled);
+
+/*
+ BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE: a file larger than `bytes` puts the job in ERROR with
+ BITS_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED. Only before the first `bits_resume`.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER,
+ BITS_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE (0), BITS_E_READ_ONLY_PROPERTY_AFTER_RESUME,
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_max_download_size(struct bits_job *job, uint64_t bytes);
+
+/*
+ The maximum download size; UINT64_MAX when none is set. Thread: any; does not block. Returns
+ as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_max_download_size(struct bits_job *job, uint64_t *out_bytes);
+
+/*
+ SetMaximumDownloadTime: after `seconds` of CONNECTING and TRANSFERRING since the last
+ `bits_resume`, the job goes to ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT. 0: no limit. Default
+ 7,776,000 (90 days).
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_maximum_download_time(struct bits_job *job, uint32_t seconds);
+
+/*
+ The maximum download time in seconds. Thread: any; does not block. Returns as `bits_job_get_id`.
+ */
+bits_hresult bits_job_get_maximum_download_time(struct bits_job *job, uint32_t *out_seconds);
+
+/*
+ SetNotifyCmdLine: `program` (a full path; NULL removes the command line) runs when the job
+ becomes TRANSFERRED or goes to ERROR, unless a callback is registered. `parameters` (may be
+ NULL) is BITS's parameter string: it starts with the program (argv[0]), words are split at
+ spaces and double quotes group them; at most 4,000 characters. If the program exits with a
+ non-zero code it runs again after the job's minimum retry delay, until it succeeds or the job
+ is completed or cancelled. Persisted. Strings are UTF-8, borrowed.
+
+ Thread: any; does not block (the program runs on a thread of its own). Returns BITS_S_OK,
+ BITS_E_POINTER, BITS_E_INVALIDARG (not a full path; parameters too long or not starting with
+ the program), BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_notify_cmdline(struct bits_job *job,
+                                         const char *program,
+                                         const char *parameters);
+
+/*
+ The notification command line: new strings freed with `bits_free_string` (each out-parameter
+ may be NULL). Returns BITS_S_FALSE with NULL strings when none is set.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_notify_cmdline(struct bits_job *job,
+                                         char **out_program,
+                                         char **out_parameters);
+
+/*
  Opens a manager on a state folder and starts its transfer threads.
 
  - `state_dir`: UTF-8 absolute path, borrowed for the call; created (mode 0700) if missing. NULL

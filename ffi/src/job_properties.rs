@@ -247,3 +247,154 @@ pub unsafe extern "C" fn bits_job_take_ownership(job: *mut bits_job) -> bits_hre
         Ok(hr::S_OK)
     })
 }
+
+/// BITS_JOB_PROPERTY_DYNAMIC_CONTENT (non-zero: on): the server need not send Content-Length or
+/// honour Range; the body is taken until it ends, and an interruption restarts the file from 0.
+/// Only before the first `bits_resume`.
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER,
+/// BITS_E_READ_ONLY_PROPERTY_AFTER_RESUME, BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_set_dynamic_content(
+    job: *mut bits_job,
+    enable: i32,
+) -> bits_hresult {
+    call("bits_job_set_dynamic_content", || {
+        arg(job, "job")?.inner.set_dynamic_content(enable != 0)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// Whether the job has dynamic content (1) or not (0). Thread: any; does not block. Returns as
+/// `bits_job_get_id`.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_dynamic_content(
+    job: *mut bits_job,
+    out_enabled: *mut i32,
+) -> bits_hresult {
+    get("bits_job_get_dynamic_content", job, out_enabled, |r| {
+        r.dynamic_content as i32
+    })
+}
+
+/// BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE: a file larger than `bytes` puts the job in ERROR with
+/// BITS_E_MAX_DOWNLOAD_SIZE_LIMIT_REACHED. Only before the first `bits_resume`.
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER,
+/// BITS_E_MAX_DOWNLOAD_SIZE_INVALID_VALUE (0), BITS_E_READ_ONLY_PROPERTY_AFTER_RESUME,
+/// BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_set_max_download_size(
+    job: *mut bits_job,
+    bytes: u64,
+) -> bits_hresult {
+    call("bits_job_set_max_download_size", || {
+        arg(job, "job")?.inner.set_max_download_size(bytes)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// The maximum download size; UINT64_MAX when none is set. Thread: any; does not block. Returns
+/// as `bits_job_get_id`.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_max_download_size(
+    job: *mut bits_job,
+    out_bytes: *mut u64,
+) -> bits_hresult {
+    get("bits_job_get_max_download_size", job, out_bytes, |r| {
+        r.max_download_size.unwrap_or(u64::MAX)
+    })
+}
+
+/// SetMaximumDownloadTime: after `seconds` of CONNECTING and TRANSFERRING since the last
+/// `bits_resume`, the job goes to ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT. 0: no limit. Default
+/// 7,776,000 (90 days).
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_set_maximum_download_time(
+    job: *mut bits_job,
+    seconds: u32,
+) -> bits_hresult {
+    call("bits_job_set_maximum_download_time", || {
+        arg(job, "job")?.inner.set_maximum_download_time(seconds)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// The maximum download time in seconds. Thread: any; does not block. Returns as `bits_job_get_id`.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_maximum_download_time(
+    job: *mut bits_job,
+    out_seconds: *mut u32,
+) -> bits_hresult {
+    get(
+        "bits_job_get_maximum_download_time",
+        job,
+        out_seconds,
+        |r| r.max_download_time_s,
+    )
+}
+
+/// SetNotifyCmdLine: `program` (a full path; NULL removes the command line) runs when the job
+/// becomes TRANSFERRED or goes to ERROR, unless a callback is registered. `parameters` (may be
+/// NULL) is BITS's parameter string: it starts with the program (argv[0]), words are split at
+/// spaces and double quotes group them; at most 4,000 characters. If the program exits with a
+/// non-zero code it runs again after the job's minimum retry delay, until it succeeds or the job
+/// is completed or cancelled. Persisted. Strings are UTF-8, borrowed.
+///
+/// Thread: any; does not block (the program runs on a thread of its own). Returns BITS_S_OK,
+/// BITS_E_POINTER, BITS_E_INVALIDARG (not a full path; parameters too long or not starting with
+/// the program), BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_set_notify_cmdline(
+    job: *mut bits_job,
+    program: *const c_char,
+    parameters: *const c_char,
+) -> bits_hresult {
+    call("bits_job_set_notify_cmdline", || {
+        let job = arg(job, "job")?;
+        let program = if program.is_null() {
+            None
+        } else {
+            Some(text(program, "program")?)
+        };
+        let parameters = if parameters.is_null() {
+            None
+        } else {
+            Some(text(parameters, "parameters")?)
+        };
+        job.inner.set_notify_cmdline(program, parameters)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// The notification command line: new strings freed with `bits_free_string` (each out-parameter
+/// may be NULL). Returns BITS_S_FALSE with NULL strings when none is set.
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
+/// BITS_E_INVALID_STATE (manager closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_notify_cmdline(
+    job: *mut bits_job,
+    out_program: *mut *mut c_char,
+    out_parameters: *mut *mut c_char,
+) -> bits_hresult {
+    call("bits_job_get_notify_cmdline", || {
+        let (program_out, parameters_out) = (
+            crate::boundary::out_opt(out_program),
+            crate::boundary::out_opt(out_parameters),
+        );
+        let rec = arg(job, "job")?.inner.record()?;
+        let Some(program) = rec.notify_program else {
+            return Ok(hr::S_FALSE);
+        };
+        if let Some(p) = program_out {
+            *p = owned_string(&program);
+        }
+        if let (Some(p), Some(params)) = (parameters_out, rec.notify_parameters) {
+            *p = owned_string(&params);
+        }
+        Ok(hr::S_OK)
+    })
+}
