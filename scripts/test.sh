@@ -30,6 +30,8 @@ echo "== crash test (SIGKILL at random moments; CRASH_SEED reproduces a run)"
 tests/crash/run.py
 echo "== C and C++ consumers (install, CMake, pkg-config, openbits.hpp)"
 bindings/cpp/test.sh
+echo "== Python binding (pip install, pytest, wheel)"
+bindings/python/test.sh
 echo "== .NET binding (Mono)"
 bindings/dotnet/test.sh
 echo "== demo"
