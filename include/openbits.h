@@ -37,9 +37,9 @@
 #include <stdint.h>
 
 #define BITS_VERSION_MAJOR 0
-#define BITS_VERSION_MINOR 1
+#define BITS_VERSION_MINOR 2
 #define BITS_VERSION_PATCH 0
-#define BITS_VERSION_STRING "0.1.0"
+#define BITS_VERSION_STRING "0.2.0"
 
 #define BITS_SUCCEEDED(hr) ((bits_hresult)(hr) >= 0)
 #define BITS_FAILED(hr) ((bits_hresult)(hr) < 0)

@@ -16,6 +16,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 build="$here/build"
 
+# The binding declares the ABI version it was written for; it must be the header's.
+hdr() { awk -v n="$1" '$1 == "#define" && $2 == n { print $3 }' "$repo/include/openbits.h"; }
+declared=$(sed -n 's/.*const int Expected\(Major\|Minor\) = \([0-9]*\);.*/\2/p' "$here/src/NativeMethods.cs" | paste -sd.)
+if [[ "$declared" != "$(hdr BITS_VERSION_MAJOR).$(hdr BITS_VERSION_MINOR)" ]]; then
+    echo "test.sh: NativeMethods.Expected{Major,Minor} is $declared; the header is $(hdr BITS_VERSION_MAJOR).$(hdr BITS_VERSION_MINOR)" >&2
+    exit 1
+fi
 if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1; then
     if [[ "$(id -u)" != 0 ]]; then
         echo "test.sh: Mono is missing; as root: apt-get install -y mono-mcs mono-runtime" >&2

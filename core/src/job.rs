@@ -232,6 +232,11 @@ pub fn current_user() -> String {
     }
 }
 
+/// A job id as Windows writes a GUID: `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`.
+pub fn braced(id: &JobId) -> String {
+    format!("{{{}}}", id.hyphenated()).to_uppercase()
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -423,7 +423,7 @@ impl Manager {
         let Some(cell) = cell else {
             return Err(Error::new(
                 hr::E_NOT_FOUND,
-                format!("no job with id {{{}}}", id.hyphenated()),
+                format!("no job with id {}", job::braced(id)),
             ));
         };
         let owner = cell.slot.lock().rec.owner.clone();
@@ -431,8 +431,8 @@ impl Manager {
             return Err(Error::new(
                 hr::E_ACCESSDENIED,
                 format!(
-                    "job {{{}}} belongs to {owner}; only a manager in service mode may open it",
-                    id.hyphenated()
+                    "job {} belongs to {owner}; only a manager in service mode may open it",
+                    job::braced(id)
                 ),
             ));
         }
@@ -703,7 +703,7 @@ impl Drop for Job {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job({{{}}})", self.id().hyphenated())
+        write!(f, "Job({})", job::braced(&self.id()))
     }
 }
 

@@ -37,7 +37,7 @@ pub unsafe extern "C" fn bits_guid_to_string(
                 format!("buffer_len is {buffer_len}; {BITS_GUID_STRING_LEN} bytes are needed"),
             ));
         }
-        let s = format!("{{{}}}\0", id.hyphenated()).to_uppercase();
+        let s = format!("{}\0", openbits_core::job::braced(&id));
         std::ptr::copy_nonoverlapping(s.as_ptr(), buffer.cast::<u8>(), s.len());
         Ok(hr::S_OK)
     })

@@ -135,7 +135,7 @@ namespace OpenBits
 
         // The version of the C ABI this binding was written against (BITS_VERSION_MAJOR/MINOR).
         internal const int ExpectedMajor = 0;
-        internal const int ExpectedMinor = 1;
+        internal const int ExpectedMinor = 2;
 
         internal const uint Infinite = 0xFFFFFFFFu;
 

@@ -27,7 +27,8 @@ namespace OpenBits.Tests
         [Test]
         public static void VersionMatches()
         {
-            Assert.True(Manager.LibraryVersion.StartsWith("0.1."), "version 0.1.x: " + Manager.LibraryVersion);
+            string expected = NativeMethods.ExpectedMajor + "." + NativeMethods.ExpectedMinor + ".";
+            Assert.True(Manager.LibraryVersion.StartsWith(expected), "version " + expected + "x: " + Manager.LibraryVersion);
         }
 
         [Test]

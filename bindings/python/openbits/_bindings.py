@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Tuple
 
 __all__: List[str] = []  # private module
 
-BITS_VERSION_STRING = '0.1.0'
+BITS_VERSION_STRING = '0.2.0'
 BITS_VERSION_MAJOR = 0
-BITS_VERSION_MINOR = 1
+BITS_VERSION_MINOR = 2
 BITS_VERSION_PATCH = 0
 BITS_SIZE_UNKNOWN = 0xffffffffffffffff
 BITS_INFINITE = 0xffffffff
