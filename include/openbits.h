@@ -94,6 +94,12 @@
 #define BITS_AUTH_SCHEME_NEGOTIATE 4
 #define BITS_AUTH_SCHEME_PASSPORT 5
 
+/* BG_JOB_PROXY_USAGE (bits_job_set_proxy_settings; AUTODETECT is not supported) */
+#define BITS_PROXY_USAGE_PRECONFIG 0
+#define BITS_PROXY_USAGE_NO_PROXY 1
+#define BITS_PROXY_USAGE_OVERRIDE 2
+#define BITS_PROXY_USAGE_AUTODETECT 3
+
 /* BG_HTTP_REDIRECT_POLICY_* (bits_job_set_security_flags) */
 #define BITS_HTTP_REDIRECT_POLICY_ALLOW_SILENT 0x0000
 #define BITS_HTTP_REDIRECT_POLICY_ALLOW_REPORT 0x0100
@@ -566,6 +572,8 @@ bits_hresult bits_job_get_security_flags(struct bits_job *job, uint32_t *out_fla
  PASSPORT) are not supported here. Server credentials are sent only to the origin (scheme, host,
  port) of the file's URL, never to a host it redirects to. Strings are UTF-8, borrowed.
 
+ Proxy credentials are sent to the job's proxy (see `bits_job_set_proxy_settings`).
+
  Credentials are kept in memory only and never written to the state folder: set them again
  after the manager is reopened.
 
@@ -588,6 +596,41 @@ bits_hresult bits_job_set_credentials(struct bits_job *job,
  BITS_E_INVALID_STATE.
  */
 bits_hresult bits_job_remove_credentials(struct bits_job *job, int32_t target, int32_t scheme);
+
+/*
+ Sets how the job reaches servers (IBackgroundCopyJob::SetProxySettings):
+ - BITS_PROXY_USAGE_PRECONFIG (default): the environment, as curl reads it: `http_proxy`,
+   `https_proxy`, `no_proxy` (upper case too). `proxy_list` and `bypass_list` must be NULL.
+ - BITS_PROXY_USAGE_NO_PROXY: always direct. Lists must be NULL.
+ - BITS_PROXY_USAGE_OVERRIDE: `proxy_list` names proxies (`host:port` or `http://host:port`,
+   separated by spaces or `;`; the first is used); `bypass_list` (may be NULL) names hosts to reach
+   directly (`host`, `*.domain`, `<local>` for names without a dot, IP ranges).
+ http:// requests are forwarded through the proxy; https:// ones go through a CONNECT tunnel with
+ TLS to the server inside it. Proxy credentials (`bits_job_set_credentials` with
+ BITS_AUTH_TARGET_PROXY) are sent as `Proxy-Authorization`. Persisted. Strings are borrowed.
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (undefined
+ usage, a list where none belongs, OVERRIDE without a list); BITS_E_PROXY_LIST_TOO_LARGE /
+ BITS_E_PROXY_BYPASS_LIST_TOO_LARGE (over 32,000 characters); BITS_E_INVALID_PROXY_INFO (an
+ entry that is not a proxy / host); BITS_E_NOTIMPL (BITS_PROXY_USAGE_AUTODETECT);
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_proxy_settings(struct bits_job *job,
+                                         int32_t usage,
+                                         const char *proxy_list,
+                                         const char *bypass_list);
+
+/*
+ The proxy settings: the usage, and the lists as set (new strings freed with
+ `bits_free_string`, NULL when not set; each out-parameter but `out_usage` may be NULL).
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE (manager
+ closed).
+ */
+bits_hresult bits_job_get_proxy_settings(struct bits_job *job,
+                                         int32_t *out_usage,
+                                         char **out_proxy_list,
+                                         char **out_bypass_list);
 
 /*
  Adds a file to a job (IBackgroundCopyJob::AddFile).

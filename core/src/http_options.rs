@@ -263,3 +263,226 @@ mod tests {
         }
     }
 }
+
+/// BG_JOB_PROXY_USAGE.
+pub const PROXY_USAGE_PRECONFIG: i32 = 0;
+pub const PROXY_USAGE_NO_PROXY: i32 = 1;
+pub const PROXY_USAGE_OVERRIDE: i32 = 2;
+const PROXY_USAGE_AUTODETECT: i32 = 3;
+pub const MAX_PROXY_LIST_CHARS: usize = 32_000;
+
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split([' ', ';', ',', '\t']).filter(|e| !e.is_empty())
+}
+
+/// Checks SetProxySettings with BITS's rules and codes: OVERRIDE needs a proxy list; the other
+/// usages take no lists; lists are at most 32,000 characters; every proxy must be `host[:port]`
+/// (or an http:// URL).
+pub fn check_proxy(usage: i32, list: Option<&str>, bypass: Option<&str>) -> Result<(), Refusal> {
+    match usage {
+        PROXY_USAGE_PRECONFIG | PROXY_USAGE_NO_PROXY => {
+            if list.is_some() || bypass.is_some() {
+                return Err((
+                    hr::E_INVALIDARG,
+                    "proxy lists are given only with BITS_PROXY_USAGE_OVERRIDE".into(),
+                ));
+            }
+            Ok(())
+        }
+        PROXY_USAGE_OVERRIDE => {
+            let list = list
+                .filter(|l| entries(l).next().is_some())
+                .ok_or_else(|| {
+                    (
+                        hr::E_INVALIDARG,
+                        "BITS_PROXY_USAGE_OVERRIDE needs a proxy list".to_string(),
+                    )
+                })?;
+            if list.chars().count() > MAX_PROXY_LIST_CHARS {
+                return Err((
+                    hr::E_PROXY_LIST_TOO_LARGE,
+                    format!("the proxy list exceeds {MAX_PROXY_LIST_CHARS} characters"),
+                ));
+            }
+            if bypass.is_some_and(|b| b.chars().count() > MAX_PROXY_LIST_CHARS) {
+                return Err((
+                    hr::E_PROXY_BYPASS_LIST_TOO_LARGE,
+                    format!("the bypass list exceeds {MAX_PROXY_LIST_CHARS} characters"),
+                ));
+            }
+            for e in entries(list) {
+                proxy_uri(e)
+                    .ok_or_else(|| (hr::E_INVALID_PROXY_INFO, format!("not a proxy: {e:?}")))?;
+            }
+            for e in bypass.map(entries).into_iter().flatten() {
+                if e != "<local>"
+                    && (e.contains("://") || e.contains('/') || e.chars().any(char::is_control))
+                {
+                    return Err((
+                        hr::E_INVALID_PROXY_INFO,
+                        format!("not a bypass entry: {e:?}"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        PROXY_USAGE_AUTODETECT => Err((
+            hr::E_NOTIMPL,
+            "proxy auto-detection is not supported here".into(),
+        )),
+        _ => Err((hr::E_INVALIDARG, format!("undefined proxy usage {usage}"))),
+    }
+}
+
+/// `host[:port]` or `http://host[:port]` as the proxy's URI.
+fn proxy_uri(entry: &str) -> Option<hyper::Uri> {
+    let with_scheme = if entry.contains("://") {
+        entry.to_string()
+    } else {
+        format!("http://{entry}")
+    };
+    let uri: hyper::Uri = with_scheme.parse().ok()?;
+    (uri.scheme_str() == Some("http")
+        && uri.host().is_some_and(|h| !h.is_empty())
+        && uri.path() == "/")
+        .then_some(uri)
+}
+
+/// Where a job's requests go: the proxy for `url`, or None (direct), for its proxy settings.
+/// PRECONFIG reads the environment (`http_proxy`, `https_proxy`, `no_proxy`, upper case too) as
+/// curl and most tools do; OVERRIDE uses the first proxy of the list for every scheme, and its
+/// bypass list (entries separated by spaces, `;` or `,`; `<local>` means host names without dots).
+/// Loopback destinations always go direct: a proxy elsewhere cannot reach this machine's loopback.
+pub fn proxy_for(
+    usage: i32,
+    list: Option<&str>,
+    bypass: Option<&str>,
+    url: &url::Url,
+) -> Option<hyper::Uri> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => true,
+    };
+    if loopback {
+        return None;
+    }
+    let uri: hyper::Uri = url.as_str().parse().ok()?;
+    match usage {
+        PROXY_USAGE_PRECONFIG => hyper_util::client::proxy::matcher::Matcher::from_env()
+            .intercept(&uri)
+            .map(|i| i.uri().clone()),
+        PROXY_USAGE_OVERRIDE => {
+            let host = url.host_str().unwrap_or("");
+            let bypass = bypass.unwrap_or("");
+            if entries(bypass).any(|e| e == "<local>") && !host.contains('.') {
+                return None;
+            }
+            let no: Vec<&str> = entries(bypass)
+                .filter(|e| *e != "<local>")
+                .map(|e| e.trim_start_matches("*."))
+                .collect();
+            let first = entries(list?).next()?;
+            let proxy = proxy_uri(first)?;
+            hyper_util::client::proxy::matcher::Matcher::builder()
+                .all(proxy.to_string())
+                .no(no.join(","))
+                .build()
+                .intercept(&uri)
+                .map(|i| i.uri().clone())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+
+    #[test]
+    fn proxy_settings() {
+        assert!(check_proxy(PROXY_USAGE_PRECONFIG, None, None).is_ok());
+        assert_eq!(
+            check_proxy(PROXY_USAGE_NO_PROXY, Some("p:1"), None)
+                .unwrap_err()
+                .0,
+            hr::E_INVALIDARG
+        );
+        assert_eq!(
+            check_proxy(PROXY_USAGE_OVERRIDE, None, None).unwrap_err().0,
+            hr::E_INVALIDARG
+        );
+        assert!(check_proxy(
+            PROXY_USAGE_OVERRIDE,
+            Some("proxy:3128 http://other:80"),
+            Some("<local>;*.corp")
+        )
+        .is_ok());
+        assert_eq!(
+            check_proxy(PROXY_USAGE_OVERRIDE, Some("bad proxy/x"), None)
+                .unwrap_err()
+                .0,
+            hr::E_INVALID_PROXY_INFO
+        );
+        assert_eq!(
+            check_proxy(PROXY_USAGE_OVERRIDE, Some("socks5://p:1"), None)
+                .unwrap_err()
+                .0,
+            hr::E_INVALID_PROXY_INFO
+        );
+        assert_eq!(
+            check_proxy(PROXY_USAGE_OVERRIDE, Some(&"p".repeat(32_001)), None)
+                .unwrap_err()
+                .0,
+            hr::E_PROXY_LIST_TOO_LARGE
+        );
+        assert_eq!(
+            check_proxy(PROXY_USAGE_OVERRIDE, Some("p:1"), Some(&"b".repeat(32_001)))
+                .unwrap_err()
+                .0,
+            hr::E_PROXY_BYPASS_LIST_TOO_LARGE
+        );
+        assert_eq!(check_proxy(3, None, None).unwrap_err().0, hr::E_NOTIMPL);
+        assert_eq!(check_proxy(9, None, None).unwrap_err().0, hr::E_INVALIDARG);
+    }
+
+    #[test]
+    fn routes() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let p = |url: &str| {
+            proxy_for(
+                PROXY_USAGE_OVERRIDE,
+                Some("proxy:3128 backup:1"),
+                Some("<local> *.corp.example"),
+                &u(url),
+            )
+        };
+        assert_eq!(
+            p("http://files.example/x").map(|u| u.to_string()),
+            Some("http://proxy:3128/".into())
+        );
+        assert_eq!(
+            p("https://files.example/x").map(|u| u.to_string()),
+            Some("http://proxy:3128/".into())
+        );
+        assert_eq!(p("http://intranet/x"), None, "<local>");
+        assert_eq!(p("http://a.corp.example/x"), None, "bypassed domain");
+        assert_eq!(
+            proxy_for(
+                PROXY_USAGE_NO_PROXY,
+                None,
+                None,
+                &u("http://files.example/")
+            ),
+            None
+        );
+        for local in [
+            "http://127.0.0.1:8080/x",
+            "http://[::1]/x",
+            "http://localhost/x",
+        ] {
+            assert_eq!(p(local), None, "{local} is never proxied");
+        }
+    }
+}

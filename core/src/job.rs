@@ -67,6 +67,11 @@ pub struct JobRecord {
     /// registered), and its parameters (argv[0] first).
     pub notify_program: Option<String>,
     pub notify_parameters: Option<String>,
+    /// SetProxySettings: BG_JOB_PROXY_USAGE (0 PRECONFIG: the http_proxy / https_proxy / no_proxy
+    /// environment; 1 NO_PROXY; 2 OVERRIDE with `proxy_list` and `proxy_bypass`).
+    pub proxy_usage: i32,
+    pub proxy_list: Option<String>,
+    pub proxy_bypass: Option<String>,
     /// Times are milliseconds since the Unix epoch, UTC.
     pub created_ms: u64,
     pub modified_ms: u64,
@@ -177,6 +182,9 @@ impl JobRecord {
             resumed_once: false,
             notify_program: None,
             notify_parameters: None,
+            proxy_usage: 0,
+            proxy_list: None,
+            proxy_bypass: None,
             created_ms: now_ms,
             modified_ms: now_ms,
             transfer_completed_ms: None,

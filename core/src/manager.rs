@@ -1019,6 +1019,24 @@ impl Job {
         })
     }
 
+    /// SetProxySettings: PRECONFIG (the environment, as curl reads it), NO_PROXY, or OVERRIDE with
+    /// a proxy list and a bypass list.
+    pub fn set_proxy_settings(
+        &self,
+        usage: i32,
+        list: Option<&str>,
+        bypass: Option<&str>,
+    ) -> Result<()> {
+        http_options::check_proxy(usage, list, bypass).map_err(Error::from)?;
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            rec.proxy_usage = usage;
+            rec.proxy_list = list.map(str::to_owned);
+            rec.proxy_bypass = bypass.map(str::to_owned);
+            Ok(())
+        })
+    }
+
     /// SetCredentials (BASIC only; kept in memory, never stored).
     pub fn set_credentials(
         &self,

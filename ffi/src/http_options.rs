@@ -90,6 +90,8 @@ pub unsafe extern "C" fn bits_job_get_security_flags(
 /// PASSPORT) are not supported here. Server credentials are sent only to the origin (scheme, host,
 /// port) of the file's URL, never to a host it redirects to. Strings are UTF-8, borrowed.
 ///
+/// Proxy credentials are sent to the job's proxy (see `bits_job_set_proxy_settings`).
+///
 /// Credentials are kept in memory only and never written to the state folder: set them again
 /// after the manager is reopened.
 ///
@@ -130,5 +132,75 @@ pub unsafe extern "C" fn bits_job_remove_credentials(
 ) -> bits_hresult {
     call("bits_job_remove_credentials", || {
         arg(job, "job")?.inner.remove_credentials(target, scheme)
+    })
+}
+
+/// Sets how the job reaches servers (IBackgroundCopyJob::SetProxySettings):
+/// - BITS_PROXY_USAGE_PRECONFIG (default): the environment, as curl reads it: `http_proxy`,
+///   `https_proxy`, `no_proxy` (upper case too). `proxy_list` and `bypass_list` must be NULL.
+/// - BITS_PROXY_USAGE_NO_PROXY: always direct. Lists must be NULL.
+/// - BITS_PROXY_USAGE_OVERRIDE: `proxy_list` names proxies (`host:port` or `http://host:port`,
+///   separated by spaces or `;`; the first is used); `bypass_list` (may be NULL) names hosts to reach
+///   directly (`host`, `*.domain`, `<local>` for names without a dot, IP ranges).
+/// http:// requests are forwarded through the proxy; https:// ones go through a CONNECT tunnel with
+/// TLS to the server inside it. Proxy credentials (`bits_job_set_credentials` with
+/// BITS_AUTH_TARGET_PROXY) are sent as `Proxy-Authorization`. Persisted. Strings are borrowed.
+///
+/// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (undefined
+/// usage, a list where none belongs, OVERRIDE without a list); BITS_E_PROXY_LIST_TOO_LARGE /
+/// BITS_E_PROXY_BYPASS_LIST_TOO_LARGE (over 32,000 characters); BITS_E_INVALID_PROXY_INFO (an
+/// entry that is not a proxy / host); BITS_E_NOTIMPL (BITS_PROXY_USAGE_AUTODETECT);
+/// BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_set_proxy_settings(
+    job: *mut bits_job,
+    usage: i32,
+    proxy_list: *const c_char,
+    bypass_list: *const c_char,
+) -> bits_hresult {
+    call("bits_job_set_proxy_settings", || {
+        let job = arg(job, "job")?;
+        let list = if proxy_list.is_null() {
+            None
+        } else {
+            Some(text(proxy_list, "proxy_list")?)
+        };
+        let bypass = if bypass_list.is_null() {
+            None
+        } else {
+            Some(text(bypass_list, "bypass_list")?)
+        };
+        job.inner.set_proxy_settings(usage, list, bypass)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// The proxy settings: the usage, and the lists as set (new strings freed with
+/// `bits_free_string`, NULL when not set; each out-parameter but `out_usage` may be NULL).
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE (manager
+/// closed).
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_proxy_settings(
+    job: *mut bits_job,
+    out_usage: *mut i32,
+    out_proxy_list: *mut *mut c_char,
+    out_bypass_list: *mut *mut c_char,
+) -> bits_hresult {
+    call("bits_job_get_proxy_settings", || {
+        let (list_out, bypass_out) = (
+            crate::boundary::out_opt(out_proxy_list),
+            crate::boundary::out_opt(out_bypass_list),
+        );
+        let out_usage = out(out_usage, "out_usage")?;
+        let rec = arg(job, "job")?.inner.record()?;
+        *out_usage = rec.proxy_usage;
+        if let (Some(o), Some(l)) = (list_out, &rec.proxy_list) {
+            *o = owned_string(l);
+        }
+        if let (Some(o), Some(b)) = (bypass_out, &rec.proxy_bypass) {
+            *o = owned_string(b);
+        }
+        Ok(hr::S_OK)
     })
 }

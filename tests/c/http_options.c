@@ -1,5 +1,6 @@
 /* http_options.c: custom headers (get returns S_FALSE + NULL when none), Basic credentials against
- * a server that demands them, the redirect policy, and the codes for what is refused. */
+ * a server that demands them, the redirect policy, proxy settings (the test server is also a
+ * forwarding proxy), and the codes for what is refused. */
 #include "check.h"
 
 int main(void) {
@@ -69,6 +70,33 @@ int main(void) {
     CHECKF(remote && strstr(remote, "/small.bin") && !strstr(remote, "moved"), "remote name %s", remote ? remote : "");
     bits_free_string(remote);
     CHECK_HR(bits_complete(job), BITS_S_OK);
+    bits_job_release(job);
+    /* Proxy: OVERRIDE through the test server, to a host that does not even resolve. */
+    char d3[1024], proxy[256];
+    path_in(d3, sizeof d3, work, "proxied.bin");
+    snprintf(proxy, sizeof proxy, "%s", base + strlen("http://"));
+    CHECK_HR(bits_create_job(m, "proxied", BITS_JOB_TYPE_DOWNLOAD, NULL, &job), BITS_S_OK);
+    int32_t usage = -1;
+    char *list = (char *)1, *bypass = (char *)1;
+    CHECK_HR(bits_job_get_proxy_settings(job, &usage, &list, &bypass), BITS_S_OK);
+    CHECK(usage == BITS_PROXY_USAGE_PRECONFIG && list == NULL && bypass == NULL);
+    CHECK_HR(bits_job_set_proxy_settings(job, BITS_PROXY_USAGE_OVERRIDE, NULL, NULL), BITS_E_INVALIDARG);
+    CHECK_HR(bits_job_set_proxy_settings(job, BITS_PROXY_USAGE_NO_PROXY, proxy, NULL), BITS_E_INVALIDARG);
+    CHECK_HR(bits_job_set_proxy_settings(job, BITS_PROXY_USAGE_OVERRIDE, "bad/proxy", NULL), BITS_E_INVALID_PROXY_INFO);
+    CHECK_HR(bits_job_set_proxy_settings(job, BITS_PROXY_USAGE_AUTODETECT, NULL, NULL), BITS_E_NOTIMPL);
+    CHECK_HR(bits_job_set_proxy_settings(job, 7, NULL, NULL), BITS_E_INVALIDARG);
+    CHECK_HR(bits_job_set_proxy_settings(job, BITS_PROXY_USAGE_OVERRIDE, proxy, "<local>"), BITS_S_OK);
+    CHECK_HR(bits_job_get_proxy_settings(job, &usage, &list, &bypass), BITS_S_OK);
+    CHECK(usage == BITS_PROXY_USAGE_OVERRIDE && list && strcmp(list, proxy) == 0 && bypass && strcmp(bypass, "<local>") == 0);
+    bits_free_string(list);
+    bits_free_string(bypass);
+    CHECK_HR(bits_add_file(job, "http://no-such-host.invalid/small.bin", d3), BITS_S_OK);
+    CHECK_HR(bits_resume(job), BITS_S_OK);
+    CHECK_WAIT(job, 20000, BITS_JOB_STATE_TRANSFERRED);
+    CHECK_HR(bits_complete(job), BITS_S_OK);
+    char s1[1024];
+    path_in(s1, sizeof s1, test_env("OPENBITS_TEST_SRC"), "small.bin");
+    CHECK(files_equal(s1, d3));
     bits_job_release(job);
     bits_manager_close(m);
     free(work);

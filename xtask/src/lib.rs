@@ -122,6 +122,15 @@ fn constants() -> String {
     {
         writeln!(s, "#define BITS_AUTH_SCHEME_{name} {}", i + 1).unwrap();
     }
+    s.push_str(
+        "\n/* BG_JOB_PROXY_USAGE (bits_job_set_proxy_settings; AUTODETECT is not supported) */\n",
+    );
+    for (i, name) in ["PRECONFIG", "NO_PROXY", "OVERRIDE", "AUTODETECT"]
+        .iter()
+        .enumerate()
+    {
+        writeln!(s, "#define BITS_PROXY_USAGE_{name} {i}").unwrap();
+    }
     s.push_str("\n/* BG_HTTP_REDIRECT_POLICY_* (bits_job_set_security_flags) */\n");
     use openbits_core::job as j;
     for (name, v) in [

@@ -51,6 +51,10 @@ BITS_AUTH_SCHEME_DIGEST = 2
 BITS_AUTH_SCHEME_NTLM = 3
 BITS_AUTH_SCHEME_NEGOTIATE = 4
 BITS_AUTH_SCHEME_PASSPORT = 5
+BITS_PROXY_USAGE_PRECONFIG = 0
+BITS_PROXY_USAGE_NO_PROXY = 1
+BITS_PROXY_USAGE_OVERRIDE = 2
+BITS_PROXY_USAGE_AUTODETECT = 3
 BITS_HTTP_REDIRECT_POLICY_ALLOW_SILENT = 0
 BITS_HTTP_REDIRECT_POLICY_ALLOW_REPORT = 0x100
 BITS_HTTP_REDIRECT_POLICY_DISALLOW = 0x200
@@ -376,6 +380,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     'bits_job_get_security_flags': (bits_hresult, [POINTER(bits_job), POINTER(c_uint32)]),
     'bits_job_set_credentials': (bits_hresult, [POINTER(bits_job), c_int32, c_int32, c_char_p, c_char_p]),
     'bits_job_remove_credentials': (bits_hresult, [POINTER(bits_job), c_int32, c_int32]),
+    'bits_job_set_proxy_settings': (bits_hresult, [POINTER(bits_job), c_int32, c_char_p, c_char_p]),
+    'bits_job_get_proxy_settings': (bits_hresult, [POINTER(bits_job), POINTER(c_int32), POINTER(POINTER(c_char)), POINTER(POINTER(c_char))]),
     'bits_add_file': (bits_hresult, [POINTER(bits_job), c_char_p, c_char_p]),
     'bits_resume': (bits_hresult, [POINTER(bits_job)]),
     'bits_suspend': (bits_hresult, [POINTER(bits_job)]),

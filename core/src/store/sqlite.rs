@@ -78,6 +78,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN resumed_once INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN notify_program TEXT;
     ALTER TABLE jobs ADD COLUMN notify_parameters TEXT;",
+    // 7: proxy settings.
+    "ALTER TABLE jobs ADD COLUMN proxy_usage INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN proxy_list TEXT;
+    ALTER TABLE jobs ADD COLUMN proxy_bypass TEXT;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -264,6 +268,9 @@ fn decode_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         resumed_once: row.get("resumed_once")?,
         notify_program: row.get("notify_program")?,
         notify_parameters: row.get("notify_parameters")?,
+        proxy_usage: row.get("proxy_usage")?,
+        proxy_list: row.get("proxy_list")?,
+        proxy_bypass: row.get("proxy_bypass")?,
         created_ms: row.get::<_, i64>("created_ms")? as u64,
         modified_ms: row.get::<_, i64>("modified_ms")? as u64,
         transfer_completed_ms: opt_u64(row.get("transfer_completed_ms")?),
@@ -330,9 +337,9 @@ impl Store for SqliteStore {
                 error_count, retry_at_ms, no_progress_since_ms, error_context, error_code, error_description,
                 error_file, settling, notify_flags, min_notification_interval_ms, custom_headers,
                 security_flags, dynamic_content, max_download_size, max_download_time_s, active_ms,
-                resumed_once, notify_program, notify_parameters)
+                resumed_once, notify_program, notify_parameters, proxy_usage, proxy_list, proxy_bypass)
              VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
+                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)
              ON CONFLICT (id) DO UPDATE SET job_type = ?2, display_name = ?3, description = ?4, owner = ?5,
                 priority = ?6, state = ?7, minimum_retry_delay_s = ?8, no_progress_timeout_s = ?9,
                 created_ms = ?10, modified_ms = ?11, transfer_completed_ms = ?12, error_count = ?13,
@@ -340,7 +347,8 @@ impl Store for SqliteStore {
                 error_description = ?18, error_file = ?19, settling = ?20, notify_flags = ?21,
                 min_notification_interval_ms = ?22, custom_headers = ?23, security_flags = ?24,
                 dynamic_content = ?25, max_download_size = ?26, max_download_time_s = ?27, active_ms = ?28,
-                resumed_once = ?29, notify_program = ?30, notify_parameters = ?31",
+                resumed_once = ?29, notify_program = ?30, notify_parameters = ?31, proxy_usage = ?32,
+                proxy_list = ?33, proxy_bypass = ?34",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -375,6 +383,9 @@ impl Store for SqliteStore {
                 job.resumed_once,
                 job.notify_program,
                 job.notify_parameters,
+                job.proxy_usage,
+                job.proxy_list,
+                job.proxy_bypass,
             ])
         })
         .map_err(|e| db_error("save job", e))?;
@@ -507,6 +518,9 @@ mod tests {
         j.resumed_once = true;
         j.notify_program = Some("/bin/echo".into());
         j.notify_parameters = Some("/bin/echo \"done now\"".into());
+        j.proxy_usage = 2;
+        j.proxy_list = Some("proxy.example:3128".into());
+        j.proxy_bypass = Some("<local>;*.example".into());
         j.error = Some(JobError {
             context: ErrorContext::RemoteFile,
             code: HResult::http(503),

@@ -13,6 +13,7 @@
 //!
 //! `evaluate` holds the decision for a response and is a pure function, tested on its own.
 
+use super::proxy::ForwardProxy;
 use super::{Failure, FileTransfer, FileView};
 use crate::hresult::{self as hr, HResult};
 use crate::job;
@@ -24,8 +25,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use url::Url;
@@ -33,14 +36,21 @@ use url::Url;
 type PlainClient = hyper_util::client::legacy::Client<HttpConnector, Empty<Bytes>>;
 type TlsClient =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type ForwardClient = hyper_util::client::legacy::Client<ForwardProxy, Empty<Bytes>>;
+type TunnelClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<Tunnel<HttpConnector>>,
+    Empty<Bytes>,
+>;
 
-/// The manager's connection pools: one for http, one for https. The https one (and with it the
-/// platform's root certificates) is built on the first https request, so plain-http users never
-/// pay for reading the certificate store.
+/// The manager's connection pools: direct http and https, and per proxy (and proxy credentials)
+/// a forwarding pool for http and a tunnelling one for https. Pools are built on first use, so
+/// plain-http users never pay for reading the certificate store.
 #[derive(Default)]
 pub(crate) struct Clients {
     plain: OnceLock<PlainClient>,
     tls: OnceLock<TlsClient>,
+    proxied:
+        parking_lot::Mutex<HashMap<(String, Option<HeaderValue>), (ForwardClient, TunnelClient)>>,
 }
 
 impl Clients {
@@ -48,14 +58,39 @@ impl Clients {
         &self,
         config: &Config,
         req: Request<Empty<Bytes>>,
+        proxy: Option<(&hyper::Uri, Option<&HeaderValue>)>,
     ) -> hyper_util::client::legacy::ResponseFuture {
         let https = req.uri().scheme_str() == Some("https");
-        if https {
-            self.tls.get_or_init(|| tls_client(config)).request(req)
-        } else {
-            self.plain
+        match proxy {
+            None if https => self.tls.get_or_init(|| tls_client(config)).request(req),
+            None => self
+                .plain
                 .get_or_init(|| pool(http_connector(config)))
-                .request(req)
+                .request(req),
+            Some((proxy, auth)) => {
+                let key = (proxy.to_string(), auth.cloned());
+                let (forward, tunnel) = self
+                    .proxied
+                    .lock()
+                    .entry(key)
+                    .or_insert_with(|| {
+                        let forward = pool(ForwardProxy {
+                            http: http_connector(config),
+                            proxy: proxy.clone(),
+                        });
+                        let mut tunnel = Tunnel::new(proxy.clone(), http_connector(config));
+                        if let Some(a) = auth {
+                            tunnel = tunnel.with_auth(a.clone());
+                        }
+                        (forward, pool(tls_over(tunnel)))
+                    })
+                    .clone();
+                if https {
+                    tunnel.request(req)
+                } else {
+                    forward.request(req)
+                }
+            }
         }
     }
 }
@@ -104,13 +139,16 @@ where
         .build(connector)
 }
 
-fn tls_client(config: &Config) -> TlsClient {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+fn tls_over<C>(connector: C) -> hyper_rustls::HttpsConnector<C> {
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config())
         .https_only()
         .enable_http1()
-        .wrap_connector(http_connector(config));
-    pool(https)
+        .wrap_connector(connector)
+}
+
+fn tls_client(config: &Config) -> TlsClient {
+    pool(tls_over(http_connector(config)))
 }
 
 /// What the application added to the job's requests.
@@ -120,6 +158,11 @@ pub(crate) struct RequestOptions {
     /// `Authorization` for the server: sent only to the origin of the file's URL.
     pub server_auth: Option<HeaderValue>,
     pub security_flags: u32,
+    /// The job's proxy settings (see `http_options::proxy_for`) and `Proxy-Authorization`.
+    pub proxy_usage: i32,
+    pub proxy_list: Option<String>,
+    pub proxy_bypass: Option<String>,
+    pub proxy_auth: Option<HeaderValue>,
 }
 
 /// What a response means for the file.
@@ -439,6 +482,17 @@ async fn get(
         {
             req = req.header(header::AUTHORIZATION, auth);
         }
+        // Each hop has its own route: a redirect may lead to a host the bypass list names.
+        let proxy = crate::http_options::proxy_for(
+            options.proxy_usage,
+            options.proxy_list.as_deref(),
+            options.proxy_bypass.as_deref(),
+            &url,
+        );
+        if let (Some(_), Some(auth), "http") = (&proxy, &options.proxy_auth, url.scheme()) {
+            // A forwarding proxy reads it from the request; a tunnel sends it with CONNECT.
+            req = req.header(header::PROXY_AUTHORIZATION, auth);
+        }
         let req = req.body(Empty::new()).map_err(|e| {
             Failure::fatal(
                 ErrorContext::RemoteFile,
@@ -446,7 +500,16 @@ async fn get(
                 format!("cannot build the request ({e})"),
             )
         })?;
-        let resp = match tokio::time::timeout(stall, clients.request(config, req)).await {
+        let resp = match tokio::time::timeout(
+            stall,
+            clients.request(
+                config,
+                req,
+                proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
+            ),
+        )
+        .await
+        {
             Err(_) => return Err(with_url(timeout_failure("the response headers"), &url)),
             Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
             Ok(Ok(r)) => r,

@@ -7,6 +7,7 @@
 
 pub(crate) mod http;
 mod local;
+mod proxy;
 
 use crate::events::{Event, EventKind};
 use crate::hresult::{self as hr, HResult};
@@ -265,6 +266,10 @@ impl<'a> FileTransfer<'a> {
                     .unwrap_or_default(),
                 server_auth: slot.credentials[0].clone(),
                 security_flags: rec.security_flags,
+                proxy_usage: rec.proxy_usage,
+                proxy_list: rec.proxy_list.clone(),
+                proxy_bypass: rec.proxy_bypass.clone(),
+                proxy_auth: slot.credentials[1].clone(),
             },
             dynamic_content: rec.dynamic_content,
             max_download_size: rec.max_download_size,

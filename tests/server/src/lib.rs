@@ -16,6 +16,10 @@
 //! | `redirect=P`   | 302 to P (a path on this server, or an absolute URL) |
 //! | `auth=U:P`     | 401 unless the request has `Authorization: Basic` for U:P |
 //!
+//! It is also an HTTP proxy: an absolute-form request (`GET http://any-host/path`) is served from
+//! its own files, as if it had forwarded it, and `CONNECT host:port` opens a tunnel to that address
+//! (a host ending in `.test` stands for 127.0.0.1, so tests can name "remote" origins).
+//!
 //! It counts the body bytes it sends and records each request's Range-related headers; `GET /_stats`
 //! reports them to other processes.
 
@@ -148,6 +152,7 @@ pub async fn serve(
             let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .with_upgrades()
                 .await;
         });
     }
@@ -164,6 +169,28 @@ fn text_response(status: u16, body: &str) -> Response<Chunks> {
     let mut r = Response::new(Chunks::whole(Bytes::from(body.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r
+}
+
+/// CONNECT: answer 200, then copy bytes both ways between the client and `authority`.
+fn tunnel(req: Request<Incoming>) -> Response<Chunks> {
+    let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
+        return text_response(400, "CONNECT needs host:port");
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let address = match authority.rsplit_once(':') {
+            Some((host, port)) if host.ends_with(".test") => format!("127.0.0.1:{port}"),
+            _ => authority,
+        };
+        let Ok(mut target) = tokio::net::TcpStream::connect(&address).await else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+    });
+    text_response(200, "")
 }
 
 async fn handle(
@@ -205,6 +232,12 @@ async fn handle(
             })
             .collect(),
     };
+    if req.method() == hyper::Method::CONNECT {
+        seen.path_and_query = format!("CONNECT {}", req.uri());
+        seen.status = 200;
+        state.seen.lock().push(seen);
+        return Ok(tunnel(req));
+    }
     let resp = respond(&state, &req, &q, hit);
     seen.status = resp.status().as_u16();
     state.seen.lock().push(seen);
