@@ -48,6 +48,8 @@
 
 /* BG_SIZE_UNKNOWN: a size that is not known yet. */
 #define BITS_SIZE_UNKNOWN UINT64_MAX
+/* BG_LENGTH_TO_EOF: a bits_file_range that runs to the end of the file. */
+#define BITS_LENGTH_TO_EOF UINT64_MAX
 /* A bits_job_wait timeout that never expires. */
 #define BITS_INFINITE 0xFFFFFFFFu
 /* BG_JOB_ENUM_ALL_USERS: bits_enum_jobs lists every owner's jobs (service mode only). */
@@ -314,6 +316,14 @@ typedef struct bits_file_progress {
 } bits_file_progress;
 
 /*
+ A byte range of a remote file (BG_FILE_RANGE); `length` BITS_LENGTH_TO_EOF runs to the end.
+ */
+typedef struct bits_file_range {
+  uint64_t initial_offset;
+  uint64_t length;
+} bits_file_range;
+
+/*
  A job's progress (BG_JOB_PROGRESS).
  */
 typedef struct bits_job_progress {
@@ -528,6 +538,39 @@ bits_hresult bits_job_get_error_detail(struct bits_job *job,
                                        char **out_context_description);
 
 /*
+ Adds a file of which only `ranges` are downloaded (IBackgroundCopyJob3::AddFileWithRanges):
+ the ranges' bytes are written one after another into the local file, in the order given. The
+ last range may have length BITS_LENGTH_TO_EOF. Checked as `bits_add_file` checks a file, and
+ more: `count` 0 -> BITS_E_INVALIDARG; a range starting at BITS_LENGTH_TO_EOF, empty, or with
+ BITS_LENGTH_TO_EOF before the last -> BITS_E_INVALID_RANGE; overlapping or duplicate ranges ->
+ BITS_E_OVERLAPPING_RANGES; more than the manager's max_ranges_per_file (default 500) ->
+ BITS_E_TOO_MANY_RANGES_IN_FILE; a file:// URL -> BITS_E_NOTIMPL; a job with dynamic content ->
+ BITS_E_UNSUPPORTED_JOB_CONFIGURATION. During the transfer, a range past the end of the remote
+ file puts the job in ERROR with BITS_E_INVALID_RANGE, and a server that ignores Range with
+ BITS_E_INSUFFICIENT_RANGE_SUPPORT. `ranges` and the strings are borrowed.
+
+ Thread: any; does not block. Returns BITS_S_OK or one of the codes above, BITS_E_POINTER,
+ BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_add_file_with_ranges(struct bits_job *job,
+                                       const char *remote_url,
+                                       const char *local_path,
+                                       uint32_t count,
+                                       const struct bits_file_range *ranges);
+
+/*
+ The byte ranges of file `index` (IBackgroundCopyFile2::GetFileRanges): an array of `*out_count`
+ ranges freed with `bits_free`. A file added without ranges has none: BITS_S_FALSE, NULL, 0.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
+ BITS_E_INVALIDARG (index out of range), BITS_E_OUTOFMEMORY, BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_get_file_ranges(struct bits_job *job,
+                                      uint32_t index,
+                                      struct bits_file_range **out_ranges,
+                                      uint32_t *out_count);
+
+/*
  Sets extra request headers in BITS's form, `"Name: value\r\nName: value\r\n"` (UTF-8,
  borrowed); NULL or "" removes them. Refused with BITS_E_INVALIDARG: a line that is not
  `Name: value`, a CR or LF inside a line (it would split the request), and the headers openbits
@@ -605,6 +648,7 @@ bits_hresult bits_job_remove_credentials(struct bits_job *job, int32_t target, i
  - BITS_PROXY_USAGE_OVERRIDE: `proxy_list` names proxies (`host:port` or `http://host:port`,
    separated by spaces or `;`; the first is used); `bypass_list` (may be NULL) names hosts to reach
    directly (`host`, `*.domain`, `<local>` for names without a dot, IP ranges).
+
  http:// requests are forwarded through the proxy; https:// ones go through a CONNECT tunnel with
  TLS to the server inside it. Proxy credentials (`bits_job_set_credentials` with
  BITS_AUTH_TARGET_PROXY) are sent as `Proxy-Authorization`. Persisted. Strings are borrowed.

@@ -111,7 +111,20 @@ pub struct FileRecord {
     pub last_modified: Option<String>,
     /// Set once `complete` has renamed this file onto its destination.
     pub committed: bool,
+    /// AddFileWithRanges: only these byte ranges of the remote file, written one after another
+    /// into the local file. None: the whole file.
+    pub ranges: Option<Vec<FileRange>>,
 }
+
+/// BG_FILE_RANGE: `length` LENGTH_TO_EOF means "to the end of the remote file".
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FileRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// BG_LENGTH_TO_EOF.
+pub const LENGTH_TO_EOF: u64 = u64::MAX;
 
 impl FileRecord {
     pub fn new(remote_url: String, local_path: String) -> FileRecord {
@@ -126,6 +139,7 @@ impl FileRecord {
             etag: None,
             last_modified: None,
             committed: false,
+            ranges: None,
         }
     }
     /// Forget the partial content: the next attempt starts this file from byte 0.

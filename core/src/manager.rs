@@ -10,7 +10,9 @@ use crate::checkpoint;
 use crate::events::{self, Callback, Dispatcher, Event, EventQueue, Registration};
 use crate::hresult::{self as hr, HResult};
 use crate::http_options;
-use crate::job::{self, now_ms, FileRecord, JobError, JobId, JobRecord, Progress, Settle};
+use crate::job::{
+    self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, Progress, Settle,
+};
 use crate::scheduler;
 use crate::settle;
 use crate::state::{self, JobState, JobType, Priority, Refusal};
@@ -631,6 +633,44 @@ impl CloseSignal {
     }
 }
 
+fn check_ranges(ranges: &[FileRange]) -> Result<()> {
+    let invalid = |why: String| Err(Error::new(hr::E_INVALID_RANGE, why));
+    if ranges.is_empty() {
+        return Err(Error::new(hr::E_INVALIDARG, "at least one range is needed"));
+    }
+    for (i, r) in ranges.iter().enumerate() {
+        if r.offset == job::LENGTH_TO_EOF {
+            return invalid(format!("range {i} starts at BITS_LENGTH_TO_EOF"));
+        }
+        if r.length == 0 {
+            return invalid(format!("range {i} is empty"));
+        }
+        if r.length == job::LENGTH_TO_EOF && i + 1 != ranges.len() {
+            return invalid(format!(
+                "range {i}: only the last range may run to the end of the file"
+            ));
+        }
+        if r.length != job::LENGTH_TO_EOF && r.offset.checked_add(r.length).is_none() {
+            return invalid(format!("range {i} runs past the largest offset"));
+        }
+    }
+    let mut sorted: Vec<&FileRange> = ranges.iter().collect();
+    sorted.sort_by_key(|r| r.offset);
+    for pair in sorted.windows(2) {
+        let end = pair[0].offset.saturating_add(pair[0].length);
+        if pair[0].length == job::LENGTH_TO_EOF || end > pair[1].offset {
+            return Err(Error::new(
+                hr::E_OVERLAPPING_RANGES,
+                format!(
+                    "the ranges at {} and {} overlap",
+                    pair[0].offset, pair[1].offset
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// BITS's "only before the first resume" properties.
 fn before_first_resume(rec: &JobRecord) -> std::result::Result<(), Refusal> {
     if rec.resumed_once {
@@ -869,6 +909,72 @@ impl Job {
         })
     }
 
+    /// AddFileWithRanges: only `ranges` of the remote file are downloaded, one after another, into
+    /// the local file. BITS's codes: no range -> BITS_E_INVALIDARG; a range starting at
+    /// LENGTH_TO_EOF, of length 0, overflowing, or LENGTH_TO_EOF anywhere but last ->
+    /// BITS_E_INVALID_RANGE; overlapping or duplicate -> BITS_E_OVERLAPPING_RANGES; more than the
+    /// manager's max_ranges_per_file -> BITS_E_TOO_MANY_RANGES_IN_FILE. http and https only.
+    pub fn add_file_with_ranges(
+        &self,
+        remote_url: &str,
+        local_path: &str,
+        ranges: &[FileRange],
+    ) -> Result<()> {
+        self.check_open()?;
+        let config = &self.shared.config;
+        if !config.service_mode && ranges.len() > config.max_ranges_per_file as usize {
+            return Err(Error::new(
+                hr::E_TOO_MANY_RANGES_IN_FILE,
+                format!(
+                    "{} ranges; the limit is {}",
+                    ranges.len(),
+                    config.max_ranges_per_file
+                ),
+            ));
+        }
+        check_ranges(ranges)?;
+        let url = validate_remote(remote_url)?;
+        if url.scheme() == "file" {
+            return Err(Error::new(
+                hr::E_NOTIMPL,
+                "byte ranges are supported for http and https files only",
+            ));
+        }
+        let local = validate_local(local_path)?;
+        self.update(|rec| {
+            state::modify(rec.state, "add a file to")?;
+            if rec.dynamic_content {
+                return Err((
+                    hr::E_UNSUPPORTED_JOB_CONFIGURATION,
+                    "a job with dynamic content cannot have byte ranges".into(),
+                ));
+            }
+            if !config.service_mode && rec.files.len() >= config.max_files_per_job as usize {
+                return Err((
+                    hr::E_TOO_MANY_FILES_IN_JOB,
+                    format!("the job has {} files already", rec.files.len()),
+                ));
+            }
+            if rec
+                .files
+                .iter()
+                .any(|f| same_destination(Path::new(&f.local_path), &local))
+            {
+                return Err((
+                    hr::E_INVALIDARG,
+                    format!(
+                        "the job already has a file with local name {}",
+                        local.display()
+                    ),
+                ));
+            }
+            let mut f = FileRecord::new(url.to_string(), local.to_string_lossy().into_owned());
+            f.ranges = Some(ranges.to_vec());
+            rec.files.push(f);
+            Ok(())
+        })
+    }
+
     /// IBackgroundCopyFile2::SetRemoteName, e.g. a fresh signed URL. The partial data stays: the
     /// next request asks for the rest with If-Range, so the new URL continues the file if it serves
     /// the same representation and restarts it if not.
@@ -1075,6 +1181,12 @@ impl Job {
         self.update(|rec| {
             state::modify(rec.state, "change")?;
             before_first_resume(rec)?;
+            if enable && rec.files.iter().any(|f| f.ranges.is_some()) {
+                return Err((
+                    hr::E_UNSUPPORTED_JOB_CONFIGURATION,
+                    "a job with byte ranges cannot have dynamic content".into(),
+                ));
+            }
             rec.dynamic_content = enable;
             Ok(())
         })

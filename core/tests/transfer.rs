@@ -932,3 +932,83 @@ fn notification_command_line_runs_and_reruns_on_failure() {
     );
     assert_eq!(job.complete().unwrap(), hr::S_OK);
 }
+
+#[test]
+fn byte_ranges_are_written_one_after_another_and_resume_inside_a_range() {
+    use openbits_core::job::{FileRange, LENGTH_TO_EOF};
+    let f = fixture();
+    let data = pattern(70_000, 11);
+    f.server.add("/r", data.clone());
+    let r = |offset, length| FileRange { offset, length };
+    let ranges = [r(10, 100), r(5_000, 20_000), r(60_000, LENGTH_TO_EOF)];
+    let job = f.manager.create_job("ranges", JobType::Download).unwrap();
+    job.set_minimum_retry_delay(0).unwrap();
+    // The first response is cut inside the second range.
+    job.add_file_with_ranges(&f.server.url("/r?drop=5000:2"), &f.dest_str("r"), &ranges)
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let expected: Vec<u8> = [&data[10..110], &data[5_000..25_000], &data[60_000..]].concat();
+    assert_eq!(job.progress().unwrap().bytes_total, expected.len() as u64);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_file(&f.dest("r"), &expected);
+    let asked: Vec<String> = f
+        .server
+        .seen()
+        .into_iter()
+        .filter_map(|s| s.range)
+        .collect();
+    assert_eq!(asked[0], "bytes=10-109");
+    assert!(
+        asked.contains(&"bytes=10000-24999".to_string()),
+        "resumed inside the range: {asked:?}"
+    );
+    assert_eq!(asked.last().unwrap(), "bytes=60000-");
+
+    // BITS's codes.
+    let job = f
+        .manager
+        .create_job("bad ranges", JobType::Download)
+        .unwrap();
+    let url = f.server.url("/r");
+    let code = |rs: &[FileRange]| {
+        job.add_file_with_ranges(&url, &f.dest_str("x"), rs)
+            .unwrap_err()
+            .code
+    };
+    assert_eq!(code(&[]), hr::E_INVALIDARG);
+    assert_eq!(code(&[r(LENGTH_TO_EOF, 1)]), hr::E_INVALID_RANGE);
+    assert_eq!(code(&[r(0, 0)]), hr::E_INVALID_RANGE);
+    assert_eq!(code(&[r(0, LENGTH_TO_EOF), r(100, 5)]), hr::E_INVALID_RANGE);
+    assert_eq!(code(&[r(0, 10), r(5, 10)]), hr::E_OVERLAPPING_RANGES);
+    assert_eq!(code(&[r(0, 10), r(0, 10)]), hr::E_OVERLAPPING_RANGES);
+    assert_eq!(
+        code(
+            &vec![r(0, 1); 501]
+                .iter()
+                .enumerate()
+                .map(|(i, _)| r(i as u64 * 2, 1))
+                .collect::<Vec<_>>()
+        ),
+        hr::E_TOO_MANY_RANGES_IN_FILE
+    );
+    // A range past the end of the remote file, and a server without range support.
+    job.add_file_with_ranges(&url, &f.dest_str("past"), &[r(69_990, 100)])
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, hr::E_INVALID_RANGE);
+    let job = f
+        .manager
+        .create_job("no ranges", JobType::Download)
+        .unwrap();
+    job.add_file_with_ranges(&f.server.url("/r?norange=1"), &f.dest_str("n"), &[r(5, 5)])
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, hr::E_INSUFFICIENT_RANGE_SUPPORT);
+    assert_eq!(
+        job.set_dynamic_content(true).unwrap_err().code,
+        hr::E_READ_ONLY_PROPERTY_AFTER_RESUME
+    );
+}

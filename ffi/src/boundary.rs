@@ -129,7 +129,8 @@ zero_is_default!(
     crate::types::bits_job_progress,
     crate::types::bits_event,
     crate::types::bits_job_times,
-    crate::types::bits_file_progress
+    crate::types::bits_file_progress,
+    crate::types::bits_file_range
 );
 
 /// A string the caller frees with `bits_free_string`.

@@ -2,8 +2,9 @@
 //! IBackgroundCopyJob3::ReplaceRemotePrefix) and the error's detail (IBackgroundCopyError).
 
 use crate::boundary::{arg, call, out, out_opt, owned_string, text};
-use crate::types::{bits_file_info, bits_file_progress, bits_hresult, bits_job};
+use crate::types::{bits_file_info, bits_file_progress, bits_file_range, bits_hresult, bits_job};
 use openbits_core::hresult as hr;
+use openbits_core::job::FileRange;
 use openbits_core::{Error, SIZE_UNKNOWN};
 use std::ffi::c_char;
 
@@ -207,6 +208,94 @@ pub unsafe extern "C" fn bits_job_get_error_detail(
         if let Some(c) = context_out {
             *c = owned_string(&openbits_core::hresult::context_description(error.context));
         }
+        Ok(hr::S_OK)
+    })
+}
+
+/// Adds a file of which only `ranges` are downloaded (IBackgroundCopyJob3::AddFileWithRanges):
+/// the ranges' bytes are written one after another into the local file, in the order given. The
+/// last range may have length BITS_LENGTH_TO_EOF. Checked as `bits_add_file` checks a file, and
+/// more: `count` 0 -> BITS_E_INVALIDARG; a range starting at BITS_LENGTH_TO_EOF, empty, or with
+/// BITS_LENGTH_TO_EOF before the last -> BITS_E_INVALID_RANGE; overlapping or duplicate ranges ->
+/// BITS_E_OVERLAPPING_RANGES; more than the manager's max_ranges_per_file (default 500) ->
+/// BITS_E_TOO_MANY_RANGES_IN_FILE; a file:// URL -> BITS_E_NOTIMPL; a job with dynamic content ->
+/// BITS_E_UNSUPPORTED_JOB_CONFIGURATION. During the transfer, a range past the end of the remote
+/// file puts the job in ERROR with BITS_E_INVALID_RANGE, and a server that ignores Range with
+/// BITS_E_INSUFFICIENT_RANGE_SUPPORT. `ranges` and the strings are borrowed.
+///
+/// Thread: any; does not block. Returns BITS_S_OK or one of the codes above, BITS_E_POINTER,
+/// BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_add_file_with_ranges(
+    job: *mut bits_job,
+    remote_url: *const c_char,
+    local_path: *const c_char,
+    count: u32,
+    ranges: *const bits_file_range,
+) -> bits_hresult {
+    call("bits_add_file_with_ranges", || {
+        let job = arg(job, "job")?;
+        let (remote, local) = (
+            text(remote_url, "remote_url")?,
+            text(local_path, "local_path")?,
+        );
+        if count > 0 && ranges.is_null() {
+            return Err(crate::boundary::null("ranges"));
+        }
+        let given = if count == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(ranges, count as usize)
+        };
+        let ranges: Vec<FileRange> = given
+            .iter()
+            .map(|r| FileRange {
+                offset: r.initial_offset,
+                length: r.length,
+            })
+            .collect();
+        job.inner.add_file_with_ranges(remote, local, &ranges)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// The byte ranges of file `index` (IBackgroundCopyFile2::GetFileRanges): an array of `*out_count`
+/// ranges freed with `bits_free`. A file added without ranges has none: BITS_S_FALSE, NULL, 0.
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
+/// BITS_E_INVALIDARG (index out of range), BITS_E_OUTOFMEMORY, BITS_E_INVALID_STATE.
+#[no_mangle]
+pub unsafe extern "C" fn bits_job_get_file_ranges(
+    job: *mut bits_job,
+    index: u32,
+    out_ranges: *mut *mut bits_file_range,
+    out_count: *mut u32,
+) -> bits_hresult {
+    call("bits_job_get_file_ranges", || {
+        let (ranges_out, count_out) = (out_opt(out_ranges), out_opt(out_count));
+        let (Some(ranges_out), Some(count_out)) = (ranges_out, count_out) else {
+            return Err(crate::boundary::null("out_ranges or out_count"));
+        };
+        let rec = arg(job, "job")?.inner.record()?;
+        let count = rec.files.len();
+        let f = rec.files.get(index as usize).ok_or_else(|| {
+            Error::new(
+                hr::E_INVALIDARG,
+                format!("file index {index} is out of range (the job has {count})"),
+            )
+        })?;
+        let Some(ranges) = &f.ranges else {
+            return Ok(hr::S_FALSE);
+        };
+        let c: Vec<bits_file_range> = ranges
+            .iter()
+            .map(|r| bits_file_range {
+                initial_offset: r.offset,
+                length: r.length,
+            })
+            .collect();
+        *ranges_out = crate::boundary::alloc_array(&c)?;
+        *count_out = c.len() as u32;
         Ok(hr::S_OK)
     })
 }

@@ -142,6 +142,7 @@ pub unsafe extern "C" fn bits_job_remove_credentials(
 /// - BITS_PROXY_USAGE_OVERRIDE: `proxy_list` names proxies (`host:port` or `http://host:port`,
 ///   separated by spaces or `;`; the first is used); `bypass_list` (may be NULL) names hosts to reach
 ///   directly (`host`, `*.domain`, `<local>` for names without a dot, IP ranges).
+///
 /// http:// requests are forwarded through the proxy; https:// ones go through a CONNECT tunnel with
 /// TLS to the server inside it. Proxy credentials (`bits_job_set_credentials` with
 /// BITS_AUTH_TARGET_PROXY) are sent as `Proxy-Authorization`. Persisted. Strings are borrowed.

@@ -178,3 +178,12 @@ pub struct bits_file_info {
     pub remote_url: *const std::ffi::c_char,
     pub local_path: *const std::ffi::c_char,
 }
+
+/// A byte range of a remote file (BG_FILE_RANGE); `length` BITS_LENGTH_TO_EOF runs to the end.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_file_range {
+    pub initial_offset: u64,
+    pub length: u64,
+}

@@ -75,6 +75,7 @@ fn constants() -> String {
         "#define BITS_E_HTTP_ERROR(status) ((bits_hresult)(0x80190000u | (uint32_t)(status)))\n",
     );
     s.push_str("\n/* BG_SIZE_UNKNOWN: a size that is not known yet. */\n#define BITS_SIZE_UNKNOWN UINT64_MAX\n");
+    s.push_str("/* BG_LENGTH_TO_EOF: a bits_file_range that runs to the end of the file. */\n#define BITS_LENGTH_TO_EOF UINT64_MAX\n");
     s.push_str(
         "/* A bits_job_wait timeout that never expires. */\n#define BITS_INFINITE 0xFFFFFFFFu\n",
     );

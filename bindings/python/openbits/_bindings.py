@@ -19,6 +19,7 @@ BITS_VERSION_MAJOR = 0
 BITS_VERSION_MINOR = 2
 BITS_VERSION_PATCH = 0
 BITS_SIZE_UNKNOWN = 0xffffffffffffffff
+BITS_LENGTH_TO_EOF = 0xffffffffffffffff
 BITS_INFINITE = 0xffffffff
 BITS_JOB_ENUM_ALL_USERS = 1
 BITS_GUID_STRING_LEN = 39
@@ -327,6 +328,13 @@ class bits_file_progress(Structure):
     ]
 
 
+class bits_file_range(Structure):
+    _fields_ = [
+        ('initial_offset', c_uint64),
+        ('length', c_uint64),
+    ]
+
+
 class bits_job_progress(Structure):
     _fields_ = [
         ('bytes_total', c_uint64),
@@ -374,6 +382,8 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     'bits_file_set_remote_name': (bits_hresult, [POINTER(bits_job), c_uint32, c_char_p]),
     'bits_job_replace_remote_prefix': (bits_hresult, [POINTER(bits_job), c_char_p, c_char_p]),
     'bits_job_get_error_detail': (bits_hresult, [POINTER(bits_job), POINTER(c_uint32), POINTER(POINTER(c_char)), POINTER(POINTER(c_char))]),
+    'bits_add_file_with_ranges': (bits_hresult, [POINTER(bits_job), c_char_p, c_char_p, c_uint32, POINTER(bits_file_range)]),
+    'bits_job_get_file_ranges': (bits_hresult, [POINTER(bits_job), c_uint32, POINTER(POINTER(bits_file_range)), POINTER(c_uint32)]),
     'bits_job_set_custom_headers': (bits_hresult, [POINTER(bits_job), c_char_p]),
     'bits_job_get_custom_headers': (bits_hresult, [POINTER(bits_job), POINTER(POINTER(c_char))]),
     'bits_job_set_security_flags': (bits_hresult, [POINTER(bits_job), c_uint32]),

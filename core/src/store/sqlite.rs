@@ -10,7 +10,7 @@
 
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
-use crate::job::{FileRecord, JobError, JobId, JobRecord, Settle};
+use crate::job::{FileRange, FileRecord, JobError, JobId, JobRecord, Settle, LENGTH_TO_EOF};
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -82,6 +82,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN proxy_usage INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN proxy_list TEXT;
     ALTER TABLE jobs ADD COLUMN proxy_bypass TEXT;",
+    // 8: byte ranges of a file ("offset:length;..." with "eof" for BG_LENGTH_TO_EOF).
+    "ALTER TABLE files ADD COLUMN ranges TEXT;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -281,6 +283,33 @@ fn decode_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
+fn encode_ranges(ranges: &[FileRange]) -> String {
+    let one = |r: &FileRange| match r.length {
+        LENGTH_TO_EOF => format!("{}:eof", r.offset),
+        n => format!("{}:{n}", r.offset),
+    };
+    ranges.iter().map(one).collect::<Vec<_>>().join(";")
+}
+
+/// The inverse of `encode_ranges`; a malformed entry (only a foreign writer could make one) is
+/// skipped rather than trusted.
+fn decode_ranges(text: &str) -> Vec<FileRange> {
+    text.split(';')
+        .filter_map(|e| {
+            let (o, l) = e.split_once(':')?;
+            let length = if l == "eof" {
+                LENGTH_TO_EOF
+            } else {
+                l.parse().ok()?
+            };
+            Some(FileRange {
+                offset: o.parse().ok()?,
+                length,
+            })
+        })
+        .collect()
+}
+
 fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
     let done = row.get::<_, i64>("bytes_checkpointed")? as u64;
     Ok(FileRecord {
@@ -294,6 +323,9 @@ fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
         etag: row.get("etag")?,
         last_modified: row.get("last_modified")?,
         committed: row.get("committed")?,
+        ranges: row
+            .get::<_, Option<String>>("ranges")?
+            .map(|s| decode_ranges(&s)),
     })
 }
 
@@ -396,8 +428,8 @@ impl Store for SqliteStore {
             let mut st = tx
                 .prepare_cached(
                     "INSERT INTO files (job_id, idx, remote_url, local_path, temp_path, bytes_total,
-                        bytes_checkpointed, completed, etag, last_modified, committed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        bytes_checkpointed, completed, etag, last_modified, committed, ranges)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(|e| db_error("save files", e))?;
             for (i, f) in job.files.iter().enumerate() {
@@ -413,6 +445,7 @@ impl Store for SqliteStore {
                     f.etag,
                     f.last_modified,
                     f.committed,
+                    f.ranges.as_deref().map(encode_ranges),
                 ])
                 .map_err(|e| db_error("save files", e))?;
             }
@@ -540,6 +573,16 @@ mod tests {
         b.bytes_total = Some(u64::MAX - 1);
         b.bytes_transferred = 40;
         b.bytes_checkpointed = 40;
+        b.ranges = Some(vec![
+            FileRange {
+                offset: 5,
+                length: 10,
+            },
+            FileRange {
+                offset: 100,
+                length: LENGTH_TO_EOF,
+            },
+        ]);
         j.files = vec![a, b];
         j
     }

@@ -16,7 +16,7 @@
 use super::proxy::ForwardProxy;
 use super::{Failure, FileTransfer, FileView};
 use crate::hresult::{self as hr, HResult};
-use crate::job;
+use crate::job::{self, FileRange, LENGTH_TO_EOF};
 use crate::localfile::Sink;
 use crate::manager::Config;
 use crate::state::ErrorContext;
@@ -42,6 +42,9 @@ type TunnelClient = hyper_util::client::legacy::Client<
     Empty<Bytes>,
 >;
 
+/// A proxy and the credentials sent to it.
+type ProxyKey = (String, Option<HeaderValue>);
+
 /// The manager's connection pools: direct http and https, and per proxy (and proxy credentials)
 /// a forwarding pool for http and a tunnelling one for https. Pools are built on first use, so
 /// plain-http users never pay for reading the certificate store.
@@ -49,8 +52,7 @@ type TunnelClient = hyper_util::client::legacy::Client<
 pub(crate) struct Clients {
     plain: OnceLock<PlainClient>,
     tls: OnceLock<TlsClient>,
-    proxied:
-        parking_lot::Mutex<HashMap<(String, Option<HeaderValue>), (ForwardClient, TunnelClient)>>,
+    proxied: parking_lot::Mutex<HashMap<ProxyKey, (ForwardClient, TunnelClient)>>,
 }
 
 impl Clients {
@@ -290,16 +292,207 @@ pub(crate) fn evaluate(
         412 | 416 => Decision::Restart(format!(
             "the server answered {status} to the resume request"
         )),
-        408 | 429 | 500..=599 => Decision::Fail(Failure::transient(
+        _ => Decision::Fail(status_failure(status)),
+    }
+}
+
+/// 408, 429 and 5xx are worth retrying; any other status the resume logic does not handle is fatal.
+fn status_failure(status: u16) -> Failure {
+    let f = if matches!(status, 408 | 429 | 500..=599) {
+        Failure::transient
+    } else {
+        Failure::fatal
+    };
+    f(
+        ErrorContext::RemoteFile,
+        HResult::http(status),
+        status_text(status),
+    )
+}
+
+/// What a response to a request for a byte range of the file (AddFileWithRanges) means.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RangeDecision {
+    /// Write the body: it holds bytes `start..=last` of a remote file of `total` bytes.
+    Write {
+        start: u64,
+        last: u64,
+        total: u64,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+    /// The remote file changed (an If-Range failed, or another ETag): every range starts again.
+    Restart(String),
+    Fail(Failure),
+}
+
+/// Decides what to do with a response to a request for `want`; `sent_if_range` says whether the
+/// request carried If-Range (then a 200 means "changed", else "no range support").
+pub(crate) fn evaluate_range(
+    status: u16,
+    headers: &HeaderMap,
+    want: Want,
+    known_etag: Option<&str>,
+    sent_if_range: bool,
+) -> RangeDecision {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let etag = text(header::ETAG);
+    let invalid = |why: String| {
+        RangeDecision::Fail(Failure::transient(
             ErrorContext::RemoteFile,
-            HResult::http(status),
-            status_text(status),
-        )),
-        _ => Decision::Fail(Failure::fatal(
+            hr::E_INVALID_SERVER_RESPONSE,
+            why,
+        ))
+    };
+    match status {
+        206 => {
+            let Some((start, last, total)) = headers
+                .get(header::CONTENT_RANGE)
+                .and_then(parse_content_range)
+            else {
+                return invalid("206 response without a single usable Content-Range".into());
+            };
+            if start != want.from || want.to.is_some_and(|to| last > to) {
+                return invalid(format!(
+                    "206 response holds bytes {start}-{last}, not the range asked for"
+                ));
+            }
+            if let (Some(known), Some(now)) = (known_etag, etag.as_deref()) {
+                if known != now {
+                    return RangeDecision::Restart("the file's ETag changed".into());
+                }
+            }
+            match content_length(headers) {
+                Ok(Some(len)) if len != last - start + 1 => invalid(format!(
+                    "206 Content-Length {len} does not match Content-Range {start}-{last}"
+                )),
+                Err(why) => invalid(why),
+                _ => RangeDecision::Write {
+                    start,
+                    last,
+                    total,
+                    etag: etag.or_else(|| known_etag.map(str::to_owned)),
+                    last_modified: text(header::LAST_MODIFIED),
+                },
+            }
+        }
+        200 if sent_if_range => RangeDecision::Restart("the file changed on the server".into()),
+        200 => RangeDecision::Fail(Failure::fatal(
             ErrorContext::RemoteFile,
-            HResult::http(status),
-            status_text(status),
+            hr::E_INSUFFICIENT_RANGE_SUPPORT,
+            "the server does not support byte ranges",
         )),
+        416 => RangeDecision::Fail(Failure::fatal(
+            ErrorContext::RemoteFile,
+            hr::E_INVALID_RANGE,
+            format!(
+                "the range from byte {} is outside the remote file",
+                want.from
+            ),
+        )),
+        412 => RangeDecision::Restart("the server answered 412 to the range request".into()),
+        _ => RangeDecision::Fail(status_failure(status)),
+    }
+}
+
+/// AddFileWithRanges: downloads `ranges` of the file one after another into `sink`. Where the
+/// sink stands says which range is under way and how far; a retry asks for the rest of that range
+/// with If-Range, as a whole-file resume does.
+pub(crate) async fn download_ranges(
+    t: &mut FileTransfer<'_>,
+    sink: &mut Sink,
+    url: &Url,
+    ranges: &[FileRange],
+) -> Result<(), Failure> {
+    let shared = t.shared_arc();
+    let stall = shared.config.stall_timeout;
+    let finite: Option<u64> = ranges.iter().try_fold(0u64, |sum, r| {
+        (r.length != LENGTH_TO_EOF).then(|| sum + r.length)
+    });
+    let mut restarts = 0;
+    loop {
+        let view = t.view();
+        let done = sink.offset();
+        if finite == Some(done) || (finite.is_none() && view.bytes_total == Some(done) && done > 0)
+        {
+            return Ok(());
+        }
+        // The range the next byte belongs to, and where in the local file that range begins.
+        let mut begins = 0u64;
+        let Some(range) = ranges.iter().find(|r| {
+            let inside = r.length == LENGTH_TO_EOF || done < begins + r.length;
+            if !inside {
+                begins += r.length;
+            }
+            inside
+        }) else {
+            return Ok(());
+        };
+        let want = Want {
+            from: range.offset + (done - begins),
+            to: (range.length != LENGTH_TO_EOF).then(|| range.offset + range.length - 1),
+        };
+        let (resp, final_url) =
+            get(&shared.clients, &shared.config, url, want, &view, stall).await?;
+        let sent_if_range = if_range(view.etag.as_deref(), view.last_modified.as_deref()).is_some();
+        let fail = |f: Failure| with_url(f, &final_url);
+        match evaluate_range(
+            resp.status().as_u16(),
+            resp.headers(),
+            want,
+            view.etag.as_deref(),
+            sent_if_range,
+        ) {
+            RangeDecision::Fail(f) => return Err(fail(f)),
+            RangeDecision::Restart(why) => {
+                restarts += 1;
+                if restarts > MAX_RESTARTS {
+                    return Err(fail(Failure::transient(
+                        ErrorContext::RemoteFile,
+                        hr::E_INVALID_SERVER_RESPONSE,
+                        why,
+                    )));
+                }
+                t.restart(sink).await?;
+            }
+            RangeDecision::Write {
+                start,
+                last,
+                total,
+                etag,
+                last_modified,
+            } => {
+                if let Some(r) = ranges
+                    .iter()
+                    .find(|r| r.length != LENGTH_TO_EOF && r.offset + r.length > total)
+                {
+                    return Err(fail(Failure::fatal(
+                        ErrorContext::RemoteFile,
+                        hr::E_INVALID_RANGE,
+                        format!(
+                            "the range {}+{} passes the end of the {total}-byte file",
+                            r.offset, r.length
+                        ),
+                    )));
+                }
+                // The local file's size: the ranges' lengths, the last one to the end if it says so.
+                let size = finite.unwrap_or_else(|| {
+                    let (last_range, before) = ranges
+                        .split_last()
+                        .map_or((0, &[][..]), |(l, b)| (l.offset, b));
+                    before.iter().map(|r| r.length).sum::<u64>() + total.saturating_sub(last_range)
+                });
+                t.learn(Some(size), etag, last_modified);
+                stream_body(t, sink, resp.into_body(), done + (last - start + 1), stall)
+                    .await
+                    .map_err(&fail)?;
+            }
+        }
     }
 }
 
@@ -340,21 +533,43 @@ pub(crate) fn parse_content_range(v: &HeaderValue) -> Option<(u64, u64, u64)> {
 }
 
 /// Headers for a request of the file from `offset`.
+/// The bytes a request asks for: `from` to `to` inclusive (None: to the end of the file).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Want {
+    pub from: u64,
+    pub to: Option<u64>,
+}
+
+impl Want {
+    pub(crate) fn rest_from(from: u64) -> Want {
+        Want { from, to: None }
+    }
+}
+
+/// Headers for a request of `want`. A Range header goes out whenever less than the whole file is
+/// wanted; If-Range with it when the bytes on disk have a validator.
 pub(crate) fn resume_headers(
-    offset: u64,
+    want: Want,
     etag: Option<&str>,
     last_modified: Option<&str>,
 ) -> Vec<(header::HeaderName, String)> {
     let mut h = vec![(header::ACCEPT_ENCODING, "identity".to_string())];
-    if offset > 0 {
-        h.push((header::RANGE, format!("bytes={offset}-")));
-        // A weak ETag may not be used with If-Range (RFC 9110 §13.1.5); Last-Modified then stands in.
-        let validator = etag.filter(|e| !e.starts_with("W/")).or(last_modified);
-        if let Some(v) = validator {
+    if want.from > 0 || want.to.is_some() {
+        let range = match want.to {
+            Some(to) => format!("bytes={}-{to}", want.from),
+            None => format!("bytes={}-", want.from),
+        };
+        h.push((header::RANGE, range));
+        if let Some(v) = if_range(etag, last_modified) {
             h.push((header::IF_RANGE, v.to_string()));
         }
     }
     h
+}
+
+/// A weak ETag may not be used with If-Range (RFC 9110 §13.1.5); Last-Modified then stands in.
+fn if_range<'a>(etag: Option<&'a str>, last_modified: Option<&'a str>) -> Option<&'a str> {
+    etag.filter(|e| !e.starts_with("W/")).or(last_modified)
 }
 
 /// A URL for messages: user and password removed.
@@ -442,13 +657,13 @@ fn timeout_failure(what: &str) -> Failure {
     )
 }
 
-/// Sends a GET for the file from `offset`, following redirects; `view` gives the validators and
+/// Sends a GET for `want` of the file, following redirects; `view` gives the validators and
 /// the application's request options.
 async fn get(
     clients: &Clients,
     config: &Config,
     url: &Url,
-    offset: u64,
+    want: Want,
     view: &FileView,
     stall: Duration,
 ) -> Result<(Response<Incoming>, Url), Failure> {
@@ -468,7 +683,7 @@ async fn get(
             )
         })?;
         let mut req = Request::get(uri).header(header::USER_AGENT, USER_AGENT);
-        for (name, value) in resume_headers(offset, etag, last_modified) {
+        for (name, value) in resume_headers(want, etag, last_modified) {
             req = req.header(name, value);
         }
         for (name, value) in &options.headers {
@@ -579,8 +794,15 @@ pub(crate) async fn download(
             t.restart(sink).await?;
         }
         let offset = sink.offset();
-        let (resp, final_url) =
-            get(&shared.clients, &shared.config, url, offset, &view, stall).await?;
+        let (resp, final_url) = get(
+            &shared.clients,
+            &shared.config,
+            url,
+            Want::rest_from(offset),
+            &view,
+            stall,
+        )
+        .await?;
         if view.request.security_flags & job::REDIRECT_POLICY_MASK
             == job::REDIRECT_POLICY_ALLOW_REPORT
             && &final_url != url
@@ -905,18 +1127,82 @@ mod tests {
     }
 
     #[test]
+    fn range_decisions() {
+        let want = Want {
+            from: 100,
+            to: Some(199),
+        };
+        let ok = h(&[
+            ("content-range", "bytes 100-199/1000"),
+            ("content-length", "100"),
+        ]);
+        assert!(matches!(
+            evaluate_range(206, &ok, want, None, false),
+            RangeDecision::Write {
+                start: 100,
+                last: 199,
+                total: 1000,
+                ..
+            }
+        ));
+        // A shorter answer is fine (the rest is asked for next); a longer or misplaced one is not.
+        let short = h(&[("content-range", "bytes 100-149/1000")]);
+        assert!(matches!(
+            evaluate_range(206, &short, want, None, false),
+            RangeDecision::Write { last: 149, .. }
+        ));
+        for bad in ["bytes 100-299/1000", "bytes 90-199/1000"] {
+            assert!(
+                matches!(
+                    evaluate_range(206, &h(&[("content-range", bad)]), want, None, false),
+                    RangeDecision::Fail(_)
+                ),
+                "{bad}"
+            );
+        }
+        let other = h(&[("content-range", "bytes 100-199/1000"), ("etag", "\"b\"")]);
+        assert!(matches!(
+            evaluate_range(206, &other, want, Some("\"a\""), true),
+            RangeDecision::Restart(_)
+        ));
+        // 200: no range support, unless it answers a failed If-Range.
+        assert!(
+            matches!(evaluate_range(200, &h(&[]), want, None, false), RangeDecision::Fail(f) if f.code == hr::E_INSUFFICIENT_RANGE_SUPPORT)
+        );
+        assert!(matches!(
+            evaluate_range(200, &h(&[]), want, Some("\"a\""), true),
+            RangeDecision::Restart(_)
+        ));
+        assert!(
+            matches!(evaluate_range(416, &h(&[]), want, None, false), RangeDecision::Fail(f) if f.code == hr::E_INVALID_RANGE)
+        );
+        assert_eq!(
+            resume_headers(want, None, None)[1],
+            (header::RANGE, "bytes=100-199".to_string())
+        );
+    }
+
+    #[test]
     fn request_headers() {
-        let fresh = resume_headers(0, Some("\"a\""), None);
+        let fresh = resume_headers(Want::rest_from(0), Some("\"a\""), None);
         assert_eq!(
             fresh,
             vec![(header::ACCEPT_ENCODING, "identity".to_string())]
         );
-        let r = resume_headers(5, Some("\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        let r = resume_headers(
+            Want::rest_from(5),
+            Some("\"a\""),
+            Some("Mon, 01 Jan 2024 00:00:00 GMT"),
+        );
         assert!(r.contains(&(header::RANGE, "bytes=5-".into())));
         assert!(r.contains(&(header::IF_RANGE, "\"a\"".into())));
-        let weak = resume_headers(5, Some("W/\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        let weak = resume_headers(
+            Want::rest_from(5),
+            Some("W/\"a\""),
+            Some("Mon, 01 Jan 2024 00:00:00 GMT"),
+        );
         assert!(weak.contains(&(header::IF_RANGE, "Mon, 01 Jan 2024 00:00:00 GMT".into())));
-        let none = resume_headers(5, None, None);
+        let none = resume_headers(Want::rest_from(5), None, None);
         assert!(!none.iter().any(|(n, _)| n == header::IF_RANGE));
     }
 

@@ -229,6 +229,7 @@ pub(crate) struct FileView {
     pub request: http::RequestOptions,
     pub dynamic_content: bool,
     pub max_download_size: Option<u64>,
+    pub ranges: Option<Vec<crate::job::FileRange>>,
 }
 
 impl<'a> FileTransfer<'a> {
@@ -273,6 +274,7 @@ impl<'a> FileTransfer<'a> {
             },
             dynamic_content: rec.dynamic_content,
             max_download_size: rec.max_download_size,
+            ranges: f.ranges.clone(),
         }
     }
 
@@ -516,8 +518,9 @@ impl<'a> FileTransfer<'a> {
                 format!("malformed URL {}: {e}", view.remote_url),
             )
         })?;
-        let result = match url.scheme() {
-            "file" => local::copy(self, &mut sink, &url, &view).await,
+        let result = match (url.scheme(), &view.ranges) {
+            ("file", _) => local::copy(self, &mut sink, &url, &view).await,
+            (_, Some(ranges)) => http::download_ranges(self, &mut sink, &url, ranges).await,
             _ => http::download(self, &mut sink, &url).await,
         };
         // Whatever happened, what reached the file is made durable and recorded, so a crash or a

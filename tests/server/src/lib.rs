@@ -305,6 +305,7 @@ fn respond(
     };
     let last_modified = "Wed, 21 Oct 2015 07:28:00 GMT";
     let mut start = 0u64;
+    let mut end = total; // exclusive
     let mut partial = false;
     let range = req
         .headers()
@@ -320,13 +321,25 @@ fn respond(
         Some(v) => v == last_modified,
     };
     if let (Some(r), false, true) = (range, q.contains_key("norange"), if_range_ok) {
-        let Some(from) = r
+        // bytes=N- or bytes=N-M (one range).
+        let parsed = r
             .strip_prefix("bytes=")
-            .and_then(|r| r.strip_suffix('-'))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            return text_response(416, "only bytes=N- is supported");
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| {
+                let from = a.parse::<u64>().ok()?;
+                let to = if b.is_empty() {
+                    None
+                } else {
+                    Some(b.parse::<u64>().ok()?)
+                };
+                Some((from, to))
+            });
+        let Some((from, to)) = parsed else {
+            return text_response(416, "only bytes=N- and bytes=N-M are supported");
         };
+        if let Some(to) = to {
+            end = end.min(to.saturating_add(1));
+        }
         if from >= total {
             let mut resp = text_response(416, "");
             resp.headers_mut().insert(
@@ -338,7 +351,7 @@ fn respond(
         start = from.saturating_sub(num("wrongoffset").unwrap_or(0));
         partial = true;
     }
-    let body = content.slice(start as usize..);
+    let body = content.slice(start as usize..end as usize);
     let len = body.len() as u64;
     let mut chunks = Chunks::whole(body);
     state.open_bodies.fetch_add(1, Ordering::SeqCst);
@@ -368,7 +381,7 @@ fn respond(
     }
     if partial {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-        let v = format!("bytes {start}-{}/{total}", total - 1);
+        let v = format!("bytes {start}-{}/{total}", end - 1);
         resp.headers_mut()
             .insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).unwrap());
     }
