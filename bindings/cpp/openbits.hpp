@@ -33,10 +33,12 @@
 
 #include "openbits.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -452,6 +454,30 @@ struct Event {
     std::uint32_t file_index = 0;      ///< for FileTransferred: the file's index in the job
 };
 
+namespace detail {
+inline Event to_event(const bits_event &e) {
+    Event r;
+    r.job_id = Guid(e.job_id);
+    r.kind = static_cast<EventKind>(e.kind);
+    r.state = static_cast<JobState>(e.state);
+    r.code = e.code;
+    r.file_index = e.file_index;
+    return r;
+}
+
+inline std::atomic<void (*)(std::exception_ptr)> &callback_exception_handler() {
+    static std::atomic<void (*)(std::exception_ptr)> handler{nullptr};
+    return handler;
+}
+} // namespace detail
+
+/// Where an exception escaping a notify callback goes: it cannot cross into the library. By
+/// default (nullptr) std::terminate is called, as for an exception escaping a std::thread; install
+/// a handler to log it instead. The handler runs on the notification thread and must not throw.
+inline void set_callback_exception_handler(void (*handler)(std::exception_ptr)) noexcept {
+    detail::callback_exception_handler().store(handler);
+}
+
 /// Options for Manager(const ManagerOptions &) (bits_manager_open_ex). Zero means the default.
 struct ManagerOptions {
     /// State folder (absolute); empty: the per-user default ($OPENBITS_HOME, …).
@@ -754,6 +780,28 @@ public:
         return static_cast<NotifyFlags>(f);
     }
 
+    /// A push callback: a reference of its own to the job (it may complete, cancel or keep it) and
+    /// the event.
+    using NotifyCallback = std::function<void(Job &, const Event &)>;
+
+    /// Calls `callback` for the events `flags` selects (bits_job_set_notify_callback), on the
+    /// manager's notification thread, outside every lock of the library. As in BITS: the last
+    /// registration wins, an event that already happened is delivered right away, registrations
+    /// are not persisted. The registration ends when replaced, when removed (an empty callback),
+    /// when the last reference to the job is released (every Job object for it destroyed), or when
+    /// the manager closes; the std::function is destroyed then, once it is no longer running.
+    /// An exception escaping the callback goes to set_callback_exception_handler's handler.
+    void set_notify_callback(NotifyFlags flags, NotifyCallback callback) {
+        const auto f = static_cast<std::uint32_t>(flags);
+        if (!callback) {
+            detail::check(bits_job_set_notify_callback(ptr_.get(), f, nullptr, nullptr, nullptr));
+            return;
+        }
+        // The library owns the copy from here on, even if the call fails (it then frees it at once).
+        auto *owned = new NotifyCallback(std::move(callback));
+        detail::check(bits_job_set_notify_callback(ptr_.get(), f, &notify_trampoline, owned, &free_notify_callback));
+    }
+
     /// Selects the events of push callbacks (the pull queue gets every event). Undefined bits give
     /// Error(BITS_E_NOTIMPL).
     void set_notify_flags(NotifyFlags flags) {
@@ -797,6 +845,21 @@ public:
     bits_job *release() noexcept { return ptr_.release(); }
 
 private:
+    static void notify_trampoline(void *user, bits_job *job, const bits_event *event) noexcept {
+        bits_job *ref = nullptr;
+        if (BITS_FAILED(bits_job_add_ref(job, &ref))) return;
+        try {
+            Job own(ref, Guid(event->job_id));
+            (*static_cast<NotifyCallback *>(user))(own, detail::to_event(*event));
+        } catch (...) {
+            auto handler = detail::callback_exception_handler().load();
+            if (handler == nullptr) std::terminate();
+            handler(std::current_exception());
+        }
+    }
+
+    static void free_notify_callback(void *user) noexcept { delete static_cast<NotifyCallback *>(user); }
+
     std::optional<JobState> wait_ms(std::uint32_t ms) {
         std::int32_t s = 0;
         const hresult hr = bits_job_wait(ptr_.get(), ms, &s);
@@ -946,13 +1009,7 @@ private:
         const hresult hr = bits_manager_next_event(ptr_.get(), ms, &e);
         if (hr == BITS_E_TIMEOUT) return std::nullopt;
         detail::check(hr);
-        Event r;
-        r.job_id = Guid(e.job_id);
-        r.kind = static_cast<EventKind>(e.kind);
-        r.state = static_cast<JobState>(e.state);
-        r.code = e.code;
-        r.file_index = e.file_index;
-        return r;
+        return detail::to_event(e);
     }
 
     struct deleter {

@@ -794,6 +794,57 @@ struct Test {
     void (*run)();
 };
 
+// Push callbacks as std::function: the callback completes its own job from the notification
+// thread; the captured state is destroyed exactly once, when the last reference goes; an
+// exception escaping a callback reaches the handler instead of the library.
+std::atomic<int> handled_exceptions{0};
+void count_exception(std::exception_ptr) { handled_exceptions++; }
+
+void test_notify_callbacks() {
+    const std::string dest = fresh_dir("callbacks");
+    Manager manager(fresh_dir("callbacks-state"));
+    auto destroyed = std::make_shared<std::atomic<int>>(0);
+    struct Witness {
+        std::shared_ptr<std::atomic<int>> count;
+        ~Witness() { if (count) (*count)++; }
+    };
+    auto completed = std::make_shared<std::atomic<int>>(0);
+    {
+        Job job = manager.create_job("callback");
+        job.add_file(url("small.bin"), dest + "/small.bin");
+        auto witness = std::make_shared<Witness>();
+        witness->count = destroyed;
+        job.set_notify_callback(openbits::NotifyFlags::JobTransferred,
+                                [witness, completed](Job &own, const openbits::Event &e) {
+                                    if (e.kind == openbits::EventKind::JobTransferred && own.complete() == BITS_S_OK)
+                                        (*completed)++;
+                                });
+        witness.reset();
+        job.resume();
+        for (int i = 0; i < 2000 && completed->load() == 0; i++) std::this_thread::sleep_for(5ms);
+        CHECK_EQ(completed->load(), 1);
+        CHECK_EQ(job.state(), JobState::Acknowledged);
+        CHECK_EQ(destroyed->load(), 0);
+    } // the last reference: the registration, and the lambda with it, go
+    for (int i = 0; i < 2000 && destroyed->load() == 0; i++) std::this_thread::sleep_for(5ms);
+    CHECK_EQ(destroyed->load(), 1);
+    CHECK(same_bytes(fs::path(src_dir) / "small.bin", fs::path(dest) / "small.bin"));
+
+    openbits::set_callback_exception_handler(&count_exception);
+    Job job = manager.create_job("throws");
+    job.add_file(url("small.bin"), dest + "/again.bin");
+    job.resume();
+    CHECK_EQ(job.wait(), JobState::Transferred);
+    // Registered after the fact: the event that already happened is delivered, and its exception handled.
+    job.set_notify_callback(openbits::NotifyFlags::JobTransferred,
+                            [](Job &, const openbits::Event &) { throw std::runtime_error("in a callback"); });
+    for (int i = 0; i < 2000 && handled_exceptions.load() == 0; i++) std::this_thread::sleep_for(5ms);
+    CHECK_EQ(handled_exceptions.load(), 1);
+    job.set_notify_callback(openbits::NotifyFlags::JobTransferred, nullptr);
+    openbits::set_callback_exception_handler(nullptr);
+    CHECK_EQ(job.complete(), BITS_S_OK);
+}
+
 const Test tests[] = {
     {"types", test_types},
     {"guid", test_guid},
@@ -814,6 +865,7 @@ const Test tests[] = {
     {"files", test_files},
     {"owners_and_limits", test_owners_and_limits},
     {"close_ends_event_wait", test_close_ends_event_wait},
+    {"notify_callbacks", test_notify_callbacks},
 };
 
 } // namespace
