@@ -327,16 +327,7 @@ impl Manager {
     /// CreateJob: a new SUSPENDED job with a random GUID.
     pub fn create_job(&self, display_name: &str, job_type: JobType) -> Result<Job> {
         self.check_open()?;
-        let chars = display_name.chars().count();
-        if chars > job::MAX_DISPLAY_NAME_CHARS {
-            return Err(Error::new(
-                hr::E_INVALIDARG,
-                format!(
-                    "display name has {chars} characters; the limit is {}",
-                    job::MAX_DISPLAY_NAME_CHARS
-                ),
-            ));
-        }
+        check_chars("display name", display_name, job::MAX_DISPLAY_NAME_CHARS)?;
         if job_type != JobType::Download {
             return Err(Error::new(
                 hr::E_NOTIMPL,
@@ -671,6 +662,18 @@ fn check_ranges(ranges: &[FileRange]) -> Result<()> {
     Ok(())
 }
 
+/// A string limited to `limit` characters (BITS counts characters, not bytes).
+fn check_chars(what: &str, text: &str, limit: usize) -> Result<()> {
+    let chars = text.chars().count();
+    if chars > limit {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("{what} has {chars} characters; the limit is {limit}"),
+        ));
+    }
+    Ok(())
+}
+
 /// BITS's "only before the first resume" properties.
 fn before_first_resume(rec: &JobRecord) -> std::result::Result<(), Refusal> {
     if rec.resumed_once {
@@ -854,6 +857,15 @@ impl Job {
         Ok(r)
     }
 
+    /// A property change: refused in a final state, published otherwise.
+    fn change(&self, set: impl FnOnce(&mut JobRecord)) -> Result<()> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            set(rec);
+            Ok(())
+        })
+    }
+
     fn wake_scheduler(&self) {
         self.shared.wake.notify_one();
     }
@@ -1031,48 +1043,18 @@ impl Job {
     }
 
     pub fn set_display_name(&self, name: &str) -> Result<()> {
-        let chars = name.chars().count();
-        if chars > job::MAX_DISPLAY_NAME_CHARS {
-            return Err(Error::new(
-                hr::E_INVALIDARG,
-                format!(
-                    "display name has {chars} characters; the limit is {}",
-                    job::MAX_DISPLAY_NAME_CHARS
-                ),
-            ));
-        }
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.display_name = name.to_string();
-            Ok(())
-        })
+        check_chars("display name", name, job::MAX_DISPLAY_NAME_CHARS)?;
+        self.change(|rec| rec.display_name = name.to_string())
     }
 
     pub fn set_description(&self, description: &str) -> Result<()> {
-        let chars = description.chars().count();
-        if chars > job::MAX_DESCRIPTION_CHARS {
-            return Err(Error::new(
-                hr::E_INVALIDARG,
-                format!(
-                    "description has {chars} characters; the limit is {}",
-                    job::MAX_DESCRIPTION_CHARS
-                ),
-            ));
-        }
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.description = description.to_string();
-            Ok(())
-        })
+        check_chars("description", description, job::MAX_DESCRIPTION_CHARS)?;
+        self.change(|rec| rec.description = description.to_string())
     }
 
     /// SetPriority; the scheduler applies it at once, stopping a transfer only if it must.
     pub fn set_priority(&self, priority: Priority) -> Result<()> {
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.priority = priority;
-            Ok(())
-        })?;
+        self.change(|rec| rec.priority = priority)?;
         self.wake_scheduler();
         Ok(())
     }
@@ -1085,20 +1067,12 @@ impl Job {
                 format!("undefined notify flags 0x{flags:X}"),
             ));
         }
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.notify_flags = flags;
-            Ok(())
-        })
+        self.change(|rec| rec.notify_flags = flags)
     }
 
     /// BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS; may change during a transfer.
     pub fn set_minimum_notification_interval(&self, ms: u32) -> Result<()> {
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.min_notification_interval_ms = ms;
-            Ok(())
-        })
+        self.change(|rec| rec.min_notification_interval_ms = ms)
     }
 
     /// SetCustomHeaders: BITS's `"Name: value\r\n..."` form; None or "" clears them.
@@ -1107,22 +1081,14 @@ impl Job {
         if let Some(h) = headers {
             http_options::parse_headers(h).map_err(Error::from)?;
         }
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.custom_headers = headers.map(str::to_owned);
-            Ok(())
-        })
+        self.change(|rec| rec.custom_headers = headers.map(str::to_owned))
     }
 
     /// SetSecurityFlags: the redirect policy (BG_HTTP_REDIRECT_POLICY_*); certificate-relaxing
     /// flags are not supported.
     pub fn set_security_flags(&self, flags: u32) -> Result<()> {
         http_options::check_security_flags(flags).map_err(Error::from)?;
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.security_flags = flags;
-            Ok(())
-        })
+        self.change(|rec| rec.security_flags = flags)
     }
 
     /// SetProxySettings: PRECONFIG (the environment, as curl reads it), NO_PROXY, or OVERRIDE with
@@ -1211,11 +1177,7 @@ impl Job {
     /// SetMaximumDownloadTime: seconds of CONNECTING + TRANSFERRING after which the job goes to
     /// ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT (0: no limit). Counted from the last resume.
     pub fn set_maximum_download_time(&self, seconds: u32) -> Result<()> {
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.max_download_time_s = seconds;
-            Ok(())
-        })?;
+        self.change(|rec| rec.max_download_time_s = seconds)?;
         self.wake_scheduler();
         Ok(())
     }
@@ -1438,11 +1400,7 @@ impl Job {
     }
 
     pub fn set_no_progress_timeout(&self, seconds: u32) -> Result<()> {
-        self.update(|rec| {
-            state::modify(rec.state, "change")?;
-            rec.no_progress_timeout_s = seconds;
-            Ok(())
-        })?;
+        self.change(|rec| rec.no_progress_timeout_s = seconds)?;
         self.wake_scheduler();
         Ok(())
     }
