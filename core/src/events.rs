@@ -44,23 +44,41 @@ pub struct Event {
 
 #[derive(Default)]
 pub(crate) struct EventQueue {
-    queue: Mutex<VecDeque<Event>>,
+    queue: Mutex<Queue>,
     ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Event>,
+    /// The latest state of each job whose MODIFICATION event waits in `events`: coalescing is a
+    /// map update, not a scan of the queue.
+    modified: HashMap<JobId, JobState>,
+}
+
+impl Queue {
+    fn take(&mut self, i: usize) -> Option<Event> {
+        let mut e = self.events.remove(i)?;
+        if e.kind == EventKind::JobModification {
+            if let Some(state) = self.modified.remove(&e.job) {
+                e.state = state;
+            }
+        }
+        Some(e)
+    }
 }
 
 impl EventQueue {
     pub(crate) fn push(&self, event: Event) {
         let mut q = self.queue.lock();
         if event.kind == EventKind::JobModification {
-            if let Some(waiting) = q
-                .iter_mut()
-                .find(|e| e.job == event.job && e.kind == EventKind::JobModification)
-            {
-                waiting.state = event.state;
+            if let Some(state) = q.modified.get_mut(&event.job) {
+                *state = event.state;
                 return;
             }
+            q.modified.insert(event.job, event.state);
         }
-        q.push_back(event);
+        q.events.push_back(event);
         drop(q);
         self.ready.notify_one();
     }
@@ -79,13 +97,15 @@ impl EventQueue {
             if stop() {
                 return None;
             }
-            if let Some(i) = q.iter().position(&visible) {
-                return q.remove(i);
+            if let Some(i) = q.events.iter().position(&visible) {
+                return q.take(i);
             }
             match deadline {
                 None => self.ready.wait(&mut q),
                 Some(d) => {
-                    if self.ready.wait_until(&mut q, d).timed_out() && !q.iter().any(&visible) {
+                    if self.ready.wait_until(&mut q, d).timed_out()
+                        && !q.events.iter().any(&visible)
+                    {
                         return None;
                     }
                 }

@@ -388,6 +388,11 @@ impl Manager {
                 ),
             ));
         }
+        // The owner's jobs are at most all the jobs: count them (a lock per job) only when that
+        // many could reach the limit, so creating many jobs under a raised limit stays O(1).
+        if jobs.len() < c.max_jobs_per_owner as usize {
+            return Ok(());
+        }
         let mine = jobs
             .values()
             .filter(|cell| cell.slot.lock().rec.owner == self.shared.owner)
