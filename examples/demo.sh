@@ -44,20 +44,11 @@ for i in "${!names[@]}"; do
 done
 
 # The server: stdin is a FIFO held open by this shell, so it lives until this script ends.
-mkfifo "$work/server.in"
 args=()
 for n in "${names[@]}"; do args+=(--file "/files/$n=$src/$n"); done
-"$server_bin" "${args[@]}" <"$work/server.in" >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-exec 3>"$work/server.in"
-port=""
-for ((i = 0; i < 200; i++)); do
-    port="$(sed -n 's/^port=\([0-9]*\)$/\1/p' "$work/server.out" 2>/dev/null | head -n1)"
-    [[ -z "$port" ]] || break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; echo "the test server exited" >&2; exit 1; }
-    sleep 0.05
-done
-[[ -n "$port" ]] || { echo "the test server did not report its port" >&2; exit 1; }
+source "$repo/tests/server/start.sh"
+start_test_server "$server_bin" "$work" "${args[@]}"
+server_pid=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 base="http://127.0.0.1:$port/files"
 echo "== test server on 127.0.0.1:$port, $rate bytes/s per file"
 

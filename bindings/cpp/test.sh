@@ -97,22 +97,9 @@ head -c $((1024 * 1024)) /dev/urandom >"$SRC/slow.bin" # served with ?rate= for 
 server_args=()
 for f in small mid big slow; do server_args+=(--file "/$f.bin=$SRC/$f.bin"); done
 
-mkfifo "$WORK/server.stdin"
-"$ROOT/target/debug/openbits-testserver" "${server_args[@]}" <"$WORK/server.stdin" >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-exec 3>"$WORK/server.stdin"
-port=""
-for _ in $(seq 200); do
-    port=$(sed -n 's/^port=\([0-9][0-9]*\)$/\1/p' "$WORK/server.out" | head -n 1)
-    [[ -n "$port" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if [[ -z "$port" ]]; then
-    echo "FAIL: the test server did not start" >&2
-    cat "$WORK/server.err" >&2 || true
-    exit 1
-fi
+source "$ROOT/tests/server/start.sh"
+start_test_server "$ROOT/target/debug/openbits-testserver" "$WORK" "${server_args[@]}"
+SERVER_PID=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 BASE="http://127.0.0.1:$port"
 echo "== test server pid $SERVER_PID on $BASE"
 export OPENBITS_TEST_URL="$BASE" OPENBITS_TEST_SRC="$SRC" OPENBITS_TEST_WORK="$WORK/scratch"

@@ -78,19 +78,9 @@ mkdir -p "$src" "$dest"
 names=(alpha.bin bravo.bin)
 head -c $((768 * 1024)) /dev/urandom >"$src/alpha.bin"
 head -c $((512 * 1024)) /dev/urandom >"$src/bravo.bin"
-mkfifo "$work/server.in"
-"$server_bin" --file "/files/alpha.bin=$src/alpha.bin" --file "/files/bravo.bin=$src/bravo.bin" \
-    <"$work/server.in" >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-exec 3>"$work/server.in"
-port=""
-for ((i = 0; i < 200; i++)); do
-    port="$(sed -n 's/^port=\([0-9]*\)$/\1/p' "$work/server.out" 2>/dev/null | head -n1)"
-    [[ -z "$port" ]] || break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; echo "the test server exited" >&2; exit 1; }
-    sleep 0.05
-done
-[[ -n "$port" ]] || { echo "the test server did not report its port" >&2; exit 1; }
+source "$repo/tests/server/start.sh"
+start_test_server "$server_bin" "$work" --file "/files/alpha.bin=$src/alpha.bin" --file "/files/bravo.bin=$src/bravo.bin"
+server_pid=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 
 echo "== running examples/Download.cs"
 timeout 120 mono "$build/Download.exe" "http://127.0.0.1:$port/files" "$dest" "alpha.bin?rate=1000000" bravo.bin

@@ -67,22 +67,9 @@ done
 
 # ---- Server ---------------------------------------------------------------------------------------
 # Its stdin is a FIFO held open on fd 3: closing fd 3 (in cleanup) stops it.
-mkfifo "$WORK/server.stdin"
-"$LIBDIR/openbits-testserver" "${server_args[@]}" <"$WORK/server.stdin" >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-exec 3>"$WORK/server.stdin"
-port=""
-for _ in $(seq 200); do
-    port=$(sed -n 's/^port=\([0-9][0-9]*\)$/\1/p' "$WORK/server.out" | head -n 1)
-    [[ -n "$port" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if [[ -z "$port" ]]; then
-    echo "FAIL: the test server did not start" >&2
-    cat "$WORK/server.err" >&2 || true
-    exit 1
-fi
+source "$ROOT/tests/server/start.sh"
+start_test_server "$LIBDIR/openbits-testserver" "$WORK" "${server_args[@]}"
+SERVER_PID=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 echo "== test server pid $SERVER_PID on port $port"
 
 export OPENBITS_TEST_URL="http://127.0.0.1:$port"
