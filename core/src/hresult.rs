@@ -214,24 +214,6 @@ codes! {
     E_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK = 0x8020_0076, "The error occurred in the server certificate validation callback.";
 }
 
-/// The text of an error context (IBackgroundCopyError::GetErrorContextDescription): BITS keeps
-/// these as the BG_E_ERROR_CONTEXT_* codes' texts.
-pub fn context_description(context: crate::state::ErrorContext) -> String {
-    use crate::state::ErrorContext::*;
-    let code = match context {
-        None => S_ERROR_CONTEXT_NONE,
-        Unknown => E_ERROR_CONTEXT_UNKNOWN,
-        GeneralQueueManager => E_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER,
-        QueueManagerNotification => E_ERROR_CONTEXT_QUEUE_MANAGER_NOTIFICATION,
-        LocalFile => E_ERROR_CONTEXT_LOCAL_FILE,
-        RemoteFile => E_ERROR_CONTEXT_REMOTE_FILE,
-        GeneralTransport => E_ERROR_CONTEXT_GENERAL_TRANSPORT,
-        RemoteApplication => E_ERROR_CONTEXT_REMOTE_APPLICATION,
-        ServerCertificateCallback => E_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK,
-    };
-    code.description()
-}
-
 /// Win32 error codes this library produces through HRESULT_FROM_WIN32, with their text.
 pub mod win32 {
     pub const ERROR_FILE_NOT_FOUND: u32 = 2;

@@ -15,6 +15,8 @@
 
 mod checkpoint;
 mod cmdline;
+mod config;
+mod error;
 pub mod events;
 pub mod hresult;
 pub mod http_options;
@@ -27,8 +29,10 @@ pub mod state;
 pub mod store;
 mod transfer;
 
+pub use config::Config;
+pub use error::{Error, Result};
 pub use events::{Event, EventKind};
 pub use hresult::HResult;
 pub use job::{FileRecord, JobError, JobId, JobRecord, Progress, SIZE_UNKNOWN};
-pub use manager::{Config, Error, Events, Job, Manager, Result};
+pub use manager::{Events, Job, Manager};
 pub use state::{ErrorContext, JobState, JobType, Priority};

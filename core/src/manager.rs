@@ -7,6 +7,9 @@
 //! Lock order: `Shared::jobs` before any `JobCell::slot`; no lock is held across an `.await`.
 
 use crate::checkpoint;
+// Re-exported so the paths `openbits_core::manager::{Config, Error, Result}` keep working.
+pub use crate::config::Config;
+pub use crate::error::{Error, Result};
 use crate::events::{self, Callback, Dispatcher, Event, EventQueue, Registration};
 use crate::hresult::{self as hr, HResult};
 use crate::http_options;
@@ -25,93 +28,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
-
-/// A failed call: the HRESULT and a sentence saying what was wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error {
-    pub code: HResult,
-    pub message: String,
-}
-
-impl Error {
-    pub fn new(code: HResult, message: impl Into<String>) -> Error {
-        Error {
-            code,
-            message: message.into(),
-        }
-    }
-    fn io(what: &str, path: &Path, e: &std::io::Error) -> Error {
-        Error::new(hr::from_io(e), format!("{what} {}: {e}", path.display()))
-    }
-}
-
-impl From<Refusal> for Error {
-    fn from((code, message): Refusal) -> Error {
-        Error { code, message }
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({:?})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for Error {}
-
-pub type Result<T> = std::result::Result<T, Error>;
-
-/// Manager settings. The defaults are what a BITS user expects; tests shorten the timeouts.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Background jobs transferring at once.
-    pub max_concurrent_jobs: usize,
-    /// How long a background job keeps its slot while others of its priority wait.
-    pub time_slice: Duration,
-    /// Runtime worker threads owned by the manager.
-    pub worker_threads: usize,
-    /// TCP (and TLS) connection establishment limit.
-    pub connect_timeout: Duration,
-    /// No byte for this long (waiting for headers or body) is a transient error.
-    pub stall_timeout: Duration,
-    /// Progress of a file is made durable (fdatasync, then recorded) at most this often...
-    pub checkpoint_interval: Duration,
-    /// ...or after this many bytes, whichever comes first.
-    pub checkpoint_bytes: u64,
-    /// Jobs with no progress and no change for this long are cancelled (BITS's JobInactivityTimeout).
-    pub inactivity_timeout: Duration,
-    /// The user new jobs belong to, and whose jobs this manager sees (None: the OS user name).
-    pub owner: Option<String>,
-    /// BITS's "administrators and services": every owner's jobs are visible and the limits below
-    /// do not apply.
-    pub service_mode: bool,
-    /// BITS's MaxJobsPerMachine, MaxJobsPerUser, MaxFilesPerJob, MaxRangesPerFile.
-    pub max_jobs: u32,
-    pub max_jobs_per_owner: u32,
-    pub max_files_per_job: u32,
-    pub max_ranges_per_file: u32,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            max_concurrent_jobs: 4,
-            time_slice: Duration::from_secs(30),
-            worker_threads: 2,
-            connect_timeout: Duration::from_secs(30),
-            stall_timeout: Duration::from_secs(60),
-            checkpoint_interval: Duration::from_secs(1),
-            checkpoint_bytes: 8 << 20,
-            inactivity_timeout: Duration::from_secs(90 * 24 * 3600),
-            owner: None,
-            service_mode: false,
-            max_jobs: 300,
-            max_jobs_per_owner: 60,
-            max_files_per_job: 200,
-            max_ranges_per_file: 500,
-        }
-    }
-}
 
 /// What the scheduler and the transfer engine share with the application-facing handles.
 pub(crate) struct Shared {

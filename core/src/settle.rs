@@ -7,10 +7,11 @@
 //! ACKNOWLEDGED only after every rename and the folder flush. A crash in between leaves the intent
 //! in the store, and the next open finishes the renames.
 
+use crate::config::Config;
+use crate::error::Error;
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobRecord, Settle};
 use crate::localfile;
-use crate::manager::{Config, Error};
 use crate::state::{self, JobState};
 use crate::store::Store;
 use std::path::{Path, PathBuf};

@@ -138,6 +138,24 @@ impl ErrorContext {
         .into_iter()
         .find(|c| *c as i32 == v)
     }
+
+    /// The text of an error context (IBackgroundCopyError::GetErrorContextDescription): BITS keeps
+    /// these as the BG_E_ERROR_CONTEXT_* codes' texts.
+    pub fn description(self) -> String {
+        use ErrorContext::*;
+        let code = match self {
+            None => hr::S_ERROR_CONTEXT_NONE,
+            Unknown => hr::E_ERROR_CONTEXT_UNKNOWN,
+            GeneralQueueManager => hr::E_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER,
+            QueueManagerNotification => hr::E_ERROR_CONTEXT_QUEUE_MANAGER_NOTIFICATION,
+            LocalFile => hr::E_ERROR_CONTEXT_LOCAL_FILE,
+            RemoteFile => hr::E_ERROR_CONTEXT_REMOTE_FILE,
+            GeneralTransport => hr::E_ERROR_CONTEXT_GENERAL_TRANSPORT,
+            RemoteApplication => hr::E_ERROR_CONTEXT_REMOTE_APPLICATION,
+            ServerCertificateCallback => hr::E_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK,
+        };
+        code.description()
+    }
 }
 
 /// Why a rule refused: the HRESULT plus a sentence for `bits_last_error_message`.

@@ -206,7 +206,7 @@ pub unsafe extern "C" fn bits_job_get_error_detail(
             *p = owned_string(&scheme);
         }
         if let Some(c) = context_out {
-            *c = owned_string(&openbits_core::hresult::context_description(error.context));
+            *c = owned_string(&error.context.description());
         }
         Ok(hr::S_OK)
     })

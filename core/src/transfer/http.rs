@@ -15,10 +15,10 @@
 
 use super::proxy::ForwardProxy;
 use super::{Failure, FileTransfer, FileView};
+use crate::config::Config;
 use crate::hresult::{self as hr, HResult};
 use crate::job::{self, FileRange, LENGTH_TO_EOF};
 use crate::localfile::Sink;
-use crate::manager::Config;
 use crate::state::ErrorContext;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
