@@ -13,16 +13,18 @@
 //! - `events`: the event queue applications pull from.
 //! - `hresult`: BITS's codes and the errno mapping.
 
-mod checkpoint;
-mod cmdline;
 mod config;
 mod error;
-pub mod events;
+pub mod events {
+    //! The event types (`queue/events.rs`), at their historical path.
+    pub use crate::queue::events::*;
+}
 pub mod hresult;
 pub mod http_options;
 pub mod job;
 mod localfile;
 pub mod manager;
+mod queue;
 mod scheduler;
 mod settle;
 pub mod state;

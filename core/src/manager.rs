@@ -4,138 +4,28 @@
 //! Threads and locks. Application calls run on the caller's thread and never `block_on`; they only
 //! take short locks and signal the scheduler, except `complete`, `cancel` and `wait`, which block the
 //! caller (not a runtime thread) while a transfer winds down, files are renamed, or the state changes.
-//! Lock order: `Shared::jobs` before any `JobCell::slot`; no lock is held across an `.await`.
+//! The lock order and who owns what: see `Shared` in `queue/mod.rs`.
 
-use crate::checkpoint;
 // Re-exported so the paths `openbits_core::manager::{Config, Error, Result}` keep working.
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
-use crate::events::{self, Callback, Dispatcher, Event, EventQueue, Registration};
 use crate::hresult::{self as hr, HResult};
 use crate::http_options;
 use crate::job::{
     self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, Progress, Settle,
 };
+use crate::queue::checkpoint;
+use crate::queue::events::{self, Callback, Dispatcher, Event, Registration};
+use crate::queue::{check_open, publish, JobCell, Shared};
 use crate::scheduler;
 use crate::settle;
 use crate::state::{self, JobState, JobType, Priority, Refusal};
-use crate::store::{Checkpoint, SqliteStore, Store};
-use crate::transfer::http::Clients;
-use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use crate::store::{SqliteStore, Store};
+use parking_lot::Mutex;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Notify};
-
-/// What the scheduler and the transfer engine share with the application-facing handles.
-pub(crate) struct Shared {
-    /// Jobs not yet in a final state.
-    pub(crate) jobs: Mutex<HashMap<JobId, Arc<JobCell>>>,
-    pub(crate) closed: AtomicBool,
-    /// Wakes the scheduler: something it decides on changed.
-    pub(crate) wake: Notify,
-    pub(crate) config: Config,
-    /// `config.owner`, or the OS user name.
-    pub(crate) owner: String,
-    pub(crate) store: Box<dyn Store>,
-    pub(crate) clients: Clients,
-    /// Checkpoints waiting for the next batch write, the newest per file.
-    pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
-    pub(crate) events: EventQueue,
-    pub(crate) dispatcher: Dispatcher,
-    /// Fired by close: ends the waits of the notification command lines.
-    pub(crate) closing: CloseSignal,
-    /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
-    pub(crate) next_due_ms: AtomicU64,
-    next_seq: AtomicU64,
-    /// Counts task starts (round-robin order).
-    pub(crate) starts: AtomicU64,
-}
-
-pub(crate) struct JobCell {
-    pub(crate) slot: Mutex<JobSlot>,
-    /// Signalled on every state change and when a transfer task exits.
-    pub(crate) changed: Condvar,
-    /// Serialises the calls that do file I/O outside `slot` (complete, cancel).
-    settle: Mutex<()>,
-    /// The push callback, if one is registered (not persisted, as in BITS).
-    notify: Mutex<Option<Registration>>,
-    /// Application handles (`Job`s given out by the manager, and their clones) still alive; when
-    /// the last is dropped the callback registration goes too.
-    app_handles: AtomicUsize,
-}
-
-pub(crate) struct JobSlot {
-    pub(crate) rec: JobRecord,
-    /// Present while a transfer task runs for this job; sending `true` asks it to stop.
-    pub(crate) runner: Option<watch::Sender<bool>>,
-    /// Set while complete or cancel works on the files; the scheduler leaves the job alone.
-    pub(crate) settling: bool,
-    /// Creation order, the tie-break among equal priorities.
-    pub(crate) seq: u64,
-    /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
-    /// the application sets them again after a reopen.
-    pub(crate) credentials: [Option<hyper::header::HeaderValue>; 2],
-    /// When the current task started, and the start counter's value then (round-robin order).
-    pub(crate) started_at: Option<Instant>,
-    pub(crate) last_ran: u64,
-}
-
-impl JobCell {
-    /// Asks the transfer task, if any, to stop. Returns at once.
-    pub(crate) fn signal_stop(slot: &JobSlot) {
-        if let Some(tx) = &slot.runner {
-            let _ = tx.send(true);
-        }
-    }
-}
-
-/// Saves `rec` to the store and, only if that worked, makes it the job's record; waiters are woken.
-/// A failed save leaves memory as it was, so the caller's error is the whole truth.
-pub(crate) fn publish(
-    shared: &Arc<Shared>,
-    cell: &Arc<JobCell>,
-    slot: &mut JobSlot,
-    mut rec: JobRecord,
-) -> Result<()> {
-    rec.modified_ms = now_ms();
-    shared.store.save(&rec).map_err(Error::from)?;
-    let interval = rec.min_notification_interval_ms;
-    for event in events::for_change(&slot.rec, &rec) {
-        emit(shared, cell, event, interval);
-    }
-    // The command line stands in for a callback (as in BITS) when none is registered.
-    let reached =
-        rec.state != slot.rec.state && matches!(rec.state, JobState::Transferred | JobState::Error);
-    if let (true, Some(program)) = (reached, &rec.notify_program) {
-        if cell.notify.lock().is_none() {
-            crate::cmdline::launch(
-                shared.clone(),
-                rec.id,
-                program.clone(),
-                rec.notify_parameters.clone(),
-            );
-        }
-    }
-    slot.rec = rec;
-    cell.changed.notify_all();
-    Ok(())
-}
-
-/// Queues an event for `next_event`, and for the job's callback if it wants this kind.
-pub(crate) fn emit(shared: &Arc<Shared>, cell: &Arc<JobCell>, event: Event, interval_ms: u32) {
-    let registration = cell.notify.lock().clone();
-    if let Some(r) = registration.filter(|r| r.wants(event.kind)) {
-        let job = Job::from_cell(shared.clone(), cell.clone());
-        let interval = Duration::from_millis(interval_ms.into());
-        shared
-            .dispatcher
-            .send(r.callback, job, event.clone(), interval);
-    }
-    shared.events.push(event);
-}
 
 pub struct Manager {
     shared: Arc<Shared>,
@@ -178,50 +68,13 @@ impl Manager {
                     format!("cannot start the transfer threads: {e}"),
                 )
             })?;
-        let mut jobs = HashMap::new();
-        let mut seq = 0;
-        for rec in records {
-            seq += 1;
-            let id = rec.id;
-            let cell = JobCell {
-                slot: Mutex::new(JobSlot {
-                    rec,
-                    runner: None,
-                    settling: false,
-                    seq,
-                    credentials: [None, None],
-                    started_at: None,
-                    last_ran: 0,
-                }),
-                changed: Condvar::new(),
-                settle: Mutex::new(()),
-                notify: Mutex::new(None),
-                app_handles: AtomicUsize::new(0),
-            };
-            jobs.insert(id, Arc::new(cell));
-        }
         let dispatcher = Dispatcher::start().map_err(|e| {
             Error::new(
                 hr::from_io(&e),
                 format!("cannot start the notification thread: {e}"),
             )
         })?;
-        let shared = Arc::new(Shared {
-            jobs: Mutex::new(jobs),
-            closed: AtomicBool::new(false),
-            wake: Notify::new(),
-            owner: config.owner.clone().unwrap_or_else(job::current_user),
-            config,
-            store: Box::new(store),
-            clients: Clients::default(),
-            pending: Mutex::new(HashMap::new()),
-            events: EventQueue::default(),
-            dispatcher,
-            closing: CloseSignal::default(),
-            next_due_ms: AtomicU64::new(u64::MAX),
-            next_seq: AtomicU64::new(seq + 1),
-            starts: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(config, Box::new(store), records, dispatcher));
         runtime.spawn(scheduler::run(shared.clone()));
         runtime.spawn(checkpoint::run(shared.clone()));
         Ok(Manager {
@@ -260,22 +113,7 @@ impl Manager {
         rec.owner = self.shared.owner.clone();
         self.shared.store.save(&rec).map_err(Error::from)?;
         let id = rec.id;
-        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let cell = Arc::new(JobCell {
-            slot: Mutex::new(JobSlot {
-                rec,
-                runner: None,
-                settling: false,
-                seq,
-                credentials: [None, None],
-                started_at: None,
-                last_ran: 0,
-            }),
-            changed: Condvar::new(),
-            settle: Mutex::new(()),
-            notify: Mutex::new(None),
-            app_handles: AtomicUsize::new(0),
-        });
+        let cell = Arc::new(JobCell::new(rec, self.shared.next_seq()));
         self.shared.jobs.lock().insert(id, cell.clone());
         // The scheduler keeps time for every job (inactivity); it needs waking only if this job's
         // deadline comes before every deadline it already waits for.
@@ -439,16 +277,6 @@ impl Drop for Manager {
     }
 }
 
-fn check_open(shared: &Shared) -> Result<()> {
-    if shared.closed.load(Ordering::SeqCst) {
-        return Err(Error::new(
-            hr::E_INVALID_STATE,
-            "the manager of this job was closed",
-        ));
-    }
-    Ok(())
-}
-
 /// `$OPENBITS_HOME`, else `$XDG_DATA_HOME/openbits`, else `~/.local/share/openbits` (macOS:
 /// `~/Library/Application Support/openbits`).
 pub fn default_state_dir() -> Result<PathBuf> {
@@ -520,29 +348,6 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File> {
         return Err(Error::io("cannot lock", &path, &e));
     }
     Ok(file)
-}
-
-/// A one-way signal: fired once, waited on with a timeout.
-#[derive(Default)]
-pub(crate) struct CloseSignal {
-    fired: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl CloseSignal {
-    pub(crate) fn fire(&self) {
-        *self.fired.lock() = true;
-        self.cond.notify_all();
-    }
-
-    /// Waits up to `timeout`; true if the signal fired.
-    pub(crate) fn wait(&self, timeout: Duration) -> bool {
-        let mut fired = self.fired.lock();
-        if !*fired {
-            self.cond.wait_for(&mut fired, timeout);
-        }
-        *fired
-    }
 }
 
 fn check_ranges(ranges: &[FileRange]) -> Result<()> {
@@ -1112,7 +917,7 @@ impl Job {
         parameters: Option<&str>,
     ) -> Result<()> {
         if let Some(p) = program {
-            crate::cmdline::check(p, parameters).map_err(Error::from)?;
+            crate::queue::cmdline::check(p, parameters).map_err(Error::from)?;
         }
         self.update(|rec| {
             state::modify(rec.state, "change")?;

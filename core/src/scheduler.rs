@@ -8,21 +8,24 @@
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::job::JobError;
-use crate::manager::{publish, Job, JobCell, JobSlot, Shared};
+use crate::manager::Job;
+use crate::queue::{publish, JobCell, JobSlot, Shared};
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState, Priority};
-use crate::transfer;
+use crate::transfer::{self, http::Clients};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
+    // The connection pools serve every transfer task this scheduler starts, and go with it.
+    let clients = Arc::new(Clients::default());
     loop {
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
-        let next_due_ms = pass(&shared);
+        let next_due_ms = pass(&shared, &clients);
         shared
             .next_due_ms
             .store(next_due_ms.unwrap_or(u64::MAX), Ordering::SeqCst);
@@ -45,7 +48,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 }
 
 /// One scheduling pass. Returns when the next time-based decision is due.
-fn pass(shared: &Arc<Shared>) -> Option<u64> {
+fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     let now = now_ms();
     let mut next_due: Option<u64> = None;
     let mut due = |t: u64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
@@ -138,7 +141,7 @@ fn pass(shared: &Arc<Shared>) -> Option<u64> {
     }
     for key in plan.start {
         let cell = &by_key[key];
-        if start(shared, cell) {
+        if start(shared, clients, cell) {
             // Its maximum download time is now running: the next pass must come by its end.
             let rec = &cell.slot.lock().rec;
             let limit_ms = rec.max_download_time_s as u64 * 1000;
@@ -260,7 +263,7 @@ fn preempt(shared: &Arc<Shared>, cell: &Arc<JobCell>) {
 }
 
 /// Gives the job a transfer task. False if the job changed since the pass looked at it.
-fn start(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> bool {
+fn start(shared: &Arc<Shared>, clients: &Arc<Clients>, cell: &Arc<JobCell>) -> bool {
     let mut slot = cell.slot.lock();
     if slot.runner.is_some() || slot.settling {
         return false;
@@ -278,7 +281,12 @@ fn start(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> bool {
     slot.started_at = Some(Instant::now());
     slot.last_ran = shared.starts.fetch_add(1, Ordering::Relaxed) + 1;
     drop(slot);
-    tokio::spawn(transfer::run_job(shared.clone(), cell.clone(), rx));
+    tokio::spawn(transfer::run_job(
+        shared.clone(),
+        clients.clone(),
+        cell.clone(),
+        rx,
+    ));
     true
 }
 

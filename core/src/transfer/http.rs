@@ -409,7 +409,7 @@ pub(crate) async fn download_ranges(
     url: &Url,
     ranges: &[FileRange],
 ) -> Result<(), Failure> {
-    let shared = t.shared_arc();
+    let (shared, clients) = (t.shared_arc(), t.clients_arc());
     let stall = shared.config.stall_timeout;
     let finite: Option<u64> = ranges.iter().try_fold(0u64, |sum, r| {
         (r.length != LENGTH_TO_EOF).then(|| sum + r.length)
@@ -437,8 +437,7 @@ pub(crate) async fn download_ranges(
             from: range.offset + (done - begins),
             to: (range.length != LENGTH_TO_EOF).then(|| range.offset + range.length - 1),
         };
-        let (resp, final_url) =
-            get(&shared.clients, &shared.config, url, want, &view, stall).await?;
+        let (resp, final_url) = get(&clients, &shared.config, url, want, &view, stall).await?;
         let sent_if_range = if_range(view.etag.as_deref(), view.last_modified.as_deref()).is_some();
         let fail = |f: Failure| with_url(f, &final_url);
         match evaluate_range(
@@ -784,7 +783,7 @@ pub(crate) async fn download(
     sink: &mut Sink,
     url: &Url,
 ) -> Result<(), Failure> {
-    let shared = t.shared_arc();
+    let (shared, clients) = (t.shared_arc(), t.clients_arc());
     let stall = shared.config.stall_timeout;
     let mut restarts = 0;
     loop {
@@ -795,7 +794,7 @@ pub(crate) async fn download(
         }
         let offset = sink.offset();
         let (resp, final_url) = get(
-            &shared.clients,
+            &clients,
             &shared.config,
             url,
             Want::rest_from(offset),

@@ -9,11 +9,11 @@ pub(crate) mod http;
 mod local;
 mod proxy;
 
-use crate::events::{Event, EventKind};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobError};
 use crate::localfile::{self, Sink};
-use crate::manager::{emit, publish, JobCell, Shared};
+use crate::queue::events::{Event, EventKind};
+use crate::queue::{emit, publish, JobCell, Shared};
 use crate::state::{engine, ErrorContext};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,7 @@ impl Drop for TaskExit {
 
 pub(crate) async fn run_job(
     shared: Arc<Shared>,
+    clients: Arc<http::Clients>,
     cell: Arc<JobCell>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -134,7 +135,7 @@ pub(crate) async fn run_job(
                 }
             }
         };
-        let mut file = FileTransfer::new(&shared, &cell, index);
+        let mut file = FileTransfer::new(&shared, &clients, &cell, index);
         let outcome = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
@@ -208,6 +209,8 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, f:
 /// The transfer of one file of a job: the bridge between a source (http.rs, local.rs) and the record.
 pub(crate) struct FileTransfer<'a> {
     shared: &'a Arc<Shared>,
+    /// The manager's connection pools (owned by the scheduler).
+    clients: &'a Arc<http::Clients>,
     cell: &'a Arc<JobCell>,
     index: usize,
     /// The offset the last flush started at, and when.
@@ -233,9 +236,15 @@ pub(crate) struct FileView {
 }
 
 impl<'a> FileTransfer<'a> {
-    fn new(shared: &'a Arc<Shared>, cell: &'a Arc<JobCell>, index: usize) -> FileTransfer<'a> {
+    fn new(
+        shared: &'a Arc<Shared>,
+        clients: &'a Arc<http::Clients>,
+        cell: &'a Arc<JobCell>,
+        index: usize,
+    ) -> FileTransfer<'a> {
         FileTransfer {
             shared,
+            clients,
             cell,
             index,
             flushed_from: 0,
@@ -247,6 +256,10 @@ impl<'a> FileTransfer<'a> {
 
     pub(crate) fn shared_arc(&self) -> Arc<Shared> {
         self.shared.clone()
+    }
+
+    pub(crate) fn clients_arc(&self) -> Arc<http::Clients> {
+        self.clients.clone()
     }
 
     pub(crate) fn view(&self) -> FileView {

@@ -2,9 +2,9 @@
 //! and no callback is registered. As in BITS (≥ 2.0) a non-zero exit code runs it again after the
 //! job's minimum retry delay, unless the job was completed or cancelled meanwhile.
 
+use super::Shared;
 use crate::hresult::{self as hr, HResult};
 use crate::job::{JobId, MAX_NOTIFY_PARAMETERS_CHARS};
-use crate::manager::Shared;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

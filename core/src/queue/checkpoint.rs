@@ -3,7 +3,7 @@
 //! job in one transaction per interval, so a busy queue costs one database commit a second, not one
 //! per file or per chunk.
 
-use crate::manager::Shared;
+use super::Shared;
 use crate::store::Checkpoint;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

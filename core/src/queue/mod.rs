@@ -1,0 +1,155 @@
+//! The kernel: the state the scheduler, the transfer engine, settle and the public API share, and
+//! the services on it (publishing a record, events, checkpoint batching, the notification command
+//! line). Layer 2: it imports only layers 0 and 1 (`config`, `error`, `hresult`, `job`, `state`,
+//! `store`, `http_options`, `localfile`); nothing here names the engines or the API.
+//!
+//! `cell.rs`: one job's cell and `publish`/`emit`. `events.rs`: the event queue and the callback
+//! thread. `checkpoint.rs`: batched durable progress. `cmdline.rs`: SetNotifyCmdLine.
+
+pub(crate) mod cell;
+pub(crate) mod checkpoint;
+pub(crate) mod cmdline;
+pub mod events;
+
+pub(crate) use cell::{emit, publish, JobCell, JobSlot};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::hresult as hr;
+use crate::job::{self, JobId, JobRecord};
+use crate::store::{Checkpoint, Store};
+use events::{Dispatcher, EventQueue};
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What the scheduler, the transfer engine and settle share with the application-facing handles.
+///
+/// Who writes and who reads each field:
+///
+/// | Field | Written by | Read by |
+/// |---|---|---|
+/// | `jobs` | `Manager::open` (filled), `Manager::create_job` (insert), `settle` retire (remove; re-insert if the final save fails) | scheduler pass, `Manager` get/enum/limits/close, `cmdline` retries |
+/// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
+/// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
+/// | `config`, `owner` | set once by `Shared::new` | everyone |
+/// | `store` | `publish` (save), `create_job` (save), settle retire (remove), `checkpoint::write` | `Manager::open` (before `Shared` exists) |
+/// | `pending` | `FileTransfer::checkpointed` (insert), `checkpoint::write` (puts back a refused batch) | `checkpoint::drain` (the checkpoint loop, close) |
+/// | `events` | `emit` (push), close (`wake_all`) | `Events::next` |
+/// | `dispatcher` | `emit` and `set_notify_callback` (send), close (stop) | its own thread |
+/// | `closing` | close (fire) | `cmdline` threads waiting to run a command line again |
+/// | `next_due_ms` | the scheduler, after each pass | `create_job` (whether to wake the scheduler) |
+/// | `next_seq` | `create_job` (fetch_add) | — |
+/// | `starts` | scheduler `start` (fetch_add) | — |
+///
+/// Lock order (a lock may be taken while holding only locks to its left):
+/// `JobCell::settle` → `Shared::jobs` → `JobCell::slot` → one leaf at a time: `JobCell::notify`,
+/// `Shared::pending`, the event queue's lock, the dispatcher's sender, the store's connection.
+/// `Clients`' proxy map, `CloseSignal` and the manager's runtime slot are taken with no other lock
+/// held. No lock is held across an `.await`; the slot's condvar (`JobCell::changed`) is waited on
+/// only by application threads (complete, cancel, wait), never by a runtime worker.
+///
+/// Durable versus live: a change that must survive a crash goes through `publish`, which saves
+/// the record first and makes it the job's record only if the save worked. The transfer engine
+/// also edits live fields in place under the slot lock (bytes transferred, the size and
+/// validators it learnt, the Transferring state, `active_ms`, `bytes_checkpointed`); those reach
+/// the store through a checkpoint or the next `publish`, and `settle::recover` reconciles them with
+/// the temporary files after a crash.
+pub(crate) struct Shared {
+    /// Jobs not yet in a final state.
+    pub(crate) jobs: Mutex<HashMap<JobId, Arc<JobCell>>>,
+    pub(crate) closed: AtomicBool,
+    /// Wakes the scheduler: something it decides on changed.
+    pub(crate) wake: Notify,
+    pub(crate) config: Config,
+    /// `config.owner`, or the OS user name.
+    pub(crate) owner: String,
+    pub(crate) store: Box<dyn Store>,
+    /// Checkpoints waiting for the next batch write, the newest per file.
+    pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
+    pub(crate) events: EventQueue,
+    pub(crate) dispatcher: Dispatcher,
+    /// Fired by close: ends the waits of the notification command lines.
+    pub(crate) closing: CloseSignal,
+    /// When the scheduler wakes up next on its own (ms since the epoch; u64::MAX: never).
+    pub(crate) next_due_ms: AtomicU64,
+    /// Creation order of the next job.
+    next_seq: AtomicU64,
+    /// Counts task starts (round-robin order).
+    pub(crate) starts: AtomicU64,
+}
+
+impl Shared {
+    /// The shared state of a manager that has just opened its store: `records` are the jobs that
+    /// stayed after recovery, in creation order.
+    pub(crate) fn new(
+        config: Config,
+        store: Box<dyn Store>,
+        records: Vec<JobRecord>,
+        dispatcher: Dispatcher,
+    ) -> Shared {
+        let mut jobs = HashMap::new();
+        let mut seq = 0;
+        for rec in records {
+            seq += 1;
+            jobs.insert(rec.id, Arc::new(JobCell::new(rec, seq)));
+        }
+        Shared {
+            jobs: Mutex::new(jobs),
+            closed: AtomicBool::new(false),
+            wake: Notify::new(),
+            owner: config.owner.clone().unwrap_or_else(job::current_user),
+            config,
+            store,
+            pending: Mutex::new(HashMap::new()),
+            events: EventQueue::default(),
+            dispatcher,
+            closing: CloseSignal::default(),
+            next_due_ms: AtomicU64::new(u64::MAX),
+            next_seq: AtomicU64::new(seq + 1),
+            starts: AtomicU64::new(0),
+        }
+    }
+
+    /// The creation order of a new job.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// BITS_E_INVALID_STATE once the manager is closed.
+pub(crate) fn check_open(shared: &Shared) -> Result<()> {
+    if shared.closed.load(Ordering::SeqCst) {
+        return Err(Error::new(
+            hr::E_INVALID_STATE,
+            "the manager of this job was closed",
+        ));
+    }
+    Ok(())
+}
+
+/// A one-way signal: fired once, waited on with a timeout.
+#[derive(Default)]
+pub(crate) struct CloseSignal {
+    fired: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl CloseSignal {
+    pub(crate) fn fire(&self) {
+        *self.fired.lock() = true;
+        self.cond.notify_all();
+    }
+
+    /// Waits up to `timeout`; true if the signal fired.
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
+        let mut fired = self.fired.lock();
+        if !*fired {
+            self.cond.wait_for(&mut fired, timeout);
+        }
+        *fired
+    }
+}
