@@ -16,7 +16,9 @@
 mod config;
 mod error;
 pub mod events {
-    //! The event types (`queue/events.rs`), at their historical path.
+    //! The event types (`queue/events.rs`) and the callback type (`manager`), at their
+    //! historical path.
+    pub use crate::manager::Callback;
     pub use crate::queue::events::*;
 }
 pub mod hresult;

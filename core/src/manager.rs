@@ -15,7 +15,7 @@ use crate::job::{
     self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, Progress, Settle,
 };
 use crate::queue::checkpoint;
-use crate::queue::events::{self, Callback, Dispatcher, Event, Registration};
+use crate::queue::events::{self, Deliver, Dispatcher, Event, Registration};
 use crate::queue::{check_open, publish, JobCell, Shared};
 use crate::scheduler;
 use crate::settle;
@@ -438,6 +438,10 @@ impl Events {
     }
 }
 
+/// A push callback: called on the manager's notification thread with a handle to the job (valid
+/// for the call) and the event.
+pub type Callback = Arc<dyn Fn(&Job, &Event) + Send + Sync>;
+
 /// A handle to one job. Cloning gives another handle to the same job.
 pub struct Job {
     cell: Arc<JobCell>,
@@ -508,7 +512,19 @@ impl Job {
     /// (the job is TRANSFERRED or in ERROR) is delivered at once, as in BITS. Not persisted.
     pub fn set_notify_callback(&self, flags: u32, callback: Option<Callback>) -> Result<()> {
         self.set_notify_flags(flags)?;
-        let registration = callback.map(|callback| Registration { flags, callback });
+        let registration = callback.map(|callback| {
+            // The handle is built at delivery time. The manager is held weakly: a registration
+            // must not keep it alive (the cell -> registration -> cell cycle is cut where the
+            // registration is dropped, see `Registration`).
+            let shared = Arc::downgrade(&self.shared);
+            let cell = self.cell.clone();
+            let deliver: Deliver = Arc::new(move |event: &Event| {
+                if let Some(shared) = shared.upgrade() {
+                    callback(&Job::from_cell(shared, cell.clone()), event);
+                }
+            });
+            Registration { flags, deliver }
+        });
         let previous = std::mem::replace(&mut *self.cell.notify.lock(), registration.clone());
         drop(previous);
         if let Some(r) = registration {
@@ -520,13 +536,9 @@ impl Job {
                 )
             };
             if let Some(e) = happened.filter(|e| r.wants(e.kind)) {
-                let job = self.borrowed();
-                self.shared.dispatcher.send(
-                    r.callback,
-                    job,
-                    e,
-                    Duration::from_millis(interval.into()),
-                );
+                self.shared
+                    .dispatcher
+                    .send(r.deliver, e, Duration::from_millis(interval.into()));
             }
         }
         Ok(())

@@ -5,7 +5,6 @@ use super::events::{self, Event, Registration};
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::job::{now_ms, JobRecord};
-use crate::manager::Job;
 use crate::state::JobState;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::AtomicUsize;
@@ -112,11 +111,8 @@ pub(crate) fn publish(
 pub(crate) fn emit(shared: &Arc<Shared>, cell: &Arc<JobCell>, event: Event, interval_ms: u32) {
     let registration = cell.notify.lock().clone();
     if let Some(r) = registration.filter(|r| r.wants(event.kind)) {
-        let job = Job::from_cell(shared.clone(), cell.clone());
         let interval = Duration::from_millis(interval_ms.into());
-        shared
-            .dispatcher
-            .send(r.callback, job, event.clone(), interval);
+        shared.dispatcher.send(r.deliver, event.clone(), interval);
     }
     shared.events.push(event);
 }

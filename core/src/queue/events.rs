@@ -11,7 +11,6 @@
 
 use crate::hresult::{self as hr, HResult};
 use crate::job::{JobId, JobRecord};
-use crate::manager::Job;
 use crate::state::JobState;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
@@ -167,16 +166,16 @@ pub(crate) fn already_happened(rec: &JobRecord) -> Option<Event> {
     })
 }
 
-/// A push callback: called on the manager's notification thread with a handle to the job (valid
-/// for the call) and the event.
-pub type Callback = Arc<dyn Fn(&Job, &Event) + Send + Sync>;
+/// What delivers an event to a job's push callback, on the notification thread. The manager wraps
+/// the application's callback in one (see `Job::set_notify_callback`), so the queue never names
+/// the API's types.
+pub(crate) type Deliver = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// BG_NOTIFY_DISABLE: no callback is called.
 pub const NOTIFY_DISABLE: u32 = 0x4;
 
 struct Delivery {
-    callback: Callback,
-    job: Job,
+    deliver: Deliver,
     event: Event,
     /// MODIFICATION deliveries of this job come at most this often.
     interval: Duration,
@@ -209,7 +208,7 @@ impl Dispatcher {
                     }
                     // A panicking Rust callback must not end the thread that serves every job.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        (d.callback)(&d.job, &d.event)
+                        (d.deliver)(&d.event)
                     }));
                 }
             })?;
@@ -221,11 +220,10 @@ impl Dispatcher {
         })
     }
 
-    pub(crate) fn send(&self, callback: Callback, job: Job, event: Event, interval: Duration) {
+    pub(crate) fn send(&self, deliver: Deliver, event: Event, interval: Duration) {
         if let Some(tx) = self.tx.lock().as_ref() {
             let _ = tx.send(Delivery {
-                callback,
-                job,
+                deliver,
                 event,
                 interval,
             });
@@ -246,10 +244,14 @@ impl Dispatcher {
 }
 
 /// A callback registered on a job, with the BG_NOTIFY_* flags that select its events.
+///
+/// `deliver` holds the job's cell, and the cell holds the registration: that cycle is cut where the
+/// registration is dropped (a new registration replacing it, the application's last handle to
+/// the job going, and the manager's close).
 #[derive(Clone)]
 pub(crate) struct Registration {
     pub flags: u32,
-    pub callback: Callback,
+    pub deliver: Deliver,
 }
 
 impl Registration {
