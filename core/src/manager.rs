@@ -11,9 +11,7 @@ pub use crate::config::Config;
 pub use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
 use crate::http_options;
-use crate::job::{
-    self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, Progress, Settle,
-};
+use crate::job::{self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, Progress};
 use crate::queue::checkpoint;
 use crate::queue::events::{self, Deliver, Dispatcher, Event, Registration};
 use crate::queue::{check_open, publish, JobCell, Shared};
@@ -56,7 +54,11 @@ impl Manager {
         create_private_dir(&state_dir)?;
         let lock = lock_folder(&state_dir)?;
         let store = SqliteStore::open(&state_dir).map_err(Error::from)?;
-        let records = settle::recover(&store, store.load_all().map_err(Error::from)?, &config);
+        let records = settle::recover(
+            &store,
+            store.load_all().map_err(Error::from)?,
+            config.inactivity_timeout,
+        );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("openbits-worker")
@@ -984,113 +986,18 @@ impl Job {
         Ok(())
     }
 
-    /// Marks the job as settling, stops its transfer and waits for the task to exit, so the caller
-    /// owns the files. Returns the record as it stands then.
-    fn begin_settling(
-        &self,
-        check: impl FnOnce(JobState) -> std::result::Result<(), Refusal>,
-    ) -> Result<JobRecord> {
-        self.check_open()?;
-        let mut slot = self.cell.slot.lock();
-        check(slot.rec.state)?;
-        slot.settling = true;
-        JobCell::signal_stop(&slot);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while slot.runner.is_some()
-            && !self
-                .cell
-                .changed
-                .wait_until(&mut slot, deadline)
-                .timed_out()
-        {}
-        Ok(slot.rec.clone())
-    }
-
-    fn end_settling(&self, rec: Option<JobRecord>) -> Result<()> {
-        let mut slot = self.cell.slot.lock();
-        slot.settling = false;
-        let r = match rec {
-            Some(rec) => publish(&self.shared, &self.cell, &mut slot, rec),
-            None => Ok(()),
-        };
-        self.cell.changed.notify_all();
-        drop(slot);
-        self.shared.wake.notify_one();
-        r
-    }
-
-    /// The job reached its final state `rec`: it leaves the queue before anyone can see that
-    /// state (so a job seen CANCELLED or ACKNOWLEDGED is never found by `get_job`), then the store.
-    fn retire(&self, rec: JobRecord) -> Result<()> {
-        let id = rec.id;
-        self.shared.jobs.lock().remove(&id);
-        if let Err(e) = self.end_settling(Some(rec)) {
-            self.shared.jobs.lock().insert(id, self.cell.clone());
-            return Err(e);
-        }
-        self.shared.store.remove(&id).map_err(Error::from)
-    }
-
-    /// Records `rec` while the job is settling (the intent of complete or cancel).
-    fn record_intent(&self, rec: &JobRecord) -> Result<()> {
-        let mut slot = self.cell.slot.lock();
-        publish(&self.shared, &self.cell, &mut slot, rec.clone())
-    }
-
     /// Complete: renames every fully transferred file onto its destination and deletes partial ones.
     /// Returns S_OK, or BITS_S_PARTIAL_COMPLETE when some files were incomplete. If a rename fails the
     /// job keeps its state and complete can be called again. A crash after the intent is recorded is
     /// finished by the next open (see `settle.rs`).
     pub fn complete(&self) -> Result<HResult> {
-        let _one_at_a_time = self.cell.settle.lock();
-        let mut rec = self.begin_settling(|s| state::complete(s, true).map(|_| ()))?;
-        let (final_state, code) = match state::complete(rec.state, rec.all_files_done()) {
-            Ok(r) => r,
-            Err(refusal) => {
-                self.end_settling(None)?;
-                return Err(refusal.into());
-            }
-        };
-        rec.settling = Some(Settle::Completing);
-        if let Err(e) = self.record_intent(&rec) {
-            self.end_settling(None)?;
-            return Err(e);
-        }
-        if let Err(e) = settle::commit_files(&mut rec, false) {
-            rec.settling = None;
-            self.end_settling(Some(rec))?;
-            return Err(e);
-        }
-        rec.state = final_state;
-        rec.settling = None;
-        self.retire(rec)?;
-        Ok(code)
+        settle::complete(&self.shared, &self.cell)
     }
 
     /// Cancel: deletes the temporary files; the job becomes CANCELLED. Returns S_OK, or
     /// BITS_S_UNABLE_TO_DELETE_FILES when some temporary file could not be removed.
     pub fn cancel(&self) -> Result<HResult> {
-        let _one_at_a_time = self.cell.settle.lock();
-        let mut rec = self.begin_settling(|s| state::cancel(s).map(|_| ()))?;
-        let final_state = match state::cancel(rec.state) {
-            Ok(s) => s,
-            Err(refusal) => {
-                self.end_settling(None)?;
-                return Err(refusal.into());
-            }
-        };
-        // The intent is recorded with the state unchanged: CANCELLED appears only in `retire`,
-        // once the job has left the queue.
-        rec.settling = Some(Settle::Cancelling);
-        if let Err(e) = self.record_intent(&rec) {
-            self.end_settling(None)?;
-            return Err(e);
-        }
-        let code = settle::discard_files(&rec);
-        rec.settling = None;
-        rec.state = final_state;
-        self.retire(rec)?;
-        Ok(code)
+        settle::cancel(&self.shared, &self.cell)
     }
 
     /// Blocks until the job is TRANSFERRED, ERROR, ACKNOWLEDGED or CANCELLED, or `timeout` passes

@@ -8,8 +8,8 @@
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::job::JobError;
-use crate::manager::Job;
 use crate::queue::{publish, JobCell, JobSlot, Shared};
+use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState, Priority};
 use crate::transfer::{self, http::Clients};
@@ -88,8 +88,8 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         if idle_until <= now {
             // Abandoned (BITS's JobInactivityTimeout): cancel it. Cancel blocks, so not here.
             drop(slot);
-            let job = Job::from_cell(shared.clone(), cell);
-            tokio::task::spawn_blocking(move || job.cancel());
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || settle::cancel(&shared, &cell));
             continue;
         }
         due(idle_until);

@@ -1,20 +1,138 @@
-//! The file side of complete and cancel, shared by the API calls and by `recover`: what `open`
-//! does with whatever a crash left behind.
+//! Complete and cancel: the protocol (`complete`, `cancel`: intent, then files, then retire), the
+//! file side of it, and `recover`: what `open` does with whatever a crash left behind.
 //!
 //! Complete is made atomic across a crash by its order: the data of every transferred file was
-//! flushed by the transfer engine before the file was recorded as completed; the manager records
+//! flushed by the transfer engine before the file was recorded as completed; `complete` records
 //! the intent (`Settle::Completing`) before `commit_files` renames anything; the job is marked
-//! ACKNOWLEDGED only after every rename and the folder flush. A crash in between leaves the intent
-//! in the store, and the next open finishes the renames.
+//! ACKNOWLEDGED only after every rename and the folder flush. Cancel records its intent
+//! (`Settle::Cancelling`) before deleting anything. What a crash leaves, and what the next open
+//! (`recover`) does with it:
+//!
+//! | Crash point | The store says | `recover` |
+//! |---|---|---|
+//! | after the intent, before any file is touched | the intent, old state | completing: does every rename; cancelling: deletes the temporary files; then removes the job |
+//! | between renames (complete) | the intent; some files `committed` | finishes the renames (a file whose temporary file is gone but whose destination exists counts as renamed), removes the job |
+//! | after the files, before retire's save | the intent | as above: settling is idempotent |
+//! | after retire's save, before the row's removal | ACKNOWLEDGED or CANCELLED, no intent | removes the job (cancelled: deletes what temporary files remain) |
+//!
+//! If the renames cannot be finished at open, the intent is dropped and the job stays as it was,
+//! so complete can be called again.
 
-use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobRecord, Settle};
 use crate::localfile;
-use crate::state::{self, JobState};
+use crate::queue::{check_open, publish, JobCell, Shared};
+use crate::state::{self, JobState, Refusal};
 use crate::store::Store;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Complete: renames every fully transferred file onto its destination and deletes partial ones.
+/// Returns S_OK, or BITS_S_PARTIAL_COMPLETE when some files were incomplete. If a rename fails the
+/// job keeps its state and complete can be called again. Blocks while the transfer winds down and
+/// the files are renamed.
+pub(crate) fn complete(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResult> {
+    let _one_at_a_time = cell.settle.lock();
+    let mut rec = begin_settling(shared, cell, |s| state::complete(s, true).map(|_| ()))?;
+    let (final_state, code) = match state::complete(rec.state, rec.all_files_done()) {
+        Ok(r) => r,
+        Err(refusal) => {
+            end_settling(shared, cell, None)?;
+            return Err(refusal.into());
+        }
+    };
+    rec.settling = Some(Settle::Completing);
+    if let Err(e) = record_intent(shared, cell, &rec) {
+        end_settling(shared, cell, None)?;
+        return Err(e);
+    }
+    if let Err(e) = commit_files(&mut rec, false) {
+        rec.settling = None;
+        end_settling(shared, cell, Some(rec))?;
+        return Err(e);
+    }
+    rec.state = final_state;
+    rec.settling = None;
+    retire(shared, cell, rec)?;
+    Ok(code)
+}
+
+/// Cancel: deletes the temporary files; the job becomes CANCELLED. Returns S_OK, or
+/// BITS_S_UNABLE_TO_DELETE_FILES when some temporary file could not be removed. Blocks while the
+/// transfer winds down.
+pub(crate) fn cancel(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResult> {
+    let _one_at_a_time = cell.settle.lock();
+    let mut rec = begin_settling(shared, cell, |s| state::cancel(s).map(|_| ()))?;
+    let final_state = match state::cancel(rec.state) {
+        Ok(s) => s,
+        Err(refusal) => {
+            end_settling(shared, cell, None)?;
+            return Err(refusal.into());
+        }
+    };
+    // The intent is recorded with the state unchanged: CANCELLED appears only in `retire`,
+    // once the job has left the queue.
+    rec.settling = Some(Settle::Cancelling);
+    if let Err(e) = record_intent(shared, cell, &rec) {
+        end_settling(shared, cell, None)?;
+        return Err(e);
+    }
+    let code = discard_files(&rec);
+    rec.settling = None;
+    rec.state = final_state;
+    retire(shared, cell, rec)?;
+    Ok(code)
+}
+
+/// Marks the job as settling, stops its transfer and waits for the task to exit, so the caller
+/// owns the files. Returns the record as it stands then.
+fn begin_settling(
+    shared: &Shared,
+    cell: &JobCell,
+    check: impl FnOnce(JobState) -> std::result::Result<(), Refusal>,
+) -> Result<JobRecord> {
+    check_open(shared)?;
+    let mut slot = cell.slot.lock();
+    check(slot.rec.state)?;
+    slot.settling = true;
+    JobCell::signal_stop(&slot);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slot.runner.is_some() && !cell.changed.wait_until(&mut slot, deadline).timed_out() {}
+    Ok(slot.rec.clone())
+}
+
+fn end_settling(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: Option<JobRecord>) -> Result<()> {
+    let mut slot = cell.slot.lock();
+    slot.settling = false;
+    let r = match rec {
+        Some(rec) => publish(shared, cell, &mut slot, rec),
+        None => Ok(()),
+    };
+    cell.changed.notify_all();
+    drop(slot);
+    shared.wake.notify_one();
+    r
+}
+
+/// The job reached its final state `rec`: it leaves the queue before anyone can see that
+/// state (so a job seen CANCELLED or ACKNOWLEDGED is never found by `get_job`), then the store.
+fn retire(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: JobRecord) -> Result<()> {
+    let id = rec.id;
+    shared.jobs.lock().remove(&id);
+    if let Err(e) = end_settling(shared, cell, Some(rec)) {
+        shared.jobs.lock().insert(id, cell.clone());
+        return Err(e);
+    }
+    shared.store.remove(&id).map_err(Error::from)
+}
+
+/// Records `rec` while the job is settling (the intent of complete or cancel).
+fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: &JobRecord) -> Result<()> {
+    let mut slot = cell.slot.lock();
+    publish(shared, cell, &mut slot, rec.clone())
+}
 
 /// Renames each transferred file onto its destination and deletes the partial ones, marking files
 /// `committed` as it goes, then flushes the folders. On error the files already renamed stay
@@ -22,7 +140,7 @@ use std::path::{Path, PathBuf};
 ///
 /// `recovering`: a crash may have struck between a rename and the record of it, so a transferred
 /// file whose temporary file is gone but whose destination exists counts as renamed.
-pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<(), Error> {
+pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<()> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for f in rec.files.iter_mut().filter(|f| !f.committed) {
         let dest = PathBuf::from(&f.local_path);
@@ -109,13 +227,14 @@ pub(crate) fn reconcile_files(rec: &mut JobRecord) {
 /// What `open` does with what it finds: finishes interrupted completes and cancels, removes final
 /// and inactive jobs, reconciles each temporary file with its checkpoint, and puts jobs that were
 /// active back in the queue. Returns the jobs that stay. A job whose repair fails stays as stored.
+/// `inactivity`: jobs unchanged for this long are cancelled (the manager's inactivity timeout).
 pub(crate) fn recover(
     store: &dyn Store,
     records: Vec<JobRecord>,
-    config: &Config,
+    inactivity: Duration,
 ) -> Vec<JobRecord> {
     let now = now_ms();
-    let inactive_after = config.inactivity_timeout.as_millis() as u64;
+    let inactive_after = inactivity.as_millis() as u64;
     let mut kept = Vec::with_capacity(records.len());
     for mut rec in records {
         let inactive =
