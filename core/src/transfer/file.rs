@@ -1,0 +1,354 @@
+//! One file's transfer: `FileTransfer` is the bridge between a source (`download/`, `local.rs`)
+//! and the job's record. It keeps the progress, rate-limits progress events, runs the flush
+//! pipeline (fdatasync off the runtime, then a checkpoint), and owns the temporary file's naming.
+
+use super::{download, http, local, Failure};
+use crate::hresult as hr;
+use crate::job::now_ms;
+use crate::localfile::{self, Sink};
+use crate::queue::events::{Event, EventKind};
+use crate::queue::{emit, publish, JobCell, Shared};
+use crate::state::{engine, ErrorContext};
+use crate::store::Checkpoint;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The transfer of one file of a job: the bridge between a source (download/, local.rs) and the record.
+pub(crate) struct FileTransfer<'a> {
+    shared: &'a Arc<Shared>,
+    /// The manager's connection pools (owned by the scheduler).
+    clients: &'a Arc<http::Clients>,
+    cell: &'a Arc<JobCell>,
+    index: usize,
+    /// The offset the last flush started at, and when.
+    flushed_from: u64,
+    flushed_at: Instant,
+    /// A flush in flight: the offset it covers and the blocking task doing it.
+    flushing: Option<(u64, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// When the last progress event was queued (progress events are rate-limited).
+    progress_event_at: Option<Instant>,
+}
+
+/// What a source needs to know about the file, copied out of the record.
+#[derive(Clone, Debug)]
+pub(crate) struct FileView {
+    pub remote_url: String,
+    pub bytes_total: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub request: http::RequestOptions,
+    pub dynamic_content: bool,
+    pub max_download_size: Option<u64>,
+    pub ranges: Option<Vec<crate::job::FileRange>>,
+}
+
+impl<'a> FileTransfer<'a> {
+    pub(super) fn new(
+        shared: &'a Arc<Shared>,
+        clients: &'a Arc<http::Clients>,
+        cell: &'a Arc<JobCell>,
+        index: usize,
+    ) -> FileTransfer<'a> {
+        FileTransfer {
+            shared,
+            clients,
+            cell,
+            index,
+            flushed_from: 0,
+            flushed_at: Instant::now(),
+            flushing: None,
+            progress_event_at: None,
+        }
+    }
+
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    pub(crate) fn clients_arc(&self) -> Arc<http::Clients> {
+        self.clients.clone()
+    }
+
+    pub(crate) fn view(&self) -> FileView {
+        let slot = self.cell.slot.lock();
+        let f = &slot.rec.files[self.index];
+        let rec = &slot.rec;
+        FileView {
+            remote_url: f.remote_url.clone(),
+            bytes_total: f.bytes_total,
+            etag: f.etag.clone(),
+            last_modified: f.last_modified.clone(),
+            request: http::RequestOptions {
+                // Validated when set; a header that fails now is dropped rather than sent.
+                headers: rec
+                    .custom_headers
+                    .as_deref()
+                    .and_then(|h| crate::http_options::parse_headers(h).ok())
+                    .unwrap_or_default(),
+                server_auth: slot.credentials[0].clone(),
+                security_flags: rec.security_flags,
+                proxy_usage: rec.proxy_usage,
+                proxy_list: rec.proxy_list.clone(),
+                proxy_bypass: rec.proxy_bypass.clone(),
+                proxy_auth: slot.credentials[1].clone(),
+            },
+            dynamic_content: rec.dynamic_content,
+            max_download_size: rec.max_download_size,
+            ranges: f.ranges.clone(),
+        }
+    }
+
+    /// BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT: the file's remote name becomes the final URL.
+    pub(crate) fn report_final_url(&mut self, url: &url::Url) {
+        let mut slot = self.cell.slot.lock();
+        let mut rec = slot.rec.clone();
+        if rec.files[self.index].remote_url != url.as_str() {
+            rec.files[self.index].remote_url = url.to_string();
+            let _ = publish(self.shared, self.cell, &mut slot, rec);
+        }
+    }
+
+    /// The source learnt the file's size and validators (from the response it is about to write).
+    pub(crate) fn learn(
+        &mut self,
+        total: Option<u64>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) {
+        let mut slot = self.cell.slot.lock();
+        let rec = &mut slot.rec;
+        if let Some(s) = engine::receiving(rec.state) {
+            rec.state = s;
+        }
+        let f = &mut rec.files[self.index];
+        f.bytes_total = total;
+        f.etag = etag;
+        f.last_modified = last_modified;
+        self.cell.changed.notify_all();
+    }
+
+    /// Dynamic content: the size is known once the body has ended.
+    pub(crate) fn size_known(&mut self, total: u64) {
+        self.cell.slot.lock().rec.files[self.index].bytes_total = Some(total);
+    }
+
+    /// The partial content is void (validators changed, server restarted the body).
+    pub(crate) async fn restart(&mut self, sink: &mut Sink) -> Result<(), Failure> {
+        // A flush of the old content must not be recorded after the truncation.
+        if let Some((_, task)) = self.flushing.take() {
+            let _ = task.await;
+        }
+        sink.reset().map_err(|e| {
+            Failure::local_io("cannot truncate", Path::new("the temporary file"), &e)
+        })?;
+        self.cell.slot.lock().rec.files[self.index].restart();
+        self.flushed_from = 0;
+        self.checkpointed(0);
+        Ok(())
+    }
+
+    /// Called after each write: updates the progress, collects a finished flush, and starts the
+    /// next one when a checkpoint is due. The download goes on while a flush runs; only the bytes
+    /// written before it started are recorded when it ends.
+    pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
+        let offset = sink.offset();
+        {
+            let mut slot = self.cell.slot.lock();
+            let rec = &mut slot.rec;
+            let f = &mut rec.files[self.index];
+            if offset > f.bytes_transferred {
+                rec.no_progress_since_ms = None;
+            }
+            f.bytes_transferred = offset;
+            let interval = Duration::from_millis(rec.min_notification_interval_ms.into());
+            if self
+                .progress_event_at
+                .is_none_or(|t| t.elapsed() >= interval)
+            {
+                self.progress_event_at = Some(Instant::now());
+                let event = Event {
+                    job: rec.id,
+                    kind: EventKind::JobModification,
+                    state: rec.state,
+                    code: hr::S_OK,
+                    file_index: self.index as u32,
+                    owner: rec.owner.clone(),
+                };
+                emit(
+                    self.shared,
+                    self.cell,
+                    event,
+                    rec.min_notification_interval_ms,
+                );
+            }
+        }
+        if self
+            .flushing
+            .as_ref()
+            .is_some_and(|(_, task)| task.is_finished())
+        {
+            self.collect_flush().await?;
+        }
+        let config = &self.shared.config;
+        let due = offset - self.flushed_from >= config.checkpoint_bytes
+            || (offset > self.flushed_from
+                && self.flushed_at.elapsed() >= config.checkpoint_interval);
+        if due && self.flushing.is_none() {
+            self.start_flush(sink)?;
+        }
+        Ok(())
+    }
+
+    fn start_flush(&mut self, sink: &Sink) -> Result<(), Failure> {
+        let file = sink
+            .handle()
+            .map_err(|e| Failure::local_io("cannot flush", Path::new("the temporary file"), &e))?;
+        self.flushing = Some((
+            sink.offset(),
+            tokio::task::spawn_blocking(move || file.sync_data()),
+        ));
+        self.flushed_from = sink.offset();
+        self.flushed_at = Instant::now();
+        Ok(())
+    }
+
+    /// Waits for the flush in flight, if any, and records what it covered.
+    async fn collect_flush(&mut self) -> Result<(), Failure> {
+        let Some((offset, task)) = self.flushing.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(Ok(())) => {
+                self.checkpointed(offset);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Failure::local_io(
+                "cannot flush",
+                Path::new("the temporary file"),
+                &e,
+            )),
+            Err(e) => Err(Failure::fatal(
+                ErrorContext::LocalFile,
+                hr::E_UNEXPECTED,
+                format!("flush task failed: {e}"),
+            )),
+        }
+    }
+
+    /// Makes every byte written so far durable and records it.
+    async fn flush(&mut self, sink: &Sink) -> Result<(), Failure> {
+        self.collect_flush().await?;
+        let recorded = self.cell.slot.lock().rec.files[self.index].bytes_checkpointed;
+        if sink.offset() != recorded || sink.offset() == 0 {
+            self.start_flush(sink)?;
+            self.collect_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// `offset` bytes of the file are on disk: the record may say so, and the store will.
+    fn checkpointed(&mut self, offset: u64) {
+        let now = now_ms();
+        let mut slot = self.cell.slot.lock();
+        let rec = &mut slot.rec;
+        rec.modified_ms = rec.modified_ms.max(now);
+        let id = rec.id;
+        let f = &mut rec.files[self.index];
+        f.bytes_checkpointed = offset;
+        let point = Checkpoint {
+            job: id,
+            file: self.index as u32,
+            bytes: offset,
+            total: f.bytes_total,
+            etag: f.etag.clone(),
+            last_modified: f.last_modified.clone(),
+            at_ms: now,
+        };
+        self.shared
+            .pending
+            .lock()
+            .insert((id, self.index as u32), point);
+    }
+
+    /// Opens (creating on first use) the file's temporary file, positioned after the bytes it holds.
+    /// Names, records, and then creates the file's temporary file (in that order: see
+    /// `localfile::temp_name_beside`).
+    fn new_temp(&mut self, dest: &Path) -> Result<PathBuf, Failure> {
+        let cannot = |e: &std::io::Error| {
+            Failure::local_io("cannot create a temporary file beside", dest, e)
+        };
+        for _ in 0..16 {
+            let t = localfile::temp_name_beside(dest).map_err(|e| cannot(&e))?;
+            let mut slot = self.cell.slot.lock();
+            let mut rec = slot.rec.clone();
+            rec.files[self.index].temp_path = Some(t.to_string_lossy().into_owned());
+            publish(self.shared, self.cell, &mut slot, rec).map_err(|e| {
+                Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
+            })?;
+            drop(slot);
+            match localfile::create_new(&t) {
+                Ok(()) => return Ok(t),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(cannot(&e)),
+            }
+        }
+        Err(cannot(&std::io::Error::from_raw_os_error(libc::EEXIST)))
+    }
+
+    fn open_sink(&mut self) -> Result<Sink, Failure> {
+        let (temp, recorded, dest) = {
+            let slot = self.cell.slot.lock();
+            let f = &slot.rec.files[self.index];
+            (
+                f.temp_path.clone(),
+                f.bytes_transferred,
+                PathBuf::from(&f.local_path),
+            )
+        };
+        let temp = match temp {
+            Some(t) => PathBuf::from(t),
+            None => self.new_temp(&dest)?,
+        };
+        let sink =
+            Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
+        if sink.offset() != recorded {
+            let mut slot = self.cell.slot.lock();
+            let f = &mut slot.rec.files[self.index];
+            f.bytes_transferred = sink.offset();
+            f.bytes_checkpointed = f.bytes_checkpointed.min(sink.offset());
+        }
+        self.flushed_from = sink.offset();
+        Ok(sink)
+    }
+
+    pub(super) async fn run(&mut self) -> Result<(), Failure> {
+        let mut sink = self.open_sink()?;
+        let view = self.view();
+        if view
+            .bytes_total
+            .is_some_and(|t| t == sink.offset() && t > 0)
+        {
+            // Every byte is already here: asking for a range at the end would only earn a 416.
+            return self.flush(&sink).await;
+        }
+        let url = url::Url::parse(&view.remote_url).map_err(|e| {
+            Failure::fatal(
+                ErrorContext::RemoteFile,
+                hr::E_INVALIDARG,
+                format!("malformed URL {}: {e}", view.remote_url),
+            )
+        })?;
+        let result = match (url.scheme(), &view.ranges) {
+            ("file", _) => local::copy(self, &mut sink, &url, &view).await,
+            (_, Some(ranges)) => {
+                download::ranges::download_ranges(self, &mut sink, &url, ranges).await
+            }
+            _ => download::download(self, &mut sink, &url).await,
+        };
+        // Whatever happened, what reached the file is made durable and recorded, so a crash or a
+        // retry resumes from it. A completed file is entirely on disk before it is called completed.
+        let flushed = self.flush(&sink).await;
+        result.and(flushed)
+    }
+}
