@@ -1,17 +1,37 @@
 //! openbits-core: the BITS job model on tokio and hyper. It knows nothing about C; `openbits-ffi`
 //! wraps it.
 //!
-//! Where things are:
-//! - `state`: the job state machine (every rule that changes a job's state).
-//! - `manager`: the manager and job handles (the API the C boundary calls).
-//! - `scheduler`: who transfers when.
-//! - `transfer`: the engine; `transfer::http` is the HTTP resume logic.
-//! - `localfile`: temporary files, positioned writes, atomic commit.
-//! - `settle`: the file side of complete and cancel, and what reopening repairs.
+//! The layering rule: a module may use only its own layer or a lower one; inside a folder,
+//! children may use what the folder's `mod.rs` defines. Nothing uses `manager`; this file (the
+//! re-exports) is the only one above it. `tests/layers.rs` checks the rule on the source text.
+//!
+//! Layer 0, data and rules:
+//! - `error`: `Error` (an HRESULT and a sentence) and `Result`.
+//! - `config`: `Config`, the manager's settings.
+//! - `hresult`: BITS's codes, their texts, and the errno mapping (uses nothing in core).
+//! - `job`: the job and file records (`JobRecord`, `FileRecord`, `FileRange`, `JobError`), limits.
+//! - `state`: the job state machine (every rule that changes a job's state), error contexts.
+//!
+//! Layer 1, adapters (one outside thing each):
 //! - `store`: where job records are kept (`store::sqlite`: the durable store).
-//! - `checkpoint`: batched writes of durable progress.
-//! - `events`: the event queue applications pull from.
-//! - `hresult`: BITS's codes and the errno mapping.
+//! - `localfile`: temporary files, positioned writes, atomic commit.
+//! - `http_options`: custom headers, credentials, redirect and proxy settings: validation.
+//!
+//! Layer 2, the kernel:
+//! - `queue`: `Shared` (the state everything below the API shares: field owners and the lock
+//!   order are documented there), `JobCell`/`JobSlot`, `publish`/`emit`; `queue::events` (the
+//!   event queue and the callback thread), `queue::checkpoint` (batched durable progress),
+//!   `queue::cmdline` (the notification command line).
+//!
+//! Layer 3, engines (scheduler -> transfer, settle; never the other way):
+//! - `scheduler`: who transfers when (`scheduler::plan`: the pure slot rules).
+//! - `transfer`: one task per active job; `transfer::file` (one file: progress, flushes,
+//!   checkpoints), `transfer::download` (the HTTP download loops), `transfer::http` (requests,
+//!   decisions, connection pools), `transfer::local` (file:// sources).
+//! - `settle`: complete and cancel (intent, files, retire), and what reopening repairs.
+//!
+//! Layer 4, the public API:
+//! - `manager`: `Manager`, `Job` (`manager::job`), and the argument checks (`manager::validate`).
 
 mod config;
 mod error;
