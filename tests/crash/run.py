@@ -25,6 +25,22 @@ A round's (b) delays add up to at most B_BUDGET (2.5 s), well under the >= 4 s t
 needs, and a (b) kill also fires early once a PROGRESS line shows the file within GUARD bytes of
 its end: the transfer cannot finish before the (c) kill that ends its round.
 
+Then one more round, the early round (an application in a crash loop): CRASH_EARLY children in a
+row, each
+    (e) killed 0.2-0.9 s (uniform, drawn from the seed after the other rounds) after it was
+        started, whatever it printed,
+then a finishing child as above. Each run's GETs of the file are read from the server (GET
+/_requests, the requests it received since the run started; see tests/server). The first run
+creates the job and must ask for the whole file (no Range); every later run, the finishing one
+included, must resume with its first GET: `Range: bytes=N-` where N is the checkpoint the store held
+when it started (from the copy read after the previous kill) and N > 0 (the first run lived at
+least 0.2 s, and a transfer's first checkpoint is committed as soon as its first data is flushed,
+not at the next 1 s tick; so the first flush must not wait for CHECKPOINT_BYTES, which at RATE
+takes ~0.7 s, either). These failures are collected and fail the test at its very end, after
+every other check has run. An (e) run cannot finish the file before its kill (0.9 s at RATE is
+less than GUARD); the early round's remaining (e) kills are skipped if the checkpoint ever comes
+within GUARD of the end.
+
 After each round (deterministic checks, none depends on timing):
   - DEST equals the source byte for byte; no BIT*.tmp is left beside it;
   - the store holds no job: no row in the database's jobs/files tables (read with sqlite3 from a
@@ -39,10 +55,13 @@ store lost it), a found job never lacks its file, no child fails or reports a jo
 
 At the end, the one timing-dependent check: the bytes the server sent (GET /_stats) must be below
 rounds x size + kills x allowance (see byte_bound() for why that is comfortable), and at least
-rounds x size.
+rounds x size (both counting the early round and its kills). Then the early round's resume check,
+whose only timing assumption is the kill schedule's (a first run lives at least 0.2 s).
 
-Environment: CRASH_SEED (default: random; printed first), CRASH_KILLS (default 24, >= 12),
-CRASH_KEEP=1 keeps the scratch folder (it is always kept on failure), CRASH_NO_BUILD=1 skips cargo.
+Environment: CRASH_SEED (default: random; printed first), CRASH_KILLS (default 24, >= 12: the
+kills of the rounds before the early round), CRASH_EARLY (default 6: the early round's (e) kills;
+0 leaves the early round out), CRASH_KEEP=1 keeps the scratch folder (it is always kept on
+failure), CRASH_NO_BUILD=1 skips cargo.
 Exit status 0 on success, 1 on a failed check, 2 on a harness problem.
 """
 
@@ -50,6 +69,7 @@ import glob
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -59,6 +79,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -76,11 +97,14 @@ B_MAX_DELAY = 1.5  # s, a (b) kill's delay after the first PROGRESS line
 B_BUDGET = 2.5  # s, the sum of a round's (b) delays
 GUARD = 12 * MiB  # a (b) kill fires at once when the transfer is this close to its end
 KIND_DELAY = {"a": 0.020, "c": 0.003, "d": 0.030}  # s, maximum delay of the other kinds
+E_DELAY = (0.2, 0.9)  # s, an (e) kill's delay after the child was started (uniform)
+KINDS = "abcde"
 KIND_NAME = {
     "a": "after CREATED",
     "b": "mid-transfer",
     "c": "at COMPLETING",
     "d": "right after start",
+    "e": "early, 0.2-0.9 s",
 }
 
 LINE_TIMEOUT = 30.0  # s, for a line that should come promptly (CREATED, first PROGRESS)
@@ -116,7 +140,8 @@ def byte_bound(rounds, kills):
     within 30 ms of a transfer's start (< 0.5 MiB) and (c) kills after its end (0 bytes). Worst
     case: kills/3 x 22 MiB + 2 kills/3 x 0.5 MiB ~ 7.7 MiB per kill on average, about half the
     14 MiB allowed. Measured: runs use 13-20% of the slack (the largest single loss seen at a (b)
-    kill was ~11 MiB).
+    kill was ~11 MiB). An (e) kill comes at most 0.9 s after its process started: it cannot lose
+    more than 0.9 s x rate (10.8 MiB) + IN_FLIGHT, under the allowance even if nothing is recorded.
     """
     allowance = max(CHECKPOINT_BYTES, int(CHECKPOINT_INTERVAL_S * RATE)) + IN_FLIGHT
     return rounds * SIZE + kills * allowance, allowance
@@ -157,6 +182,12 @@ def make_plan(rng, kills):
         kills_of_round.append(("c", c_delay))
         plan.append(kills_of_round)
     return plan
+
+
+def make_early_round(rng, n):
+    """The early round: `n` (e) kills, each `E_DELAY` after the child was started; [] if n is 0.
+    Drawn from `rng` after make_plan, so a seed's other rounds stay what they were."""
+    return [("e", rng.uniform(*E_DELAY)) for _ in range(n)]
 
 
 # ---- Processes -----------------------------------------------------------------------------------
@@ -326,6 +357,20 @@ class Server:
             kv = dict(l.split("=", 1) for l in r.read().decode().split())
         return int(kv["bytes_sent"]), int(kv["requests"])
 
+    def requests(self):
+        """Every request the server received, in arrival order (GET /_requests; the call itself is
+        not listed): [(status, path_and_query, range or None, if_range or None)]."""
+        try:
+            with self.opener.open(self.url("/_requests"), timeout=10) as r:
+                text = r.read().decode()
+        except urllib.error.HTTPError as e:
+            raise Harness(f"GET /_requests: {e} (a test server older than this harness?)") from None
+        out = []
+        for line in text.splitlines():
+            status, path, rng, if_range = line.split("\t")
+            out.append((int(status), path, None if rng == "-" else rng, None if if_range == "-" else if_range))
+        return out
+
     def stop(self):
         try:
             self.proc.stdin.close()  # EOF on stdin stops it
@@ -424,20 +469,24 @@ class RoundState:
 
 
 class CrashTest:
-    def __init__(self, seed, kills, work):
-        self.seed, self.kills, self.work = seed, kills, work
+    def __init__(self, seed, kills, early, work):
+        self.seed, self.kills, self.early, self.work = seed, kills, early, work
+        self.total_kills = kills + early  # as planned; the early round may skip some (see round)
         self.state = work / "state"  # created by the library (mode 0700)
         self.dl = work / "dl"
         self.dest = self.dl / "big.bin"
         self.snap = work / "snapshot"
         self.logfile = work / "children.log"
         self.last_child = None
-        self.counts = {k: 0 for k in "abcd"}
-        self.late = {k: 0 for k in "abcd"}  # the child had exited by itself before its kill
+        self.counts = {k: 0 for k in KINDS}
+        self.late = {k: 0 for k in KINDS}  # the child had exited by itself before its kill
         self.guarded = 0
         self.c_outcomes = []
         self.lost = []  # (kind, bytes downloaded past the durable checkpoint at the kill)
         self.n_child = 0
+        self.early_runs = []  # the early round's runs: (run number, checkpoint at start, Range sent)
+        self.early_skipped = 0
+        self.resume_problems = []  # the early round's runs that did not resume as they must
 
     def start_child(self, what):
         self.n_child += 1
@@ -449,6 +498,9 @@ class CrashTest:
     def main(self):
         rng_plan = random.Random(f"openbits-crash-plan-{self.seed}")
         plan = make_plan(rng_plan, self.kills)
+        early = make_early_round(rng_plan, self.early)
+        if early:
+            plan.append(early)
         self.dl.mkdir(parents=True)
         self.child_exe, server_exe = build(self.work)
         t_gen = time.monotonic()
@@ -456,9 +508,9 @@ class CrashTest:
         src = self.work / "source.bin"
         src.write_bytes(self.source)
         log(f"source: {SIZE} bytes from seed {self.seed} ({time.monotonic() - t_gen:.1f} s)")
-        planned = {k: sum(1 for r in plan for kk, _ in r if kk == k) for k in "abcd"}
-        log(f"plan: {len(plan)} rounds, {self.kills} kills: "
-            + ", ".join(f"({k}) {KIND_NAME[k]} x{planned[k]}" for k in "abcd"))
+        planned = {k: sum(1 for r in plan for kk, _ in r if kk == k) for k in KINDS}
+        log(f"plan: {len(plan)} rounds, {self.total_kills} kills: "
+            + ", ".join(f"({k}) {KIND_NAME[k]} x{planned[k]}" for k in KINDS))
         for i, r in enumerate(plan):
             log(f"  round {i + 1}: " + " ".join(f"{k}@{d * 1000:.1f}ms" for k, d in r))
 
@@ -473,21 +525,26 @@ class CrashTest:
         finally:
             self.server.stop()
 
-        bound, allowance = byte_bound(len(plan), self.kills)
+        kills = sum(self.counts.values())  # the early round may have skipped some
+        bound, allowance = byte_bound(len(plan), kills)
         waste = served - len(plan) * SIZE
         log()
         log("kills by kind: " + ", ".join(
             f"({k}) {self.counts[k]}" + (f" ({self.late[k]} after the child had exited)" if self.late[k] else "")
-            for k in "abcd") + f"; (b) kills fired early by the guard: {self.guarded}")
+            for k in KINDS) + f"; (b) kills fired early by the guard: {self.guarded}")
         log("(c) outcomes: " + "; ".join(self.c_outcomes))
-        for k in "abcd":
+        if self.early_runs:
+            log("early round, Range of each run's first GET against the checkpoint stored when it started: "
+                + "; ".join(f"run {n}: {fmt_range(r)} / {fmt_mib(cp).strip()}" for n, cp, r in self.early_runs)
+                + (f"; {self.early_skipped} (e) kills skipped near the end of the file" if self.early_skipped else ""))
+        for k in KINDS:
             lost = [b for kk, b in self.lost if kk == k]
             if lost:
                 log(f"downloaded past the durable checkpoint at ({k}) kills: max {fmt_mib(max(lost)).strip()}, "
                     f"total {fmt_mib(sum(lost)).strip()} (from the last PROGRESS line: a lower estimate)")
         log(f"served: {served} bytes in {requests} requests; file size {SIZE}; rounds {len(plan)}; "
-            f"kills {self.kills}; allowance {allowance} per kill")
-        log(f"bound: {bound} = {len(plan)} x {SIZE} + {self.kills} x {allowance}; served/size = "
+            f"kills {kills}; allowance {allowance} per kill")
+        log(f"bound: {bound} = {len(plan)} x {SIZE} + {kills} x {allowance}; served/size = "
             f"{served / SIZE:.3f} (rounds alone {len(plan)}.000, bound {bound / SIZE:.3f}); waste "
             f"{waste / MiB:.1f} MiB = {waste / (bound - len(plan) * SIZE) * 100:.0f}% of the slack")
         if served < len(plan) * SIZE:
@@ -496,20 +553,37 @@ class CrashTest:
         if served >= bound:
             raise Failed(f"the server sent {served} bytes, at or above the bound {bound}: "
                          "progress is not being checkpointed as promised")
+        if self.resume_problems:
+            self.last_child = None  # children.log has the runs; the last child (--count) is not one
+            runs = len(self.early_runs) - 1
+            raise Failed(f"early round: {len(self.resume_problems)} of the {runs} runs after the first did "
+                         "not resume from the checkpoint an earlier run had recorded: "
+                         + "; ".join(self.resume_problems))
         return served, bound, len(plan)
 
     def round(self, ri, kills, kill_no, n_rounds):
-        log(f"\n== round {ri + 1}/{n_rounds}")
+        early = kills[0][0] == "e"  # the early round: only (e) kills, each run's GETs checked
+        log(f"\n== round {ri + 1}/{n_rounds}" + (" (early kills)" if early else ""))
         if self.dest.exists() or temp_files(self.dl):
             raise Failed(f"round {ri + 1} starts with files in {self.dl}: {listing(self.dl)}")
         rs = RoundState()
-        for kind, delay in kills:
+        for i, (kind, delay) in enumerate(kills):
+            if kind == "e" and rs.checkpoint >= SIZE - GUARD:
+                # A run could finish the file before its kill (0.9 s at RATE < GUARD): no more.
+                self.early_skipped = len(kills) - i
+                log(f"the checkpoint is within {GUARD // MiB} MiB of the end: the last "
+                    f"{self.early_skipped} (e) kills are skipped")
+                break
             kill_no += 1
             self.counts[kind] += 1
+            cp_start = rs.checkpoint  # as the child's open will find it (the last kill's snapshot)
+            seen_before = len(self.server.requests()) if early else 0
             c = self.start_child(f"round {ri + 1}, kill {kill_no} ({kind})")
             guard = False
             if kind == "d":
                 time.sleep(delay)
+            elif kind == "e":  # `delay` after the process was started, whatever it printed
+                time.sleep(max(0.0, c.t0 + delay - time.monotonic()))
             elif kind == "a":
                 t, line = c.wait_for(lambda l: l in ("CREATED", "ALREADY_DONE")
                                      or l.startswith(("FOUND", "FAIL")), LINE_TIMEOUT)
@@ -540,6 +614,9 @@ class CrashTest:
                 self.guarded += guard
             t_kill = time.monotonic() - c.t0
             killed = c.kill()
+            if kind == "e" and "COMPLETING" in c.text():
+                raise Failed(f"{c.name}: the transfer finished before its early kill; the skip "
+                             "near the end of the file should have prevented it")
             if not killed:
                 self.late[kind] += 1
                 if c.proc.returncode != 0:
@@ -550,12 +627,16 @@ class CrashTest:
             note = self.check_store_after_kill(kind, c, rs)
             if last_progress is not None and kind != "c":
                 self.lost.append((kind, max(0, last_progress - rs.checkpoint)))
-            log(f"kill {kill_no:2}/{self.kills} ({kind}) {KIND_NAME[kind]:17} +{delay * 1000:6.1f} ms"
+            if early:
+                note += "; " + self.check_resume(c, i + 1, cp_start, seen_before, t_kill)
+            log(f"kill {kill_no:2}/{self.total_kills} ({kind}) {KIND_NAME[kind]:17} +{delay * 1000:6.1f} ms"
                 f"{' guard' if guard else '      '} at {t_kill * 1000:7.1f} ms"
                 f"{'' if killed else ' [had exited ' + str(c.proc.returncode) + ']'}"
                 f"; PROGRESS {fmt_mib(last_progress)}; {note}")
 
         # The finishing run: never killed.
+        cp_start = rs.checkpoint
+        seen_before = len(self.server.requests()) if early else 0
         c = self.start_child(f"round {ri + 1}, finishing run")
         _, line = c.wait_for(lambda l: l.startswith(("COMPLETED", "ALREADY_DONE")), TRANSFER_TIMEOUT)
         c.finish(30)
@@ -564,12 +645,51 @@ class CrashTest:
             raise Failed(f"{c.name}: exited with status {c.proc.returncode} after {line!r}")
         if line.startswith("COMPLETED") and line != "COMPLETED 0x00000000":
             raise Failed(f"{c.name}: {line} (expected S_OK)")
+        if early:
+            runs = len(self.early_runs) + 1
+            log(f"finishing run (early run {runs}): "
+                + self.check_resume(c, runs, cp_start, seen_before, time.monotonic() - c.t0))
         self.verify_round(ri)
         served, requests = self.server.stats()
         log(f"round {ri + 1} verified: finishing run said {line!r}; DEST identical, no temporary "
             f"file, 0 jobs; served so far {fmt_mib(served).strip()} in {requests} requests")
         self.dest.unlink()
         return kill_no
+
+    def check_resume(self, c, run, cp_start, seen_before, t_end):
+        """The early round's check of one run (`run` counts from 1; the finishing run is the last).
+        What the server received since the run started (GET /_requests) must show it resuming from
+        the store: the first run asks for the whole file (no Range: the job is new); every later
+        run's first GET of the file asks for `Range: bytes=N-` with N the checkpoint the store held
+        when the run started (the last kill's snapshot, which the existing checks prove the
+        temporary file covers, so the open's reconciliation keeps it), and N > 0, since the first
+        run lived at least 0.2 s and its first checkpoint is committed as soon as its first data is
+        flushed. A problem is recorded (it fails the test at the end); returns a note for the log."""
+        gets = [r for r in self.server.requests()[seen_before:] if r[1].startswith("/big.bin")]
+        rng = gets[0][2] if gets else None
+        self.early_runs.append((run, cp_start, rng if gets else "none"))
+        sent = (f"{len(gets)} GET(s), first {fmt_range(rng)}" if gets else "no GET")
+        note = f"{sent}, checkpoint at its start {fmt_mib(cp_start).strip()}"
+        m = re.fullmatch(r"bytes=(\d+)-", rng or "")
+        problem = None
+        if run == 1:
+            if rng is not None:
+                problem = f"the first run sent Range: {rng} for a new job"
+        elif not gets:
+            problem = f"sent no request for the file in its {t_end * 1000:.0f} ms"
+        elif cp_start == 0:
+            problem = (f"its first GET had {fmt_range(rng)}: no earlier run had recorded a checkpoint "
+                       f"(the store held 0 bytes when it started, after {run - 1} run(s) of at least "
+                       f"{E_DELAY[0] * 1000:.0f} ms)")
+        elif m is None or int(m[1]) != cp_start:
+            problem = (f"its first GET had {fmt_range(rng)}, expected Range: bytes={cp_start}- (the "
+                       "checkpoint the store held when it started)")
+        if problem:
+            self.resume_problems.append(f"{c.name} (early run {run}): {problem}")
+            note += f"; RESUME CHECK FAILED: {problem}"
+        else:
+            note += "; resume OK"
+        return note
 
     def check_child(self, c, rs, finishing):
         """What a child printed, against what earlier children left."""
@@ -706,13 +826,21 @@ def fmt_mib(n):
     return "-" if n is None else f"{n / MiB:6.2f} MiB"
 
 
+def fmt_range(rng):
+    return {None: "no Range", "none": "no GET"}.get(rng, f"Range: {rng}")
+
+
 def main():
     seed_env = os.environ.get("CRASH_SEED")
     seed = int(seed_env) if seed_env else random.SystemRandom().randrange(1 << 32)
     log(f"seed={seed}   (rerun: CRASH_SEED={seed} {sys.argv[0]})")
     kills = int(os.environ.get("CRASH_KILLS", "24"))
+    early = int(os.environ.get("CRASH_EARLY", "6"))
+    if early < 0:
+        log(f"CRASH_EARLY={early}: must be >= 0")
+        return 2
     work = Path(tempfile.mkdtemp(prefix="openbits-crash."))
-    test = CrashTest(seed, kills, work)
+    test = CrashTest(seed, kills, early, work)
     t0 = time.monotonic()
     try:
         served, bound, rounds = test.main()
@@ -739,7 +867,7 @@ def main():
     else:
         shutil.rmtree(work, ignore_errors=True)
     c = test.counts
-    log(f"crash test PASSED: seed={seed} kills={sum(c.values())} (a={c['a']} b={c['b']} c={c['c']} d={c['d']}) "
+    log(f"crash test PASSED: seed={seed} kills={sum(c.values())} (a={c['a']} b={c['b']} c={c['c']} d={c['d']} e={c['e']}) "
         f"rounds={rounds} served={served} bound={bound} served/size={served / SIZE:.3f} "
         f"time={time.monotonic() - t0:.1f}s")
     return 0

@@ -20,8 +20,13 @@
 //! its own files, as if it had forwarded it, and `CONNECT host:port` opens a tunnel to that address
 //! (a host ending in `.test` stands for 127.0.0.1, so tests can name "remote" origins).
 //!
-//! It counts the body bytes it sends and records each request's Range-related headers; `GET /_stats`
-//! reports them to other processes.
+//! It counts the body bytes it sends and records each request's Range-related headers, for other
+//! processes too:
+//!
+//! - `GET /_stats`: `bytes_sent=<n>` and `requests=<n>` (requests received before this one), one a line;
+//! - `GET /_requests`: one line per request received before this one, in arrival order, four fields
+//!   separated by tabs: `<status>\t<path-and-query>\t<Range>\t<If-Range>` (`-` for a header the
+//!   request did not carry; a CONNECT shows as `CONNECT host:port`).
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -252,6 +257,24 @@ fn respond(
     hit: u32,
 ) -> Response<Chunks> {
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
+    if req.uri().path() == "/_requests" {
+        let lines: String = state
+            .seen
+            .lock()
+            .iter()
+            .map(|s| {
+                let field = |v: &Option<String>| v.as_deref().unwrap_or("-").replace('\t', " ");
+                format!(
+                    "{}\t{}\t{}\t{}\n",
+                    s.status,
+                    s.path_and_query,
+                    field(&s.range),
+                    field(&s.if_range)
+                )
+            })
+            .collect();
+        return text_response(200, &lines);
+    }
     if req.uri().path() == "/_stats" {
         let n = state.seen.lock().len();
         return text_response(

@@ -2,7 +2,9 @@
 //!
 //! Serves files from memory on 127.0.0.1 (see the library docs for the fault-injecting query
 //! strings). Prints `port=<P>` on its first line once it listens, then serves until stdin closes
-//! or it is killed. `GET /_stats` returns `bytes_sent=<n>` and `requests=<n>`.
+//! or it is killed. `GET /_stats` returns `bytes_sent=<n>` and `requests=<n>`; `GET /_requests`
+//! lists the requests received so far, one a line: `<status>\t<path-and-query>\t<Range>\t<If-Range>`
+//! (`-` for an absent header).
 
 use openbits_testserver::{pattern, TestServer};
 use std::io::{BufRead, Write};
