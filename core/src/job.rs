@@ -209,6 +209,36 @@ impl JobRecord {
         }
     }
 
+    /// A copy of everything but the files (what a change must be able to put back).
+    pub fn head(&mut self) -> JobRecord {
+        let files = std::mem::take(&mut self.files);
+        let head = self.clone();
+        self.files = files;
+        head
+    }
+
+    /// Whether the job's own row, as the store keeps it, is the same in `self` (a head) and `new`:
+    /// the modification and active times are refreshed with the next write anyway, and QUEUED,
+    /// CONNECTING and TRANSFERRING are one state to the store (reopening makes each QUEUED).
+    pub fn same_row(&self, new: &mut JobRecord) -> bool {
+        let class = |s: JobState| match s {
+            JobState::Connecting | JobState::Transferring => JobState::Queued,
+            s => s,
+        };
+        let files = std::mem::take(&mut new.files);
+        let state = new.state;
+        new.state = class(state);
+        let mut old = self.clone();
+        old.files = Vec::new();
+        old.state = class(old.state);
+        old.modified_ms = new.modified_ms;
+        old.active_ms = new.active_ms;
+        let same = old == *new;
+        new.state = state;
+        new.files = files;
+        same
+    }
+
     pub fn all_files_done(&self) -> bool {
         self.files.iter().all(|f| f.completed)
     }

@@ -78,21 +78,96 @@ pub(crate) fn create_new(path: &Path) -> io::Result<()> {
         .map(|_| ())
 }
 
-/// Flushes the temporary file, gives it the server's time stamp, and renames it onto `dest`,
-/// replacing any file there. The folder is synced by the caller once for all files.
+/// Gives the temporary file the server's time stamp and renames it onto `dest`, replacing any file
+/// there. Its data must already be durable (the engine flushes a file before the store may call it
+/// completed); the caller makes the renames durable, once per folder (`sync_dirs`).
 pub(crate) fn commit(temp: &Path, dest: &Path, modified: Option<SystemTime>) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).open(temp)?;
     if let Some(t) = modified {
         // A time stamp is a courtesy (BITS sets it from Last-Modified); failing to set it is not a failure.
-        let _ = file.set_modified(t);
+        if let Ok(file) = OpenOptions::new().write(true).open(temp) {
+            let _ = file.set_modified(t);
+        }
     }
-    file.sync_all()?;
-    drop(file);
     std::fs::rename(temp, dest)
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// Below this many files, one fdatasync each; from it on, one syncfs per file system. syncfs also
+/// writes back whatever else is dirty on that file system, so it pays only when it replaces
+/// several journal commits (measured here: about 3.5 ms per fdatasync of a fresh 16 KiB file,
+/// 13 ms for one syncfs after writing 200 of them).
+const SYNCFS_FROM: usize = 4;
+
+/// Makes the data and metadata of `files` durable with as few sync calls as the platform allows:
+/// on Linux one `syncfs` per file system they live on when there are many, else `fdatasync` each
+/// (`fsync` with `metadata`, for time stamps).
+pub(crate) fn sync_files(files: &[&File], metadata: bool) -> io::Result<()> {
+    if files.len() >= SYNCFS_FROM && syncfs_each_device(files.iter().copied())? {
+        return Ok(());
+    }
+    for f in files {
+        if metadata {
+            f.sync_all()?;
+        } else {
+            f.sync_data()?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the entries of `dirs` (renames, new names) durable: one `syncfs` per file system on
+/// Linux when there are many folders, else an fsync of each folder.
+pub(crate) fn sync_dirs(dirs: &[PathBuf]) -> io::Result<()> {
+    let mut open = Vec::with_capacity(dirs.len());
+    for d in dirs {
+        open.push(File::open(d)?);
+    }
+    let refs: Vec<&File> = open.iter().collect();
+    sync_files(&refs, true)
+}
+
+/// One `syncfs` per distinct device among `files`. False where the platform has no syncfs.
+#[cfg(target_os = "linux")]
+fn syncfs_each_device<'a>(files: impl Iterator<Item = &'a File>) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    let mut done: Vec<u64> = Vec::new();
+    for f in files {
+        let dev = f.metadata()?.dev();
+        if done.contains(&dev) {
+            continue;
+        }
+        // SAFETY: syncfs on a descriptor we own for the duration of the call.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        done.push(dev);
+    }
+    Ok(true)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn syncfs_each_device<'a>(_files: impl Iterator<Item = &'a File>) -> io::Result<bool> {
+    Ok(false)
+}
+
+/// A local name as a destination: two names are the same destination if they name the same entry
+/// of the same folder; the folder is compared by device and inode, so `..`, `.` and symbolic
+/// links cannot disguise it. A name whose folder cannot be read is compared as written.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) enum Destination {
+    Entry(u64, u64, std::ffi::OsString),
+    Path(PathBuf),
+}
+
+impl Destination {
+    pub(crate) fn of(p: &Path) -> Destination {
+        use std::os::unix::fs::MetadataExt;
+        let entry = p.parent().zip(p.file_name()).and_then(|(dir, name)| {
+            let m = std::fs::metadata(dir).ok()?;
+            Some(Destination::Entry(m.dev(), m.ino(), name.to_owned()))
+        });
+        entry.unwrap_or_else(|| Destination::Path(p.to_path_buf()))
+    }
 }
 
 /// Opens `path` for reading and writing, creating it with mode 0600 if it does not exist.

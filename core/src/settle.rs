@@ -1,19 +1,19 @@
 //! Complete and cancel: the protocol (`complete`, `cancel`: intent, then files, then retire), the
 //! file side of it, and `recover`: what `open` does with whatever a crash left behind.
 //!
-//! Complete is made atomic across a crash by its order: the data of every transferred file was
-//! flushed by the transfer engine before the file was recorded as completed; `complete` records
-//! the intent (`Settle::Completing`) before `commit_files` renames anything; the job is marked
-//! ACKNOWLEDGED only after every rename and the folder flush. Cancel records its intent
-//! (`Settle::Cancelling`) before deleting anything. What a crash leaves, and what the next open
-//! (`recover`) does with it:
+//! Complete is made atomic across a crash by its order: the data of every transferred file is
+//! flushed (by the checkpoint batch, one sync for many files) before anything is renamed;
+//! `complete` records the intent (`Settle::Completing`) before `commit_files` renames anything;
+//! the job leaves the queue (ACKNOWLEDGED) once every file is renamed, and its row, intent and
+//! all, is deleted by the next checkpoint batch after one sync of each destination folder. Cancel
+//! records its intent (`Settle::Cancelling`) before deleting anything. What a crash leaves, and
+//! what the next open (`recover`) does with it:
 //!
 //! | Crash point | The store says | `recover` |
 //! |---|---|---|
 //! | after the intent, before any file is touched | the intent, old state | completing: does every rename; cancelling: deletes the temporary files; then removes the job |
-//! | between renames (complete) | the intent; some files `committed` | finishes the renames (a file whose temporary file is gone but whose destination exists counts as renamed), removes the job |
-//! | after the files, before retire's save | the intent | as above: settling is idempotent |
-//! | after retire's save, before the row's removal | ACKNOWLEDGED or CANCELLED, no intent | removes the job (cancelled: deletes what temporary files remain) |
+//! | between renames (complete) | the intent; some files `committed` | finishes the renames (a file whose temporary file is gone but whose destination exists counts as renamed), syncs the folders, removes the job |
+//! | after complete or cancel returned, before the batch | the intent | as above: settling is idempotent |
 //!
 //! If the renames cannot be finished at open, the intent is dropped and the job stays as it was,
 //! so complete can be called again.
@@ -22,9 +22,9 @@ use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobRecord, Settle};
 use crate::localfile;
-use crate::queue::{check_open, publish, JobCell, Shared};
+use crate::queue::{check_open, publish, JobCell, Shared, Touch};
 use crate::state::{self, JobState, Refusal};
-use crate::store::Store;
+use crate::store::{Checkpoint, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,19 +43,28 @@ pub(crate) fn complete(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HRes
             return Err(refusal.into());
         }
     };
-    rec.settling = Some(Settle::Completing);
-    if let Err(e) = record_intent(shared, cell, &rec) {
+    // The files' data is durable before anything is renamed (free if the batch did it already).
+    let durable = shared.checkpoints.make_durable(&rec.id, &*shared.store);
+    let intent = durable
+        .map_err(Error::from)
+        .and_then(|()| record_intent(shared, cell, Settle::Completing));
+    if let Err(e) = intent {
         end_settling(shared, cell, None)?;
         return Err(e);
     }
-    if let Err(e) = commit_files(&mut rec, false) {
-        rec.settling = None;
-        end_settling(shared, cell, Some(rec))?;
-        return Err(e);
-    }
+    let dirs = match commit_files(&mut rec, false) {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            // The files renamed so far stay renamed; their flags say so.
+            rec.settling = None;
+            let all = (0..rec.files.len()).collect();
+            end_settling(shared, cell, Some((Touch::Files(all), rec)))?;
+            return Err(e);
+        }
+    };
     rec.state = final_state;
     rec.settling = None;
-    retire(shared, cell, rec)?;
+    retire(shared, cell, rec, dirs);
     Ok(code)
 }
 
@@ -74,15 +83,15 @@ pub(crate) fn cancel(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResul
     };
     // The intent is recorded with the state unchanged: CANCELLED appears only in `retire`,
     // once the job has left the queue.
-    rec.settling = Some(Settle::Cancelling);
-    if let Err(e) = record_intent(shared, cell, &rec) {
+    if let Err(e) = record_intent(shared, cell, Settle::Cancelling) {
         end_settling(shared, cell, None)?;
         return Err(e);
     }
+    shared.checkpoints.forget(&rec.id);
     let code = discard_files(&rec);
     rec.settling = None;
     rec.state = final_state;
-    retire(shared, cell, rec)?;
+    retire(shared, cell, rec, Vec::new());
     Ok(code)
 }
 
@@ -103,11 +112,19 @@ fn begin_settling(
     Ok(slot.rec.clone())
 }
 
-fn end_settling(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: Option<JobRecord>) -> Result<()> {
+/// Ends settling; `rec`, if given, becomes the job's record, writing what `touch` names.
+fn end_settling(
+    shared: &Arc<Shared>,
+    cell: &Arc<JobCell>,
+    rec: Option<(Touch, JobRecord)>,
+) -> Result<()> {
     let mut slot = cell.slot.lock();
     slot.settling = false;
     let r = match rec {
-        Some(rec) => publish(shared, cell, &mut slot, rec),
+        Some((touch, rec)) => publish(shared, cell, &mut slot, touch, |r| {
+            *r = rec;
+            Ok(())
+        }),
         None => Ok(()),
     };
     cell.changed.notify_all();
@@ -117,30 +134,35 @@ fn end_settling(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: Option<JobRecord
 }
 
 /// The job reached its final state `rec`: it leaves the queue before anyone can see that
-/// state (so a job seen CANCELLED or ACKNOWLEDGED is never found by `get_job`), then the store.
-fn retire(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: JobRecord) -> Result<()> {
+/// state (so a job seen CANCELLED or ACKNOWLEDGED is never found by `get_job`). The store keeps
+/// its row, with the intent, until the next checkpoint batch has synced `dirs` (the folders its
+/// files were renamed into) and deleted it: a crash before then is finished by the next open, as
+/// a crash during the call would be.
+fn retire(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: JobRecord, dirs: Vec<PathBuf>) {
     let id = rec.id;
     shared.jobs.lock().remove(&id);
-    if let Err(e) = end_settling(shared, cell, Some(rec)) {
-        shared.jobs.lock().insert(id, cell.clone());
-        return Err(e);
-    }
-    shared.store.remove(&id).map_err(Error::from)
+    // Memory only: nothing to refuse.
+    let _ = end_settling(shared, cell, Some((Touch::Nothing, rec)));
+    shared.checkpoints.retire(id, dirs);
 }
 
-/// Records `rec` while the job is settling (the intent of complete or cancel).
-fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: &JobRecord) -> Result<()> {
+/// Records the intent of complete or cancel while the job is settling: its row only.
+fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, intent: Settle) -> Result<()> {
     let mut slot = cell.slot.lock();
-    publish(shared, cell, &mut slot, rec.clone())
+    publish(shared, cell, &mut slot, Touch::Job, |r| {
+        r.settling = Some(intent);
+        Ok(())
+    })
 }
 
 /// Renames each transferred file onto its destination and deletes the partial ones, marking files
-/// `committed` as it goes, then flushes the folders. On error the files already renamed stay
-/// renamed (their flag says so) and the rest wait for the next attempt.
+/// `committed` as it goes. Returns the destination folders, which the caller syncs once each. On
+/// error the files already renamed stay renamed (their flag says so) and the rest wait for the
+/// next attempt.
 ///
 /// `recovering`: a crash may have struck between a rename and the record of it, so a transferred
 /// file whose temporary file is gone but whose destination exists counts as renamed.
-pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<()> {
+pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for f in rec.files.iter_mut().filter(|f| !f.committed) {
         let dest = PathBuf::from(&f.local_path);
@@ -174,15 +196,7 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<()> 
             }
         }
     }
-    for d in &dirs {
-        localfile::sync_dir(d).map_err(|e| {
-            Error::new(
-                hr::from_io(&e),
-                format!("cannot flush the folder {}: {e}", d.display()),
-            )
-        })?;
-    }
-    Ok(())
+    Ok(dirs)
 }
 
 /// Deletes every temporary file of the job. S_OK, or BITS_S_UNABLE_TO_DELETE_FILES if some remain.
@@ -200,9 +214,20 @@ pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
 
 /// Makes each unfinished file's record agree with its temporary file: the shorter of the
 /// checkpoint and the length on disk wins; a missing temporary file (or a completed one of the
-/// wrong length) restarts that file.
-pub(crate) fn reconcile_files(rec: &mut JobRecord) {
-    for f in rec.files.iter_mut().filter(|f| !f.committed) {
+/// wrong length) restarts that file. Returns the indices of the files it changed.
+pub(crate) fn reconcile_files(rec: &mut JobRecord) -> Vec<usize> {
+    let mut changed = Vec::new();
+    for (i, f) in rec
+        .files
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, f)| !f.committed)
+    {
+        let seen = |f: &crate::job::FileRecord| {
+            let t = (f.bytes_total, f.temp_path.is_some());
+            (f.bytes_checkpointed, f.bytes_transferred, f.completed, t)
+        };
+        let before = seen(f);
         let on_disk = f
             .temp_path
             .as_ref()
@@ -221,13 +246,16 @@ pub(crate) fn reconcile_files(rec: &mut JobRecord) {
                 f.bytes_transferred = f.bytes_checkpointed;
             }
         }
+        if seen(f) != before {
+            changed.push(i);
+        }
     }
+    changed
 }
 
 /// What `open` does with what it finds: finishes interrupted completes and cancels, removes final
 /// and inactive jobs, reconciles each temporary file with its checkpoint, and puts jobs that were
 /// active back in the queue. Returns the jobs that stay. A job whose repair fails stays as stored.
-/// `inactivity`: jobs unchanged for this long are cancelled (the manager's inactivity timeout).
 pub(crate) fn recover(
     store: &dyn Store,
     records: Vec<JobRecord>,
@@ -240,7 +268,10 @@ pub(crate) fn recover(
         let inactive =
             !rec.state.is_final() && now.saturating_sub(rec.modified_ms) > inactive_after;
         let gone = match (rec.settling, rec.state) {
-            (Some(Settle::Completing), _) => match commit_files(&mut rec, true) {
+            (Some(Settle::Completing), _) => match commit_files(&mut rec, true).and_then(|dirs| {
+                localfile::sync_dirs(&dirs)
+                    .map_err(|e| Error::new(hr::from_io(&e), format!("cannot flush a folder: {e}")))
+            }) {
                 Ok(()) => true,
                 Err(_) => {
                     // The renames cannot be finished (say, a folder became read-only): the job stays
@@ -262,17 +293,39 @@ pub(crate) fn recover(
         };
         if gone {
             // If this fails the row stays, and the next open settles it again (settling is idempotent).
-            let _ = store.remove(&rec.id);
+            let _ = store.remove(&[rec.id]);
             continue;
         }
-        let before = rec.clone();
-        reconcile_files(&mut rec);
+        let head = rec.head();
+        let changed = reconcile_files(&mut rec);
         rec.state = state::reopen(rec.state, rec.all_files_done());
         if rec.state == JobState::Queued {
             rec.retry_at_ms = None;
         }
-        if rec != before {
-            let _ = store.save(&rec);
+        // Only what changed is written; a failure leaves the store as it was, which the next open
+        // reconciles again.
+        if !changed.is_empty() {
+            let points: Vec<Checkpoint> = changed
+                .iter()
+                .map(|&i| {
+                    let f = &rec.files[i];
+                    Checkpoint {
+                        job: rec.id,
+                        file: i as u32,
+                        bytes: f.bytes_checkpointed,
+                        total: f.bytes_total,
+                        etag: f.etag.clone(),
+                        last_modified: f.last_modified.clone(),
+                        completed: f.completed,
+                        at_ms: rec.modified_ms,
+                    }
+                })
+                .collect();
+            let _ = store
+                .checkpoint(&points)
+                .and_then(|()| store.update_files(&rec, &changed));
+        } else if !head.same_row(&mut rec) {
+            let _ = store.update_job(&rec);
         }
         kept.push(rec);
     }

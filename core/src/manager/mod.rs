@@ -126,7 +126,7 @@ impl Manager {
             now_ms(),
         );
         rec.owner = self.shared.owner.clone();
-        self.shared.store.save(&rec).map_err(Error::from)?;
+        self.shared.store.insert(&rec).map_err(Error::from)?;
         let id = rec.id;
         let cell = Arc::new(JobCell::new(rec, self.shared.next_seq()));
         self.shared.jobs.lock().insert(id, cell.clone());
@@ -273,8 +273,8 @@ impl Manager {
                 rt.shutdown_timeout(Duration::from_secs(5));
             }
         }
-        // The transfers are stopped: record the last durable progress they reported.
-        checkpoint::write(&self.shared, checkpoint::drain(&self.shared));
+        // The transfers are stopped: flush and record the progress they handed over, and retire the settled jobs (their folders synced, their rows deleted).
+        let _ = self.shared.checkpoints.write_now(&*self.shared.store);
         // Then the callbacks: deliveries under way finish, and each registration's user data is
         // freed (outside every lock).
         self.shared.dispatcher.stop();

@@ -69,22 +69,11 @@ pub(super) fn before_first_resume(rec: &JobRecord) -> std::result::Result<(), Re
     Ok(())
 }
 
-/// Two local names are the same destination if they name the same entry of the same folder; the
-/// folder is compared by device and inode, so `..`, `.` and symbolic links cannot disguise it.
-pub(super) fn same_destination(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if a == b {
-        return true;
-    }
-    let folder = |p: &Path| {
-        std::fs::metadata(p.parent()?)
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
-    match (folder(a), folder(b)) {
-        (Some(fa), Some(fb)) => fa == fb && a.file_name() == b.file_name(),
-        _ => false,
-    }
+/// Two local names are the same destination if they name the same entry of the same folder (see
+/// `Destination`).
+#[cfg(test)]
+fn same_destination(a: &Path, b: &Path) -> bool {
+    crate::localfile::Destination::of(a) == crate::localfile::Destination::of(b)
 }
 
 pub(super) fn validate_remote(remote: &str) -> Result<url::Url> {

@@ -1,12 +1,14 @@
 //! One job's cell (`JobCell`, its `JobSlot`) and the two ways a change leaves it: `publish` (the
-//! store, then memory, then events) and `emit` (an event for the queue and the callback).
+//! record in place, the store for what the change touched, then events) and `emit` (an event for the queue and the callback).
 
 use super::events::{self, Event, Registration};
 use super::Shared;
-use crate::error::{Error, Result};
-use crate::job::{now_ms, JobRecord};
+use crate::error::Result;
+use crate::job::{now_ms, FileRecord, JobRecord};
+pub(crate) use crate::localfile::Destination;
 use crate::state::JobState;
 use parking_lot::{Condvar, Mutex};
+use std::collections::HashSet;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +47,9 @@ pub(crate) struct JobSlot {
     /// When the current task started, and the start counter's value then (round-robin order).
     pub(crate) started_at: Option<Instant>,
     pub(crate) last_ran: u64,
+    /// The destinations of the job's files, built when a file is first added after open (so idle
+    /// jobs hold none): one lookup per new file instead of a comparison with every file.
+    pub(crate) destinations: Option<HashSet<Destination>>,
 }
 
 impl JobCell {
@@ -59,6 +64,7 @@ impl JobCell {
                 credentials: [None, None],
                 started_at: None,
                 last_ran: 0,
+                destinations: None,
             }),
             changed: Condvar::new(),
             settle: Mutex::new(()),
@@ -75,23 +81,89 @@ impl JobCell {
     }
 }
 
-/// Saves `rec` to the store and, only if that worked, makes it the job's record; waiters are woken.
-/// A failed save leaves memory as it was, so the caller's error is the whole truth.
-pub(crate) fn publish(
+/// What a change to a job's record touched, so the store writes only that.
+pub(crate) enum Touch {
+    /// The job's own row. Nothing is written if no field the store keeps changed (a move between
+    /// QUEUED, CONNECTING and TRANSFERRING, a file finished in memory: see `JobRecord::same_row`).
+    Job,
+    /// The job's row and the files added at the end of its list.
+    Appended,
+    /// The job's row and the names, temporary file and committed flag of these files.
+    Files(Vec<usize>),
+    /// Nothing: the record changes in memory only (a job leaving the queue, whose row the
+    /// checkpoint batch deletes; a file finished, which its checkpoint records once flushed).
+    Nothing,
+}
+
+/// What `publish` puts back if the change cannot be kept.
+struct Undo {
+    head: JobRecord,
+    files_len: usize,
+    files: Vec<(usize, FileRecord)>,
+}
+
+impl Undo {
+    fn restore(self, rec: &mut JobRecord) {
+        let mut files = std::mem::take(&mut rec.files);
+        files.truncate(self.files_len);
+        for (i, f) in self.files {
+            files[i] = f;
+        }
+        *rec = self.head;
+        rec.files = files;
+    }
+}
+
+/// Applies `edit` to the job's record in place and writes what `touch` names to the store; if the
+/// edit refuses or the store fails, the record is put back as it was, so the caller's error is the
+/// whole truth. Then the events, the notification command line, and the waiters. Costs what the
+/// edit touched, never a copy of every file.
+pub(crate) fn publish<R>(
     shared: &Arc<Shared>,
     cell: &Arc<JobCell>,
     slot: &mut JobSlot,
-    mut rec: JobRecord,
-) -> Result<()> {
-    rec.modified_ms = now_ms();
-    shared.store.save(&rec).map_err(Error::from)?;
+    touch: Touch,
+    edit: impl FnOnce(&mut JobRecord) -> Result<R>,
+) -> Result<R> {
+    let undo = Undo {
+        head: slot.rec.head(),
+        files_len: slot.rec.files.len(),
+        files: match &touch {
+            Touch::Files(ix) => ix
+                .iter()
+                .filter_map(|&i| Some((i, slot.rec.files.get(i)?.clone())))
+                .collect(),
+            _ => Vec::new(),
+        },
+    };
+    let r = match edit(&mut slot.rec) {
+        Ok(r) => r,
+        Err(e) => {
+            undo.restore(&mut slot.rec);
+            return Err(e);
+        }
+    };
+    slot.rec.modified_ms = now_ms();
+    let rec = &mut slot.rec;
+    let written = match &touch {
+        Touch::Job if undo.head.same_row(rec) => Ok(()),
+        Touch::Job => shared.store.update_job(rec),
+        Touch::Appended => shared.store.append_files(rec, undo.files_len),
+        Touch::Files(ix) => shared.store.update_files(rec, ix),
+        Touch::Nothing => Ok(()),
+    };
+    if let Err(e) = written {
+        undo.restore(&mut slot.rec);
+        return Err(e.into());
+    }
+    let (old, rec) = (&undo.head, &slot.rec);
     let interval = rec.min_notification_interval_ms;
-    for event in events::for_change(&slot.rec, &rec) {
+    for event in events::for_change(old, rec) {
         emit(shared, cell, event, interval);
     }
     // The command line stands in for a callback (as in BITS) when none is registered.
     let reached =
-        rec.state != slot.rec.state && matches!(rec.state, JobState::Transferred | JobState::Error);
+        rec.state != old.state && matches!(rec.state, JobState::Transferred | JobState::Error);
     if let (true, Some(program)) = (reached, &rec.notify_program) {
         if cell.notify.lock().is_none() {
             super::cmdline::launch(
@@ -102,9 +174,8 @@ pub(crate) fn publish(
             );
         }
     }
-    slot.rec = rec;
     cell.changed.notify_all();
-    Ok(())
+    Ok(r)
 }
 
 /// Queues an event for `next_event`, and for the job's callback if it wants this kind.

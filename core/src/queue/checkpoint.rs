@@ -1,42 +1,205 @@
-//! Durable progress. The transfer engine flushes a temporary file (fdatasync) and only then hands
-//! the offset it covered to `Shared::pending`; this task writes every pending checkpoint of every
-//! job in one transaction per interval, so a busy queue costs one database commit a second, not one
-//! per file or per chunk.
+//! Durable progress, written in batches. The durability rule: the store never claims bytes the
+//! disk does not hold, and a SIGKILL at any instant loses at most one checkpoint per file.
+//!
+//! The transfer engine hands over a checkpoint in one of two ways:
+//! - already flushed (the pipelined fdatasync of a large download): the checkpoint waits here for
+//!   the next batch;
+//! - with the file still to flush (a file that just finished, or stopped): the batch flushes every
+//!   such file first, with as few sync calls as the platform allows (`localfile::sync_files`), so
+//!   a thousand small files cost one syncfs and one commit instead of a thousand of each.
+//!
+//! A batch is written every `checkpoint_interval`, at once when a transfer reports its first
+//! checkpoint (so a process that dies a second after starting still leaves progress behind), and
+//! whenever `write_now` is called (complete needs its job's files durable). Complete and cancel
+//! also leave their jobs here to retire: their folders are synced and their rows deleted in the
+//! next batch, one sync per folder and one transaction for all of them.
 
 use super::Shared;
-use crate::store::Checkpoint;
+use crate::hresult as hr;
+use crate::job::JobId;
+use crate::localfile;
+use crate::store::{Checkpoint, Store, StoreError};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
+/// A checkpoint, and the file to flush before it may be written (None: already flushed).
+struct Pending {
+    point: Checkpoint,
+    flush: Option<File>,
+}
+
+/// Jobs in a final state whose rows wait to be deleted, and the folders their files were renamed
+/// into (synced first).
+#[derive(Default)]
+struct Retiring {
+    jobs: Vec<JobId>,
+    dirs: Vec<PathBuf>,
+}
+
+/// Checkpoints not yet in the store.
+#[derive(Default)]
+struct Queue {
+    /// The newest checkpoint per file (a newer one replaces an older one, flush and all).
+    pending: HashMap<(JobId, u32), Pending>,
+    /// The jobs of the batch being flushed and written.
+    in_flight: Vec<JobId>,
+}
+
+#[derive(Default)]
+pub(crate) struct Checkpoints {
+    /// Written by the transfer engine, drained by `write_now`.
+    queue: Mutex<Queue>,
+    /// Filled by complete and cancel, drained by `write_now`.
+    retiring: Mutex<Retiring>,
+    /// Held while a batch is flushed and written: when `write_now` returns, every batch taken
+    /// before it was called is on disk.
+    writing: Mutex<()>,
+    /// Asks the task for a batch now.
+    now: Notify,
+}
+
+impl Checkpoints {
+    /// Queues `point` for the next batch; `flush`, if given, is synced before it is written.
+    /// `first`: the transfer's first checkpoint, written without waiting for the interval.
+    pub(crate) fn record(&self, point: Checkpoint, flush: Option<File>, first: bool) {
+        self.queue
+            .lock()
+            .pending
+            .insert((point.job, point.file), Pending { point, flush });
+        if first {
+            self.now.notify_one();
+        }
+    }
+
+    /// Makes every byte the engine handed over for `job` durable and recorded. Free when that is
+    /// done already; waits for a batch in flight only if it holds the job; writes a batch only if
+    /// one of the job's checkpoints waits.
+    pub(crate) fn make_durable(&self, job: &JobId, store: &dyn Store) -> Result<(), StoreError> {
+        let mine = |q: &Queue| q.pending.keys().any(|(j, _)| j == job);
+        {
+            let q = self.queue.lock();
+            if !mine(&q) && !q.in_flight.contains(job) {
+                return Ok(());
+            }
+        }
+        let _one_batch_at_a_time = self.writing.lock();
+        if !mine(&self.queue.lock()) {
+            return Ok(());
+        }
+        self.write(store)
+    }
+
+    /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).
+    pub(crate) fn forget(&self, job: &JobId) {
+        self.queue.lock().pending.retain(|(j, _), _| j != job);
+    }
+
+    /// The job reached a final state: its row goes in the next batch, after `dirs` are synced.
+    pub(crate) fn retire(&self, job: JobId, dirs: Vec<PathBuf>) {
+        let mut r = self.retiring.lock();
+        r.jobs.push(job);
+        for d in dirs {
+            if !r.dirs.contains(&d) {
+                r.dirs.push(d);
+            }
+        }
+    }
+
+    /// Flushes and writes every waiting checkpoint, then retires the settled jobs. Blocks (file
+    /// syncs and a transaction). On failure (disk full) what was not written waits for the next
+    /// try, except where something newer arrived meanwhile: what the store holds stays true.
+    pub(crate) fn write_now(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _one_batch_at_a_time = self.writing.lock();
+        self.write(store)
+    }
+
+    /// `write_now`, with `writing` held by the caller.
+    fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let batch: Vec<Pending> = {
+            let mut q = self.queue.lock();
+            let batch: Vec<Pending> = q.pending.drain().map(|(_, p)| p).collect();
+            q.in_flight = batch.iter().map(|p| p.point.job).collect();
+            batch
+        };
+        let retiring = std::mem::take(&mut *self.retiring.lock());
+        let result = self.write_batch(store, batch, retiring);
+        self.queue.lock().in_flight.clear();
+        result
+    }
+
+    fn write_batch(
+        &self,
+        store: &dyn Store,
+        batch: Vec<Pending>,
+        retiring: Retiring,
+    ) -> Result<(), StoreError> {
+        let files: Vec<&File> = batch.iter().filter_map(|p| p.flush.as_ref()).collect();
+        if let Err(e) = localfile::sync_files(&files, false) {
+            self.put_back(batch, retiring);
+            return Err((
+                hr::from_io(&e),
+                format!("cannot flush downloaded data: {e}"),
+            ));
+        }
+        let batch: Vec<Pending> = batch
+            .into_iter()
+            .map(|p| Pending {
+                point: p.point,
+                flush: None,
+            })
+            .collect();
+        if !batch.is_empty() {
+            let points: Vec<Checkpoint> = batch.iter().map(|p| p.point.clone()).collect();
+            if let Err(e) = store.checkpoint(&points) {
+                self.put_back(batch, retiring);
+                return Err(e);
+            }
+        }
+        if retiring.jobs.is_empty() {
+            return Ok(());
+        }
+        let result = localfile::sync_dirs(&retiring.dirs)
+            .map_err(|e| (hr::from_io(&e), format!("cannot flush a folder: {e}")))
+            .and_then(|()| store.remove(&retiring.jobs));
+        if result.is_err() {
+            self.put_back(Vec::new(), retiring);
+        }
+        result
+    }
+
+    fn put_back(&self, batch: Vec<Pending>, retiring: Retiring) {
+        let mut q = self.queue.lock();
+        for p in batch {
+            q.pending.entry((p.point.job, p.point.file)).or_insert(p);
+        }
+        drop(q);
+        let mut r = self.retiring.lock();
+        r.jobs.extend(retiring.jobs);
+        for d in retiring.dirs {
+            if !r.dirs.contains(&d) {
+                r.dirs.push(d);
+            }
+        }
+    }
+}
+
+/// The batch writer: one `write_now` per interval, or sooner when asked.
 pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
-        tokio::time::sleep(shared.config.checkpoint_interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.checkpoint_interval) => {}
+            _ = shared.checkpoints.now.notified() => {}
+        }
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
-        let batch = drain(&shared);
-        if batch.is_empty() {
-            continue;
-        }
         let s = shared.clone();
-        // SQLite blocks; keep it off the runtime's workers.
-        let _ = tokio::task::spawn_blocking(move || write(&s, batch)).await;
-    }
-}
-
-pub(crate) fn drain(shared: &Shared) -> Vec<Checkpoint> {
-    shared.pending.lock().drain().map(|(_, c)| c).collect()
-}
-
-/// Writes a batch. If the store refuses (disk full), the batch goes back to wait for the next try,
-/// except where a newer checkpoint of the same file arrived meanwhile. Progress already stored is
-/// never lost: a failed batch only leaves the store at its previous, still true, checkpoint.
-pub(crate) fn write(shared: &Shared, batch: Vec<Checkpoint>) {
-    if batch.is_empty() || shared.store.checkpoint(&batch).is_ok() {
-        return;
-    }
-    let mut pending = shared.pending.lock();
-    for c in batch {
-        pending.entry((c.job, c.file)).or_insert(c);
+        // Syncs and SQLite block; keep them off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || s.checkpoints.write_now(&*s.store)).await;
     }
 }

@@ -11,13 +11,14 @@ pub(crate) mod checkpoint;
 pub(crate) mod cmdline;
 pub mod events;
 
-pub(crate) use cell::{emit, publish, JobCell, JobSlot};
+pub(crate) use cell::{emit, publish, Destination, JobCell, JobSlot, Touch};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hresult as hr;
 use crate::job::{self, JobId, JobRecord};
-use crate::store::{Checkpoint, Store};
+use crate::store::Store;
+use checkpoint::Checkpoints;
 use events::{Dispatcher, EventQueue};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
@@ -32,12 +33,12 @@ use tokio::sync::Notify;
 ///
 /// | Field | Written by | Read by |
 /// |---|---|---|
-/// | `jobs` | `Manager::open` (filled), `Manager::create_job` (insert), `settle` retire (remove; re-insert if the final save fails) | scheduler pass, `Manager` get/enum/limits/close, `cmdline` retries |
+/// | `jobs` | `Manager::open` (filled), `Manager::create_job` (insert), `settle` retire (remove) | scheduler pass, `Manager` get/enum/limits/close, `cmdline` retries |
 /// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
 /// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
 /// | `config`, `owner` | set once by `Shared::new` | everyone |
-/// | `store` | `publish` (save), `create_job` (save), settle retire (remove), `checkpoint::write` | `Manager::open` (before `Shared` exists) |
-/// | `pending` | `FileTransfer::checkpointed` (insert), `checkpoint::write` (puts back a refused batch) | `checkpoint::drain` (the checkpoint loop, close) |
+/// | `store` | `publish` (what a change touched), `create_job` (insert), `Checkpoints::write_now` (progress, removal of retired jobs), `settle::recover` (before `Shared` exists) | `Manager::open` (before `Shared` exists) |
+/// | `checkpoints` | `FileTransfer` (checkpoints, with the file to flush when it finished), settle complete/cancel (retire, forget) | `Checkpoints::write_now` (the checkpoint loop, close), `make_durable` (complete) |
 /// | `events` | `emit` (push), close (`wake_all`) | `Events::next` |
 /// | `dispatcher` | `emit` and `set_notify_callback` (send), close (stop) | its own thread |
 /// | `closing` | close (fire) | `cmdline` threads waiting to run a command line again |
@@ -47,13 +48,15 @@ use tokio::sync::Notify;
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
 /// `JobCell::settle` → `Shared::jobs` → `JobCell::slot` → one leaf at a time: `JobCell::notify`,
-/// `Shared::pending`, the event queue's lock, the dispatcher's sender, the store's connection.
+/// the checkpoint queue, the event queue's lock, the dispatcher's sender, the store's connection.
+/// `Checkpoints::writing` is taken with no other lock held, then the checkpoint queue, the retire
+/// list, and the store's connection, one at a time.
 /// `Clients`' proxy map, `CloseSignal` and the manager's runtime slot are taken with no other lock
 /// held. No lock is held across an `.await`; the slot's condvar (`JobCell::changed`) is waited on
 /// only by application threads (complete, cancel, wait), never by a runtime worker.
 ///
-/// Durable versus live: a change that must survive a crash goes through `publish`, which saves
-/// the record first and makes it the job's record only if the save worked. The transfer engine
+/// Durable versus live: a change that must survive a crash goes through `publish`, which writes
+/// what the change touched (`Touch`) and puts the record back if the store refused. The transfer engine
 /// also edits live fields in place under the slot lock (bytes transferred, the size and
 /// validators it learnt, the Transferring state, `active_ms`, `bytes_checkpointed`); those reach
 /// the store through a checkpoint or the next `publish`, and `settle::recover` reconciles them with
@@ -68,8 +71,8 @@ pub(crate) struct Shared {
     /// `config.owner`, or the OS user name.
     pub(crate) owner: String,
     pub(crate) store: Box<dyn Store>,
-    /// Checkpoints waiting for the next batch write, the newest per file.
-    pub(crate) pending: Mutex<HashMap<(JobId, u32), Checkpoint>>,
+    /// Checkpoints waiting for the next batch write, and settled jobs waiting to leave the store.
+    pub(crate) checkpoints: Checkpoints,
     pub(crate) events: EventQueue,
     pub(crate) dispatcher: Dispatcher,
     /// Fired by close: ends the waits of the notification command lines.
@@ -104,7 +107,7 @@ impl Shared {
             owner: config.owner.clone().unwrap_or_else(job::current_user),
             config,
             store,
-            pending: Mutex::new(HashMap::new()),
+            checkpoints: Checkpoints::default(),
             events: EventQueue::default(),
             dispatcher,
             closing: CloseSignal::default(),

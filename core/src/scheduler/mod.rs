@@ -12,7 +12,7 @@ mod plan;
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::job::JobError;
-use crate::queue::{publish, JobCell, JobSlot, Shared};
+use crate::queue::{publish, JobCell, JobSlot, Shared, Touch};
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState};
@@ -105,19 +105,22 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                 .map(|s| s.saturating_add(rec.no_progress_timeout_s as u64 * 1000));
             let retry_at = rec.retry_at_ms.unwrap_or(now);
             if give_up_at.is_some_and(|g| g <= now && g <= retry_at) {
-                let mut next = rec.clone();
-                if let Some(s) = engine::no_progress_timeout(next.state) {
-                    next.state = s;
-                }
                 // A store failure leaves the job as it was; the next pass tries again.
-                let _ = publish(shared, &cell, &mut slot, next);
+                let _ = publish(shared, &cell, &mut slot, Touch::Job, |next| {
+                    if let Some(s) = engine::no_progress_timeout(next.state) {
+                        next.state = s;
+                    }
+                    Ok(())
+                });
             } else if retry_at <= now {
-                let mut next = rec.clone();
-                if let Some(s) = engine::retry_due(next.state) {
-                    next.state = s;
-                    next.retry_at_ms = None;
-                }
-                waiting = publish(shared, &cell, &mut slot, next).is_ok();
+                let retried = publish(shared, &cell, &mut slot, Touch::Job, |next| {
+                    if let Some(s) = engine::retry_due(next.state) {
+                        next.state = s;
+                        next.retry_at_ms = None;
+                    }
+                    Ok(())
+                });
+                waiting = retried.is_ok();
             } else {
                 due(retry_at);
                 if let Some(g) = give_up_at {
@@ -164,22 +167,23 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
 /// SetMaximumDownloadTime ran out: the job goes to ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT and its
 /// transfer stops.
 fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
-    let mut next = slot.rec.clone();
-    let Some(state) = engine::fatal_failure(next.state) else {
+    let Some(state) = engine::fatal_failure(slot.rec.state) else {
         return;
     };
-    next.state = state;
-    next.error_count = next.error_count.saturating_add(1);
-    next.error = Some(JobError {
-        context: ErrorContext::GeneralQueueManager,
-        code: hr::E_MAXDOWNLOAD_TIMEOUT,
-        description: format!(
-            "the job transferred for longer than its maximum download time ({} s)",
-            next.max_download_time_s
-        ),
-        file_index: None,
+    let _ = publish(shared, cell, slot, Touch::Job, |next| {
+        next.state = state;
+        next.error_count = next.error_count.saturating_add(1);
+        next.error = Some(JobError {
+            context: ErrorContext::GeneralQueueManager,
+            code: hr::E_MAXDOWNLOAD_TIMEOUT,
+            description: format!(
+                "the job transferred for longer than its maximum download time ({} s)",
+                next.max_download_time_s
+            ),
+            file_index: None,
+        });
+        Ok(())
     });
-    let _ = publish(shared, cell, slot, next);
     JobCell::signal_stop(slot);
 }
 
@@ -191,10 +195,11 @@ fn preempt(shared: &Arc<Shared>, cell: &Arc<JobCell>) {
     if slot.runner.as_ref().is_none_or(|stop| *stop.borrow()) {
         return;
     }
-    let mut next = slot.rec.clone();
-    if let Some(s) = engine::preempted(next.state) {
-        next.state = s;
-        let _ = publish(shared, cell, &mut slot, next);
+    if let Some(s) = engine::preempted(slot.rec.state) {
+        let _ = publish(shared, cell, &mut slot, Touch::Job, |next| {
+            next.state = s;
+            Ok(())
+        });
     }
     JobCell::signal_stop(&slot);
 }
@@ -205,12 +210,14 @@ fn start(shared: &Arc<Shared>, clients: &Arc<Clients>, cell: &Arc<JobCell>) -> b
     if slot.runner.is_some() || slot.settling {
         return false;
     }
-    let mut next = slot.rec.clone();
-    let Some(state) = engine::start(next.state) else {
+    let Some(state) = engine::start(slot.rec.state) else {
         return false;
     };
-    next.state = state;
-    if publish(shared, cell, &mut slot, next).is_err() {
+    let started = publish(shared, cell, &mut slot, Touch::Job, |next| {
+        next.state = state;
+        Ok(())
+    });
+    if started.is_err() {
         return false;
     }
     let (tx, rx) = watch::channel(false);

@@ -1,6 +1,18 @@
-//! Where job records live: `sqlite.rs` is the durable store every manager uses. The manager writes
-//! a whole record through `save` on every change it must not lose; the transfer engine records
-//! progress through `checkpoint`, in batches.
+//! Where job records live: `sqlite.rs` is the durable store every manager uses.
+//!
+//! Every write touches only what changed, so no call's cost grows with the number of files in its
+//! job or of jobs in the queue:
+//! - `insert`: a new job (one row, plus its files if it has any);
+//! - `update_job`: the job's own row, after a property or state change;
+//! - `append_files`: the job's row and its new files (a file set in one transaction);
+//! - `update_files`: the job's row and the descriptive columns (names, temporary file, committed)
+//!   of the named files;
+//! - `checkpoint`: progress, for many files of many jobs in one transaction;
+//! - `remove`: jobs that are settled.
+//!
+//! Progress columns (bytes, size, validators, completed) are written only by `checkpoint`, whose
+//! caller makes the bytes durable first: so nothing but a checkpoint can make the store claim data
+//! the disk does not hold.
 
 mod sqlite;
 
@@ -20,17 +32,26 @@ pub struct Checkpoint {
     pub total: Option<u64>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// The whole file is on disk (and flushed).
+    pub completed: bool,
     /// The job's modification time (BITS counts transferred bytes as a modification).
     pub at_ms: u64,
 }
 
 pub trait Store: Send + Sync {
-    /// Every job the store holds, as last saved, in creation order.
+    /// Every job the store holds, as last written, in creation order.
     fn load_all(&self) -> Result<Vec<JobRecord>, StoreError>;
-    /// Inserts or replaces a job, atomically.
-    fn save(&self, job: &JobRecord) -> Result<(), StoreError>;
-    /// Forgets a job (it reached a final state and its files are settled).
-    fn remove(&self, id: &JobId) -> Result<(), StoreError>;
+    /// Adds a new job with its files (a fresh job has none).
+    fn insert(&self, job: &JobRecord) -> Result<(), StoreError>;
+    /// Writes the job's own row (every job-level field); its files are left alone.
+    fn update_job(&self, job: &JobRecord) -> Result<(), StoreError>;
+    /// Writes the job's row and appends `job.files[from..]`, atomically.
+    fn append_files(&self, job: &JobRecord, from: usize) -> Result<(), StoreError>;
+    /// Writes the job's row and, for each index in `files`, that file's remote and local names,
+    /// temporary file and committed flag, atomically. Progress is left to `checkpoint`.
+    fn update_files(&self, job: &JobRecord, files: &[usize]) -> Result<(), StoreError>;
+    /// Forgets jobs (they reached a final state and their files are settled), in one transaction.
+    fn remove(&self, ids: &[JobId]) -> Result<(), StoreError>;
     /// Records the progress of many files in one transaction. Checkpoints of jobs or files that no
     /// longer exist are ignored.
     fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError>;

@@ -13,7 +13,7 @@ use crate::hresult::{self as hr, HResult};
 use crate::job::{FileRange, FileRecord, JobError, JobId, JobRecord, Settle, LENGTH_TO_EOF};
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 
 pub const DB_FILE: &str = "openbits.db";
@@ -218,31 +218,162 @@ fn migrate(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The columns of a job's own row, in the order `decode_job` reads them after `id`. Every write
+/// binds them by name (`:display_name`), so the order matters only to the decoder, and the
+/// round-trip test fails if a field is missing from either side.
+const JOB_COLUMNS: [&str; 33] = [
+    "job_type",
+    "display_name",
+    "description",
+    "owner",
+    "priority",
+    "state",
+    "minimum_retry_delay_s",
+    "no_progress_timeout_s",
+    "created_ms",
+    "modified_ms",
+    "transfer_completed_ms",
+    "error_count",
+    "retry_at_ms",
+    "no_progress_since_ms",
+    "error_context",
+    "error_code",
+    "error_description",
+    "error_file",
+    "settling",
+    "notify_flags",
+    "min_notification_interval_ms",
+    "custom_headers",
+    "security_flags",
+    "dynamic_content",
+    "max_download_size",
+    "max_download_time_s",
+    "active_ms",
+    "resumed_once",
+    "notify_program",
+    "notify_parameters",
+    "proxy_usage",
+    "proxy_list",
+    "proxy_bypass",
+];
+
+/// The columns of a file row, in the order `decode_file` reads them after `job_id`.
+const FILE_COLUMNS: [&str; 11] = [
+    "idx",
+    "remote_url",
+    "local_path",
+    "temp_path",
+    "bytes_total",
+    "bytes_checkpointed",
+    "completed",
+    "etag",
+    "last_modified",
+    "committed",
+    "ranges",
+];
+
+/// The statements, built once from the column lists.
+struct Sql {
+    select_jobs: String,
+    select_files: String,
+    insert_job: String,
+    update_job: String,
+    insert_file: String,
+}
+
+fn sql() -> &'static Sql {
+    static SQL: std::sync::OnceLock<Sql> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let names = |cols: &[&str]| cols.join(", ");
+        let params = |cols: &[&str]| {
+            cols.iter()
+                .map(|c| format!(":{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Sql {
+            select_jobs: format!("SELECT id, {} FROM jobs ORDER BY seq", names(&JOB_COLUMNS)),
+            select_files: format!(
+                "SELECT job_id, {} FROM files ORDER BY job_id, idx",
+                names(&FILE_COLUMNS)
+            ),
+            // `seq` keeps creation order; the index on it (migration 3) makes max() O(log n).
+            insert_job: format!(
+                "INSERT INTO jobs (id, seq, {}) VALUES (:id, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), {})",
+                names(&JOB_COLUMNS),
+                params(&JOB_COLUMNS)
+            ),
+            update_job: format!(
+                "UPDATE jobs SET {} WHERE id = :id",
+                JOB_COLUMNS
+                    .iter()
+                    .map(|c| format!("{c} = :{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            insert_file: format!(
+                "INSERT INTO files (job_id, {}) VALUES (:job_id, {})",
+                names(&FILE_COLUMNS),
+                params(&FILE_COLUMNS)
+            ),
+        }
+    })
+}
+
 fn opt_u64(v: Option<i64>) -> Option<u64> {
     v.map(|x| x as u64)
 }
 
+/// Reads a row's columns in order: by index, because looking each one up by name costs a scan
+/// of the column names per field, which is most of the time of opening a queue of 100,000 jobs.
+struct Columns<'a, 'r> {
+    row: &'a rusqlite::Row<'r>,
+    next: usize,
+}
+
+impl Columns<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&mut self) -> rusqlite::Result<T> {
+        self.next += 1;
+        self.row.get(self.next - 1)
+    }
+}
+
+fn invalid(column: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(column, what.to_string(), rusqlite::types::Type::Integer)
+}
+
 fn decode_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
-    let id: Vec<u8> = row.get("id")?;
-    let bad = |what: &str| {
-        rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Integer)
-    };
-    let id = JobId::from_slice(&id).map_err(|_| bad("id"))?;
-    let job_type = JobType::from_i32(row.get("job_type")?).ok_or_else(|| bad("job_type"))?;
-    let priority = Priority::from_i32(row.get("priority")?).ok_or_else(|| bad("priority"))?;
-    let state = JobState::from_i32(row.get("state")?).ok_or_else(|| bad("state"))?;
-    let error = match row.get::<_, Option<i32>>("error_context")? {
+    let mut c = Columns { row, next: 0 };
+    let id: Vec<u8> = c.get()?;
+    let id = JobId::from_slice(&id).map_err(|_| invalid(0, "id"))?;
+    let job_type = JobType::from_i32(c.get()?).ok_or_else(|| invalid(c.next, "job_type"))?;
+    let display_name = c.get()?;
+    let description = c.get()?;
+    let owner = c.get()?;
+    let priority = Priority::from_i32(c.get()?).ok_or_else(|| invalid(c.next, "priority"))?;
+    let state = JobState::from_i32(c.get()?).ok_or_else(|| invalid(c.next, "state"))?;
+    let minimum_retry_delay_s = c.get()?;
+    let no_progress_timeout_s = c.get()?;
+    let created_ms = c.get::<i64>()? as u64;
+    let modified_ms = c.get::<i64>()? as u64;
+    let transfer_completed_ms = opt_u64(c.get()?);
+    let error_count = c.get()?;
+    let retry_at_ms = opt_u64(c.get()?);
+    let no_progress_since_ms = opt_u64(c.get()?);
+    let error_context: Option<i32> = c.get()?;
+    let error_code: Option<i32> = c.get()?;
+    let error_description: Option<String> = c.get()?;
+    let error_file: Option<u32> = c.get()?;
+    let error = match error_context {
         Some(ctx) => Some(JobError {
-            context: ErrorContext::from_i32(ctx).ok_or_else(|| bad("error_context"))?,
-            code: HResult(row.get::<_, Option<i32>>("error_code")?.unwrap_or(0)),
-            description: row
-                .get::<_, Option<String>>("error_description")?
-                .unwrap_or_default(),
-            file_index: row.get::<_, Option<u32>>("error_file")?,
+            context: ErrorContext::from_i32(ctx).ok_or_else(|| invalid(c.next, "error_context"))?,
+            code: HResult(error_code.unwrap_or(0)),
+            description: error_description.unwrap_or_default(),
+            file_index: error_file,
         }),
         None => None,
     };
-    let settling = match row.get::<_, Option<i32>>("settling")? {
+    let settling = match c.get::<Option<i32>>()? {
         Some(1) => Some(Settle::Completing),
         Some(2) => Some(Settle::Cancelling),
         _ => None,
@@ -250,37 +381,89 @@ fn decode_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id,
         job_type,
-        display_name: row.get("display_name")?,
-        description: row.get("description")?,
-        owner: row.get("owner")?,
+        display_name,
+        description,
+        owner,
         priority,
         state,
         files: Vec::new(),
         error,
-        minimum_retry_delay_s: row.get("minimum_retry_delay_s")?,
-        no_progress_timeout_s: row.get("no_progress_timeout_s")?,
-        notify_flags: row.get("notify_flags")?,
-        min_notification_interval_ms: row.get("min_notification_interval_ms")?,
-        custom_headers: row.get("custom_headers")?,
-        security_flags: row.get("security_flags")?,
-        dynamic_content: row.get("dynamic_content")?,
-        max_download_size: opt_u64(row.get("max_download_size")?),
-        max_download_time_s: row.get("max_download_time_s")?,
-        active_ms: row.get::<_, i64>("active_ms")? as u64,
-        resumed_once: row.get("resumed_once")?,
-        notify_program: row.get("notify_program")?,
-        notify_parameters: row.get("notify_parameters")?,
-        proxy_usage: row.get("proxy_usage")?,
-        proxy_list: row.get("proxy_list")?,
-        proxy_bypass: row.get("proxy_bypass")?,
-        created_ms: row.get::<_, i64>("created_ms")? as u64,
-        modified_ms: row.get::<_, i64>("modified_ms")? as u64,
-        transfer_completed_ms: opt_u64(row.get("transfer_completed_ms")?),
-        error_count: row.get("error_count")?,
-        retry_at_ms: opt_u64(row.get("retry_at_ms")?),
-        no_progress_since_ms: opt_u64(row.get("no_progress_since_ms")?),
+        minimum_retry_delay_s,
+        no_progress_timeout_s,
+        notify_flags: c.get()?,
+        min_notification_interval_ms: c.get()?,
+        custom_headers: c.get()?,
+        security_flags: c.get()?,
+        dynamic_content: c.get()?,
+        max_download_size: opt_u64(c.get()?),
+        max_download_time_s: c.get()?,
+        active_ms: c.get::<i64>()? as u64,
+        resumed_once: c.get()?,
+        notify_program: c.get()?,
+        notify_parameters: c.get()?,
+        proxy_usage: c.get()?,
+        proxy_list: c.get()?,
+        proxy_bypass: c.get()?,
+        created_ms,
+        modified_ms,
+        transfer_completed_ms,
+        error_count,
+        retry_at_ms,
+        no_progress_since_ms,
         settling,
     })
+}
+
+/// Binds every job column (`JOB_COLUMNS`) and `:id` by name.
+fn bind_job(st: &mut rusqlite::Statement<'_>, job: &JobRecord) -> rusqlite::Result<()> {
+    let err = job.error.as_ref();
+    st.raw_bind_parameter(c":id", job.id.as_bytes().as_slice())?;
+    st.raw_bind_parameter(c":job_type", job.job_type as i32)?;
+    st.raw_bind_parameter(c":display_name", &job.display_name)?;
+    st.raw_bind_parameter(c":description", &job.description)?;
+    st.raw_bind_parameter(c":owner", &job.owner)?;
+    st.raw_bind_parameter(c":priority", job.priority as i32)?;
+    st.raw_bind_parameter(c":state", job.state as i32)?;
+    st.raw_bind_parameter(c":minimum_retry_delay_s", job.minimum_retry_delay_s)?;
+    st.raw_bind_parameter(c":no_progress_timeout_s", job.no_progress_timeout_s)?;
+    st.raw_bind_parameter(c":created_ms", job.created_ms as i64)?;
+    st.raw_bind_parameter(c":modified_ms", job.modified_ms as i64)?;
+    st.raw_bind_parameter(
+        c":transfer_completed_ms",
+        job.transfer_completed_ms.map(|v| v as i64),
+    )?;
+    st.raw_bind_parameter(c":error_count", job.error_count)?;
+    st.raw_bind_parameter(c":retry_at_ms", job.retry_at_ms.map(|v| v as i64))?;
+    st.raw_bind_parameter(
+        c":no_progress_since_ms",
+        job.no_progress_since_ms.map(|v| v as i64),
+    )?;
+    st.raw_bind_parameter(c":error_context", err.map(|e| e.context as i32))?;
+    st.raw_bind_parameter(c":error_code", err.map(|e| e.code.0))?;
+    st.raw_bind_parameter(c":error_description", err.map(|e| e.description.as_str()))?;
+    st.raw_bind_parameter(c":error_file", err.and_then(|e| e.file_index))?;
+    st.raw_bind_parameter(c":settling", job.settling.map(|s| s as i32))?;
+    st.raw_bind_parameter(c":notify_flags", job.notify_flags)?;
+    st.raw_bind_parameter(
+        c":min_notification_interval_ms",
+        job.min_notification_interval_ms,
+    )?;
+    st.raw_bind_parameter(c":custom_headers", &job.custom_headers)?;
+    st.raw_bind_parameter(c":security_flags", job.security_flags)?;
+    st.raw_bind_parameter(c":dynamic_content", job.dynamic_content)?;
+    st.raw_bind_parameter(
+        c":max_download_size",
+        job.max_download_size.map(|v| v as i64),
+    )?;
+    st.raw_bind_parameter(c":max_download_time_s", job.max_download_time_s)?;
+    st.raw_bind_parameter(c":active_ms", job.active_ms as i64)?;
+    st.raw_bind_parameter(c":resumed_once", job.resumed_once)?;
+    st.raw_bind_parameter(c":notify_program", &job.notify_program)?;
+    st.raw_bind_parameter(c":notify_parameters", &job.notify_parameters)?;
+    st.raw_bind_parameter(c":proxy_usage", job.proxy_usage)?;
+    st.raw_bind_parameter(c":proxy_list", &job.proxy_list)?;
+    st.raw_bind_parameter(c":proxy_bypass", &job.proxy_bypass)?;
+    Ok(())
 }
 
 fn encode_ranges(ranges: &[FileRange]) -> String {
@@ -311,22 +494,106 @@ fn decode_ranges(text: &str) -> Vec<FileRange> {
 }
 
 fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
-    let done = row.get::<_, i64>("bytes_checkpointed")? as u64;
+    // Column 0 is the job id, read by the caller.
+    let mut c = Columns { row, next: 2 };
+    let remote_url = c.get()?;
+    let local_path = c.get()?;
+    let temp_path = c.get()?;
+    let bytes_total = opt_u64(c.get()?);
+    let done = c.get::<i64>()? as u64;
     Ok(FileRecord {
-        remote_url: row.get("remote_url")?,
-        local_path: row.get("local_path")?,
-        temp_path: row.get("temp_path")?,
-        bytes_total: opt_u64(row.get("bytes_total")?),
+        remote_url,
+        local_path,
+        temp_path,
+        bytes_total,
         bytes_transferred: done,
         bytes_checkpointed: done,
-        completed: row.get("completed")?,
-        etag: row.get("etag")?,
-        last_modified: row.get("last_modified")?,
-        committed: row.get("committed")?,
-        ranges: row
-            .get::<_, Option<String>>("ranges")?
-            .map(|s| decode_ranges(&s)),
+        completed: c.get()?,
+        etag: c.get()?,
+        last_modified: c.get()?,
+        committed: c.get()?,
+        ranges: c.get::<Option<String>>()?.map(|s| decode_ranges(&s)),
     })
+}
+
+/// Binds every file column (`FILE_COLUMNS`) and `:job_id` by name.
+fn bind_file(
+    st: &mut rusqlite::Statement<'_>,
+    job: &JobId,
+    idx: usize,
+    f: &FileRecord,
+) -> rusqlite::Result<()> {
+    st.raw_bind_parameter(c":job_id", job.as_bytes().as_slice())?;
+    st.raw_bind_parameter(c":idx", idx as u32)?;
+    st.raw_bind_parameter(c":remote_url", &f.remote_url)?;
+    st.raw_bind_parameter(c":local_path", &f.local_path)?;
+    st.raw_bind_parameter(c":temp_path", &f.temp_path)?;
+    st.raw_bind_parameter(c":bytes_total", f.bytes_total.map(|v| v as i64))?;
+    st.raw_bind_parameter(c":bytes_checkpointed", f.bytes_checkpointed as i64)?;
+    st.raw_bind_parameter(c":completed", f.completed)?;
+    st.raw_bind_parameter(c":etag", &f.etag)?;
+    st.raw_bind_parameter(c":last_modified", &f.last_modified)?;
+    st.raw_bind_parameter(c":committed", f.committed)?;
+    st.raw_bind_parameter(c":ranges", f.ranges.as_deref().map(encode_ranges))?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Runs `f` in one transaction; any error rolls it back.
+    fn transaction(
+        &self,
+        what: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(|e| db_error(what, e))?;
+        f(&tx).map_err(|e| db_error(what, e))?;
+        tx.commit().map_err(|e| db_error(what, e))
+    }
+
+    /// Writes a whole record, files included, replacing what was stored: for tests and repair
+    /// tools. The manager never calls it (see the module doc of `store`).
+    pub fn save(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.transaction("save", |tx| {
+            let id = job.id.as_bytes().as_slice();
+            if update_job(tx, job)? == 0 {
+                return insert_job(tx, job);
+            }
+            // Creation order (`seq`) stays; the files are replaced.
+            tx.execute("DELETE FROM files WHERE job_id = ?1", [id])?;
+            insert_files(tx, job, 0)
+        })
+    }
+}
+
+fn insert_job(tx: &rusqlite::Transaction<'_>, job: &JobRecord) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(&sql().insert_job)?;
+    bind_job(&mut st, job)?;
+    st.raw_execute()?;
+    insert_files(tx, job, 0)
+}
+
+fn insert_files(
+    tx: &rusqlite::Transaction<'_>,
+    job: &JobRecord,
+    from: usize,
+) -> rusqlite::Result<()> {
+    let Some(files) = job.files.get(from..).filter(|f| !f.is_empty()) else {
+        return Ok(());
+    };
+    let mut st = tx.prepare_cached(&sql().insert_file)?;
+    for (i, f) in files.iter().enumerate() {
+        bind_file(&mut st, &job.id, from + i, f)?;
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Returns the number of rows written (0: no such job).
+fn update_job(tx: &rusqlite::Transaction<'_>, job: &JobRecord) -> rusqlite::Result<usize> {
+    let mut st = tx.prepare_cached(&sql().update_job)?;
+    bind_job(&mut st, job)?;
+    st.raw_execute()
 }
 
 impl Store for SqliteStore {
@@ -334,7 +601,7 @@ impl Store for SqliteStore {
         let conn = self.conn.lock();
         let mut jobs: Vec<JobRecord> = {
             let mut st = conn
-                .prepare("SELECT * FROM jobs ORDER BY seq")
+                .prepare(&sql().select_jobs)
                 .map_err(|e| db_error("load", e))?;
             let rows = st
                 .query_map([], decode_job)
@@ -345,11 +612,11 @@ impl Store for SqliteStore {
         let index: std::collections::HashMap<JobId, usize> =
             jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
         let mut st = conn
-            .prepare("SELECT * FROM files ORDER BY job_id, idx")
+            .prepare(&sql().select_files)
             .map_err(|e| db_error("load", e))?;
         let mut rows = st.query([]).map_err(|e| db_error("load", e))?;
         while let Some(row) = rows.next().map_err(|e| db_error("load files", e))? {
-            let id: Vec<u8> = row.get("job_id").map_err(|e| db_error("load files", e))?;
+            let id: Vec<u8> = row.get(0).map_err(|e| db_error("load files", e))?;
             let file = decode_file(row).map_err(|e| db_error("load files", e))?;
             if let Some(&i) = JobId::from_slice(&id).ok().and_then(|id| index.get(&id)) {
                 jobs[i].files.push(file);
@@ -358,137 +625,85 @@ impl Store for SqliteStore {
         Ok(jobs)
     }
 
-    fn save(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction().map_err(|e| db_error("save", e))?;
-        let id = job.id.as_bytes().as_slice();
-        let err = job.error.as_ref();
-        tx.prepare_cached(
-            "INSERT INTO jobs (id, seq, job_type, display_name, description, owner, priority, state,
-                minimum_retry_delay_s, no_progress_timeout_s, created_ms, modified_ms, transfer_completed_ms,
-                error_count, retry_at_ms, no_progress_since_ms, error_context, error_code, error_description,
-                error_file, settling, notify_flags, min_notification_interval_ms, custom_headers,
-                security_flags, dynamic_content, max_download_size, max_download_time_s, active_ms,
-                resumed_once, notify_program, notify_parameters, proxy_usage, proxy_list, proxy_bypass)
-             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)
-             ON CONFLICT (id) DO UPDATE SET job_type = ?2, display_name = ?3, description = ?4, owner = ?5,
-                priority = ?6, state = ?7, minimum_retry_delay_s = ?8, no_progress_timeout_s = ?9,
-                created_ms = ?10, modified_ms = ?11, transfer_completed_ms = ?12, error_count = ?13,
-                retry_at_ms = ?14, no_progress_since_ms = ?15, error_context = ?16, error_code = ?17,
-                error_description = ?18, error_file = ?19, settling = ?20, notify_flags = ?21,
-                min_notification_interval_ms = ?22, custom_headers = ?23, security_flags = ?24,
-                dynamic_content = ?25, max_download_size = ?26, max_download_time_s = ?27, active_ms = ?28,
-                resumed_once = ?29, notify_program = ?30, notify_parameters = ?31, proxy_usage = ?32,
-                proxy_list = ?33, proxy_bypass = ?34",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                id,
-                job.job_type as i32,
-                job.display_name,
-                job.description,
-                job.owner,
-                job.priority as i32,
-                job.state as i32,
-                job.minimum_retry_delay_s,
-                job.no_progress_timeout_s,
-                job.created_ms as i64,
-                job.modified_ms as i64,
-                job.transfer_completed_ms.map(|v| v as i64),
-                job.error_count,
-                job.retry_at_ms.map(|v| v as i64),
-                job.no_progress_since_ms.map(|v| v as i64),
-                err.map(|e| e.context as i32),
-                err.map(|e| e.code.0),
-                err.map(|e| e.description.as_str()),
-                err.and_then(|e| e.file_index),
-                job.settling.map(|s| s as i32),
-                job.notify_flags,
-                job.min_notification_interval_ms,
-                job.custom_headers,
-                job.security_flags,
-                job.dynamic_content,
-                job.max_download_size.map(|v| v as i64),
-                job.max_download_time_s,
-                job.active_ms as i64,
-                job.resumed_once,
-                job.notify_program,
-                job.notify_parameters,
-                job.proxy_usage,
-                job.proxy_list,
-                job.proxy_bypass,
-            ])
-        })
-        .map_err(|e| db_error("save job", e))?;
-        tx.prepare_cached("DELETE FROM files WHERE job_id = ?1")
-            .and_then(|mut st| st.execute([id]))
-            .map_err(|e| db_error("save files", e))?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO files (job_id, idx, remote_url, local_path, temp_path, bytes_total,
-                        bytes_checkpointed, completed, etag, last_modified, committed, ranges)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(|e| db_error("save files", e))?;
-            for (i, f) in job.files.iter().enumerate() {
-                st.execute(params![
-                    id,
-                    i as u32,
-                    f.remote_url,
-                    f.local_path,
-                    f.temp_path,
-                    f.bytes_total.map(|v| v as i64),
-                    f.bytes_checkpointed as i64,
-                    f.completed,
-                    f.etag,
-                    f.last_modified,
-                    f.committed,
-                    f.ranges.as_deref().map(encode_ranges),
-                ])
-                .map_err(|e| db_error("save files", e))?;
-            }
-        }
-        tx.commit().map_err(|e| db_error("save", e))
+    fn insert(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.transaction("add job", |tx| insert_job(tx, job))
     }
 
-    fn remove(&self, id: &JobId) -> Result<(), StoreError> {
-        let conn = self.conn.lock();
-        conn.execute("DELETE FROM jobs WHERE id = ?1", [id.as_bytes().as_slice()])
-            .map(|_| ())
-            .map_err(|e| db_error("remove job", e))
+    fn update_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.transaction("save job", |tx| update_job(tx, job).map(|_| ()))
+    }
+
+    fn append_files(&self, job: &JobRecord, from: usize) -> Result<(), StoreError> {
+        self.transaction("add files", |tx| {
+            update_job(tx, job)?;
+            insert_files(tx, job, from)
+        })
+    }
+
+    fn update_files(&self, job: &JobRecord, files: &[usize]) -> Result<(), StoreError> {
+        self.transaction("save files", |tx| {
+            update_job(tx, job)?;
+            let mut st = tx.prepare_cached(
+                "UPDATE files SET remote_url = :remote_url, local_path = :local_path,
+                    temp_path = :temp_path, committed = :committed
+                 WHERE job_id = :job_id AND idx = :idx",
+            )?;
+            for &i in files {
+                let Some(f) = job.files.get(i) else { continue };
+                st.raw_bind_parameter(c":job_id", job.id.as_bytes().as_slice())?;
+                st.raw_bind_parameter(c":idx", i as u32)?;
+                st.raw_bind_parameter(c":remote_url", &f.remote_url)?;
+                st.raw_bind_parameter(c":local_path", &f.local_path)?;
+                st.raw_bind_parameter(c":temp_path", &f.temp_path)?;
+                st.raw_bind_parameter(c":committed", f.committed)?;
+                st.raw_execute()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn remove(&self, ids: &[JobId]) -> Result<(), StoreError> {
+        self.transaction("remove job", |tx| {
+            let mut st = tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?;
+            for id in ids {
+                st.execute([id.as_bytes().as_slice()])?;
+            }
+            Ok(())
+        })
     }
 
     fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction().map_err(|e| db_error("checkpoint", e))?;
-        {
-            let mut file = tx
-                .prepare_cached(
-                    "UPDATE files SET bytes_checkpointed = ?3, bytes_total = ?4, etag = ?5, last_modified = ?6
-                     WHERE job_id = ?1 AND idx = ?2",
-                )
-                .map_err(|e| db_error("checkpoint", e))?;
-            let mut job = tx
-                .prepare_cached("UPDATE jobs SET modified_ms = max(modified_ms, ?2) WHERE id = ?1")
-                .map_err(|e| db_error("checkpoint", e))?;
+        self.transaction("checkpoint", |tx| {
+            let mut file = tx.prepare_cached(
+                "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
+                    last_modified = :last_modified, completed = :completed
+                 WHERE job_id = :job_id AND idx = :idx",
+            )?;
+            let mut job = tx.prepare_cached(
+                "UPDATE jobs SET modified_ms = max(modified_ms, :at) WHERE id = :id",
+            )?;
+            let mut latest: std::collections::HashMap<JobId, u64> =
+                std::collections::HashMap::new();
             for p in points {
-                let id = p.job.as_bytes().as_slice();
-                file.execute(params![
-                    id,
-                    p.file,
-                    p.bytes as i64,
-                    p.total.map(|v| v as i64),
-                    p.etag,
-                    p.last_modified
-                ])
-                .map_err(|e| db_error("checkpoint", e))?;
-                job.execute(params![id, p.at_ms as i64])
-                    .map_err(|e| db_error("checkpoint", e))?;
+                file.raw_bind_parameter(c":job_id", p.job.as_bytes().as_slice())?;
+                file.raw_bind_parameter(c":idx", p.file)?;
+                file.raw_bind_parameter(c":bytes", p.bytes as i64)?;
+                file.raw_bind_parameter(c":total", p.total.map(|v| v as i64))?;
+                file.raw_bind_parameter(c":etag", &p.etag)?;
+                file.raw_bind_parameter(c":last_modified", &p.last_modified)?;
+                file.raw_bind_parameter(c":completed", p.completed)?;
+                file.raw_execute()?;
+                let at = latest.entry(p.job).or_insert(0);
+                *at = (*at).max(p.at_ms);
             }
-        }
-        tx.commit().map_err(|e| db_error("checkpoint", e))
+            // One row write per job, however many of its files the batch holds.
+            for (id, at) in latest {
+                job.raw_bind_parameter(c":id", id.as_bytes().as_slice())?;
+                job.raw_bind_parameter(c":at", at as i64)?;
+                job.raw_execute()?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -607,8 +822,114 @@ mod tests {
         j2.state = JobState::Suspended;
         store.save(&j2).unwrap();
         assert_eq!(store.load_all().unwrap(), vec![j2, plain.clone()]);
-        store.remove(&j.id).unwrap();
+        store.remove(&[j.id]).unwrap();
         assert_eq!(store.load_all().unwrap(), vec![plain]);
+    }
+
+    /// The writes the manager uses, each checked against a record whose every field differs from
+    /// a new job's: a field that `update_job`, `append_files` or `checkpoint` forgets fails here.
+    #[test]
+    fn incremental_writes_store_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let full = full_record();
+        let mut fresh = JobRecord::new(full.id, JobType::Download, String::new(), 1);
+        store.insert(&fresh).unwrap();
+        let reload = || store.load_all().unwrap().remove(0);
+        assert_eq!(reload(), fresh);
+
+        // The job's row alone: every job-level field, and the files stay as they are (none).
+        let mut head = full.clone();
+        head.files.clear();
+        store.update_job(&head).unwrap();
+        assert_eq!(reload(), head);
+
+        // Files appended, one at a time and as a set: every file column.
+        let mut with_files = head.clone();
+        with_files.files.push(full.files[0].clone());
+        store.append_files(&with_files, 0).unwrap();
+        with_files.files.push(full.files[1].clone());
+        store.append_files(&with_files, 1).unwrap();
+        assert_eq!(reload(), full);
+
+        // update_files writes names, temporary file and committed, never progress.
+        let mut renamed = full.clone();
+        renamed.files[1].remote_url = "http://h/b2".into();
+        renamed.files[1].local_path = "/d/b2".into();
+        renamed.files[1].temp_path = Some("/d/BIT1.tmp".into());
+        renamed.files[1].committed = true;
+        let mut claimed = renamed.clone();
+        claimed.files[1].bytes_checkpointed = 999;
+        claimed.files[1].bytes_transferred = 999;
+        claimed.files[1].completed = true;
+        store.update_files(&claimed, &[1]).unwrap();
+        assert_eq!(reload(), renamed);
+
+        // Checkpoints write progress, completion included, and the job's modification time.
+        let done = Checkpoint {
+            job: full.id,
+            file: 1,
+            bytes: 1234,
+            total: Some(1234),
+            etag: Some("\"z\"".into()),
+            last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()),
+            completed: true,
+            at_ms: 1_900_000_000_000,
+        };
+        store.checkpoint(&[done]).unwrap();
+        let f = &mut renamed.files[1];
+        (f.bytes_checkpointed, f.bytes_transferred, f.bytes_total) = (1234, 1234, Some(1234));
+        f.completed = true;
+        f.etag = Some("\"z\"".into());
+        f.last_modified = Some("Thu, 01 Jan 2026 00:00:00 GMT".into());
+        renamed.modified_ms = 1_900_000_000_000;
+        assert_eq!(reload(), renamed);
+
+        fresh.id = JobId::new_v4();
+        store.insert(&fresh).unwrap();
+        store.remove(&[full.id, fresh.id]).unwrap();
+        assert!(store.load_all().unwrap().is_empty());
+    }
+
+    /// What each write costs in rows does not depend on the size of the job: appending to a job
+    /// of 2,000 files and checkpointing one of them change one or two rows.
+    #[test]
+    fn writes_touch_only_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut j = JobRecord::new(JobId::new_v4(), JobType::Download, "big".into(), 1);
+        store.insert(&j).unwrap();
+        for i in 0..2000 {
+            j.files
+                .push(FileRecord::new(format!("http://h/{i}"), format!("/d/{i}")));
+        }
+        store.append_files(&j, 0).unwrap();
+        let changes = |f: &dyn Fn()| {
+            let conn = store.conn.lock();
+            let before = conn.total_changes();
+            drop(conn);
+            f();
+            store.conn.lock().total_changes() - before
+        };
+        j.files
+            .push(FileRecord::new("http://h/last".into(), "/d/last".into()));
+        assert_eq!(changes(&|| store.append_files(&j, 2000).unwrap()), 2);
+        j.state = JobState::Queued;
+        assert_eq!(changes(&|| store.update_job(&j).unwrap()), 1);
+        j.files[7].temp_path = Some("/d/BIT7.tmp".into());
+        assert_eq!(changes(&|| store.update_files(&j, &[7]).unwrap()), 2);
+        let p = Checkpoint {
+            job: j.id,
+            file: 7,
+            bytes: 5,
+            total: None,
+            etag: None,
+            last_modified: None,
+            completed: false,
+            at_ms: 2,
+        };
+        assert_eq!(changes(&|| store.checkpoint(&[p.clone()]).unwrap()), 2);
+        assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
     }
 
     #[test]
@@ -624,6 +945,7 @@ mod tests {
             total: Some(1000),
             etag: Some("\"n\"".into()),
             last_modified: None,
+            completed: false,
             at_ms: 1_800_000_000_000,
         };
         let gone = Checkpoint {

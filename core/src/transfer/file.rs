@@ -7,12 +7,21 @@ use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::localfile::{self, Sink};
 use crate::queue::events::{Event, EventKind};
-use crate::queue::{emit, publish, JobCell, Shared};
+use crate::queue::{emit, publish, JobCell, Shared, Touch};
 use crate::state::{engine, ErrorContext};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A task's first checkpoint is flushed after this many bytes of a file, or this long into it,
+/// and committed at once: a process that dies (or is killed) a fraction of a second after it
+/// started still resumes further on the next time.
+const FIRST_CHECKPOINT_BYTES: u64 = 256 << 10;
+const FIRST_CHECKPOINT_AFTER: Duration = Duration::from_millis(50);
+
+/// How many files of a job get their temporary file's name in one store write.
+const TEMP_NAMES_AHEAD: usize = 64;
 
 /// The transfer of one file of a job: the bridge between a source (download/, local.rs) and the record.
 pub(crate) struct FileTransfer<'a> {
@@ -28,6 +37,9 @@ pub(crate) struct FileTransfer<'a> {
     flushing: Option<(u64, tokio::task::JoinHandle<std::io::Result<()>>)>,
     /// When the last progress event was queued (progress events are rate-limited).
     progress_event_at: Option<Instant>,
+    /// No checkpoint of this task reached the batch yet: the first is flushed as soon as data is
+    /// written and committed at once, so a process that dies within a second still made progress.
+    pub(crate) first_checkpoint: bool,
 }
 
 /// What a source needs to know about the file, copied out of the record.
@@ -49,6 +61,7 @@ impl<'a> FileTransfer<'a> {
         clients: &'a Arc<http::Clients>,
         cell: &'a Arc<JobCell>,
         index: usize,
+        first_checkpoint: bool,
     ) -> FileTransfer<'a> {
         FileTransfer {
             shared,
@@ -59,6 +72,7 @@ impl<'a> FileTransfer<'a> {
             flushed_at: Instant::now(),
             flushing: None,
             progress_event_at: None,
+            first_checkpoint,
         }
     }
 
@@ -102,10 +116,18 @@ impl<'a> FileTransfer<'a> {
     /// BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT: the file's remote name becomes the final URL.
     pub(crate) fn report_final_url(&mut self, url: &url::Url) {
         let mut slot = self.cell.slot.lock();
-        let mut rec = slot.rec.clone();
-        if rec.files[self.index].remote_url != url.as_str() {
-            rec.files[self.index].remote_url = url.to_string();
-            let _ = publish(self.shared, self.cell, &mut slot, rec);
+        let i = self.index;
+        if slot.rec.files[i].remote_url != url.as_str() {
+            let _ = publish(
+                self.shared,
+                self.cell,
+                &mut slot,
+                Touch::Files(vec![i]),
+                |rec| {
+                    rec.files[i].remote_url = url.to_string();
+                    Ok(())
+                },
+            );
         }
     }
 
@@ -191,9 +213,19 @@ impl<'a> FileTransfer<'a> {
             self.collect_flush().await?;
         }
         let config = &self.shared.config;
-        let due = offset - self.flushed_from >= config.checkpoint_bytes
-            || (offset > self.flushed_from
-                && self.flushed_at.elapsed() >= config.checkpoint_interval);
+        let unfinished = self.cell.slot.lock().rec.files[self.index]
+            .bytes_total
+            .is_none_or(|total| offset < total);
+        // The first flush of a task comes early (256 KiB or 50 ms into the file), unless the file
+        // is finished by then: a finished file is flushed with the others in the next batch.
+        let written = offset.saturating_sub(self.flushed_from);
+        let first_due = self.first_checkpoint
+            && unfinished
+            && (written >= FIRST_CHECKPOINT_BYTES
+                || self.flushed_at.elapsed() >= FIRST_CHECKPOINT_AFTER);
+        let due = written >= config.checkpoint_bytes
+            || (written > 0
+                && (first_due || self.flushed_at.elapsed() >= config.checkpoint_interval));
         if due && self.flushing.is_none() {
             self.start_flush(sink)?;
         }
@@ -236,64 +268,131 @@ impl<'a> FileTransfer<'a> {
         }
     }
 
-    /// Makes every byte written so far durable and records it.
-    async fn flush(&mut self, sink: &Sink) -> Result<(), Failure> {
+    /// The transfer of this file stops here (finished, or failed): what reached the file goes to
+    /// the checkpoint batch with the file to flush, so a crash or a retry resumes from it without
+    /// this task waiting for a sync of its own. `completed`: the whole file is here.
+    async fn finish(&mut self, sink: &Sink, completed: bool) -> Result<(), Failure> {
         self.collect_flush().await?;
         let recorded = self.cell.slot.lock().rec.files[self.index].bytes_checkpointed;
-        if sink.offset() != recorded || sink.offset() == 0 {
-            self.start_flush(sink)?;
-            self.collect_flush().await?;
+        if sink.offset() == recorded && !completed {
+            return Ok(());
         }
+        let file = sink
+            .handle()
+            .map_err(|e| Failure::local_io("cannot flush", Path::new("the temporary file"), &e))?;
+        let point = self.point(sink.offset(), completed);
+        let first = std::mem::replace(&mut self.first_checkpoint, false);
+        self.shared.checkpoints.record(point, Some(file), first);
         Ok(())
     }
 
-    /// `offset` bytes of the file are on disk: the record may say so, and the store will.
-    fn checkpointed(&mut self, offset: u64) {
+    /// The checkpoint of `offset` bytes, with what the record knows of the file.
+    fn point(&self, offset: u64, completed: bool) -> Checkpoint {
         let now = now_ms();
         let mut slot = self.cell.slot.lock();
         let rec = &mut slot.rec;
         rec.modified_ms = rec.modified_ms.max(now);
-        let id = rec.id;
-        let f = &mut rec.files[self.index];
-        f.bytes_checkpointed = offset;
-        let point = Checkpoint {
-            job: id,
+        let f = &rec.files[self.index];
+        Checkpoint {
+            job: rec.id,
             file: self.index as u32,
             bytes: offset,
             total: f.bytes_total,
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
+            completed,
             at_ms: now,
-        };
-        self.shared
-            .pending
-            .lock()
-            .insert((id, self.index as u32), point);
+        }
     }
 
-    /// Opens (creating on first use) the file's temporary file, positioned after the bytes it holds.
+    /// `offset` bytes of the file are flushed to disk: the record may say so, and the store will.
+    fn checkpointed(&mut self, offset: u64) {
+        let point = self.point(offset, false);
+        self.cell.slot.lock().rec.files[self.index].bytes_checkpointed = offset;
+        let first = std::mem::replace(&mut self.first_checkpoint, false) && offset > 0;
+        self.shared.checkpoints.record(point, None, first);
+    }
+
     /// Names, records, and then creates the file's temporary file (in that order: see
-    /// `localfile::temp_name_beside`).
+    /// `localfile::temp_name_beside`). The next files of the job that have none get theirs in the
+    /// same store transaction, so a job of many small files records its names in a few writes.
     fn new_temp(&mut self, dest: &Path) -> Result<PathBuf, Failure> {
         let cannot = |e: &std::io::Error| {
             Failure::local_io("cannot create a temporary file beside", dest, e)
         };
+        let mut ahead = TEMP_NAMES_AHEAD;
         for _ in 0..16 {
-            let t = localfile::temp_name_beside(dest).map_err(|e| cannot(&e))?;
-            let mut slot = self.cell.slot.lock();
-            let mut rec = slot.rec.clone();
-            rec.files[self.index].temp_path = Some(t.to_string_lossy().into_owned());
-            publish(self.shared, self.cell, &mut slot, rec).map_err(|e| {
+            let named = self.name_temps(ahead).map_err(|e| {
                 Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
             })?;
-            drop(slot);
-            match localfile::create_new(&t) {
-                Ok(()) => return Ok(t),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(cannot(&e)),
+            let mut taken = Vec::new();
+            for (i, t) in &named {
+                match localfile::create_new(t) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => taken.push(*i),
+                    Err(e) if *i == self.index => return Err(cannot(&e)),
+                    // Another file's turn will report it.
+                    Err(_) => taken.push(*i),
+                }
             }
+            if !taken.is_empty() {
+                // Names that belong to files nobody knows about are forgotten at once.
+                let mut slot = self.cell.slot.lock();
+                let _ = publish(
+                    self.shared,
+                    self.cell,
+                    &mut slot,
+                    Touch::Files(taken.clone()),
+                    |rec| {
+                        for &i in &taken {
+                            rec.files[i].temp_path = None;
+                        }
+                        Ok(())
+                    },
+                );
+            }
+            if !taken.contains(&self.index) {
+                return Ok(named[0].1.clone());
+            }
+            ahead = 1;
         }
         Err(cannot(&std::io::Error::from_raw_os_error(libc::EEXIST)))
+    }
+
+    /// Gives this file, and up to `ahead - 1` following files that have no temporary file yet, a
+    /// fresh name, recorded in one transaction. This file comes first in the result.
+    fn name_temps(&mut self, ahead: usize) -> crate::error::Result<Vec<(usize, PathBuf)>> {
+        let mut slot = self.cell.slot.lock();
+        let files = &slot.rec.files;
+        let mut named = Vec::new();
+        for i in self.index..files.len().min(self.index + ahead) {
+            let f = &files[i];
+            if i == self.index
+                || (f.temp_path.is_none() && !f.completed && f.bytes_checkpointed == 0)
+            {
+                let t = localfile::temp_name_beside(Path::new(&f.local_path)).map_err(|e| {
+                    crate::error::Error::new(
+                        hr::from_io(&e),
+                        format!("cannot name a temporary file: {e}"),
+                    )
+                })?;
+                named.push((i, t));
+            }
+        }
+        let touched = named.iter().map(|(i, _)| *i).collect();
+        publish(
+            self.shared,
+            self.cell,
+            &mut slot,
+            Touch::Files(touched),
+            |rec| {
+                for (i, t) in &named {
+                    rec.files[*i].temp_path = Some(t.to_string_lossy().into_owned());
+                }
+                Ok(())
+            },
+        )?;
+        Ok(named)
     }
 
     fn open_sink(&mut self) -> Result<Sink, Failure> {
@@ -330,7 +429,7 @@ impl<'a> FileTransfer<'a> {
             .is_some_and(|t| t == sink.offset() && t > 0)
         {
             // Every byte is already here: asking for a range at the end would only earn a 416.
-            return self.flush(&sink).await;
+            return self.finish(&sink, true).await;
         }
         let url = url::Url::parse(&view.remote_url).map_err(|e| {
             Failure::fatal(
@@ -348,7 +447,7 @@ impl<'a> FileTransfer<'a> {
         };
         // Whatever happened, what reached the file is made durable and recorded, so a crash or a
         // retry resumes from it. A completed file is entirely on disk before it is called completed.
-        let flushed = self.flush(&sink).await;
-        result.and(flushed)
+        let finished = self.finish(&sink, result.is_ok()).await;
+        result.and(finished)
     }
 }

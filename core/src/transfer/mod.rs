@@ -17,11 +17,12 @@ pub(crate) use file::{FileTransfer, FileView};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobError};
 use crate::queue::events::{Event, EventKind};
-use crate::queue::{emit, publish, JobCell, Shared};
+use crate::queue::{emit, publish, JobCell, Shared, Touch};
 use crate::state::{engine, ErrorContext};
 use std::path::Path;
 use std::sync::Arc;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 
 /// Why a file's transfer failed.
@@ -95,6 +96,9 @@ impl Drop for TaskExit {
     }
 }
 
+/// A job's transfer task: its files in order, up to `Config::files_in_flight` of them at once (so
+/// a job of many small files is not one round trip per file), then TRANSFERRED. Files are reported
+/// transferred in order, as BITS does: a file that finishes before an earlier one waits for it.
 pub(crate) async fn run_job(
     shared: Arc<Shared>,
     clients: Arc<http::Clients>,
@@ -105,74 +109,96 @@ pub(crate) async fn run_job(
         shared: shared.clone(),
         cell: cell.clone(),
     };
+    let (shared, cell, clients) = (&shared, &cell, &clients);
+    let width = shared.config.files_in_flight.max(1);
+    let mut next = 0;
+    // The task's first checkpoint is written at once (see `checkpoint.rs`); later ones in batches.
+    let mut first_checkpoint = true;
+    // Started and not yet reported; `finished` holds those whose transfer is over.
+    let mut running: Vec<usize> = Vec::new();
+    let mut finished: Vec<usize> = Vec::new();
+    let mut in_flight = FuturesUnordered::new();
     loop {
-        let index = {
+        {
             let mut slot = cell.slot.lock();
             if *stop.borrow() || !slot.rec.state.is_active() {
                 return;
             }
-            match slot.rec.files.iter().position(|f| !f.completed) {
-                Some(i) => i,
-                None => {
-                    let mut next = slot.rec.clone();
+            // Files start in order: the search starts after the last one started.
+            let files = &slot.rec.files;
+            while running.len() < width {
+                next = next.min(files.len());
+                let Some(i) = (next..files.len())
+                    .chain(0..next)
+                    .find(|&i| !files[i].completed && !running.contains(&i))
+                else {
+                    break;
+                };
+                next = i + 1;
+                running.push(i);
+                let first = first_checkpoint;
+                in_flight.push(async move {
+                    let mut file = FileTransfer::new(shared, clients, cell, i, first);
+                    let outcome = file.run().await;
+                    (i, outcome, file.first_checkpoint)
+                });
+            }
+            if running.is_empty() {
+                let done = publish(shared, cell, &mut slot, Touch::Job, |next| {
                     if let Some(s) = engine::all_done(next.state) {
                         next.state = s;
                         next.error = None;
                         next.no_progress_since_ms = None;
                         next.transfer_completed_ms = Some(now_ms());
                     }
-                    if let Err(e) = publish(&shared, &cell, &mut slot, next) {
-                        drop(slot);
-                        fail(
-                            &shared,
-                            &cell,
-                            None,
-                            Failure::transient(
-                                ErrorContext::GeneralQueueManager,
-                                e.code,
-                                e.message,
-                            ),
-                        );
-                    }
-                    return;
+                    Ok(())
+                });
+                if let Err(e) = done {
+                    drop(slot);
+                    let f =
+                        Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message);
+                    fail(shared, cell, None, f);
                 }
+                return;
             }
-        };
-        let mut file = FileTransfer::new(&shared, &clients, &cell, index);
-        let outcome = tokio::select! {
+        }
+        let (index, outcome, first) = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
-            r = file.run() => r,
+            Some(r) = in_flight.next() => r,
         };
+        first_checkpoint &= first;
         match outcome {
             Ok(()) => {
+                finished.push(index);
                 let mut slot = cell.slot.lock();
-                if let Some(f) = slot.rec.files.get_mut(index) {
-                    f.completed = true;
+                // Every finished file with no unfinished one before it is reported, in order.
+                while let Some(i) = slot.rec.files.iter().position(|f| !f.completed) {
+                    let Some(at) = finished.iter().position(|&f| f == i) else {
+                        break;
+                    };
+                    finished.swap_remove(at);
+                    running.retain(|&r| r != i);
+                    // In memory now; the store learns it from the file's checkpoint, once its data
+                    // is flushed (`FileTransfer::finish`).
+                    let _ = publish(shared, cell, &mut slot, Touch::Nothing, |rec| {
+                        rec.files[i].completed = true;
+                        Ok(())
+                    });
+                    let event = Event {
+                        job: slot.rec.id,
+                        kind: EventKind::FileTransferred,
+                        state: slot.rec.state,
+                        code: hr::S_OK,
+                        file_index: i as u32,
+                        owner: slot.rec.owner.clone(),
+                    };
+                    emit(shared, cell, event, slot.rec.min_notification_interval_ms);
                 }
-                let rec = slot.rec.clone();
-                if let Err(e) = publish(&shared, &cell, &mut slot, rec) {
-                    drop(slot);
-                    fail(
-                        &shared,
-                        &cell,
-                        Some(index),
-                        Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message),
-                    );
-                    return;
-                }
-                let event = Event {
-                    job: slot.rec.id,
-                    kind: EventKind::FileTransferred,
-                    state: slot.rec.state,
-                    code: hr::S_OK,
-                    file_index: index as u32,
-                    owner: slot.rec.owner.clone(),
-                };
-                emit(&shared, &cell, event, slot.rec.min_notification_interval_ms);
             }
             Err(failure) => {
-                fail(&shared, &cell, Some(index), failure);
+                // The other files stop where they are (dropped at their next await).
+                fail(shared, cell, Some(index), failure);
                 return;
             }
         }
@@ -182,29 +208,37 @@ pub(crate) async fn run_job(
 /// Records a failure and moves the job to TRANSIENT_ERROR (retry after the minimum retry delay) or ERROR.
 fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, f: Failure) {
     let mut slot = cell.slot.lock();
-    let mut rec = slot.rec.clone();
     let now = now_ms();
+    let rec = &slot.rec;
     let next = if f.transient {
-        let since = *rec.no_progress_since_ms.get_or_insert(now);
+        let since = rec.no_progress_since_ms.unwrap_or(now);
         let expired = now.saturating_sub(since) >= rec.no_progress_timeout_s as u64 * 1000;
         engine::transient_failure(rec.state, expired)
     } else {
         engine::fatal_failure(rec.state)
     };
     let Some(next) = next else { return };
-    rec.state = next;
-    rec.retry_at_ms = (next == crate::state::JobState::TransientError)
-        .then(|| now.saturating_add(rec.minimum_retry_delay_s as u64 * 1000));
-    rec.error_count = rec.error_count.saturating_add(1);
-    rec.error = Some(JobError {
-        context: f.context,
-        code: f.code,
-        description: f.description,
-        file_index: file_index.map(|i| i as u32),
-    });
-    if publish(shared, cell, &mut slot, rec.clone()).is_err() {
+    let apply = |rec: &mut crate::job::JobRecord| {
+        rec.no_progress_since_ms.get_or_insert(now);
+        rec.state = next;
+        rec.retry_at_ms = (next == crate::state::JobState::TransientError)
+            .then(|| now.saturating_add(rec.minimum_retry_delay_s as u64 * 1000));
+        rec.error_count = rec.error_count.saturating_add(1);
+        rec.error = Some(JobError {
+            context: f.context,
+            code: f.code,
+            description: f.description.clone(),
+            file_index: file_index.map(|i| i as u32),
+        });
+    };
+    if publish(shared, cell, &mut slot, Touch::Job, |rec| {
+        apply(rec);
+        Ok(())
+    })
+    .is_err()
+    {
         // The store refused; the job still must not look healthy to the application.
-        slot.rec = rec;
+        apply(&mut slot.rec);
         cell.changed.notify_all();
     }
 }
