@@ -7,8 +7,10 @@ use std::time::Duration;
 pub struct Config {
     /// Background jobs transferring at once.
     pub max_concurrent_jobs: usize,
-    /// Files of one job transferring at once, each on its own kept-alive connection: more than
-    /// one hides the round trip of each small file.
+    /// Files of one job transferring at once, each on its own kept-alive connection. BITS moves
+    /// a job's files one after another, and so does the default (1): with more, later files'
+    /// bytes count in the job's progress before an earlier file is reported transferred. More
+    /// than one hides the round trip of each small file.
     pub files_in_flight: usize,
     /// How long a background job keeps its slot while others of its priority wait.
     pub time_slice: Duration,
@@ -40,7 +42,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             max_concurrent_jobs: 4,
-            files_in_flight: 4,
+            files_in_flight: 1,
             time_slice: Duration::from_secs(30),
             worker_threads: 2,
             connect_timeout: Duration::from_secs(30),

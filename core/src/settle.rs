@@ -296,7 +296,7 @@ pub(crate) fn recover(
             let _ = store.remove(&[rec.id]);
             continue;
         }
-        let head = rec.head();
+        let (state, retry_at) = (rec.state, rec.retry_at_ms);
         let changed = reconcile_files(&mut rec);
         rec.state = state::reopen(rec.state, rec.all_files_done());
         if rec.state == JobState::Queued {
@@ -324,7 +324,7 @@ pub(crate) fn recover(
             let _ = store
                 .checkpoint(&points)
                 .and_then(|()| store.update_files(&rec, &changed));
-        } else if !head.same_row(&mut rec) {
+        } else if (rec.state, rec.retry_at_ms) != (state, retry_at) {
             let _ = store.update_job(&rec);
         }
         kept.push(rec);

@@ -11,6 +11,7 @@ use crate::queue::events::{self, Deliver, Event, Registration};
 use crate::queue::{check_open, publish, Destination, JobCell, Shared, Touch};
 use crate::settle;
 use crate::state::{self, JobState, Priority, Refusal};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -232,12 +233,13 @@ impl Job {
         let slot = &mut *slot;
         let mut known = match slot.destinations.take() {
             Some(set) => set,
-            None => slot
-                .rec
-                .files
-                .iter()
-                .map(|f| Destination::of(Path::new(&f.local_path)))
-                .collect(),
+            None => Box::new(
+                slot.rec
+                    .files
+                    .iter()
+                    .map(|f| Destination::of(Path::new(&f.local_path)))
+                    .collect(),
+            ),
         };
         let result = publish(&self.shared, &self.cell, slot, Touch::Appended, |rec| {
             state::modify(rec.state, "add a file to")?;
@@ -255,8 +257,9 @@ impl Job {
                     ),
                 ));
             }
+            let mut batch = HashSet::with_capacity(keys.len());
             for (i, key) in keys.iter().enumerate() {
-                if known.contains(key) || keys[..i].contains(key) {
+                if known.contains(key) || !batch.insert(key) {
                     return Err(Error::new(
                         hr::E_INVALIDARG,
                         format!(
@@ -469,7 +472,7 @@ impl Job {
         self.check_open()?;
         let mut slot = self.cell.slot.lock();
         state::modify(slot.rec.state, "change")?;
-        slot.credentials[slot_index] = Some(value);
+        slot.credentials.set(slot_index, value);
         Ok(())
     }
 
@@ -480,7 +483,7 @@ impl Job {
         self.check_open()?;
         let mut slot = self.cell.slot.lock();
         state::modify(slot.rec.state, "change")?;
-        Ok(if slot.credentials[slot_index].take().is_some() {
+        Ok(if slot.credentials.take(slot_index).is_some() {
             hr::S_OK
         } else {
             hr::S_FALSE

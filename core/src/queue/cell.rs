@@ -43,13 +43,30 @@ pub(crate) struct JobSlot {
     pub(crate) seq: u64,
     /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
     /// the application sets them again after a reopen.
-    pub(crate) credentials: [Option<hyper::header::HeaderValue>; 2],
+    pub(crate) credentials: Credentials,
     /// When the current task started, and the start counter's value then (round-robin order).
     pub(crate) started_at: Option<Instant>,
     pub(crate) last_ran: u64,
     /// The destinations of the job's files, built when a file is first added after open (so idle
     /// jobs hold none): one lookup per new file instead of a comparison with every file.
-    pub(crate) destinations: Option<HashSet<Destination>>,
+    pub(crate) destinations: Option<Box<HashSet<Destination>>>,
+}
+
+/// The server's (0) and the proxy's (1) `Authorization` values, boxed: most jobs have none, and
+/// an idle job's slot should cost a pointer for them, not two header values.
+#[derive(Default)]
+pub(crate) struct Credentials(Option<Box<[Option<hyper::header::HeaderValue>; 2]>>);
+
+impl Credentials {
+    pub(crate) fn get(&self, target: usize) -> Option<hyper::header::HeaderValue> {
+        self.0.as_ref().and_then(|c| c[target].clone())
+    }
+    pub(crate) fn set(&mut self, target: usize, value: hyper::header::HeaderValue) {
+        self.0.get_or_insert_with(Default::default)[target] = Some(value);
+    }
+    pub(crate) fn take(&mut self, target: usize) -> Option<hyper::header::HeaderValue> {
+        self.0.as_mut().and_then(|c| c[target].take())
+    }
 }
 
 impl JobCell {
@@ -61,7 +78,7 @@ impl JobCell {
                 runner: None,
                 settling: false,
                 seq,
-                credentials: [None, None],
+                credentials: Credentials::default(),
                 started_at: None,
                 last_ran: 0,
                 destinations: None,

@@ -100,12 +100,12 @@ impl<'a> FileTransfer<'a> {
                     .as_deref()
                     .and_then(|h| crate::http_options::parse_headers(h).ok())
                     .unwrap_or_default(),
-                server_auth: slot.credentials[0].clone(),
+                server_auth: slot.credentials.get(0),
                 security_flags: rec.security_flags,
                 proxy_usage: rec.proxy_usage,
                 proxy_list: rec.proxy_list.clone(),
                 proxy_bypass: rec.proxy_bypass.clone(),
-                proxy_auth: slot.credentials[1].clone(),
+                proxy_auth: slot.credentials.get(1),
             },
             dynamic_content: rec.dynamic_content,
             max_download_size: rec.max_download_size,
@@ -175,7 +175,7 @@ impl<'a> FileTransfer<'a> {
     /// written before it started are recorded when it ends.
     pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
         let offset = sink.offset();
-        {
+        let unfinished = {
             let mut slot = self.cell.slot.lock();
             let rec = &mut slot.rec;
             let f = &mut rec.files[self.index];
@@ -183,6 +183,7 @@ impl<'a> FileTransfer<'a> {
                 rec.no_progress_since_ms = None;
             }
             f.bytes_transferred = offset;
+            let unfinished = f.bytes_total.is_none_or(|total| offset < total);
             let interval = Duration::from_millis(rec.min_notification_interval_ms.into());
             if self
                 .progress_event_at
@@ -204,7 +205,8 @@ impl<'a> FileTransfer<'a> {
                     rec.min_notification_interval_ms,
                 );
             }
-        }
+            unfinished
+        };
         if self
             .flushing
             .as_ref()
@@ -213,9 +215,6 @@ impl<'a> FileTransfer<'a> {
             self.collect_flush().await?;
         }
         let config = &self.shared.config;
-        let unfinished = self.cell.slot.lock().rec.files[self.index]
-            .bytes_total
-            .is_none_or(|total| offset < total);
         // The first flush of a task comes early (256 KiB or 50 ms into the file), unless the file
         // is finished by then: a finished file is flushed with the others in the next batch.
         let written = offset.saturating_sub(self.flushed_from);
