@@ -116,8 +116,8 @@ pub(crate) fn sync_files(files: &[&File], metadata: bool) -> io::Result<()> {
 
 /// Makes the entries of `dirs` (renames, new names) durable: one `syncfs` per file system on
 /// Linux when there are many folders, else an fsync of each folder.
-pub(crate) fn sync_dirs(dirs: &[PathBuf]) -> io::Result<()> {
-    let mut open = Vec::with_capacity(dirs.len());
+pub(crate) fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a PathBuf>) -> io::Result<()> {
+    let mut open = Vec::new();
     for d in dirs {
         open.push(File::open(d)?);
     }

@@ -20,7 +20,7 @@ use crate::job::JobId;
 use crate::localfile;
 use crate::store::{Checkpoint, Store, StoreError};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -38,7 +38,18 @@ struct Pending {
 #[derive(Default)]
 struct Retiring {
     jobs: Vec<JobId>,
-    dirs: Vec<PathBuf>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Retiring {
+    fn add(
+        &mut self,
+        jobs: impl IntoIterator<Item = JobId>,
+        dirs: impl IntoIterator<Item = PathBuf>,
+    ) {
+        self.jobs.extend(jobs);
+        self.dirs.extend(dirs);
+    }
 }
 
 /// Checkpoints not yet in the store.
@@ -101,13 +112,7 @@ impl Checkpoints {
 
     /// The job reached a final state: its row goes in the next batch, after `dirs` are synced.
     pub(crate) fn retire(&self, job: JobId, dirs: Vec<PathBuf>) {
-        let mut r = self.retiring.lock();
-        r.jobs.push(job);
-        for d in dirs {
-            if !r.dirs.contains(&d) {
-                r.dirs.push(d);
-            }
-        }
+        self.retiring.lock().add([job], dirs);
     }
 
     /// Flushes and writes every waiting checkpoint, then retires the settled jobs. Blocks (file
@@ -146,17 +151,14 @@ impl Checkpoints {
                 format!("cannot flush downloaded data: {e}"),
             ));
         }
-        let batch: Vec<Pending> = batch
-            .into_iter()
-            .map(|p| Pending {
-                point: p.point,
-                flush: None,
-            })
-            .collect();
-        if !batch.is_empty() {
-            let points: Vec<Checkpoint> = batch.iter().map(|p| p.point.clone()).collect();
+        // The files are flushed: their handles close here, and only the checkpoints remain.
+        let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
+        if !points.is_empty() {
             if let Err(e) = store.checkpoint(&points) {
-                self.put_back(batch, retiring);
+                let flushed = points
+                    .into_iter()
+                    .map(|point| Pending { point, flush: None });
+                self.put_back(flushed.collect(), retiring);
                 return Err(e);
             }
         }
@@ -178,13 +180,7 @@ impl Checkpoints {
             q.pending.entry((p.point.job, p.point.file)).or_insert(p);
         }
         drop(q);
-        let mut r = self.retiring.lock();
-        r.jobs.extend(retiring.jobs);
-        for d in retiring.dirs {
-            if !r.dirs.contains(&d) {
-                r.dirs.push(d);
-            }
-        }
+        self.retiring.lock().add(retiring.jobs, retiring.dirs);
     }
 }
 
