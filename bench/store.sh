@@ -2,7 +2,7 @@
 # bench/store.sh: the durable store with many idle jobs (bench/store.c), against the issue's bars.
 #
 #   bench/store.sh                    # 10,000 jobs
-#   STORE_JOBS=50000 bench/store.sh
+#   STORE_JOBS=100000 bench/store.sh  # the 100,000-job bars
 #
 # Environment:
 #   STORE_JOBS  jobs to create (default 10000)
@@ -70,19 +70,29 @@ peak=$(get "$reopen_out" peak_rss_mib)
 base=$(get "$reopen_out" rss_before_open_mib)
 oe_secs=$(awk -v a="$o_secs" -v b="$e_secs" 'BEGIN { printf "%.6f", a + b }')
 
-# verdict VALUE BAR: ok if VALUE < BAR, else MISSED. The bars are for 10,000 jobs.
+# verdict VALUE BAR: ok if VALUE < BAR, else MISSED; at_least VALUE BAR: ok if VALUE >= BAR.
 verdict() { awk -v v="$1" -v b="$2" 'BEGIN { print (v < b) ? "ok" : "MISSED" }'; }
+at_least() { awk -v v="$1" -v b="$2" 'BEGIN { print (v >= b) ? "ok" : "MISSED" }'; }
+# The bars: 10,000 jobs (the first store issue) and 100,000 jobs (the layered-core issue). Other
+# sizes print the 100,000-job bars for reference.
 note=""
-((jobs == 10000)) || note="  (the bars are for 10,000 jobs; this run has $jobs)"
+if ((jobs == 10000)); then
+    bar_create="< 2 s"; ok_create=$(verdict "$c_secs" 2)
+    bar_open=1; bar_rss=50
+else
+    bar_create=">= 15000/s"; ok_create=$(at_least "$c_rate" 15000)
+    bar_open=0.75; bar_rss=80
+    ((jobs == 100000)) || note="  (the bars are for 100,000 jobs; this run has $jobs)"
+fi
 
 echo "== results: $jobs jobs$note"
 printf '%-44s %14s   %-12s %s\n' measure value bar verdict
-printf '%-44s %12.3f s   %-12s %s\n' "create+add_file of $jobs jobs" "$c_secs" "< 2 s" "$(verdict "$c_secs" 2)"
-printf '%-44s %12.0f /s\n' "  creates per second" "$c_rate"
-printf '%-44s %12.3f s   %-12s %s\n' "reopen: bits_manager_open" "$o_secs" "< 1 s" "$(verdict "$o_secs" 1)"
-printf '%-44s %12.3f s   %-12s %s\n' "reopen + enum + state of every job" "$oe_secs" "(< 1 s)" "$(verdict "$oe_secs" 1)"
-printf '%-44s %12.1f MiB %-12s %s\n' "resident (VmRSS) with $n_jobs jobs loaded" "$rss" "< 50 MiB" "$(verdict "$rss" 50)"
-printf '%-44s %12.1f MiB %-12s %s\n' "peak resident (ru_maxrss)" "$peak" "(< 50 MiB)" "$(verdict "$peak" 50)"
+printf '%-44s %12.3f s\n' "create+add_file of $jobs jobs" "$c_secs"
+printf '%-44s %12.0f /s  %-12s %s\n' "  creates per second" "$c_rate" "$bar_create" "$ok_create"
+printf '%-44s %12.3f s\n' "reopen: bits_manager_open" "$o_secs"
+printf '%-44s %12.3f s   %-12s %s\n' "reopen + enum + state of every job" "$oe_secs" "< $bar_open s" "$(verdict "$oe_secs" "$bar_open")"
+printf '%-44s %12.1f MiB %-12s %s\n' "resident (VmRSS) with $n_jobs jobs loaded" "$rss" "< $bar_rss MiB" "$(verdict "$rss" "$bar_rss")"
+printf '%-44s %12.1f MiB\n' "peak resident (ru_maxrss)" "$peak"
 printf '%-44s %12.1f MiB\n' "  resident before bits_manager_open" "$base"
 if [[ "$n_jobs" != "$jobs" || "$n_read" != "$jobs" || "$n_susp" != "$jobs" ]]; then
     echo "NOTE: created $jobs jobs, reopen enumerated $n_jobs, read $n_read states, $n_susp SUSPENDED"

@@ -3,6 +3,7 @@
 
 use crate::hresult::HResult;
 use crate::state::{ErrorContext, JobState, JobType, Priority};
+use std::sync::{Arc, OnceLock};
 
 pub type JobId = uuid::Uuid;
 
@@ -33,22 +34,27 @@ pub const MAX_REMOTE_URL_CHARS: usize = 2_200;
 pub struct JobRecord {
     pub id: JobId,
     pub job_type: JobType,
-    pub display_name: String,
-    pub description: String,
-    /// The user the job belongs to (the OS user name of the process that created it).
-    pub owner: String,
+    /// Creation order (BITS enumerates jobs in it; equal priorities are served in it). Given by the
+    /// manager, kept by the store.
+    pub seq: u64,
+    /// `Box<str>`, like the file names: two words instead of a `String`'s three, for every job.
+    pub display_name: Box<str>,
+    pub description: Box<str>,
+    /// The user the job belongs to (the OS user name of the process that created it). Shared:
+    /// a queue's jobs almost all have the same owner, and a clone costs no allocation.
+    pub owner: Arc<str>,
     pub priority: Priority,
     pub state: JobState,
     pub files: Vec<FileRecord>,
-    pub error: Option<JobError>,
+    /// Boxed, like the rarely set strings below (`Box<str>`, two words instead of three): a queue
+    /// holds every idle job in memory, and most jobs never have these.
+    pub error: Option<Box<JobError>>,
     pub minimum_retry_delay_s: u32,
     pub no_progress_timeout_s: u32,
     /// BG_NOTIFY_* flags for push callbacks (BITS's default: JOB_TRANSFERRED | JOB_ERROR).
     pub notify_flags: u32,
     /// Progress MODIFICATION events come at most this often (BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS).
     pub min_notification_interval_ms: u32,
-    /// Extra request headers in BITS's `"Name: value\r\n..."` form (validated when set).
-    pub custom_headers: Option<String>,
     /// BG_HTTP_REDIRECT_POLICY_* / BG_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP bits.
     pub security_flags: u32,
     /// BITS_JOB_PROPERTY_DYNAMIC_CONTENT: no Content-Length needed; an interruption restarts the
@@ -63,15 +69,12 @@ pub struct JobRecord {
     pub active_ms: u64,
     /// Set by the first resume: some properties are fixed from then on.
     pub resumed_once: bool,
-    /// SetNotifyCmdLine: a program run when the job is TRANSFERRED or in ERROR (if no callback is
-    /// registered), and its parameters (argv[0] first).
-    pub notify_program: Option<String>,
-    pub notify_parameters: Option<String>,
     /// SetProxySettings: BG_JOB_PROXY_USAGE (0 PRECONFIG: the http_proxy / https_proxy / no_proxy
-    /// environment; 1 NO_PROXY; 2 OVERRIDE with `proxy_list` and `proxy_bypass`).
+    /// environment; 1 NO_PROXY; 2 OVERRIDE with the extras' `proxy_list` and `proxy_bypass`).
     pub proxy_usage: i32,
-    pub proxy_list: Option<String>,
-    pub proxy_bypass: Option<String>,
+    /// Custom headers, the notification command line and the proxy override: most jobs have
+    /// none, so they live in one box (None when every one is None; see `set_extras`).
+    pub extras: Option<Box<JobExtras>>,
     /// Times are milliseconds since the Unix epoch, UTC.
     pub created_ms: u64,
     pub modified_ms: u64,
@@ -86,6 +89,30 @@ pub struct JobRecord {
     pub settling: Option<Settle>,
 }
 
+/// The settings of a job that most jobs never set (`JobRecord::extras`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobExtras {
+    /// Extra request headers in BITS's `"Name: value\r\n..."` form (validated when set).
+    pub custom_headers: Option<Box<str>>,
+    /// SetNotifyCmdLine: a program run when the job is TRANSFERRED or in ERROR (if no callback is
+    /// registered), and its parameters (argv[0] first).
+    pub notify_program: Option<Box<str>>,
+    pub notify_parameters: Option<Box<str>>,
+    /// SetProxySettings with BG_JOB_PROXY_USAGE_OVERRIDE: the proxies and the bypass list.
+    pub proxy_list: Option<Box<str>>,
+    pub proxy_bypass: Option<Box<str>>,
+}
+
+impl JobExtras {
+    pub const NONE: JobExtras = JobExtras {
+        custom_headers: None,
+        notify_program: None,
+        notify_parameters: None,
+        proxy_list: None,
+        proxy_bypass: None,
+    };
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Settle {
     Completing = 1,
@@ -94,10 +121,11 @@ pub enum Settle {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
-    pub remote_url: String,
-    pub local_path: String,
+    pub remote_url: Box<str>,
+    pub local_path: Box<str>,
     /// `BIT*.tmp` beside the destination; chosen when the transfer of this file first starts.
-    pub temp_path: Option<String>,
+    /// (`Box<str>` and `Box<[_]>` below: two words instead of three, for every idle file.)
+    pub temp_path: Option<Box<str>>,
     /// None until the server (or the source file) has told us.
     pub bytes_total: Option<u64>,
     pub bytes_transferred: u64,
@@ -107,13 +135,13 @@ pub struct FileRecord {
     /// Set only once the whole file is flushed to disk.
     pub completed: bool,
     /// Validators of the representation the temp file holds bytes of.
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+    pub etag: Option<Box<str>>,
+    pub last_modified: Option<Box<str>>,
     /// Set once `complete` has renamed this file onto its destination.
     pub committed: bool,
     /// AddFileWithRanges: only these byte ranges of the remote file, written one after another
     /// into the local file. None: the whole file.
-    pub ranges: Option<Vec<FileRange>>,
+    pub ranges: Option<Box<[FileRange]>>,
 }
 
 /// BG_FILE_RANGE: `length` LENGTH_TO_EOF means "to the end of the remote file".
@@ -129,8 +157,8 @@ pub const LENGTH_TO_EOF: u64 = u64::MAX;
 impl FileRecord {
     pub fn new(remote_url: String, local_path: String) -> FileRecord {
         FileRecord {
-            remote_url,
-            local_path,
+            remote_url: remote_url.into(),
+            local_path: local_path.into(),
             temp_path: None,
             bytes_total: None,
             bytes_transferred: 0,
@@ -176,9 +204,10 @@ impl JobRecord {
         JobRecord {
             id,
             job_type,
-            display_name,
-            description: String::new(),
-            owner: current_user(),
+            seq: 0,
+            display_name: display_name.into(),
+            description: "".into(),
+            owner: process_user(),
             priority: Priority::Normal,
             state: JobState::Suspended,
             files: Vec::new(),
@@ -187,18 +216,14 @@ impl JobRecord {
             no_progress_timeout_s: DEFAULT_NO_PROGRESS_TIMEOUT_S,
             notify_flags: DEFAULT_NOTIFY_FLAGS,
             min_notification_interval_ms: DEFAULT_MIN_NOTIFICATION_INTERVAL_MS,
-            custom_headers: None,
             security_flags: 0,
             dynamic_content: false,
             max_download_size: None,
             max_download_time_s: DEFAULT_MAX_DOWNLOAD_TIME_S,
             active_ms: 0,
             resumed_once: false,
-            notify_program: None,
-            notify_parameters: None,
             proxy_usage: 0,
-            proxy_list: None,
-            proxy_bypass: None,
+            extras: None,
             created_ms: now_ms,
             modified_ms: now_ms,
             transfer_completed_ms: None,
@@ -206,6 +231,21 @@ impl JobRecord {
             retry_at_ms: None,
             no_progress_since_ms: None,
             settling: None,
+        }
+    }
+
+    /// The rarely set settings (all None if the job has none).
+    pub fn extras(&self) -> &JobExtras {
+        self.extras.as_deref().unwrap_or(&JobExtras::NONE)
+    }
+
+    /// Changes the rarely set settings, keeping `extras` None when they are all None (so a
+    /// record that had some and lost them equals one that never had any).
+    pub fn set_extras(&mut self, change: impl FnOnce(&mut JobExtras)) {
+        let mut e = self.extras.take().unwrap_or_default();
+        change(&mut e);
+        if *e != JobExtras::NONE {
+            self.extras = Some(e);
         }
     }
 
@@ -258,6 +298,12 @@ impl JobRecord {
         p.bytes_total = total.unwrap_or(SIZE_UNKNOWN);
         p
     }
+}
+
+/// `current_user`, looked up once per process: a new record's default owner.
+pub fn process_user() -> Arc<str> {
+    static USER: OnceLock<Arc<str>> = OnceLock::new();
+    USER.get_or_init(|| current_user().into()).clone()
 }
 
 /// The OS user name of this process (BITS's job owner).

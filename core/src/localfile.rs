@@ -161,12 +161,17 @@ pub(crate) enum Destination {
 
 impl Destination {
     pub(crate) fn of(p: &Path) -> Destination {
-        use std::os::unix::fs::MetadataExt;
         let entry = p.parent().zip(p.file_name()).and_then(|(dir, name)| {
             let m = std::fs::metadata(dir).ok()?;
-            Some(Destination::Entry(m.dev(), m.ino(), name.to_owned()))
+            Some(Destination::in_folder(&m, name))
         });
         entry.unwrap_or_else(|| Destination::Path(p.to_path_buf()))
+    }
+
+    /// The entry `name` of the folder whose metadata is `folder`.
+    pub(crate) fn in_folder(folder: &std::fs::Metadata, name: &std::ffi::OsStr) -> Destination {
+        use std::os::unix::fs::MetadataExt;
+        Destination::Entry(folder.dev(), folder.ino(), name.to_owned())
     }
 }
 

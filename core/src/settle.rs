@@ -139,11 +139,11 @@ fn end_settling(
 /// files were renamed into) and deleted it: a crash before then is finished by the next open, as
 /// a crash during the call would be.
 fn retire(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: JobRecord, dirs: Vec<PathBuf>) {
-    let id = rec.id;
+    let (id, rec_seq) = (rec.id, rec.seq);
     shared.jobs.lock().remove(&id);
     // Memory only: nothing to refuse.
     let _ = end_settling(shared, cell, Some((Touch::Nothing, rec)));
-    shared.checkpoints.retire(id, dirs);
+    shared.checkpoints.retire(rec_seq, dirs);
 }
 
 /// Records the intent of complete or cancel while the job is settling: its row only.
@@ -165,17 +165,17 @@ fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, intent: Settle) -> R
 pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for f in rec.files.iter_mut().filter(|f| !f.committed) {
-        let dest = PathBuf::from(&f.local_path);
+        let dest = PathBuf::from(&*f.local_path);
         let result = match (&f.temp_path, f.completed) {
-            (Some(t), true) if recovering && !Path::new(t).exists() && dest.exists() => Ok(()),
+            (Some(t), true) if recovering && !Path::new(&**t).exists() && dest.exists() => Ok(()),
             (Some(t), true) => {
                 let mtime = f
                     .last_modified
                     .as_deref()
                     .and_then(|v| httpdate::parse_http_date(v).ok());
-                localfile::commit(Path::new(t), &dest, mtime)
+                localfile::commit(Path::new(&**t), &dest, mtime)
             }
-            (Some(t), false) => localfile::remove(Path::new(t)),
+            (Some(t), false) => localfile::remove(Path::new(&**t)),
             (None, _) => Ok(()),
         };
         if let Err(e) = result {
@@ -204,7 +204,7 @@ pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
     let mut code = hr::S_OK;
     for f in rec.files.iter().filter(|f| !f.committed) {
         if let Some(t) = &f.temp_path {
-            if localfile::remove(Path::new(t)).is_err() {
+            if localfile::remove(Path::new(&**t)).is_err() {
                 code = hr::S_UNABLE_TO_DELETE_FILES;
             }
         }
@@ -231,7 +231,7 @@ pub(crate) fn reconcile_files(rec: &mut JobRecord) -> Vec<usize> {
         let on_disk = f
             .temp_path
             .as_ref()
-            .and_then(|t| std::fs::metadata(t).ok())
+            .and_then(|t| std::fs::metadata(&**t).ok())
             .map(|m| m.len());
         match on_disk {
             None if f.temp_path.is_some() || f.bytes_checkpointed > 0 || f.completed => {
@@ -293,7 +293,7 @@ pub(crate) fn recover(
         };
         if gone {
             // If this fails the row stays, and the next open settles it again (settling is idempotent).
-            let _ = store.remove(&[rec.id]);
+            let _ = store.remove(&[rec.seq]);
             continue;
         }
         let (state, retry_at) = (rec.state, rec.retry_at_ms);
@@ -311,6 +311,7 @@ pub(crate) fn recover(
                     let f = &rec.files[i];
                     Checkpoint {
                         job: rec.id,
+                        seq: rec.seq,
                         file: i as u32,
                         bytes: f.bytes_checkpointed,
                         total: f.bytes_total,

@@ -7,7 +7,7 @@ use common::{temp_files, wait_until};
 
 use openbits_core::hresult::{self as hr, HResult};
 use openbits_core::job::Settle;
-use openbits_core::store::{SqliteStore, Store};
+use openbits_core::store::SqliteStore;
 use openbits_core::{Config, FileRecord, JobId, JobRecord, JobState, JobType, Manager};
 use openbits_testserver::{pattern, TestServer};
 use std::path::Path;
@@ -61,13 +61,13 @@ fn jobs_and_their_properties_survive_close_and_reopen() {
     assert_eq!(
         (
             s.state,
-            s.display_name.as_str(),
+            &*s.display_name,
             s.minimum_retry_delay_s,
             s.no_progress_timeout_s
         ),
         (JobState::Suspended, "stays suspended", 17, 4242)
     );
-    assert_eq!(s.files[0].remote_url, server.url("/f"));
+    assert_eq!(*s.files[0].remote_url, server.url("/f"));
     let e = m.get_job(&errored).unwrap();
     assert_eq!(e.state().unwrap(), JobState::Error);
     assert_eq!(e.error().unwrap().code, HResult::http(404));
@@ -262,15 +262,15 @@ fn temporary_files_are_reconciled_with_their_checkpoints() {
     let url = server.url("/f");
     // Checkpoint says 200,000 but only 50,000 bytes reached the disk: continue at 50,000.
     let mut short = record_with_file(dir.path(), "short", &data[..50_000], false);
-    short.files[0].remote_url = url.clone();
+    short.files[0].remote_url = url.as_str().into();
     short.files[0].bytes_total = Some(data.len() as u64);
     short.files[0].bytes_checkpointed = 200_000;
-    short.files[0].etag = Some(format!("\"{}-fixed\"", data.len()));
+    short.files[0].etag = Some(format!("\"{}-fixed\"", data.len()).into());
     short.state = JobState::Transferring;
     plant(&state, &short);
     // A transferred job whose temporary file vanished transfers that file again.
     let mut lost = record_with_file(dir.path(), "lost", &data, true);
-    lost.files[0].remote_url = url.clone();
+    lost.files[0].remote_url = url.as_str().into();
     lost.state = JobState::Transferred;
     std::fs::remove_file(dir.path().join("BITlost.tmp")).unwrap();
     SqliteStore::open(&state).unwrap().save(&lost).unwrap();

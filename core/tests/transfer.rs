@@ -714,7 +714,7 @@ fn custom_headers_are_sent_and_checked() {
     );
     assert!(seen.headers.contains(&("x-trace".into(), "42".into())));
     assert_eq!(
-        job.record().unwrap().custom_headers.as_deref(),
+        job.record().unwrap().extras().custom_headers.as_deref(),
         Some("X-Token: secret\r\nX-Trace: 42\r\n")
     );
 }
@@ -802,7 +802,7 @@ fn redirect_policies() {
     assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
     assert_eq!(
         job.record().unwrap().files[0].remote_url,
-        f.server.url("/real")
+        f.server.url("/real").into()
     );
     assert_eq!(
         job.set_security_flags(0x8).unwrap_err().code,
@@ -927,7 +927,7 @@ fn notification_command_line_runs_and_reruns_on_failure() {
     });
     let r = job.record().unwrap();
     assert_eq!(
-        (r.notify_program.as_deref(), r.notify_parameters.as_deref()),
+        (r.extras().notify_program.as_deref(), r.extras().notify_parameters.as_deref()),
         (Some("/bin/sh"), Some(params.as_str()))
     );
     assert_eq!(job.complete().unwrap(), hr::S_OK);

@@ -42,9 +42,9 @@ pub unsafe extern "C" fn bits_job_get_custom_headers(
 ) -> bits_hresult {
     call("bits_job_get_custom_headers", || {
         let out_headers = out(out_headers, "out_headers")?;
-        match arg(job, "job")?.inner.record()?.custom_headers {
+        match &arg(job, "job")?.inner.record()?.extras().custom_headers {
             Some(h) => {
-                *out_headers = owned_string(&h);
+                *out_headers = owned_string(h);
                 Ok(hr::S_OK)
             }
             None => Ok(hr::S_FALSE),
@@ -196,10 +196,11 @@ pub unsafe extern "C" fn bits_job_get_proxy_settings(
         let out_usage = out(out_usage, "out_usage")?;
         let rec = arg(job, "job")?.inner.record()?;
         *out_usage = rec.proxy_usage;
-        if let (Some(o), Some(l)) = (list_out, &rec.proxy_list) {
+        let extras = rec.extras();
+        if let (Some(o), Some(l)) = (list_out, &extras.proxy_list) {
             *o = owned_string(l);
         }
-        if let (Some(o), Some(b)) = (bypass_out, &rec.proxy_bypass) {
+        if let (Some(o), Some(b)) = (bypass_out, &extras.proxy_bypass) {
             *o = owned_string(b);
         }
         Ok(hr::S_OK)

@@ -386,14 +386,15 @@ pub unsafe extern "C" fn bits_job_get_notify_cmdline(
             crate::boundary::out_opt(out_parameters),
         );
         let rec = arg(job, "job")?.inner.record()?;
-        let Some(program) = rec.notify_program else {
+        let extras = rec.extras();
+        let Some(program) = &extras.notify_program else {
             return Ok(hr::S_FALSE);
         };
         if let Some(p) = program_out {
-            *p = owned_string(&program);
+            *p = owned_string(program);
         }
-        if let (Some(p), Some(params)) = (parameters_out, rec.notify_parameters) {
-            *p = owned_string(&params);
+        if let (Some(p), Some(params)) = (parameters_out, &extras.notify_parameters) {
+            *p = owned_string(params);
         }
         Ok(hr::S_OK)
     })

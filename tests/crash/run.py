@@ -411,7 +411,7 @@ def store_snapshot(state, snap):
         ]
         cols = ("temp_path", "bytes_total", "bytes_checkpointed", "completed", "committed")
         files = [dict(zip(cols, r)) for r in con.execute(
-            f"SELECT {', '.join(cols)} FROM files ORDER BY job_id, idx")]
+            f"SELECT {', '.join(cols)} FROM files ORDER BY job_seq, idx")]
     finally:
         con.close()
     return jobs, files

@@ -102,7 +102,7 @@ impl Job {
                     callback(&Job::from_cell(shared, cell.clone()), event);
                 }
             });
-            Registration { flags, deliver }
+            Arc::new(Registration { flags, deliver })
         });
         let previous = std::mem::replace(&mut *self.cell.notify.lock(), registration.clone());
         drop(previous);
@@ -117,7 +117,7 @@ impl Job {
             if let Some(e) = happened.filter(|e| r.wants(e.kind)) {
                 self.shared
                     .dispatcher
-                    .send(r.deliver, e, Duration::from_millis(interval.into()));
+                    .send(r.deliver.clone(), e, Duration::from_millis(interval.into()));
             }
         }
         Ok(())
@@ -152,7 +152,7 @@ impl Job {
         self.check_open()?;
         let slot = self.cell.slot.lock();
         match (&slot.rec.error, slot.rec.state) {
-            (Some(e), JobState::Error | JobState::TransientError) => Ok(e.clone()),
+            (Some(e), JobState::Error | JobState::TransientError) => Ok((**e).clone()),
             _ => Err(Error::new(
                 hr::E_ERROR_INFORMATION_UNAVAILABLE,
                 format!("no error information: the job is {}", slot.rec.state.name()),
@@ -206,28 +206,28 @@ impl Job {
     pub fn add_file_set(&self, files: &[(&str, &str)]) -> Result<()> {
         self.check_open()?;
         let mut new = Vec::with_capacity(files.len());
+        let mut keys = Vec::with_capacity(files.len());
         for (remote, local) in files {
-            let (url, local) = (validate_remote(remote)?, validate_local(local)?);
+            let (url, (local, key)) = (validate_remote(remote)?, validate_local(local)?);
             new.push(FileRecord::new(
                 url.to_string(),
                 local.to_string_lossy().into_owned(),
             ));
+            keys.push(key);
         }
-        self.append_files(new, |_| Ok(()))
+        self.append_files(new, keys, |_| Ok(()))
     }
 
-    /// Appends `new` after BITS's checks (`check` first, then the file limit, then one file per
-    /// destination), in one store transaction. The job's destinations are kept in a set, built on
-    /// first use, so adding a file costs the same in a job of 2,000 files as in an empty one.
+    /// Appends `new` (whose destinations are `keys`, from `validate_local`) after BITS's checks
+    /// (`check` first, then the file limit, then one file per destination), in one store
+    /// transaction. The job's destinations are kept in a set, built on first use, so adding a file
+    /// costs the same in a job of 2,000 files as in an empty one.
     fn append_files(
         &self,
         new: Vec<FileRecord>,
+        keys: Vec<Destination>,
         check: impl FnOnce(&JobRecord) -> std::result::Result<(), Refusal>,
     ) -> Result<()> {
-        let keys: Vec<Destination> = new
-            .iter()
-            .map(|f| Destination::of(Path::new(&f.local_path)))
-            .collect();
         let config = &self.shared.config;
         let mut slot = self.cell.slot.lock();
         let slot = &mut *slot;
@@ -237,7 +237,7 @@ impl Job {
                 slot.rec
                     .files
                     .iter()
-                    .map(|f| Destination::of(Path::new(&f.local_path)))
+                    .map(|f| Destination::of(Path::new(&*f.local_path)))
                     .collect(),
             ),
         };
@@ -310,10 +310,10 @@ impl Job {
                 "byte ranges are supported for http and https files only",
             ));
         }
-        let local = validate_local(local_path)?;
+        let (local, key) = validate_local(local_path)?;
         let mut f = FileRecord::new(url.to_string(), local.to_string_lossy().into_owned());
-        f.ranges = Some(ranges.to_vec());
-        self.append_files(vec![f], |rec| {
+        f.ranges = Some(ranges.into());
+        self.append_files(vec![f], vec![key], |rec| {
             if rec.dynamic_content {
                 return Err((
                     hr::E_UNSUPPORTED_JOB_CONFIGURATION,
@@ -340,7 +340,7 @@ impl Job {
                         format!("file index {index} is out of range (the job has {count})"),
                     )
                 })?;
-                f.remote_url = url.to_string();
+                f.remote_url = url.to_string().into();
                 Ok(())
             },
         )?;
@@ -379,7 +379,7 @@ impl Job {
             let matched = replaced.iter().filter(|r| r.is_some()).count();
             for (f, r) in rec.files.iter_mut().zip(replaced) {
                 if let Some(url) = r {
-                    f.remote_url = url;
+                    f.remote_url = url.into();
                 }
             }
             Ok(matched)
@@ -393,12 +393,12 @@ impl Job {
 
     pub fn set_display_name(&self, name: &str) -> Result<()> {
         check_chars("display name", name, job::MAX_DISPLAY_NAME_CHARS)?;
-        self.change(|rec| rec.display_name = name.to_string())
+        self.change(|rec| rec.display_name = name.into())
     }
 
     pub fn set_description(&self, description: &str) -> Result<()> {
         check_chars("description", description, job::MAX_DESCRIPTION_CHARS)?;
-        self.change(|rec| rec.description = description.to_string())
+        self.change(|rec| rec.description = description.into())
     }
 
     /// SetPriority; the scheduler applies it at once, stopping a transfer only if it must.
@@ -430,7 +430,7 @@ impl Job {
         if let Some(h) = headers {
             http_options::parse_headers(h).map_err(Error::from)?;
         }
-        self.change(|rec| rec.custom_headers = headers.map(str::to_owned))
+        self.change(|rec| rec.set_extras(|e| e.custom_headers = headers.map(Box::from)))
     }
 
     /// SetSecurityFlags: the redirect policy (BG_HTTP_REDIRECT_POLICY_*); certificate-relaxing
@@ -452,8 +452,10 @@ impl Job {
         self.update(|rec| {
             state::modify(rec.state, "change")?;
             rec.proxy_usage = usage;
-            rec.proxy_list = list.map(str::to_owned);
-            rec.proxy_bypass = bypass.map(str::to_owned);
+            rec.set_extras(|e| {
+                e.proxy_list = list.map(Box::from);
+                e.proxy_bypass = bypass.map(Box::from);
+            });
             Ok(())
         })
     }
@@ -544,8 +546,10 @@ impl Job {
         }
         self.update(|rec| {
             state::modify(rec.state, "change")?;
-            rec.notify_program = program.map(str::to_owned);
-            rec.notify_parameters = program.and(parameters).map(str::to_owned);
+            rec.set_extras(|e| {
+                e.notify_program = program.map(Box::from);
+                e.notify_parameters = program.and(parameters).map(Box::from);
+            });
             Ok(())
         })
     }

@@ -126,9 +126,10 @@ impl Manager {
             now_ms(),
         );
         rec.owner = self.shared.owner.clone();
+        rec.seq = self.shared.next_seq();
         self.shared.store.insert(&rec).map_err(Error::from)?;
         let id = rec.id;
-        let cell = Arc::new(JobCell::new(rec, self.shared.next_seq()));
+        let cell = Arc::new(JobCell::new(rec));
         self.shared.jobs.lock().insert(id, cell.clone());
         // The scheduler keeps time for every job (inactivity); it needs waking only if this job's
         // deadline comes before every deadline it already waits for.
@@ -223,7 +224,7 @@ impl Manager {
             .values()
             .filter_map(|c| {
                 let slot = c.slot.lock();
-                (all_users || slot.rec.owner == self.shared.owner).then(|| (slot.seq, c.clone()))
+                (all_users || slot.rec.owner == self.shared.owner).then(|| (slot.rec.seq, c.clone()))
             })
             .collect();
         cells.sort_by_key(|(seq, _)| *seq);
@@ -378,7 +379,7 @@ impl Events {
         check_open(&self.shared)?;
         let closed = || self.shared.closed.load(Ordering::SeqCst);
         let all = self.shared.config.service_mode;
-        let visible = |e: &Event| all || e.owner == self.shared.owner;
+        let visible = |e: &Event| all || *e.owner == *self.shared.owner;
         match self.shared.events.next(timeout, closed, visible) {
             Some(e) => Ok(e),
             None => {

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{self, FileRange, JobRecord};
+use crate::localfile::Destination;
 use crate::state::Refusal;
 use std::path::{Component, Path, PathBuf};
 
@@ -123,7 +124,7 @@ pub(super) fn validate_remote(remote: &str) -> Result<url::Url> {
     Ok(url)
 }
 
-pub(super) fn validate_local(local: &str) -> Result<PathBuf> {
+pub(super) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
     let path = Path::new(local);
     if !path.is_absolute() {
         return Err(Error::new(
@@ -148,8 +149,8 @@ pub(super) fn validate_local(local: &str) -> Result<PathBuf> {
             format!("local name has no folder: {local}"),
         ));
     };
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
+    let folder = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => m,
         Ok(_) => {
             return Err(Error::new(
                 HResult::from_win32(hr::win32::ERROR_PATH_NOT_FOUND),
@@ -163,7 +164,7 @@ pub(super) fn validate_local(local: &str) -> Result<PathBuf> {
             ))
         }
         Err(e) => return Err(Error::io("the destination folder is not usable:", dir, &e)),
-    }
+    };
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::new(hr::E_INVALIDARG, "local name contains a NUL byte"))?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
@@ -173,7 +174,11 @@ pub(super) fn validate_local(local: &str) -> Result<PathBuf> {
             format!("no permission to write into {}", dir.display()),
         ));
     }
-    Ok(norm)
+    let key = match norm.file_name() {
+        Some(name) => Destination::in_folder(&folder, name),
+        None => Destination::Path(norm.clone()),
+    };
+    Ok((norm, key))
 }
 
 #[cfg(test)]
@@ -279,14 +284,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
         let path_not_found = HResult::from_win32(hr::win32::ERROR_PATH_NOT_FOUND);
-        assert_eq!(
-            validate_local(&format!("{d}/f")).unwrap(),
-            dir.path().join("f")
-        );
+        let (path, key) = validate_local(&format!("{d}/f")).unwrap();
+        assert_eq!(path, dir.path().join("f"));
+        // The key is the one `Destination::of` gives (the set of a job's names mixes both).
+        assert_eq!(key, Destination::of(&path));
         // "." components are dropped, so equal destinations compare equal.
         assert_eq!(
             validate_local(&format!("{d}/./f")).unwrap(),
-            dir.path().join("f")
+            (dir.path().join("f"), key)
         );
         assert_eq!(code(validate_local("relative/f")), hr::E_INVALIDARG);
         assert_eq!(code(validate_local(&format!("{d}/f/"))), hr::E_INVALIDARG);

@@ -27,7 +27,7 @@ pub(crate) struct JobCell {
     /// The push callback, if one is registered (not persisted, as in BITS). Set by
     /// `set_notify_callback`; taken by the last application handle's drop and by close; read by
     /// `emit` and `publish`.
-    pub(crate) notify: Mutex<Option<Registration>>,
+    pub(crate) notify: Mutex<Option<Arc<Registration>>>,
     /// Application handles (`Job`s given out by the manager, and their clones) still alive; when
     /// the last is dropped the callback registration goes too. Counted by the manager's `Job`.
     pub(crate) app_handles: AtomicUsize,
@@ -35,21 +35,26 @@ pub(crate) struct JobCell {
 
 pub(crate) struct JobSlot {
     pub(crate) rec: JobRecord,
-    /// Present while a transfer task runs for this job; sending `true` asks it to stop.
-    pub(crate) runner: Option<watch::Sender<bool>>,
+    /// Present while a transfer task runs for this job (boxed: an idle job pays a pointer).
+    pub(crate) runner: Option<Box<Runner>>,
     /// Set while complete or cancel works on the files; the scheduler leaves the job alone.
     pub(crate) settling: bool,
-    /// Creation order, the tie-break among equal priorities.
-    pub(crate) seq: u64,
     /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
     /// the application sets them again after a reopen.
     pub(crate) credentials: Credentials,
-    /// When the current task started, and the start counter's value then (round-robin order).
-    pub(crate) started_at: Option<Instant>,
+    /// The start counter's value when the job's last task started (round-robin order).
     pub(crate) last_ran: u64,
     /// The destinations of the job's files, built when a file is first added after open (so idle
     /// jobs hold none): one lookup per new file instead of a comparison with every file.
     pub(crate) destinations: Option<Box<HashSet<Destination>>>,
+}
+
+/// A job's transfer task, from the job's side.
+pub(crate) struct Runner {
+    /// Sending `true` asks the task to stop.
+    pub(crate) stop: watch::Sender<bool>,
+    /// When the task started (its time counts against the maximum download time).
+    pub(crate) started: Instant,
 }
 
 /// The server's (0) and the proxy's (1) `Authorization` values, boxed: most jobs have none, and
@@ -70,16 +75,14 @@ impl Credentials {
 }
 
 impl JobCell {
-    /// A job's cell with no task, no credentials and no callback; `seq` is its creation order.
-    pub(crate) fn new(rec: JobRecord, seq: u64) -> JobCell {
+    /// A job's cell with no task, no credentials and no callback.
+    pub(crate) fn new(rec: JobRecord) -> JobCell {
         JobCell {
             slot: Mutex::new(JobSlot {
                 rec,
                 runner: None,
                 settling: false,
-                seq,
                 credentials: Credentials::default(),
-                started_at: None,
                 last_ran: 0,
                 destinations: None,
             }),
@@ -92,8 +95,8 @@ impl JobCell {
 
     /// Asks the transfer task, if any, to stop. Returns at once.
     pub(crate) fn signal_stop(slot: &JobSlot) {
-        if let Some(tx) = &slot.runner {
-            let _ = tx.send(true);
+        if let Some(r) = &slot.runner {
+            let _ = r.stop.send(true);
         }
     }
 }
@@ -181,13 +184,13 @@ pub(crate) fn publish<R>(
     // The command line stands in for a callback (as in BITS) when none is registered.
     let reached =
         rec.state != old.state && matches!(rec.state, JobState::Transferred | JobState::Error);
-    if let (true, Some(program)) = (reached, &rec.notify_program) {
+    if let (true, Some(program)) = (reached, &rec.extras().notify_program) {
         if cell.notify.lock().is_none() {
             super::cmdline::launch(
                 shared.clone(),
                 rec.id,
                 program.clone(),
-                rec.notify_parameters.clone(),
+                rec.extras().notify_parameters.clone(),
             );
         }
     }
@@ -200,7 +203,7 @@ pub(crate) fn emit(shared: &Arc<Shared>, cell: &Arc<JobCell>, event: Event, inte
     let registration = cell.notify.lock().clone();
     if let Some(r) = registration.filter(|r| r.wants(event.kind)) {
         let interval = Duration::from_millis(interval_ms.into());
-        shared.dispatcher.send(r.deliver, event.clone(), interval);
+        shared.dispatcher.send(r.deliver.clone(), event.clone(), interval);
     }
     shared.events.push(event);
 }

@@ -37,14 +37,15 @@ struct Pending {
 /// into (synced first).
 #[derive(Default)]
 struct Retiring {
-    jobs: Vec<JobId>,
+    /// By `JobRecord::seq`, the store's key.
+    jobs: Vec<u64>,
     dirs: HashSet<PathBuf>,
 }
 
 impl Retiring {
     fn add(
         &mut self,
-        jobs: impl IntoIterator<Item = JobId>,
+        jobs: impl IntoIterator<Item = u64>,
         dirs: impl IntoIterator<Item = PathBuf>,
     ) {
         self.jobs.extend(jobs);
@@ -110,8 +111,9 @@ impl Checkpoints {
         self.queue.lock().pending.retain(|(j, _), _| j != job);
     }
 
-    /// The job reached a final state: its row goes in the next batch, after `dirs` are synced.
-    pub(crate) fn retire(&self, job: JobId, dirs: Vec<PathBuf>) {
+    /// The job (by `seq`) reached a final state: its row goes in the next batch, after `dirs`
+    /// are synced.
+    pub(crate) fn retire(&self, job: u64, dirs: Vec<PathBuf>) {
         self.retiring.lock().add([job], dirs);
     }
 

@@ -66,7 +66,7 @@ pub(crate) fn check(program: &str, parameters: Option<&str>) -> Result<(), (HRes
 
 /// Runs the command line for `job` on a thread of its own, and again after the retry delay while
 /// it exits non-zero and the job still waits for its owner (TRANSFERRED or ERROR).
-pub(crate) fn launch(shared: Arc<Shared>, job: JobId, program: String, parameters: Option<String>) {
+pub(crate) fn launch(shared: Arc<Shared>, job: JobId, program: Box<str>, parameters: Option<Box<str>>) {
     let args: Vec<String> = parameters
         .as_deref()
         .map(split)
@@ -77,7 +77,7 @@ pub(crate) fn launch(shared: Arc<Shared>, job: JobId, program: String, parameter
     let _ = std::thread::Builder::new()
         .name("openbits-notify-cmd".into())
         .spawn(move || loop {
-            let ok = std::process::Command::new(&program)
+            let ok = std::process::Command::new(&*program)
                 .args(&args)
                 .stdin(std::process::Stdio::null())
                 .status()

@@ -38,7 +38,7 @@ pub struct Event {
     /// The file, for FileTransferred; else 0.
     pub file_index: u32,
     /// The job's owner: a manager sees its owner's events (every owner's in service mode).
-    pub owner: String,
+    pub owner: std::sync::Arc<str>,
 }
 
 #[derive(Default)]
@@ -305,7 +305,7 @@ mod tests {
             "a closing manager ends the wait"
         );
         q.push(ev(a, EventKind::JobError, JobState::Error));
-        let other_owner = |e: &Event| e.owner != "me";
+        let other_owner = |e: &Event| &*e.owner != "me";
         assert_eq!(
             q.next(Some(Duration::ZERO), || false, other_owner),
             None,

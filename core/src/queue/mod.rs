@@ -11,7 +11,7 @@ pub(crate) mod checkpoint;
 pub(crate) mod cmdline;
 pub mod events;
 
-pub(crate) use cell::{emit, publish, Destination, JobCell, JobSlot, Touch};
+pub(crate) use cell::{emit, publish, Destination, JobCell, JobSlot, Runner, Touch};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -69,7 +69,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) config: Config,
     /// `config.owner`, or the OS user name.
-    pub(crate) owner: String,
+    pub(crate) owner: Arc<str>,
     pub(crate) store: Box<dyn Store>,
     /// Checkpoints waiting for the next batch write, and settled jobs waiting to leave the store.
     pub(crate) checkpoints: Checkpoints,
@@ -94,17 +94,20 @@ impl Shared {
         records: Vec<JobRecord>,
         dispatcher: Dispatcher,
     ) -> Shared {
-        let mut jobs = HashMap::new();
+        let mut jobs = HashMap::with_capacity(records.len());
         let mut seq = 0;
         for rec in records {
-            seq += 1;
-            jobs.insert(rec.id, Arc::new(JobCell::new(rec, seq)));
+            seq = seq.max(rec.seq);
+            jobs.insert(rec.id, Arc::new(JobCell::new(rec)));
         }
         Shared {
             jobs: Mutex::new(jobs),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
-            owner: config.owner.clone().unwrap_or_else(job::current_user),
+            owner: config
+                .owner
+                .as_deref()
+                .map_or_else(job::process_user, Arc::from),
             config,
             store,
             checkpoints: Checkpoints::default(),

@@ -12,7 +12,7 @@ mod plan;
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::job::JobError;
-use crate::queue::{publish, JobCell, JobSlot, Shared, Touch};
+use crate::queue::{publish, JobCell, JobSlot, Runner, Shared, Touch};
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState};
@@ -66,11 +66,9 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         if slot.settling {
             continue;
         }
-        if slot.runner.is_some() {
+        if let Some(ran) = slot.runner.as_ref().map(|r| r.started.elapsed()) {
             let limit_ms = slot.rec.max_download_time_s as u64 * 1000;
-            let ran_ms = slot
-                .started_at
-                .map_or(0, |t| t.elapsed().as_millis() as u64);
+            let ran_ms = ran.as_millis() as u64;
             let used_ms = slot.rec.active_ms.saturating_add(ran_ms);
             if limit_ms > 0 && used_ms >= limit_ms {
                 out_of_time(shared, &cell, &mut slot);
@@ -82,8 +80,8 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
             candidates.push(Candidate {
                 key: by_key.len(),
                 priority: slot.rec.priority,
-                running_for: Some(slot.started_at.map_or(Duration::ZERO, |t| t.elapsed())),
-                order: (slot.last_ran, slot.seq),
+                running_for: Some(ran),
+                order: (slot.last_ran, slot.rec.seq),
             });
             by_key.push(cell.clone());
             continue;
@@ -134,7 +132,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                 key: by_key.len(),
                 priority: slot.rec.priority,
                 running_for: None,
-                order: (slot.last_ran, slot.seq),
+                order: (slot.last_ran, slot.rec.seq),
             });
             by_key.push(cell.clone());
         }
@@ -173,7 +171,7 @@ fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
     let _ = publish(shared, cell, slot, Touch::Job, |next| {
         next.state = state;
         next.error_count = next.error_count.saturating_add(1);
-        next.error = Some(JobError {
+        next.error = Some(Box::new(JobError {
             context: ErrorContext::GeneralQueueManager,
             code: hr::E_MAXDOWNLOAD_TIMEOUT,
             description: format!(
@@ -181,7 +179,7 @@ fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
                 next.max_download_time_s
             ),
             file_index: None,
-        });
+        }));
         Ok(())
     });
     JobCell::signal_stop(slot);
@@ -192,7 +190,7 @@ fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
 fn preempt(shared: &Arc<Shared>, cell: &Arc<JobCell>) {
     let mut slot = cell.slot.lock();
     // No task, or already asked to stop: nothing to take.
-    if slot.runner.as_ref().is_none_or(|stop| *stop.borrow()) {
+    if slot.runner.as_ref().is_none_or(|r| *r.stop.borrow()) {
         return;
     }
     if let Some(s) = engine::preempted(slot.rec.state) {
@@ -221,8 +219,10 @@ fn start(shared: &Arc<Shared>, clients: &Arc<Clients>, cell: &Arc<JobCell>) -> b
         return false;
     }
     let (tx, rx) = watch::channel(false);
-    slot.runner = Some(tx);
-    slot.started_at = Some(Instant::now());
+    slot.runner = Some(Box::new(Runner {
+        stop: tx,
+        started: Instant::now(),
+    }));
     slot.last_ran = shared.starts.fetch_add(1, Ordering::Relaxed) + 1;
     drop(slot);
     tokio::spawn(transfer::run_job(

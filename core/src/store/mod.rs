@@ -27,11 +27,13 @@ pub type StoreError = (HResult, String);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub job: JobId,
+    /// The job's creation order (`JobRecord::seq`): its key in the store.
+    pub seq: u64,
     pub file: u32,
     pub bytes: u64,
     pub total: Option<u64>,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+    pub etag: Option<Box<str>>,
+    pub last_modified: Option<Box<str>>,
     /// The whole file is on disk (and flushed).
     pub completed: bool,
     /// The job's modification time (BITS counts transferred bytes as a modification).
@@ -39,7 +41,8 @@ pub struct Checkpoint {
 }
 
 pub trait Store: Send + Sync {
-    /// Every job the store holds, as last written, in creation order.
+    /// Every job the store holds, as last written, in no particular order (`seq` is the
+    /// creation order).
     fn load_all(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Adds a new job with its files (a fresh job has none).
     fn insert(&self, job: &JobRecord) -> Result<(), StoreError>;
@@ -50,8 +53,9 @@ pub trait Store: Send + Sync {
     /// Writes the job's row and, for each index in `files`, that file's remote and local names,
     /// temporary file and committed flag, atomically. Progress is left to `checkpoint`.
     fn update_files(&self, job: &JobRecord, files: &[usize]) -> Result<(), StoreError>;
-    /// Forgets jobs (they reached a final state and their files are settled), in one transaction.
-    fn remove(&self, ids: &[JobId]) -> Result<(), StoreError>;
+    /// Forgets jobs, named by `JobRecord::seq` (they reached a final state and their files are
+    /// settled), in one transaction.
+    fn remove(&self, jobs: &[u64]) -> Result<(), StoreError>;
     /// Records the progress of many files in one transaction. Checkpoints of jobs or files that no
     /// longer exist are ignored.
     fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError>;

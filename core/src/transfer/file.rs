@@ -47,12 +47,12 @@ pub(crate) struct FileTransfer<'a> {
 pub(crate) struct FileView {
     pub remote_url: String,
     pub bytes_total: Option<u64>,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+    pub etag: Option<Box<str>>,
+    pub last_modified: Option<Box<str>>,
     pub request: http::RequestOptions,
     pub dynamic_content: bool,
     pub max_download_size: Option<u64>,
-    pub ranges: Option<Vec<crate::job::FileRange>>,
+    pub ranges: Option<Box<[crate::job::FileRange]>>,
 }
 
 impl<'a> FileTransfer<'a> {
@@ -89,13 +89,14 @@ impl<'a> FileTransfer<'a> {
         let f = &slot.rec.files[self.index];
         let rec = &slot.rec;
         FileView {
-            remote_url: f.remote_url.clone(),
+            remote_url: f.remote_url.to_string(),
             bytes_total: f.bytes_total,
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
             request: http::RequestOptions {
                 // Validated when set; a header that fails now is dropped rather than sent.
                 headers: rec
+                    .extras()
                     .custom_headers
                     .as_deref()
                     .and_then(|h| crate::http_options::parse_headers(h).ok())
@@ -103,8 +104,8 @@ impl<'a> FileTransfer<'a> {
                 server_auth: slot.credentials.get(0),
                 security_flags: rec.security_flags,
                 proxy_usage: rec.proxy_usage,
-                proxy_list: rec.proxy_list.clone(),
-                proxy_bypass: rec.proxy_bypass.clone(),
+                proxy_list: rec.extras().proxy_list.clone(),
+                proxy_bypass: rec.extras().proxy_bypass.clone(),
                 proxy_auth: slot.credentials.get(1),
             },
             dynamic_content: rec.dynamic_content,
@@ -117,14 +118,14 @@ impl<'a> FileTransfer<'a> {
     pub(crate) fn report_final_url(&mut self, url: &url::Url) {
         let mut slot = self.cell.slot.lock();
         let i = self.index;
-        if slot.rec.files[i].remote_url != url.as_str() {
+        if *slot.rec.files[i].remote_url != *url.as_str() {
             let _ = publish(
                 self.shared,
                 self.cell,
                 &mut slot,
                 Touch::Files(vec![i]),
                 |rec| {
-                    rec.files[i].remote_url = url.to_string();
+                    rec.files[i].remote_url = url.as_str().into();
                     Ok(())
                 },
             );
@@ -145,8 +146,8 @@ impl<'a> FileTransfer<'a> {
         }
         let f = &mut rec.files[self.index];
         f.bytes_total = total;
-        f.etag = etag;
-        f.last_modified = last_modified;
+        f.etag = etag.map(Box::from);
+        f.last_modified = last_modified.map(Box::from);
         self.cell.changed.notify_all();
     }
 
@@ -294,6 +295,7 @@ impl<'a> FileTransfer<'a> {
         let f = &rec.files[self.index];
         Checkpoint {
             job: rec.id,
+            seq: rec.seq,
             file: self.index as u32,
             bytes: offset,
             total: f.bytes_total,
@@ -369,7 +371,7 @@ impl<'a> FileTransfer<'a> {
             if i == self.index
                 || (f.temp_path.is_none() && !f.completed && f.bytes_checkpointed == 0)
             {
-                let t = localfile::temp_name_beside(Path::new(&f.local_path)).map_err(|e| {
+                let t = localfile::temp_name_beside(Path::new(&*f.local_path)).map_err(|e| {
                     crate::error::Error::new(
                         hr::from_io(&e),
                         format!("cannot name a temporary file: {e}"),
@@ -386,7 +388,7 @@ impl<'a> FileTransfer<'a> {
             Touch::Files(touched),
             |rec| {
                 for (i, t) in &named {
-                    rec.files[*i].temp_path = Some(t.to_string_lossy().into_owned());
+                    rec.files[*i].temp_path = Some(t.to_string_lossy().into());
                 }
                 Ok(())
             },
@@ -401,11 +403,11 @@ impl<'a> FileTransfer<'a> {
             (
                 f.temp_path.clone(),
                 f.bytes_transferred,
-                PathBuf::from(&f.local_path),
+                PathBuf::from(&*f.local_path),
             )
         };
         let temp = match temp {
-            Some(t) => PathBuf::from(t),
+            Some(t) => PathBuf::from(&*t),
             None => self.new_temp(&dest)?,
         };
         let sink =

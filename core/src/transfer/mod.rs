@@ -82,13 +82,12 @@ struct TaskExit {
 impl Drop for TaskExit {
     fn drop(&mut self) {
         let mut slot = self.cell.slot.lock();
-        slot.runner = None;
         // CONNECTING + TRANSFERRING time counts against the maximum download time.
-        if let Some(started) = slot.started_at.take() {
+        if let Some(runner) = slot.runner.take() {
             slot.rec.active_ms = slot
                 .rec
                 .active_ms
-                .saturating_add(started.elapsed().as_millis() as u64);
+                .saturating_add(runner.started.elapsed().as_millis() as u64);
         }
         drop(slot);
         self.cell.changed.notify_all();
@@ -224,12 +223,12 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, f:
         rec.retry_at_ms = (next == crate::state::JobState::TransientError)
             .then(|| now.saturating_add(rec.minimum_retry_delay_s as u64 * 1000));
         rec.error_count = rec.error_count.saturating_add(1);
-        rec.error = Some(JobError {
+        rec.error = Some(Box::new(JobError {
             context: f.context,
             code: f.code,
             description: f.description.clone(),
             file_index: file_index.map(|i| i as u32),
-        });
+        }));
     };
     if publish(shared, cell, &mut slot, Touch::Job, |rec| {
         apply(rec);

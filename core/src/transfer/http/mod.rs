@@ -48,8 +48,8 @@ pub(crate) struct RequestOptions {
     pub security_flags: u32,
     /// The job's proxy settings (see `http_options::proxy_for`) and `Proxy-Authorization`.
     pub proxy_usage: i32,
-    pub proxy_list: Option<String>,
-    pub proxy_bypass: Option<String>,
+    pub proxy_list: Option<Box<str>>,
+    pub proxy_bypass: Option<Box<str>>,
     pub proxy_auth: Option<HeaderValue>,
 }
 
