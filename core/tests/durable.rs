@@ -319,3 +319,38 @@ fn inactive_jobs_are_cancelled() {
     });
     assert_eq!(m.get_job(&j.id()).unwrap_err().code, hr::E_NOT_FOUND);
 }
+
+/// A job that was in motion (the scheduler watches it at every pass) and then stopped is still
+/// cancelled when it stays untouched for the inactivity timeout: leaving the scheduler's set of
+/// moving jobs hands its deadline to the pass that visits every job.
+#[test]
+fn jobs_that_stopped_moving_are_cancelled_when_inactive() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        inactivity_timeout: Duration::from_millis(600),
+        ..config()
+    };
+    let m = Manager::open(Some(&dir.path().join("state")), cfg).unwrap();
+    let j = m.create_job("moved", JobType::Download).unwrap();
+    // Nothing listens on port 9: the job goes to TRANSIENT_ERROR and waits to retry.
+    j.add_file("http://127.0.0.1:9/x", dir.path().join("x").to_str().unwrap())
+        .unwrap();
+    j.resume().unwrap();
+    wait_until("a transient error", || {
+        j.state().unwrap() == JobState::TransientError
+    });
+    // Keep it touched past its creation deadline, so the pass that visits every job at that
+    // deadline finds it in motion and learns no deadline from it.
+    let created = std::time::Instant::now();
+    wait_until("the creation deadline is past, the job kept busy", || {
+        j.set_description("still here").unwrap();
+        created.elapsed() >= Duration::from_millis(900)
+    });
+    assert_eq!(j.state().unwrap(), JobState::TransientError);
+    j.suspend().unwrap();
+    let suspended_at = std::time::Instant::now();
+    wait_until("the stopped job is cancelled", || {
+        j.state().unwrap() == JobState::Cancelled
+    });
+    assert!(suspended_at.elapsed() >= Duration::from_millis(500), "cancelled too early");
+}

@@ -135,6 +135,7 @@ impl Manager {
         // deadline comes before every deadline it already waits for.
         let idle_at =
             now_ms().saturating_add(self.shared.config.inactivity_timeout.as_millis() as u64);
+        self.shared.idle_due_ms.fetch_min(idle_at, Ordering::SeqCst);
         if idle_at < self.shared.next_due_ms.load(Ordering::SeqCst) {
             self.shared.wake.notify_one();
         }

@@ -177,6 +177,9 @@ pub(crate) fn publish<R>(
         return Err(e.into());
     }
     let (old, rec) = (&undo.head, &slot.rec);
+    if super::needs_scheduler(rec.state) && !super::needs_scheduler(old.state) {
+        shared.scheduled.lock().insert(rec.id, cell.clone());
+    }
     let interval = rec.min_notification_interval_ms;
     for event in events::for_change(old, rec) {
         emit(shared, cell, event, interval);

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hresult as hr;
 use crate::job::{self, JobId, JobRecord};
+use crate::state::JobState;
 use crate::store::Store;
 use checkpoint::Checkpoints;
 use events::{Dispatcher, EventQueue};
@@ -34,6 +35,8 @@ use tokio::sync::Notify;
 /// | Field | Written by | Read by |
 /// |---|---|---|
 /// | `jobs` | `Manager::open` (filled), `Manager::create_job` (insert), `settle` retire (remove) | scheduler pass, `Manager` get/enum/limits/close, `cmdline` retries |
+/// | `scheduled` | `Shared::new` (filled), `publish` (insert, when a job enters a state the scheduler works on), scheduler pass (remove, when it leaves them) | scheduler pass |
+/// | `idle_due_ms` | scheduler full pass (store), `create_job` and the pass's removals (fetch_min) | scheduler pass |
 /// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
 /// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
 /// | `config`, `owner` | set once by `Shared::new` | everyone |
@@ -48,7 +51,8 @@ use tokio::sync::Notify;
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
 /// `JobCell::settle` → `Shared::jobs` → `JobCell::slot` → one leaf at a time: `JobCell::notify`,
-/// the checkpoint queue, the event queue's lock, the dispatcher's sender, the store's connection.
+/// `Shared::scheduled`, the checkpoint queue, the event queue's lock, the dispatcher's sender, the
+/// store's connection.
 /// `Checkpoints::writing` is taken with no other lock held, then the checkpoint queue, the retire
 /// list, and the store's connection, one at a time.
 /// `Clients`' proxy map, `CloseSignal` and the manager's runtime slot are taken with no other lock
@@ -64,6 +68,13 @@ use tokio::sync::Notify;
 pub(crate) struct Shared {
     /// Jobs not yet in a final state.
     pub(crate) jobs: Mutex<HashMap<JobId, Arc<JobCell>>>,
+    /// The jobs a scheduler pass must look at every time (`needs_scheduler`): queued, running or
+    /// waiting to retry. A pass visits only these, so its cost follows the jobs in motion, not
+    /// the queue; the others matter to it only for the inactivity timeout (`idle_due_ms`).
+    pub(crate) scheduled: Mutex<HashMap<JobId, Arc<JobCell>>>,
+    /// The earliest inactivity deadline of any job not in `scheduled` (ms since the epoch), as
+    /// far as the scheduler knows: when it passes, a pass visits every job.
+    pub(crate) idle_due_ms: AtomicU64,
     pub(crate) closed: AtomicBool,
     /// Wakes the scheduler: something it decides on changed.
     pub(crate) wake: Notify,
@@ -95,13 +106,22 @@ impl Shared {
         dispatcher: Dispatcher,
     ) -> Shared {
         let mut jobs = HashMap::with_capacity(records.len());
+        let mut scheduled = HashMap::new();
         let mut seq = 0;
         for rec in records {
             seq = seq.max(rec.seq);
-            jobs.insert(rec.id, Arc::new(JobCell::new(rec)));
+            let (id, moving) = (rec.id, needs_scheduler(rec.state));
+            let cell = Arc::new(JobCell::new(rec));
+            if moving {
+                scheduled.insert(id, cell.clone());
+            }
+            jobs.insert(id, cell);
         }
         Shared {
             jobs: Mutex::new(jobs),
+            scheduled: Mutex::new(scheduled),
+            // The first pass visits every job and learns the earliest deadline.
+            idle_due_ms: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
             owner: config
@@ -124,6 +144,12 @@ impl Shared {
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// States the scheduler acts on at every pass: it gives QUEUED jobs slots, watches running ones,
+/// and retries or gives up TRANSIENT_ERROR ones. (A job with a task is watched whatever its state.)
+pub(crate) fn needs_scheduler(state: JobState) -> bool {
+    state.is_active() || state == JobState::TransientError
 }
 
 /// BITS_E_INVALID_STATE once the manager is closed.

@@ -12,7 +12,7 @@ mod plan;
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::job::JobError;
-use crate::queue::{publish, JobCell, JobSlot, Runner, Shared, Touch};
+use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState};
@@ -57,12 +57,32 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     let now = now_ms();
     let mut next_due: Option<u64> = None;
     let mut due = |t: u64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
-    let cells: Vec<Arc<JobCell>> = shared.jobs.lock().values().cloned().collect();
+    // Every job only when an inactivity deadline may have come (the earliest one is learnt
+    // again on the way); else only the jobs in motion.
+    let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
+    let cells: Vec<Arc<JobCell>> = if full {
+        shared.idle_due_ms.store(u64::MAX, Ordering::SeqCst);
+        shared.jobs.lock().values().cloned().collect()
+    } else {
+        shared.scheduled.lock().values().cloned().collect()
+    };
+    // A job that no longer needs the scheduler leaves its set, and its inactivity deadline
+    // joins the earliest one (under its slot lock, so it cannot miss a concurrent resume).
+    let leave = |slot: &JobSlot, idle_until: Option<u64>| {
+        shared.scheduled.lock().remove(&slot.rec.id);
+        if let Some(t) = idle_until {
+            shared.idle_due_ms.fetch_min(t, Ordering::SeqCst);
+        }
+    };
     let mut candidates = Vec::new();
     let mut by_key = Vec::new();
     let inactive_after = shared.config.inactivity_timeout.as_millis() as u64;
     for cell in cells {
         let mut slot = cell.slot.lock();
+        if slot.rec.state.is_final() {
+            leave(&slot, None);
+            continue;
+        }
         if slot.settling {
             continue;
         }
@@ -126,6 +146,9 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                 }
             }
         }
+        if !needs_scheduler(slot.rec.state) {
+            leave(&slot, Some(idle_until));
+        }
         // An active job without a task (queued, or its task ended while it stayed active) waits.
         if waiting {
             candidates.push(Candidate {
@@ -158,6 +181,10 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     }
     if let Some(d) = plan.next_slice_end {
         due(now.saturating_add(d.as_millis() as u64));
+    }
+    match shared.idle_due_ms.load(Ordering::SeqCst) {
+        u64::MAX => {}
+        idle => due(idle),
     }
     next_due
 }
