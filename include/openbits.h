@@ -225,6 +225,44 @@
 
 
 /*
+ BITS_COST_STATE_*: the network's cost (give one to `bits_manager_set_network_cost`) and the
+ bits of a job's transfer policy.
+ */
+#define BITS_COST_STATE_UNRESTRICTED 1
+
+#define BITS_COST_STATE_CAPPED_USAGE_UNKNOWN 2
+
+#define BITS_COST_STATE_BELOW_CAP 4
+
+#define BITS_COST_STATE_NEAR_CAP 8
+
+#define BITS_COST_STATE_OVERCAP_CHARGED 16
+
+#define BITS_COST_STATE_OVERCAP_THROTTLED 32
+
+#define BITS_COST_STATE_USAGE_BASED 64
+
+#define BITS_COST_STATE_ROAMING 128
+
+/*
+ BITS_COST_OPTION_IGNORE_CONGESTION (accepted in a policy; openbits does not measure congestion).
+ */
+#define BITS_COST_OPTION_IGNORE_CONGESTION 2147483648
+
+/*
+ BITS_JOB_TRANSFER_POLICY_*: BITS's named policies (ALWAYS is the default).
+ */
+#define BITS_JOB_TRANSFER_POLICY_ALWAYS 2147483903
+
+#define BITS_JOB_TRANSFER_POLICY_NOT_ROAMING 2147483775
+
+#define BITS_JOB_TRANSFER_POLICY_NO_SURCHARGE 2147483759
+
+#define BITS_JOB_TRANSFER_POLICY_STANDARD 2147483751
+
+#define BITS_JOB_TRANSFER_POLICY_UNRESTRICTED 2147483681
+
+/*
  A reference to a job. Opaque. Each `bits_create_job` / `bits_get_job` returns a new reference,
  released with `bits_job_release`.
  */
@@ -1165,6 +1203,98 @@ bits_hresult bits_enum_jobs(struct bits_manager *manager,
 bits_hresult bits_manager_next_event(struct bits_manager *manager,
                                      uint32_t timeout_ms,
                                      struct bits_event *out_event);
+
+/*
+ Sets the manager-wide rate limit for background jobs together (BITS's MaxInternetBandwidth,
+ in bytes per second; 0: none, the default). FOREGROUND jobs are exempt. Kept in the state
+ folder, so a manager opened later on the same folder has it too. Transfers in flight follow a
+ change within a quarter of a second. The average rate over any 5 s stays within 5% of the
+ limit; no burst exceeds one second's worth.
+
+ Thread: any. Blocks for one database write.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALID_STATE (manager closed); a disk error (the
+ limit is then unchanged).
+ */
+bits_hresult bits_manager_set_max_bandwidth(struct bits_manager *manager,
+                                            uint64_t bytes_per_second);
+
+/*
+ The manager-wide rate limit in bytes per second (0: none) into `*out_bytes_per_second`
+ (written 0 on failure).
+
+ Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
+ */
+bits_hresult bits_manager_get_max_bandwidth(struct bits_manager *manager,
+                                            uint64_t *out_bytes_per_second);
+
+/*
+ Sets the job's own rate limit in bytes per second (0: none, the default), beyond BITS: it
+ bounds this job whatever its priority, beside the manager's limit for background jobs.
+ Persisted with the job; a transfer in flight follows a change within a quarter of a second.
+
+ Thread: any. Blocks for one database write.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALID_STATE (final state, or manager closed).
+ */
+bits_hresult bits_job_set_max_bandwidth(struct bits_job *job, uint64_t bytes_per_second);
+
+/*
+ The job's own rate limit in bytes per second (0: none) into `*out_bytes_per_second` (written
+ 0 on failure).
+
+ Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE (manager
+ closed).
+ */
+bits_hresult bits_job_get_max_bandwidth(struct bits_job *job, uint64_t *out_bytes_per_second);
+
+/*
+ BITS_JOB_PROPERTY_ID_COST_FLAGS: the network costs the job may transfer on, as a mask of
+ BITS_COST_STATE_* bits (optionally with BITS_COST_OPTION_IGNORE_CONGESTION), or one of the
+ BITS_JOB_TRANSFER_POLICY_* values. The default is BITS_JOB_TRANSFER_POLICY_ALWAYS. When the
+ network's cost (`bits_manager_set_network_cost`) is not in the mask, the job waits in
+ TRANSIENT_ERROR with BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY (a transfer in flight stops) and
+ starts again as soon as the cost is one it allows; the wait counts neither as a retry nor
+ against the no-progress timeout. Persisted with the job.
+
+ Thread: any. Blocks for one database write.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (no cost bit, or a bit outside
+ 0x800000FF); BITS_E_INVALID_STATE (final state, or manager closed).
+ */
+bits_hresult bits_job_set_transfer_policy(struct bits_job *job, uint32_t cost_flags);
+
+/*
+ The job's transfer policy (BITS_COST_STATE_* mask) into `*out_cost_flags` (written 0 on
+ failure).
+
+ Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE (manager
+ closed).
+ */
+bits_hresult bits_job_get_transfer_policy(struct bits_job *job, uint32_t *out_cost_flags);
+
+/*
+ Tells the manager what the network costs now: one BITS_COST_STATE_* value. The manager starts
+ from BITS_COST_STATE_UNRESTRICTED and does not keep the value (it describes the network, not
+ the queue). openbits does not watch the system's network cost itself (NetworkManager's
+ metered flag is not read): the application says when it changes. Jobs whose transfer policy
+ excludes the cost stop and wait (see `bits_job_set_transfer_policy`); jobs waiting for a cost
+ they allow start again at once.
+
+ Thread: any. Does not block.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (not exactly one of the eight cost
+ states); BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_manager_set_network_cost(struct bits_manager *manager, uint32_t cost_state);
+
+/*
+ The network cost the manager works with (one BITS_COST_STATE_* value) into `*out_cost_state`
+ (written 0 on failure).
+
+ Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
+ */
+bits_hresult bits_manager_get_network_cost(struct bits_manager *manager, uint32_t *out_cost_state);
 
 /*
  Formats `id` as `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (upper case, as Windows does) into the

@@ -28,6 +28,25 @@ pub const REDIRECT_POLICY_DISALLOW: u32 = 0x0200;
 pub const REDIRECT_POLICY_MASK: u32 = 0x0700;
 pub const REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP: u32 = 0x0800;
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+/// BITS_COST_STATE_*: what the network costs (the manager is told one of the eight states).
+pub const COST_STATE_UNRESTRICTED: u32 = 0x1;
+pub const COST_STATE_CAPPED_USAGE_UNKNOWN: u32 = 0x2;
+pub const COST_STATE_BELOW_CAP: u32 = 0x4;
+pub const COST_STATE_NEAR_CAP: u32 = 0x8;
+pub const COST_STATE_OVERCAP_CHARGED: u32 = 0x10;
+pub const COST_STATE_OVERCAP_THROTTLED: u32 = 0x20;
+pub const COST_STATE_USAGE_BASED: u32 = 0x40;
+pub const COST_STATE_ROAMING: u32 = 0x80;
+/// BITS_COST_OPTION_IGNORE_CONGESTION: set in every BITS_JOB_TRANSFER_POLICY value.
+pub const COST_OPTION_IGNORE_CONGESTION: u32 = 0x8000_0000;
+/// BITS_JOB_TRANSFER_POLICY_*: the usual cost masks (ALWAYS is BITS's default).
+pub const TRANSFER_POLICY_ALWAYS: u32 = 0x8000_00FF;
+pub const TRANSFER_POLICY_NOT_ROAMING: u32 = 0x8000_007F;
+pub const TRANSFER_POLICY_NO_SURCHARGE: u32 = 0x8000_006F;
+pub const TRANSFER_POLICY_STANDARD: u32 = 0x8000_0067;
+pub const TRANSFER_POLICY_UNRESTRICTED: u32 = 0x8000_0021;
+/// Every bit a transfer policy may hold.
+pub const TRANSFER_POLICY_MASK: u32 = 0x8000_00FF;
 pub const MAX_REMOTE_URL_CHARS: usize = 2_200;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +120,11 @@ pub struct JobExtras {
     /// SetProxySettings with BG_JOB_PROXY_USAGE_OVERRIDE: the proxies and the bypass list.
     pub proxy_list: Option<Box<str>>,
     pub proxy_bypass: Option<Box<str>>,
+    /// The job's own rate limit in bytes per second, foreground or not (0: none). Beyond BITS.
+    pub max_bandwidth: u64,
+    /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network costs (BITS_COST_STATE_* bits) the job may
+    /// transfer on. None: BITS's default, TRANSFER_POLICY_ALWAYS.
+    pub transfer_policy: Option<u32>,
 }
 
 impl JobExtras {
@@ -110,6 +134,8 @@ impl JobExtras {
         notify_parameters: None,
         proxy_list: None,
         proxy_bypass: None,
+        max_bandwidth: 0,
+        transfer_policy: None,
     };
 }
 

@@ -22,6 +22,8 @@
 //!   order are documented there), `JobCell`/`JobSlot`, `publish`/`emit`; `queue::events` (the
 //!   event queue and the callback thread), `queue::checkpoint` (batched durable progress),
 //!   `queue::cmdline` (the notification command line).
+//! - `policy`: the limits `Shared` and running tasks hold and the engines consult
+//!   (`policy::bandwidth`: token buckets).
 //!
 //! Layer 3, engines (scheduler -> transfer, settle; never the other way):
 //! - `scheduler`: who transfers when (`scheduler::plan`: the pure slot rules).
@@ -46,6 +48,7 @@ pub mod http_options;
 pub mod job;
 mod localfile;
 pub mod manager;
+mod policy;
 mod queue;
 mod scheduler;
 mod settle;

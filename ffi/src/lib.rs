@@ -11,5 +11,6 @@ pub mod http_options;
 pub mod job;
 pub mod job_properties;
 pub mod manager;
+pub mod policy;
 pub mod types;
 pub mod util;

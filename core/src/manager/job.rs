@@ -525,6 +525,42 @@ impl Job {
         })
     }
 
+    /// The job's own rate limit in bytes per second (0: none), beyond BITS: it bounds this job,
+    /// foreground or not, beside the manager's limit for background jobs. A transfer in flight
+    /// follows a change within a quarter of a second.
+    pub fn set_max_bandwidth(&self, bytes_per_second: u64) -> Result<()> {
+        self.check_open()?;
+        let mut slot = self.cell.slot.lock();
+        publish(&self.shared, &self.cell, &mut slot, Touch::Job, |rec| {
+            state::modify(rec.state, "change").map_err(Error::from)?;
+            rec.set_extras(|e| e.max_bandwidth = bytes_per_second);
+            Ok(())
+        })?;
+        if let Some(r) = &slot.runner {
+            r.bucket.set_rate(bytes_per_second);
+        }
+        Ok(())
+    }
+
+    /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network costs (BITS_COST_STATE_* bits, or a
+    /// BITS_JOB_TRANSFER_POLICY_* value) this job may transfer on. A job whose policy excludes the
+    /// current cost waits in TRANSIENT_ERROR with BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY; the
+    /// change takes effect at once, also on a transfer in flight.
+    pub fn set_transfer_policy(&self, cost_flags: u32) -> Result<()> {
+        if cost_flags & !job::TRANSFER_POLICY_MASK != 0 || cost_flags & 0xFF == 0 {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!(
+                    "transfer policy {cost_flags:#010x}: use BITS_COST_STATE_* bits                      (0x01-0x80, at least one) and BITS_COST_OPTION_IGNORE_CONGESTION only"
+                ),
+            ));
+        }
+        let policy = (cost_flags != job::TRANSFER_POLICY_ALWAYS).then_some(cost_flags);
+        self.change(|rec| rec.set_extras(|e| e.transfer_policy = policy))?;
+        self.wake_scheduler();
+        Ok(())
+    }
+
     /// SetMaximumDownloadTime: seconds of CONNECTING + TRANSFERRING after which the job goes to
     /// ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT (0: no limit). Counted from the last resume.
     pub fn set_maximum_download_time(&self, seconds: u32) -> Result<()> {

@@ -19,7 +19,7 @@ pub use job::{Callback, Job};
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
-use crate::job::{now_ms, JobId, JobRecord};
+use crate::job::{now_ms, JobId, JobRecord, COST_STATE_ROAMING};
 use crate::queue::checkpoint;
 use crate::queue::events::{Dispatcher, Event};
 use crate::queue::{check_open, JobCell, Shared};
@@ -33,6 +33,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use validate::check_chars;
+
+/// The settings key of the manager-wide rate limit.
+const MAX_BANDWIDTH: &str = "max_bandwidth";
 
 pub struct Manager {
     shared: Arc<Shared>,
@@ -85,7 +88,17 @@ impl Manager {
                 format!("cannot start the notification thread: {e}"),
             )
         })?;
+        let max_bandwidth = match store.setting(MAX_BANDWIDTH).map_err(Error::from)? {
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                Error::new(
+                    hr::E_DATABASE_CORRUPT,
+                    format!("the stored manager rate limit is not a number: {v:?}"),
+                )
+            })?,
+            None => 0,
+        };
         let shared = Arc::new(Shared::new(config, Box::new(store), records, dispatcher));
+        shared.limits.manager.set_rate(max_bandwidth);
         runtime.spawn(scheduler::run(shared.clone()));
         runtime.spawn(checkpoint::run(shared.clone()));
         Ok(Manager {
@@ -178,6 +191,45 @@ impl Manager {
             ));
         }
         Ok(())
+    }
+
+    /// The manager-wide rate limit in bytes per second (0: none): every background job together
+    /// (FOREGROUND jobs are exempt, as in BITS). Kept in the state folder; transfers in flight
+    /// follow a change within a quarter of a second.
+    pub fn set_max_bandwidth(&self, bytes_per_second: u64) -> Result<()> {
+        self.check_open()?;
+        let value = (bytes_per_second > 0).then(|| bytes_per_second.to_string());
+        self.shared
+            .store
+            .set_setting(MAX_BANDWIDTH, value.as_deref())
+            .map_err(Error::from)?;
+        self.shared.limits.manager.set_rate(bytes_per_second);
+        Ok(())
+    }
+
+    pub fn max_bandwidth(&self) -> u64 {
+        self.shared.limits.manager.rate()
+    }
+
+    /// The network's cost now: one BITS_COST_STATE_* value (UNRESTRICTED until told otherwise).
+    /// Jobs whose transfer policy excludes it wait in TRANSIENT_ERROR with
+    /// BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY, and start again as soon as a cost they allow is set.
+    /// Not kept: a new manager starts from UNRESTRICTED.
+    pub fn set_network_cost(&self, cost_state: u32) -> Result<()> {
+        self.check_open()?;
+        if !cost_state.is_power_of_two() || cost_state > COST_STATE_ROAMING {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("network cost {cost_state:#x}: give one BITS_COST_STATE_* value (0x01-0x80)"),
+            ));
+        }
+        self.shared.network_cost.store(cost_state, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn network_cost(&self) -> u32 {
+        self.shared.network_cost.load(Ordering::SeqCst)
     }
 
     /// The owner this manager acts for.

@@ -6,6 +6,7 @@ use super::Shared;
 use crate::error::Result;
 use crate::job::{now_ms, FileRecord, JobRecord};
 pub(crate) use crate::localfile::Destination;
+use crate::policy::bandwidth::Bucket;
 use crate::state::JobState;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashSet;
@@ -55,6 +56,8 @@ pub(crate) struct Runner {
     pub(crate) stop: watch::Sender<bool>,
     /// When the task started (its time counts against the maximum download time).
     pub(crate) started: Instant,
+    /// The job's own rate limit (`JobExtras::max_bandwidth`), shared by its files in flight.
+    pub(crate) bucket: Arc<Bucket>,
 }
 
 /// The server's (0) and the proxy's (1) `Authorization` values, boxed: most jobs have none, and

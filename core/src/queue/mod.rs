@@ -23,7 +23,8 @@ use checkpoint::Checkpoints;
 use events::{Dispatcher, EventQueue};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::policy::Limits;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -47,6 +48,8 @@ use tokio::sync::Notify;
 /// | `closing` | close (fire) | `cmdline` threads waiting to run a command line again |
 /// | `next_due_ms` | the scheduler, after each pass | `create_job` (whether to wake the scheduler) |
 /// | `next_seq` | `create_job` (fetch_add) | — |
+/// | `limits` | `Manager::open` and `set_max_bandwidth` (rates) | transfer tasks after each write |
+/// | `network_cost` | `Manager::set_network_cost` | scheduler pass |
 /// | `starts` | scheduler `start` (fetch_add) | — |
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
@@ -92,6 +95,10 @@ pub(crate) struct Shared {
     pub(crate) next_due_ms: AtomicU64,
     /// Creation order of the next job.
     next_seq: AtomicU64,
+    /// The manager's rate limits for background jobs.
+    pub(crate) limits: Limits,
+    /// The network's cost as the application last said (one BITS_COST_STATE_* bit).
+    pub(crate) network_cost: AtomicU32,
     /// Counts task starts (round-robin order).
     pub(crate) starts: AtomicU64,
 }
@@ -136,6 +143,8 @@ impl Shared {
             closing: CloseSignal::default(),
             next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
+            limits: Limits::default(),
+            network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
             starts: AtomicU64::new(0),
         }
     }

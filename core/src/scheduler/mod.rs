@@ -11,8 +11,10 @@ mod plan;
 
 use crate::hresult as hr;
 use crate::job::now_ms;
-use crate::job::JobError;
+use crate::hresult::HResult;
+use crate::job::{JobError, JobRecord, TRANSFER_POLICY_ALWAYS};
 use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
+use crate::policy::bandwidth::Bucket;
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState};
@@ -60,6 +62,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     // Every job only when an inactivity deadline may have come (the earliest one is learnt
     // again on the way); else only the jobs in motion.
     let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
+    let cost = shared.network_cost.load(Ordering::SeqCst);
     let cells: Vec<Arc<JobCell>> = if full {
         shared.idle_due_ms.store(u64::MAX, Ordering::SeqCst);
         shared.jobs.lock().values().cloned().collect()
@@ -84,6 +87,12 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
             continue;
         }
         if slot.settling {
+            continue;
+        }
+        let allowed = cost_allows(&slot.rec, cost);
+        if !allowed && slot.rec.state.is_active() {
+            // Its policy excludes the network's cost: it waits (its task, if any, stops).
+            block(shared, &cell, &mut slot, hr::E_BLOCKED_BY_COST_TRANSFER_POLICY);
             continue;
         }
         if let Some(ran) = slot.runner.as_ref().map(|r| r.started.elapsed()) {
@@ -117,7 +126,16 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         }
         due(idle_until);
         let mut waiting = rec.state.is_active();
-        if rec.state == JobState::TransientError {
+        let cost_blocked = rec
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == hr::E_BLOCKED_BY_COST_TRANSFER_POLICY);
+        if rec.state == JobState::TransientError && cost_blocked {
+            // Waiting for a cost it allows: no retry timer, no no-progress timeout.
+            if allowed {
+                waiting = retry(shared, &cell, &mut slot);
+            }
+        } else if rec.state == JobState::TransientError {
             let give_up_at = rec
                 .no_progress_since_ms
                 .map(|s| s.saturating_add(rec.no_progress_timeout_s as u64 * 1000));
@@ -131,14 +149,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                     Ok(())
                 });
             } else if retry_at <= now {
-                let retried = publish(shared, &cell, &mut slot, Touch::Job, |next| {
-                    if let Some(s) = engine::retry_due(next.state) {
-                        next.state = s;
-                        next.retry_at_ms = None;
-                    }
-                    Ok(())
-                });
-                waiting = retried.is_ok();
+                waiting = retry(shared, &cell, &mut slot);
             } else {
                 due(retry_at);
                 if let Some(g) = give_up_at {
@@ -212,6 +223,44 @@ fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
     JobCell::signal_stop(slot);
 }
 
+/// A TRANSIENT_ERROR job goes back to QUEUED now. False if the store refused (the next pass
+/// tries again).
+fn retry(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) -> bool {
+    publish(shared, cell, slot, Touch::Job, |next| {
+        if let Some(s) = engine::retry_due(next.state) {
+            next.state = s;
+            next.retry_at_ms = None;
+        }
+        Ok(())
+    })
+    .is_ok()
+}
+
+/// Whether the job's transfer policy (BITS's cost flags) allows the network's cost `cost`.
+fn cost_allows(rec: &JobRecord, cost: u32) -> bool {
+    rec.extras().transfer_policy.unwrap_or(TRANSFER_POLICY_ALWAYS) & cost != 0
+}
+
+/// A policy forbids the job's transfer now: it goes to TRANSIENT_ERROR with `code` (no retry
+/// time: the pass that sees the policy allow it again queues it) and its task, if any, stops.
+fn block(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot, code: HResult) {
+    let _ = publish(shared, cell, slot, Touch::Job, |next| {
+        if let Some(s) = engine::transient_failure(next.state, false) {
+            next.state = s;
+            next.retry_at_ms = None;
+            next.no_progress_since_ms = None;
+            next.error = Some(Box::new(JobError {
+                context: ErrorContext::GeneralQueueManager,
+                code,
+                description: code.description(),
+                file_index: None,
+            }));
+        }
+        Ok(())
+    });
+    JobCell::signal_stop(slot);
+}
+
 /// Takes the job's slot away: it goes back to QUEUED and its task stops; it resumes from its
 /// bytes on disk when its turn comes again.
 fn preempt(shared: &Arc<Shared>, cell: &Arc<JobCell>) {
@@ -249,6 +298,7 @@ fn start(shared: &Arc<Shared>, clients: &Arc<Clients>, cell: &Arc<JobCell>) -> b
     slot.runner = Some(Box::new(Runner {
         stop: tx,
         started: Instant::now(),
+        bucket: Arc::new(Bucket::new(slot.rec.extras().max_bandwidth)),
     }));
     slot.last_ran = shared.starts.fetch_add(1, Ordering::Relaxed) + 1;
     drop(slot);

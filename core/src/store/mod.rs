@@ -8,7 +8,8 @@
 //! - `update_files`: the job's row and the descriptive columns (names, temporary file, committed)
 //!   of the named files;
 //! - `checkpoint`: progress, for many files of many jobs in one transaction;
-//! - `remove`: jobs that are settled.
+//! - `remove`: jobs that are settled;
+//! - `set_setting`: one manager setting (rate limit, bandwidth schedule).
 //!
 //! Progress columns (bytes, size, validators, completed) are written only by `checkpoint`, whose
 //! caller makes the bytes durable first: so nothing but a checkpoint can make the store claim data
@@ -59,4 +60,8 @@ pub trait Store: Send + Sync {
     /// Records the progress of many files in one transaction. Checkpoints of jobs or files that no
     /// longer exist are ignored.
     fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError>;
+    /// A manager setting kept in the state folder (None: never set).
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Keeps a manager setting (None: forgets it).
+    fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
 }

@@ -170,6 +170,11 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE jobs;
     ALTER TABLE jobs9 RENAME TO jobs;
     ALTER TABLE files9 RENAME TO files;",
+    // 10: a job's own rate limit and its cost policy (NULL: BITS's default, ALWAYS), and the
+    // manager's settings that outlive a process (its rate limit, its bandwidth schedule).
+    "ALTER TABLE jobs ADD COLUMN max_bandwidth INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN transfer_policy INTEGER;
+    CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -307,7 +312,7 @@ fn migrate(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
 /// The columns of a job's own row, in the order `decode_job` reads them after `id`. Every write
 /// binds them by name (`:display_name`), so the order matters only to the decoder, and the
 /// round-trip test fails if a field is missing from either side.
-const JOB_COLUMNS: [&str; 33] = [
+const JOB_COLUMNS: [&str; 35] = [
     "job_type",
     "display_name",
     "description",
@@ -341,6 +346,8 @@ const JOB_COLUMNS: [&str; 33] = [
     "proxy_usage",
     "proxy_list",
     "proxy_bypass",
+    "max_bandwidth",
+    "transfer_policy",
 ];
 
 /// The columns of a file row, in the order `decode_file` reads them after `job_seq`.
@@ -504,6 +511,8 @@ fn decode_job(row: &rusqlite::Row<'_>, owners: &mut Owners) -> rusqlite::Result<
     let proxy_usage = c.get()?;
     extras.proxy_list = c.get()?;
     extras.proxy_bypass = c.get()?;
+    extras.max_bandwidth = c.get::<i64>()? as u64;
+    extras.transfer_policy = c.get()?;
     Ok(JobRecord {
         id,
         job_type,
@@ -621,6 +630,8 @@ fn bind_job(
     st.bind(c":proxy_usage", job.proxy_usage)?;
     st.bind(c":proxy_list", &extras.proxy_list)?;
     st.bind(c":proxy_bypass", &extras.proxy_bypass)?;
+    st.bind(c":max_bandwidth", extras.max_bandwidth as i64)?;
+    st.bind(c":transfer_policy", extras.transfer_policy)?;
     if !insert {
         st.bind(c":seq", job.seq as i64)?;
     }
@@ -888,6 +899,30 @@ impl Store for SqliteStore {
         })
     }
 
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .lock()
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| db_error("read a setting", e))
+    }
+
+    fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.transaction("save a setting", |tx| {
+            match value {
+                Some(v) => tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, v],
+                )?,
+                None => tx.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+            };
+            Ok(())
+        })
+    }
+
     fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError> {
         self.transaction("checkpoint", |tx| {
             let mut file = tx.prepare_cached(
@@ -980,6 +1015,8 @@ mod tests {
                 notify_parameters: Some("/bin/echo \"done now\"".into()),
                 proxy_list: Some("proxy.example:3128".into()),
                 proxy_bypass: Some("<local>;*.example".into()),
+                max_bandwidth: 4_000_000,
+                transfer_policy: Some(crate::job::TRANSFER_POLICY_UNRESTRICTED),
             }
         });
         j.security_flags = 0x0900;

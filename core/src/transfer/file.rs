@@ -6,9 +6,10 @@ use super::{download, http, local, Failure};
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::localfile::{self, Sink};
+use crate::policy::bandwidth::{self, Bucket};
 use crate::queue::events::{Event, EventKind};
 use crate::queue::{emit, publish, JobCell, Shared, Touch};
-use crate::state::{engine, ErrorContext};
+use crate::state::{engine, ErrorContext, Priority};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +41,10 @@ pub(crate) struct FileTransfer<'a> {
     /// No checkpoint of this task reached the batch yet: the first is flushed as soon as data is
     /// written and committed at once, so a process that dies within a second still made progress.
     pub(crate) first_checkpoint: bool,
+    /// The job's own rate limit (from its task's runner), and the offset up to which written
+    /// bytes were charged to the buckets.
+    bucket: Option<Arc<Bucket>>,
+    paced: u64,
 }
 
 /// What a source needs to know about the file, copied out of the record.
@@ -63,6 +68,7 @@ impl<'a> FileTransfer<'a> {
         index: usize,
         first_checkpoint: bool,
     ) -> FileTransfer<'a> {
+        let bucket = cell.slot.lock().runner.as_ref().map(|r| r.bucket.clone());
         FileTransfer {
             shared,
             clients,
@@ -73,6 +79,8 @@ impl<'a> FileTransfer<'a> {
             flushing: None,
             progress_event_at: None,
             first_checkpoint,
+            bucket,
+            paced: 0,
         }
     }
 
@@ -167,6 +175,7 @@ impl<'a> FileTransfer<'a> {
         })?;
         self.cell.slot.lock().rec.files[self.index].restart();
         self.flushed_from = 0;
+        self.paced = 0;
         self.checkpointed(0);
         Ok(())
     }
@@ -176,9 +185,10 @@ impl<'a> FileTransfer<'a> {
     /// written before it started are recorded when it ends.
     pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
         let offset = sink.offset();
-        let unfinished = {
+        let (unfinished, priority) = {
             let mut slot = self.cell.slot.lock();
             let rec = &mut slot.rec;
+            let priority = rec.priority;
             let f = &mut rec.files[self.index];
             if offset > f.bytes_transferred {
                 rec.no_progress_since_ms = None;
@@ -206,8 +216,9 @@ impl<'a> FileTransfer<'a> {
                     rec.min_notification_interval_ms,
                 );
             }
-            unfinished
+            (unfinished, priority)
         };
+        self.pace(offset, priority).await;
         if self
             .flushing
             .as_ref()
@@ -230,6 +241,20 @@ impl<'a> FileTransfer<'a> {
             self.start_flush(sink)?;
         }
         Ok(())
+    }
+
+    /// Charges the bytes written since the last call to the job's bucket and, for a background
+    /// job, the manager's, and waits for them: the source reads no faster than the limits.
+    async fn pace(&mut self, offset: u64, priority: Priority) {
+        let bytes = offset.saturating_sub(self.paced);
+        self.paced = offset;
+        let buckets = [
+            self.bucket.as_deref(),
+            self.shared.limits.for_priority(priority),
+        ];
+        if bytes > 0 && buckets.iter().flatten().any(|b| b.rate() > 0) {
+            bandwidth::pace(&buckets, bytes).await;
+        }
     }
 
     fn start_flush(&mut self, sink: &Sink) -> Result<(), Failure> {

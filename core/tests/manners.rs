@@ -1,0 +1,193 @@
+//! Background manners, end to end against the test server: rate limits (a job's own, the
+//! manager's for background jobs together, changed mid-transfer, kept in the state folder) and
+//! network cost (a job whose transfer policy excludes the cost waits, then starts).
+
+mod common;
+use common::wait_until;
+use openbits_core::hresult as hr;
+use openbits_core::job::{
+    COST_STATE_UNRESTRICTED, COST_STATE_USAGE_BASED, TRANSFER_POLICY_ALWAYS,
+    TRANSFER_POLICY_UNRESTRICTED,
+};
+use openbits_core::{Config, Job, JobState, JobType, Manager, Priority};
+use openbits_testserver::{pattern, TestServer};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+const WAIT: Option<Duration> = Some(Duration::from_secs(60));
+
+fn manager(state: &Path) -> Manager {
+    let config = Config {
+        checkpoint_interval: Duration::from_millis(200),
+        ..Config::default()
+    };
+    Manager::open(Some(state), config).unwrap()
+}
+
+/// A job of one file of `len` bytes served at `path`, not yet resumed.
+fn job(m: &Manager, server: &TestServer, dir: &Path, path: &str, len: u64) -> Job {
+    server.add(path, pattern(len as usize, len));
+    let j = m.create_job(path, JobType::Download).unwrap();
+    let local = dir.join(path.trim_start_matches('/'));
+    j.add_file(&server.url(path), local.to_str().unwrap())
+        .unwrap();
+    j
+}
+
+fn transferred(j: &Job) -> u64 {
+    j.progress().unwrap().bytes_transferred
+}
+
+#[test]
+fn a_job_limited_to_4_mib_per_second_takes_10_s_for_40_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    let m = manager(&dir.path().join("state"));
+    let j = job(&m, &server, dir.path(), "/forty", 40 * MIB);
+    j.set_priority(Priority::Foreground).unwrap(); // its own limit binds foreground jobs too
+    j.set_max_bandwidth(4 * MIB).unwrap();
+    assert_eq!(j.record().unwrap().extras().max_bandwidth, 4 * MIB);
+    let start = Instant::now();
+    j.resume().unwrap();
+    assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+    let secs = start.elapsed().as_secs_f64();
+    println!("40 MiB at a 4 MiB/s job limit: {secs:.2} s");
+    assert!((9.5..=10.5).contains(&secs), "{secs:.2} s, expected 10 s ± 5%");
+    j.complete().unwrap();
+}
+
+#[test]
+fn background_jobs_share_the_manager_limit_and_foreground_is_exempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    let m = manager(&dir.path().join("state"));
+    m.set_max_bandwidth(4 * MIB).unwrap();
+    let a = job(&m, &server, dir.path(), "/a", 8 * MIB);
+    let b = job(&m, &server, dir.path(), "/b", 8 * MIB);
+    let fg = job(&m, &server, dir.path(), "/fg", 32 * MIB);
+    fg.set_priority(Priority::Foreground).unwrap();
+    let start = Instant::now();
+    a.resume().unwrap();
+    b.resume().unwrap();
+    fg.resume().unwrap();
+    assert_eq!(fg.wait(WAIT).unwrap(), JobState::Transferred);
+    let fg_secs = start.elapsed().as_secs_f64();
+    // Meanwhile the two background jobs moved at most the limit's worth (plus one burst).
+    let moved = transferred(&a) + transferred(&b);
+    assert!(
+        moved as f64 <= 4.0 * MIB as f64 * (fg_secs + 1.0),
+        "{moved} bytes in {fg_secs:.2} s"
+    );
+    assert_eq!(a.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(b.wait(WAIT).unwrap(), JobState::Transferred);
+    let secs = start.elapsed().as_secs_f64();
+    println!("2 x 8 MiB under a 4 MiB/s manager limit: {secs:.2} s; 32 MiB foreground: {fg_secs:.2} s");
+    // 16 MiB at 4 MiB/s together: 4 s ± 5%.
+    assert!((3.8..=4.2).contains(&secs), "{secs:.2} s, expected 4 s ± 5%");
+    // The foreground job went at the speed of the loopback, not of the limit (32 MiB would take
+    // 8 s at 4 MiB/s).
+    assert!(fg_secs < 4.0, "foreground took {fg_secs:.2} s");
+}
+
+#[test]
+fn a_new_limit_governs_a_transfer_in_flight_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    let m = manager(&dir.path().join("state"));
+    let j = job(&m, &server, dir.path(), "/change", 12 * MIB);
+    j.set_max_bandwidth(MIB).unwrap();
+    j.resume().unwrap();
+    wait_until("1 MiB at 1 MiB/s", || transferred(&j) >= MIB);
+    let (changed_at, done) = (Instant::now(), transferred(&j));
+    assert!(done < 2 * MIB, "the first limit held: {done} bytes after 1 MiB");
+    j.set_max_bandwidth(8 * MIB).unwrap();
+    assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+    let secs = changed_at.elapsed().as_secs_f64();
+    let expected = (12 * MIB - done) as f64 / (8 * MIB) as f64;
+    println!("rest after raising 1 -> 8 MiB/s: {secs:.2} s (at 8 MiB/s: {expected:.2} s)");
+    assert!(secs <= expected + 1.0, "{secs:.2} s for what takes {expected:.2} s at 8 MiB/s");
+    assert!(secs >= expected * 0.95, "faster than the new limit: {secs:.2} s");
+}
+
+#[test]
+fn limits_and_policies_are_kept_in_the_state_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = TestServer::start();
+    let id = {
+        let m = manager(&state);
+        assert_eq!(m.max_bandwidth(), 0);
+        m.set_max_bandwidth(123_456).unwrap();
+        let j = job(&m, &server, dir.path(), "/kept", 10);
+        j.set_max_bandwidth(777).unwrap();
+        j.set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED).unwrap();
+        j.id()
+    };
+    let m = manager(&state);
+    assert_eq!(m.max_bandwidth(), 123_456);
+    let r = m.get_job(&id).unwrap().record().unwrap();
+    assert_eq!(
+        (r.extras().max_bandwidth, r.extras().transfer_policy),
+        (777, Some(TRANSFER_POLICY_UNRESTRICTED))
+    );
+    m.set_max_bandwidth(0).unwrap();
+    drop(m);
+    assert_eq!(manager(&state).max_bandwidth(), 0);
+}
+
+#[test]
+fn a_job_waits_for_a_network_cost_its_policy_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    let m = manager(&dir.path().join("state"));
+    // Bad values are refused with BITS's code.
+    assert_eq!(m.set_network_cost(0x3).unwrap_err().code, hr::E_INVALIDARG);
+    assert_eq!(m.set_network_cost(0).unwrap_err().code, hr::E_INVALIDARG);
+    m.set_network_cost(COST_STATE_USAGE_BASED).unwrap(); // metered
+    let picky = job(&m, &server, dir.path(), "/picky", MIB);
+    assert_eq!(
+        picky.set_transfer_policy(0x4000_0001).unwrap_err().code,
+        hr::E_INVALIDARG
+    );
+    picky.set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED).unwrap();
+    let any = job(&m, &server, dir.path(), "/any", MIB);
+    assert_eq!(
+        any.record().unwrap().extras().transfer_policy.unwrap_or(TRANSFER_POLICY_ALWAYS),
+        TRANSFER_POLICY_ALWAYS
+    );
+    picky.resume().unwrap();
+    any.resume().unwrap();
+    // The default policy (ALWAYS) transfers on a metered network; UNRESTRICTED waits.
+    assert_eq!(any.wait(WAIT).unwrap(), JobState::Transferred);
+    wait_until("the picky job is blocked by cost", || {
+        picky.state().unwrap() == JobState::TransientError
+    });
+    assert_eq!(
+        picky.error().unwrap().code,
+        hr::E_BLOCKED_BY_COST_TRANSFER_POLICY
+    );
+    assert_eq!(transferred(&picky), 0);
+    m.set_network_cost(COST_STATE_UNRESTRICTED).unwrap();
+    assert_eq!(picky.wait(WAIT).unwrap(), JobState::Transferred);
+    // A transfer in flight stops when the cost stops fitting its policy.
+    let big = job(&m, &server, dir.path(), "/big", 64 * MIB);
+    big.set_max_bandwidth(4 * MIB).unwrap();
+    big.set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED).unwrap();
+    big.resume().unwrap();
+    wait_until("the big job moves", || transferred(&big) > 0);
+    m.set_network_cost(COST_STATE_USAGE_BASED).unwrap();
+    wait_until("the big job stops", || {
+        big.state().unwrap() == JobState::TransientError
+    });
+    assert_eq!(
+        big.error().unwrap().code,
+        hr::E_BLOCKED_BY_COST_TRANSFER_POLICY
+    );
+    let stopped_at = transferred(&big);
+    m.set_network_cost(COST_STATE_UNRESTRICTED).unwrap();
+    wait_until("the big job moves again", || {
+        transferred(&big) > stopped_at + MIB / 2
+    });
+    big.cancel().unwrap();
+}
