@@ -263,6 +263,13 @@
 #define BITS_JOB_TRANSFER_POLICY_UNRESTRICTED 2147483681
 
 /*
+ A schedule limit: no background transfer at all (BITS's MaxInternetBandwidth of 0). The
+ background jobs of that priority wait in TRANSIENT_ERROR with BITS_E_BLOCKED_BY_POLICY until
+ the schedule allows them again.
+ */
+#define BITS_BANDWIDTH_BLOCKED UINT64_MAX
+
+/*
  A reference to a job. Opaque. Each `bits_create_job` / `bits_get_job` returns a new reference,
  released with `bits_job_release`.
  */
@@ -459,6 +466,47 @@ typedef struct bits_manager_options {
    */
   uint32_t time_slice_ms;
 } bits_manager_options;
+
+/*
+ BITS's bandwidth schedule (Group Policy's EnableBandwidthLimits and EnableMaintenanceLimits),
+ for background jobs: a limit per background priority inside the work hours and another outside
+ them, and an optional maintenance window whose limits override both. Times are the machine's
+ local time (its time zone, daylight saving time included).
+
+ Limits are in bytes per second, indexed HIGH 0, NORMAL 1, LOW 2; 0 is no limit and
+ BITS_BANDWIDTH_BLOCKED is no transfer. The jobs of one priority share their limit, and all
+ background jobs share the manager's own (`bits_manager_set_max_bandwidth`) besides; FOREGROUND
+ jobs are exempt. A window is the minutes [start, end) of the days in its mask; an end before
+ the start runs past midnight into the next day, an end equal to the start is the whole day.
+
+ Size-prefixed like `bits_manager_options`: set `struct_size` to sizeof(bits_bandwidth_schedule);
+ the struct grows at its end.
+ */
+typedef struct bits_bandwidth_schedule {
+  uint32_t struct_size;
+  /*
+   Days the work hours start on: bit 0 Sunday ... bit 6 Saturday.
+   */
+  uint32_t work_days;
+  /*
+   Minutes after local midnight, 0-1439.
+   */
+  uint32_t work_start_minute;
+  uint32_t work_end_minute;
+  uint64_t work_limits[3];
+  /*
+   Limits outside the work hours.
+   */
+  uint64_t other_limits[3];
+  /*
+   Non-zero: the maintenance window below is in force.
+   */
+  uint32_t maintenance_enabled;
+  uint32_t maintenance_days;
+  uint32_t maintenance_start_minute;
+  uint32_t maintenance_end_minute;
+  uint64_t maintenance_limits[3];
+} bits_bandwidth_schedule;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1295,6 +1343,32 @@ bits_hresult bits_manager_set_network_cost(struct bits_manager *manager, uint32_
  Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
  */
 bits_hresult bits_manager_get_network_cost(struct bits_manager *manager, uint32_t *out_cost_state);
+
+/*
+ Sets the bandwidth schedule (`schedule` NULL: none, the default: no limit by time). Kept in the
+ state folder. Takes effect at once, on transfers in flight too (within a quarter of a second),
+ and at every change of window while the manager is open. `schedule` is borrowed for the call.
+
+ Thread: any. Blocks for one database write.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (struct_size too small, a day mask beyond
+ bit 6, a minute beyond 1439); BITS_E_INVALID_STATE (manager closed); a disk error.
+ */
+bits_hresult bits_manager_set_bandwidth_schedule(struct bits_manager *manager,
+                                                 const struct bits_bandwidth_schedule *schedule);
+
+/*
+ Reads the bandwidth schedule into `*out_schedule`, whose `struct_size` the caller sets (the
+ library writes at most that many bytes and leaves `struct_size` as it was). With no schedule
+ set: BITS_S_FALSE and every other field 0.
+
+ Thread: any. Does not block.
+
+ Returns BITS_S_OK; BITS_S_FALSE (no schedule); BITS_E_POINTER; BITS_E_INVALIDARG
+ (struct_size below 4).
+ */
+bits_hresult bits_manager_get_bandwidth_schedule(struct bits_manager *manager,
+                                                 struct bits_bandwidth_schedule *out_schedule);
 
 /*
  Formats `id` as `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (upper case, as Windows does) into the

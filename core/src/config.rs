@@ -36,6 +36,9 @@ pub struct Config {
     pub max_jobs_per_owner: u32,
     pub max_files_per_job: u32,
     pub max_ranges_per_file: u32,
+    /// The local time the bandwidth schedule is read against (None: the machine's clock and time
+    /// zone). For tests.
+    pub local_clock: Option<fn() -> LocalTime>,
 }
 
 impl Default for Config {
@@ -56,6 +59,44 @@ impl Default for Config {
             max_jobs_per_owner: 60,
             max_files_per_job: 200,
             max_ranges_per_file: 500,
+            local_clock: None,
         }
     }
+}
+
+/// BITS's bandwidth schedule (Group Policy's EnableBandwidthLimits and EnableMaintenanceLimits):
+/// limits for background jobs by priority, inside the work hours and outside them, and a
+/// maintenance window that overrides both. Times are the machine's local time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BandwidthSchedule {
+    pub work: Window,
+    /// Limits outside the work hours, HIGH, NORMAL, LOW (bytes per second; see `Window::limits`).
+    pub other_limits: [u64; 3],
+    /// When present, its limits apply inside it, whatever the work hours say.
+    pub maintenance: Option<Window>,
+}
+
+/// A weekly window: the days it starts on, and its minutes of the day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Bit 0 Sunday ... bit 6 Saturday: the days the window starts on.
+    pub days: u8,
+    /// Minutes after local midnight, 0-1439. The window is [start, end); an end before the start
+    /// runs past midnight into the next day; an end equal to the start is the whole day.
+    pub start_minute: u16,
+    pub end_minute: u16,
+    /// HIGH, NORMAL, LOW, in bytes per second: 0 is no limit, `BANDWIDTH_BLOCKED` is no
+    /// background transfer at all.
+    pub limits: [u64; 3],
+}
+
+/// A schedule limit meaning "no background transfer": the jobs wait in TRANSIENT_ERROR with
+/// BITS_E_BLOCKED_BY_POLICY (BITS's MaxInternetBandwidth of 0).
+pub const BANDWIDTH_BLOCKED: u64 = u64::MAX;
+
+/// A local time as the schedule sees it: the day of the week (0 Sunday) and the minute of the day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    pub weekday: u8,
+    pub minute: u16,
 }

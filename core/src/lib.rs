@@ -56,7 +56,7 @@ pub mod state;
 pub mod store;
 mod transfer;
 
-pub use config::Config;
+pub use config::{BandwidthSchedule, Config, LocalTime, Window, BANDWIDTH_BLOCKED};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind};
 pub use hresult::HResult;

@@ -9,7 +9,10 @@ use openbits_core::job::{
     COST_STATE_UNRESTRICTED, COST_STATE_USAGE_BASED, TRANSFER_POLICY_ALWAYS,
     TRANSFER_POLICY_UNRESTRICTED,
 };
-use openbits_core::{Config, Job, JobState, JobType, Manager, Priority};
+use openbits_core::{
+    BandwidthSchedule, Config, Job, JobState, JobType, LocalTime, Manager, Priority, Window,
+    BANDWIDTH_BLOCKED,
+};
 use openbits_testserver::{pattern, TestServer};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -190,4 +193,76 @@ fn a_job_waits_for_a_network_cost_its_policy_allows() {
         transferred(&big) > stopped_at + MIB / 2
     });
     big.cancel().unwrap();
+}
+
+/// The schedule's clock in `bandwidth_schedule_end_to_end`: minute of the week (0: Sunday 00:00).
+static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn test_clock() -> LocalTime {
+    let t = CLOCK.load(std::sync::atomic::Ordering::SeqCst);
+    LocalTime {
+        weekday: (t / 1440) as u8,
+        minute: (t % 1440) as u16,
+    }
+}
+
+#[test]
+fn bandwidth_schedule_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = TestServer::start();
+    let config = Config {
+        checkpoint_interval: Duration::from_millis(200),
+        local_clock: Some(test_clock),
+        ..Config::default()
+    };
+    let m = Manager::open(Some(&state), config.clone()).unwrap();
+    // Work hours Monday to Friday 08:00-17:00: no NORMAL background transfer; outside them
+    // NORMAL jobs get 8 MiB/s.
+    let schedule = BandwidthSchedule {
+        work: Window {
+            days: 0b011_1110,
+            start_minute: 8 * 60,
+            end_minute: 17 * 60,
+            limits: [0, BANDWIDTH_BLOCKED, 0],
+        },
+        other_limits: [0, 8 * MIB, 0],
+        maintenance: None,
+    };
+    let bad = BandwidthSchedule {
+        work: Window {
+            start_minute: 1440,
+            ..schedule.work
+        },
+        ..schedule
+    };
+    assert_eq!(m.set_bandwidth_schedule(Some(bad)).unwrap_err().code, hr::E_INVALIDARG);
+    CLOCK.store(1440 + 9 * 60, std::sync::atomic::Ordering::SeqCst); // Monday 09:00
+    m.set_bandwidth_schedule(Some(schedule)).unwrap();
+    let normal = job(&m, &server, dir.path(), "/normal", 8 * MIB);
+    let fg = job(&m, &server, dir.path(), "/foreground", MIB);
+    fg.set_priority(Priority::Foreground).unwrap();
+    normal.resume().unwrap();
+    fg.resume().unwrap();
+    assert_eq!(fg.wait(WAIT).unwrap(), JobState::Transferred);
+    wait_until("the NORMAL job is blocked by the schedule", || {
+        normal.state().unwrap() == JobState::TransientError
+    });
+    assert_eq!(normal.error().unwrap().code, hr::E_BLOCKED_BY_POLICY);
+    assert_eq!(transferred(&normal), 0);
+    // Monday 18:00: outside the work hours. Setting the schedule again wakes the scheduler (a
+    // real clock is followed by the scheduler's own timer).
+    CLOCK.store(1440 + 18 * 60, std::sync::atomic::Ordering::SeqCst);
+    let start = Instant::now();
+    m.set_bandwidth_schedule(Some(schedule)).unwrap();
+    assert_eq!(normal.wait(WAIT).unwrap(), JobState::Transferred);
+    let secs = start.elapsed().as_secs_f64();
+    println!("8 MiB at the schedule's 8 MiB/s: {secs:.2} s");
+    assert!((0.9..=1.6).contains(&secs), "{secs:.2} s, expected about 1 s");
+    drop(m);
+    // The schedule is kept in the state folder.
+    let m = Manager::open(Some(&state), config).unwrap();
+    assert_eq!(m.bandwidth_schedule(), Some(schedule));
+    m.set_bandwidth_schedule(None).unwrap();
+    assert_eq!(m.bandwidth_schedule(), None);
 }

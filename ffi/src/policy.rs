@@ -9,6 +9,7 @@ use crate::boundary::{arg, call, out};
 use crate::types::{bits_hresult, bits_job, bits_manager};
 use openbits_core::hresult as hr;
 use openbits_core::job;
+use openbits_core::{BandwidthSchedule, Error, Window};
 
 // Literal values, so cbindgen writes them into the header; the test below ties them to core's.
 
@@ -185,6 +186,159 @@ pub unsafe extern "C" fn bits_manager_get_network_cost(
         let out_value = out(out_cost_state, "out_cost_state")?;
         *out_value = arg(manager, "manager")?.inner.network_cost();
         Ok(hr::S_OK)
+    })
+}
+
+/// A schedule limit: no background transfer at all (BITS's MaxInternetBandwidth of 0). The
+/// background jobs of that priority wait in TRANSIENT_ERROR with BITS_E_BLOCKED_BY_POLICY until
+/// the schedule allows them again.
+pub const BITS_BANDWIDTH_BLOCKED: u64 = u64::MAX;
+
+/// BITS's bandwidth schedule (Group Policy's EnableBandwidthLimits and EnableMaintenanceLimits),
+/// for background jobs: a limit per background priority inside the work hours and another outside
+/// them, and an optional maintenance window whose limits override both. Times are the machine's
+/// local time (its time zone, daylight saving time included).
+///
+/// Limits are in bytes per second, indexed HIGH 0, NORMAL 1, LOW 2; 0 is no limit and
+/// BITS_BANDWIDTH_BLOCKED is no transfer. The jobs of one priority share their limit, and all
+/// background jobs share the manager's own (`bits_manager_set_max_bandwidth`) besides; FOREGROUND
+/// jobs are exempt. A window is the minutes [start, end) of the days in its mask; an end before
+/// the start runs past midnight into the next day, an end equal to the start is the whole day.
+///
+/// Size-prefixed like `bits_manager_options`: set `struct_size` to sizeof(bits_bandwidth_schedule);
+/// the struct grows at its end.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct bits_bandwidth_schedule {
+    pub struct_size: u32,
+    /// Days the work hours start on: bit 0 Sunday ... bit 6 Saturday.
+    pub work_days: u32,
+    /// Minutes after local midnight, 0-1439.
+    pub work_start_minute: u32,
+    pub work_end_minute: u32,
+    pub work_limits: [u64; 3],
+    /// Limits outside the work hours.
+    pub other_limits: [u64; 3],
+    /// Non-zero: the maintenance window below is in force.
+    pub maintenance_enabled: u32,
+    pub maintenance_days: u32,
+    pub maintenance_start_minute: u32,
+    pub maintenance_end_minute: u32,
+    pub maintenance_limits: [u64; 3],
+}
+
+fn window(days: u32, start: u32, end: u32, limits: [u64; 3]) -> Result<Window, Error> {
+    let narrow = |v: u32, what: &str| {
+        u16::try_from(v).map_err(|_| Error::new(hr::E_INVALIDARG, format!("{what} {v} is out of range")))
+    };
+    Ok(Window {
+        days: u8::try_from(days)
+            .map_err(|_| Error::new(hr::E_INVALIDARG, format!("days {days:#x}: bits 0-6 only")))?,
+        start_minute: narrow(start, "start minute")?,
+        end_minute: narrow(end, "end minute")?,
+        limits,
+    })
+}
+
+/// Sets the bandwidth schedule (`schedule` NULL: none, the default: no limit by time). Kept in the
+/// state folder. Takes effect at once, on transfers in flight too (within a quarter of a second),
+/// and at every change of window while the manager is open. `schedule` is borrowed for the call.
+///
+/// Thread: any. Blocks for one database write.
+///
+/// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (struct_size too small, a day mask beyond
+/// bit 6, a minute beyond 1439); BITS_E_INVALID_STATE (manager closed); a disk error.
+#[no_mangle]
+pub unsafe extern "C" fn bits_manager_set_bandwidth_schedule(
+    manager: *mut bits_manager,
+    schedule: *const bits_bandwidth_schedule,
+) -> bits_hresult {
+    call("bits_manager_set_bandwidth_schedule", || {
+        let manager = arg(manager, "manager")?;
+        let value = if schedule.is_null() {
+            None
+        } else {
+            let size = schedule.cast::<u32>().read_unaligned() as usize;
+            let needed = std::mem::size_of::<bits_bandwidth_schedule>();
+            if size < needed {
+                return Err(Error::new(
+                    hr::E_INVALIDARG,
+                    format!("schedule.struct_size is {size}; {needed} is needed"),
+                ));
+            }
+            let s = schedule.read_unaligned();
+            Some(BandwidthSchedule {
+                work: window(s.work_days, s.work_start_minute, s.work_end_minute, s.work_limits)?,
+                other_limits: s.other_limits,
+                maintenance: if s.maintenance_enabled != 0 {
+                    Some(window(
+                        s.maintenance_days,
+                        s.maintenance_start_minute,
+                        s.maintenance_end_minute,
+                        s.maintenance_limits,
+                    )?)
+                } else {
+                    None
+                },
+            })
+        };
+        manager.inner.set_bandwidth_schedule(value)?;
+        Ok(hr::S_OK)
+    })
+}
+
+/// Reads the bandwidth schedule into `*out_schedule`, whose `struct_size` the caller sets (the
+/// library writes at most that many bytes and leaves `struct_size` as it was). With no schedule
+/// set: BITS_S_FALSE and every other field 0.
+///
+/// Thread: any. Does not block.
+///
+/// Returns BITS_S_OK; BITS_S_FALSE (no schedule); BITS_E_POINTER; BITS_E_INVALIDARG
+/// (struct_size below 4).
+#[no_mangle]
+pub unsafe extern "C" fn bits_manager_get_bandwidth_schedule(
+    manager: *mut bits_manager,
+    out_schedule: *mut bits_bandwidth_schedule,
+) -> bits_hresult {
+    call("bits_manager_get_bandwidth_schedule", || {
+        if out_schedule.is_null() {
+            return Err(crate::boundary::null("out_schedule"));
+        }
+        let size = out_schedule.cast::<u32>().read_unaligned() as usize;
+        if size < 4 {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("out_schedule->struct_size is {size}"),
+            ));
+        }
+        let size = size.min(std::mem::size_of::<bits_bandwidth_schedule>());
+        let mut s = bits_bandwidth_schedule {
+            struct_size: size as u32,
+            ..Default::default()
+        };
+        let current = arg(manager, "manager")?.inner.bandwidth_schedule();
+        if let Some(c) = &current {
+            s.work_days = c.work.days.into();
+            s.work_start_minute = c.work.start_minute.into();
+            s.work_end_minute = c.work.end_minute.into();
+            s.work_limits = c.work.limits;
+            s.other_limits = c.other_limits;
+            if let Some(m) = &c.maintenance {
+                s.maintenance_enabled = 1;
+                s.maintenance_days = m.days.into();
+                s.maintenance_start_minute = m.start_minute.into();
+                s.maintenance_end_minute = m.end_minute.into();
+                s.maintenance_limits = m.limits;
+            }
+        }
+        // Only the bytes the caller's struct has; its struct_size stays its own.
+        std::ptr::copy_nonoverlapping(
+            (&s as *const bits_bandwidth_schedule).cast::<u8>().add(4),
+            out_schedule.cast::<u8>().add(4),
+            size - 4,
+        );
+        Ok(if current.is_some() { hr::S_OK } else { hr::S_FALSE })
     })
 }
 

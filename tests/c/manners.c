@@ -30,6 +30,39 @@ int main(void) {
     CHECK(rate == 2000000);
     CHECK_HR(bits_manager_set_max_bandwidth(m, 0), BITS_S_OK);
 
+    /* The bandwidth schedule: none by default, bad values refused, set and read back. */
+    bits_bandwidth_schedule sched;
+    memset(&sched, 0x5a, sizeof sched);
+    sched.struct_size = sizeof sched;
+    CHECK_HR(bits_manager_get_bandwidth_schedule(m, &sched), BITS_S_FALSE);
+    CHECK(sched.struct_size == sizeof sched && sched.work_days == 0 && sched.maintenance_enabled == 0);
+    memset(&sched, 0, sizeof sched);
+    sched.struct_size = sizeof sched;
+    sched.work_days = 0x3e; /* Monday to Friday */
+    sched.work_start_minute = 8 * 60;
+    sched.work_end_minute = 17 * 60;
+    sched.work_limits[1] = BITS_BANDWIDTH_BLOCKED;
+    sched.other_limits[1] = 1000000;
+    sched.maintenance_enabled = 1;
+    sched.maintenance_days = 0x01;
+    sched.maintenance_start_minute = 23 * 60;
+    sched.maintenance_end_minute = 60;
+    sched.maintenance_limits[2] = 5000;
+    bits_bandwidth_schedule bad = sched;
+    bad.work_end_minute = 1440;
+    CHECK_HR(bits_manager_set_bandwidth_schedule(m, &bad), BITS_E_INVALIDARG);
+    bad = sched;
+    bad.struct_size = 8;
+    CHECK_HR(bits_manager_set_bandwidth_schedule(m, &bad), BITS_E_INVALIDARG);
+    CHECK_HR(bits_manager_set_bandwidth_schedule(m, &sched), BITS_S_OK);
+    bits_bandwidth_schedule back;
+    memset(&back, 0, sizeof back);
+    back.struct_size = sizeof back;
+    CHECK_HR(bits_manager_get_bandwidth_schedule(m, &back), BITS_S_OK);
+    CHECK(memcmp(&back, &sched, sizeof back) == 0);
+    CHECK_HR(bits_manager_set_bandwidth_schedule(m, NULL), BITS_S_OK);
+    CHECK_HR(bits_manager_get_bandwidth_schedule(m, &back), BITS_S_FALSE);
+
     /* A job's limit and policy: defaults, bad values, set and read back. */
     bits_job *job = NULL;
     CHECK_HR(bits_create_job(m, "picky", BITS_JOB_TYPE_DOWNLOAD, NULL, &job), BITS_S_OK);

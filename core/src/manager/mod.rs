@@ -11,6 +11,7 @@
 //! The lock order and who owns what: see `Shared` in `queue/mod.rs`.
 
 mod job;
+mod schedule;
 mod validate;
 
 pub use job::{Callback, Job};
@@ -18,6 +19,7 @@ pub use job::{Callback, Job};
 // Re-exported so the paths `openbits_core::manager::{Config, Error, Result}` keep working.
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
+use crate::config::BandwidthSchedule;
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobId, JobRecord, COST_STATE_ROAMING};
 use crate::queue::checkpoint;
@@ -34,8 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use validate::check_chars;
 
-/// The settings key of the manager-wide rate limit.
+/// The settings keys of the manager-wide rate limit and of the bandwidth schedule.
 const MAX_BANDWIDTH: &str = "max_bandwidth";
+const SCHEDULE: &str = "bandwidth_schedule";
 
 pub struct Manager {
     shared: Arc<Shared>,
@@ -97,8 +100,18 @@ impl Manager {
             })?,
             None => 0,
         };
+        let schedule = match store.setting(SCHEDULE).map_err(Error::from)? {
+            Some(text) => Some(schedule::decode(&text).ok_or_else(|| {
+                Error::new(
+                    hr::E_DATABASE_CORRUPT,
+                    format!("the stored bandwidth schedule is damaged: {text:?}"),
+                )
+            })?),
+            None => None,
+        };
         let shared = Arc::new(Shared::new(config, Box::new(store), records, dispatcher));
         shared.limits.manager.set_rate(max_bandwidth);
+        *shared.schedule.lock() = schedule;
         runtime.spawn(scheduler::run(shared.clone()));
         runtime.spawn(checkpoint::run(shared.clone()));
         Ok(Manager {
@@ -209,6 +222,29 @@ impl Manager {
 
     pub fn max_bandwidth(&self) -> u64 {
         self.shared.limits.manager.rate()
+    }
+
+    /// Sets (None: removes) the bandwidth schedule for background jobs: limits by priority inside
+    /// and outside the work hours, and a maintenance window that overrides both
+    /// (`BANDWIDTH_BLOCKED`: no background transfer, the jobs wait with BITS_E_BLOCKED_BY_POLICY).
+    /// It bounds background jobs together with `set_max_bandwidth`. Kept in the state folder.
+    pub fn set_bandwidth_schedule(&self, schedule: Option<BandwidthSchedule>) -> Result<()> {
+        self.check_open()?;
+        if let Some(s) = &schedule {
+            schedule::check(s)?;
+        }
+        let text = schedule.as_ref().map(schedule::encode);
+        self.shared
+            .store
+            .set_setting(SCHEDULE, text.as_deref())
+            .map_err(Error::from)?;
+        *self.shared.schedule.lock() = schedule;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn bandwidth_schedule(&self) -> Option<BandwidthSchedule> {
+        *self.shared.schedule.lock()
     }
 
     /// The network's cost now: one BITS_COST_STATE_* value (UNRESTRICTED until told otherwise).

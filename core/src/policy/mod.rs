@@ -13,11 +13,27 @@ use bandwidth::Bucket;
 pub(crate) struct Limits {
     /// The manager-wide limit: every background job together.
     pub(crate) manager: Bucket,
+    /// The bandwidth schedule's limits in force, HIGH, NORMAL, LOW: the jobs of a priority
+    /// together. Set by the scheduler's passes.
+    pub(crate) by_priority: [Bucket; 3],
 }
 
 impl Limits {
     /// The shared buckets a job of `priority` draws from.
-    pub(crate) fn for_priority(&self, priority: Priority) -> Option<&Bucket> {
-        (priority != Priority::Foreground).then_some(&self.manager)
+    pub(crate) fn for_priority(&self, priority: Priority) -> [Option<&Bucket>; 2] {
+        match priority_index(priority) {
+            Some(i) => [Some(&self.manager), Some(&self.by_priority[i])],
+            None => [None, None],
+        }
+    }
+}
+
+/// HIGH 0, NORMAL 1, LOW 2: a background priority's place in the schedule's limits.
+pub(crate) fn priority_index(priority: Priority) -> Option<usize> {
+    match priority {
+        Priority::Foreground => None,
+        Priority::High => Some(0),
+        Priority::Normal => Some(1),
+        Priority::Low => Some(2),
     }
 }

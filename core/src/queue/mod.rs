@@ -13,7 +13,7 @@ pub mod events;
 
 pub(crate) use cell::{emit, publish, Destination, JobCell, JobSlot, Runner, Touch};
 
-use crate::config::Config;
+use crate::config::{BandwidthSchedule, Config};
 use crate::error::{Error, Result};
 use crate::hresult as hr;
 use crate::job::{self, JobId, JobRecord};
@@ -50,12 +50,13 @@ use tokio::sync::Notify;
 /// | `next_seq` | `create_job` (fetch_add) | — |
 /// | `limits` | `Manager::open` and `set_max_bandwidth` (rates) | transfer tasks after each write |
 /// | `network_cost` | `Manager::set_network_cost` | scheduler pass |
+/// | `schedule` | `Manager::open`, `set_bandwidth_schedule` | scheduler pass (which sets `limits.by_priority`) |
 /// | `starts` | scheduler `start` (fetch_add) | — |
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
 /// `JobCell::settle` → `Shared::jobs` → `JobCell::slot` → one leaf at a time: `JobCell::notify`,
-/// `Shared::scheduled`, the checkpoint queue, the event queue's lock, the dispatcher's sender, the
-/// store's connection.
+/// `Shared::scheduled`, `Shared::schedule`, the checkpoint queue, the event queue's lock, the
+/// dispatcher's sender, the store's connection.
 /// `Checkpoints::writing` is taken with no other lock held, then the checkpoint queue, the retire
 /// list, and the store's connection, one at a time.
 /// `Clients`' proxy map, `CloseSignal` and the manager's runtime slot are taken with no other lock
@@ -99,6 +100,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The network's cost as the application last said (one BITS_COST_STATE_* bit).
     pub(crate) network_cost: AtomicU32,
+    /// The bandwidth schedule, if one is set (a leaf lock).
+    pub(crate) schedule: Mutex<Option<BandwidthSchedule>>,
     /// Counts task starts (round-robin order).
     pub(crate) starts: AtomicU64,
 }
@@ -145,6 +148,7 @@ impl Shared {
             next_seq: AtomicU64::new(seq + 1),
             limits: Limits::default(),
             network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
+            schedule: Mutex::new(None),
             starts: AtomicU64::new(0),
         }
     }

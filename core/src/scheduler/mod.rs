@@ -8,13 +8,16 @@
 //! It sleeps until woken (`Shared::wake`) or until the next retry or timeout is due.
 
 mod plan;
+mod window;
 
 use crate::hresult as hr;
 use crate::job::now_ms;
 use crate::hresult::HResult;
 use crate::job::{JobError, JobRecord, TRANSFER_POLICY_ALWAYS};
 use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
+use crate::config::BANDWIDTH_BLOCKED;
 use crate::policy::bandwidth::Bucket;
+use crate::policy::priority_index;
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState};
@@ -63,6 +66,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     // again on the way); else only the jobs in motion.
     let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
     let cost = shared.network_cost.load(Ordering::SeqCst);
+    let blocked = apply_schedule(shared, now, &mut due);
     let cells: Vec<Arc<JobCell>> = if full {
         shared.idle_due_ms.store(u64::MAX, Ordering::SeqCst);
         shared.jobs.lock().values().cloned().collect()
@@ -89,10 +93,18 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         if slot.settling {
             continue;
         }
-        let allowed = cost_allows(&slot.rec, cost);
-        if !allowed && slot.rec.state.is_active() {
-            // Its policy excludes the network's cost: it waits (its task, if any, stops).
-            block(shared, &cell, &mut slot, hr::E_BLOCKED_BY_COST_TRANSFER_POLICY);
+        // A policy that forbids the transfer now: the job's cost policy against the network's
+        // cost, or the bandwidth schedule against background transfers.
+        let gate = if !cost_allows(&slot.rec, cost) {
+            Some(hr::E_BLOCKED_BY_COST_TRANSFER_POLICY)
+        } else if priority_index(slot.rec.priority).is_some_and(|i| blocked[i]) {
+            Some(hr::E_BLOCKED_BY_POLICY)
+        } else {
+            None
+        };
+        if let (Some(code), true) = (gate, slot.rec.state.is_active()) {
+            // It waits (its task, if any, stops).
+            block(shared, &cell, &mut slot, code);
             continue;
         }
         if let Some(ran) = slot.runner.as_ref().map(|r| r.started.elapsed()) {
@@ -126,13 +138,12 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         }
         due(idle_until);
         let mut waiting = rec.state.is_active();
-        let cost_blocked = rec
-            .error
-            .as_ref()
-            .is_some_and(|e| e.code == hr::E_BLOCKED_BY_COST_TRANSFER_POLICY);
-        if rec.state == JobState::TransientError && cost_blocked {
-            // Waiting for a cost it allows: no retry timer, no no-progress timeout.
-            if allowed {
+        let policy_blocked = rec.error.as_ref().is_some_and(|e| {
+            e.code == hr::E_BLOCKED_BY_COST_TRANSFER_POLICY || e.code == hr::E_BLOCKED_BY_POLICY
+        });
+        if rec.state == JobState::TransientError && policy_blocked {
+            // Waiting for a policy to allow it: no retry timer, no no-progress timeout.
+            if gate.is_none() {
                 waiting = retry(shared, &cell, &mut slot);
             }
         } else if rec.state == JobState::TransientError {
@@ -221,6 +232,34 @@ fn out_of_time(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
         Ok(())
     });
     JobCell::signal_stop(slot);
+}
+
+/// Puts the bandwidth schedule's limits for `now` in force (the buckets by priority) and returns
+/// which background priorities may not transfer at all; the pass must come again when the
+/// schedule changes them.
+fn apply_schedule(shared: &Shared, now: u64, due: &mut impl FnMut(u64)) -> [bool; 3] {
+    let schedule = *shared.schedule.lock();
+    let (limits, change) = match &schedule {
+        Some(s) => {
+            let local = shared.config.local_clock.map_or_else(window::local_now, |c| c());
+            window::limits_at(s, local)
+        }
+        None => ([0; 3], None),
+    };
+    if let Some(minutes) = change {
+        // From the start of the current minute.
+        due(now - now % 60_000 + minutes as u64 * 60_000);
+    }
+    let mut blocked = [false; 3];
+    for (i, limit) in limits.into_iter().enumerate() {
+        blocked[i] = limit == BANDWIDTH_BLOCKED;
+        let rate = if blocked[i] { 0 } else { limit };
+        let bucket = &shared.limits.by_priority[i];
+        if bucket.rate() != rate {
+            bucket.set_rate(rate);
+        }
+    }
+    blocked
 }
 
 /// A TRANSIENT_ERROR job goes back to QUEUED now. False if the store refused (the next pass

@@ -248,10 +248,8 @@ impl<'a> FileTransfer<'a> {
     async fn pace(&mut self, offset: u64, priority: Priority) {
         let bytes = offset.saturating_sub(self.paced);
         self.paced = offset;
-        let buckets = [
-            self.bucket.as_deref(),
-            self.shared.limits.for_priority(priority),
-        ];
+        let [manager, scheduled] = self.shared.limits.for_priority(priority);
+        let buckets = [self.bucket.as_deref(), manager, scheduled];
         if bytes > 0 && buckets.iter().flatten().any(|b| b.rate() > 0) {
             bandwidth::pace(&buckets, bytes).await;
         }
