@@ -465,6 +465,11 @@ typedef struct bits_manager_options {
    milliseconds (round-robin turns). Default 30,000.
    */
   uint32_t time_slice_ms;
+  /*
+   Files transferred from one origin (scheme, host, port) at once, over every job of the
+   manager: each holds one connection while it transfers. Default 6.
+   */
+  uint32_t max_connections_per_host;
 } bits_manager_options;
 
 /*

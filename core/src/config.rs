@@ -36,6 +36,9 @@ pub struct Config {
     pub max_jobs_per_owner: u32,
     pub max_files_per_job: u32,
     pub max_ranges_per_file: u32,
+    /// Transfers to one origin (scheme, host, port) at once, over every job and file of the
+    /// manager: each file being transferred from an origin holds one.
+    pub max_connections_per_host: usize,
     /// The local time the bandwidth schedule is read against (None: the machine's clock and time
     /// zone). For tests.
     pub local_clock: Option<fn() -> LocalTime>,
@@ -59,6 +62,7 @@ impl Default for Config {
             max_jobs_per_owner: 60,
             max_files_per_job: 200,
             max_ranges_per_file: 500,
+            max_connections_per_host: 6,
             local_clock: None,
         }
     }

@@ -266,3 +266,81 @@ fn bandwidth_schedule_end_to_end() {
     m.set_bandwidth_schedule(None).unwrap();
     assert_eq!(m.bandwidth_schedule(), None);
 }
+
+#[test]
+fn eight_jobs_to_one_origin_share_two_permits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    let config = Config {
+        max_connections_per_host: 2,
+        max_concurrent_jobs: 8,
+        ..Config::default()
+    };
+    let m = Manager::open(Some(&dir.path().join("state")), config).unwrap();
+    let jobs: Vec<Job> = (0..8)
+        .map(|i| {
+            // Served at 2 MiB/s each, so the transfers overlap in time.
+            let path = format!("/h{i}");
+            server.add(&path, pattern(MIB as usize, i));
+            let j = m.create_job(&path, JobType::Download).unwrap();
+            let local = dir.path().join(format!("h{i}"));
+            j.add_file(&server.url(&format!("{path}?rate=2097152")), local.to_str().unwrap())
+                .unwrap();
+            j
+        })
+        .collect();
+    for j in &jobs {
+        j.resume().unwrap();
+    }
+    for j in &jobs {
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+    }
+    println!(
+        "8 jobs, 2 permits: at most {} bodies at once, {} connections",
+        server.max_open_bodies(),
+        server.connections()
+    );
+    assert_eq!(server.max_open_bodies(), 2);
+}
+
+#[test]
+fn retry_after_holds_back_the_origin_but_not_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = TestServer::start();
+    let other = TestServer::start();
+    let m = manager(&dir.path().join("state"));
+    let a = job(&m, &busy, dir.path(), "/a", 1000);
+    // Re-point a's file: the first request gets 429 with Retry-After: 2, then the file.
+    let told = m.create_job("told", JobType::Download).unwrap();
+    told.add_file(
+        &busy.url("/a?fail=429:1&retryafter=2"),
+        dir.path().join("told").to_str().unwrap(),
+    )
+    .unwrap();
+    let start = Instant::now();
+    told.resume().unwrap();
+    wait_until("the 429", || told.state().unwrap() == JobState::TransientError);
+    assert_eq!(told.error().unwrap().code, openbits_core::HResult::http(429));
+    // Another job to the same origin waits too; one to another origin does not.
+    a.resume().unwrap();
+    let elsewhere = job(&m, &other, dir.path(), "/elsewhere", 1000);
+    elsewhere.resume().unwrap();
+    assert_eq!(elsewhere.wait(WAIT).unwrap(), JobState::Transferred);
+    wait_until("the other job to the busy origin waits", || {
+        a.state().unwrap() == JobState::TransientError
+    });
+    assert_eq!(a.error().unwrap().code, openbits_core::HResult::http(429));
+    assert!(start.elapsed() < Duration::from_secs(2), "held back too long before the checks");
+    assert_eq!(busy.seen().len(), 1, "the busy origin was asked again during its pause");
+    assert_eq!(told.wait(WAIT).unwrap(), JobState::Transferred);
+    let told_after = start.elapsed();
+    assert_eq!(a.wait(WAIT).unwrap(), JobState::Transferred);
+    let requests = busy.seen();
+    assert_eq!(requests[0].status, 429);
+    assert!(requests[1..].iter().all(|r| r.status == 200), "{requests:?}");
+    assert!(told_after >= Duration::from_secs(2), "retried after {told_after:?}");
+    println!(
+        "429 + Retry-After: 2: the told job transferred after {:.2} s, the other origin's job at once",
+        told_after.as_secs_f64()
+    );
+}

@@ -94,6 +94,9 @@ pub unsafe extern "C" fn bits_manager_open_ex(
         if o.time_slice_ms > 0 {
             config.time_slice = Duration::from_millis(o.time_slice_ms.into());
         }
+        if o.max_connections_per_host > 0 {
+            config.max_connections_per_host = o.max_connections_per_host as usize;
+        }
         if !o.owner.is_null() {
             config.owner = Some(text(o.owner, "owner")?.to_string());
         }

@@ -114,6 +114,9 @@ pub struct bits_manager_options {
     /// How long a background job keeps its transfer slot while others of its priority wait, in
     /// milliseconds (round-robin turns). Default 30,000.
     pub time_slice_ms: u32,
+    /// Files transferred from one origin (scheme, host, port) at once, over every job of the
+    /// manager: each holds one connection while it transfers. Default 6.
+    pub max_connections_per_host: u32,
 }
 
 /// An event of a job (see `bits_manager_next_event`).

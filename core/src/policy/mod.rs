@@ -1,9 +1,11 @@
-//! The limits the transfer engine and the scheduler consult: rate limits (`bandwidth`).
+//! The limits the transfer engine and the scheduler consult: rate limits (`bandwidth`), and
+//! per-origin permits and Retry-After pauses (`hosts`).
 //!
 //! Layer 2 beside `queue`: `Shared` holds the manager's limits, and a job's running task holds its
 //! own bucket (`queue::Runner`).
 
 pub(crate) mod bandwidth;
+pub(crate) mod hosts;
 
 use crate::state::Priority;
 use bandwidth::Bucket;
@@ -16,6 +18,8 @@ pub(crate) struct Limits {
     /// The bandwidth schedule's limits in force, HIGH, NORMAL, LOW: the jobs of a priority
     /// together. Set by the scheduler's passes.
     pub(crate) by_priority: [Bucket; 3],
+    /// Transfers per origin, and the pauses origins asked for.
+    pub(crate) hosts: hosts::Hosts,
 }
 
 impl Limits {

@@ -3,7 +3,7 @@
 //! pipeline (fdatasync off the runtime, then a checkpoint), and owns the temporary file's naming.
 
 use super::{download, http, local, Failure};
-use crate::hresult as hr;
+use crate::hresult::{self as hr, HResult};
 use crate::job::now_ms;
 use crate::localfile::{self, Sink};
 use crate::policy::bandwidth::{self, Bucket};
@@ -462,6 +462,33 @@ impl<'a> FileTransfer<'a> {
                 format!("malformed URL {}: {e}", view.remote_url),
             )
         })?;
+        let origin = url.origin().ascii_serialization();
+        let hosts = &self.shared.limits.hosts;
+        let now = now_ms();
+        if let Some((until, status)) = hosts.not_before(&origin, now) {
+            // The origin asked for a pause (Retry-After): this file waits it out like the job
+            // that was told.
+            return Err(Failure {
+                retry_after_ms: Some(until - now),
+                ..Failure::transient(
+                    ErrorContext::RemoteFile,
+                    HResult::http(status),
+                    format!(
+                        "{origin} asked for a pause (HTTP {status} with Retry-After); {} ms left",
+                        until - now
+                    ),
+                )
+            });
+        }
+        // One of the origin's transfer permits, for the whole file (one connection at a time).
+        let _permit = match url.scheme() {
+            "file" => None,
+            _ => {
+                hosts
+                    .permit(&origin, self.shared.config.max_connections_per_host)
+                    .await
+            }
+        };
         let result = match (url.scheme(), &view.ranges) {
             ("file", _) => local::copy(self, &mut sink, &url, &view).await,
             (_, Some(ranges)) => {
@@ -469,6 +496,14 @@ impl<'a> FileTransfer<'a> {
             }
             _ => download::download(self, &mut sink, &url).await,
         };
+        if let Err(f) = &result {
+            if let (Some(ms), Some(status @ (429 | 503))) = (f.retry_after_ms, f.code.http_status())
+            {
+                // Every job's next request to the origin waits too.
+                let limit = self.shared.config.max_connections_per_host;
+                hosts.hold_off(&origin, limit, now_ms().saturating_add(ms), status);
+            }
+        }
         // Whatever happened, what reached the file is made durable and recorded, so a crash or a
         // retry resumes from it. A completed file is entirely on disk before it is called completed.
         let finished = self.finish(&sink, result.is_ok()).await;

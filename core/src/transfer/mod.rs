@@ -32,6 +32,9 @@ pub(crate) struct Failure {
     pub context: ErrorContext,
     pub code: HResult,
     pub description: String,
+    /// The server said when to come back (429 or 503 with Retry-After), in ms from now: the
+    /// retry waits that long instead of the job's minimum retry delay.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Failure {
@@ -45,6 +48,7 @@ impl Failure {
             context,
             code,
             description: description.into(),
+            retry_after_ms: None,
         }
     }
     pub(crate) fn fatal(
@@ -57,6 +61,7 @@ impl Failure {
             context,
             code,
             description: description.into(),
+            retry_after_ms: None,
         }
     }
     /// A local I/O error: running out of space is worth retrying, anything else is not.
@@ -68,6 +73,7 @@ impl Failure {
             context: ErrorContext::LocalFile,
             code,
             description: format!("{what} {}: {e}", path.display()),
+            retry_after_ms: None,
         }
     }
 }
@@ -220,8 +226,11 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, f:
     let apply = |rec: &mut crate::job::JobRecord| {
         rec.no_progress_since_ms.get_or_insert(now);
         rec.state = next;
-        rec.retry_at_ms = (next == crate::state::JobState::TransientError)
-            .then(|| now.saturating_add(rec.minimum_retry_delay_s as u64 * 1000));
+        let delay_ms = f
+            .retry_after_ms
+            .unwrap_or(rec.minimum_retry_delay_s as u64 * 1000);
+        rec.retry_at_ms =
+            (next == crate::state::JobState::TransientError).then(|| now.saturating_add(delay_ms));
         rec.error_count = rec.error_count.saturating_add(1);
         rec.error = Some(Box::new(JobError {
             context: f.context,

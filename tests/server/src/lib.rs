@@ -6,6 +6,7 @@
 //! | `norange=1`    | ignore Range and If-Range: always 200 with the whole file |
 //! | `drop=N[:K]`   | cut the response body after N bytes (connection aborted); only the first K requests if K given |
 //! | `fail=S:K`     | answer the first K requests for this URL with status S |
+//! | `retryafter=V` | with `fail`: the failing answers carry `Retry-After: V` |
 //! | `status=S`     | always answer status S |
 //! | `etag=change`  | a different ETag on every request (the representation "changed") |
 //! | `noetag=1`     | no ETag; `nolastmod=1`: no Last-Modified |
@@ -63,6 +64,9 @@ pub struct State {
     bytes_sent: AtomicU64,
     /// Response bodies not yet finished or dropped (a dropped body means the connection closed).
     open_bodies: AtomicU64,
+    /// The most bodies open at once, and the connections accepted.
+    max_open_bodies: AtomicU64,
+    connections: AtomicU64,
 }
 
 pub struct TestServer {
@@ -122,6 +126,16 @@ impl TestServer {
         self.state.open_bodies.load(Ordering::SeqCst)
     }
 
+    /// The most response bodies that were being sent at once.
+    pub fn max_open_bodies(&self) -> u64 {
+        self.state.max_open_bodies.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().clone()
     }
@@ -152,6 +166,7 @@ pub async fn serve(
             _ = &mut stop => return,
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
         };
+        state.connections.fetch_add(1, Ordering::SeqCst);
         let st = state.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
@@ -313,7 +328,11 @@ fn respond(
     if let Some((s, k)) = q.get("fail").and_then(|f| f.split_once(':')) {
         if let (Ok(s), Ok(k)) = (s.parse::<u16>(), k.parse::<u32>()) {
             if hit <= k {
-                return text_response(s, "failing on purpose");
+                let mut r = text_response(s, "failing on purpose");
+                if let Some(v) = q.get("retryafter").and_then(|v| HeaderValue::from_str(v).ok()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
             }
         }
     }
@@ -377,7 +396,8 @@ fn respond(
     let body = content.slice(start as usize..end as usize);
     let len = body.len() as u64;
     let mut chunks = Chunks::whole(body);
-    state.open_bodies.fetch_add(1, Ordering::SeqCst);
+    let open = state.open_bodies.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_open_bodies.fetch_max(open, Ordering::SeqCst);
     chunks.stats = Some(state.clone());
     chunks.drop_after = match q.get("drop").and_then(|d| d.split_once(':')) {
         Some((n, k)) => n

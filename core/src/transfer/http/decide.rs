@@ -4,6 +4,7 @@
 
 use crate::hresult::{self as hr, HResult};
 use crate::state::ErrorContext;
+use crate::policy::hosts::MAX_RETRY_AFTER_MS;
 use crate::transfer::Failure;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::StatusCode;
@@ -133,22 +134,43 @@ pub(crate) fn evaluate(
         412 | 416 => Decision::Restart(format!(
             "the server answered {status} to the resume request"
         )),
-        _ => Decision::Fail(status_failure(status)),
+        _ => Decision::Fail(status_failure(status, headers)),
     }
 }
 
 /// 408, 429 and 5xx are worth retrying; any other status the resume logic does not handle is fatal.
-pub(super) fn status_failure(status: u16) -> Failure {
+/// A 429 or 503 with Retry-After says when to retry.
+pub(super) fn status_failure(status: u16, headers: &HeaderMap) -> Failure {
     let f = if matches!(status, 408 | 429 | 500..=599) {
         Failure::transient
     } else {
         Failure::fatal
     };
-    f(
+    let mut failure = f(
         ErrorContext::RemoteFile,
         HResult::http(status),
         status_text(status),
-    )
+    );
+    if matches!(status, 429 | 503) {
+        failure.retry_after_ms = headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after_ms(v, std::time::SystemTime::now()));
+    }
+    failure
+}
+
+/// Retry-After: delay-seconds or an HTTP date, as milliseconds from `now`, at most
+/// `MAX_RETRY_AFTER_MS`. None for anything else (the job's own retry delay applies).
+pub(crate) fn retry_after_ms(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    let value = value.trim();
+    let ms = if let Ok(secs) = value.parse::<u64>() {
+        secs.saturating_mul(1000)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).map_or(0, |d| d.as_millis() as u64)
+    };
+    Some(ms.min(MAX_RETRY_AFTER_MS))
 }
 
 /// What a response to a request for a byte range of the file (AddFileWithRanges) means.
@@ -237,7 +259,7 @@ pub(crate) fn evaluate_range(
             ),
         )),
         412 => RangeDecision::Restart("the server answered 412 to the range request".into()),
-        _ => RangeDecision::Fail(status_failure(status)),
+        _ => RangeDecision::Fail(status_failure(status, headers)),
     }
 }
 
@@ -577,5 +599,25 @@ mod tests {
         assert_eq!(p("bytes 5-4/10"), None);
         assert_eq!(p("bytes 0-9/*"), None);
         assert_eq!(p("items 0-9/10"), None);
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date_and_bounded() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert_eq!(retry_after_ms("2", now), Some(2000));
+        assert_eq!(retry_after_ms(" 120 ", now), Some(120_000));
+        let later = httpdate::fmt_http_date(now + std::time::Duration::from_secs(90));
+        assert_eq!(retry_after_ms(&later, now), Some(90_000));
+        let earlier = httpdate::fmt_http_date(now - std::time::Duration::from_secs(90));
+        assert_eq!(retry_after_ms(&earlier, now), Some(0));
+        assert_eq!(retry_after_ms("99999999999", now), Some(MAX_RETRY_AFTER_MS));
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("-5", now), None);
+        // Only 429 and 503 carry it into the failure.
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(status_failure(429, &h).retry_after_ms, Some(7000));
+        assert_eq!(status_failure(503, &h).retry_after_ms, Some(7000));
+        assert_eq!(status_failure(500, &h).retry_after_ms, None);
     }
 }
