@@ -24,6 +24,7 @@ from ._bindings import HResult
 from ._enums import (
     AuthScheme,
     AuthTarget,
+    CostState,
     ErrorContext,
     EventKind,
     JobPriority,
@@ -31,6 +32,7 @@ from ._enums import (
     JobType,
     NotifyFlags,
     SecurityFlags,
+    TransferPolicy,
 )
 from ._errors import (
     AccessDenied,
@@ -48,7 +50,17 @@ from ._ffi import error_description as describe
 from ._ffi import library_path, library_version, library_version_info, package_version
 from ._job import Job
 from ._manager import Manager
-from ._types import Event, FileInfo, FileProgress, JobError, JobTimes, Progress
+from ._types import (
+    BANDWIDTH_BLOCKED,
+    BandwidthSchedule,
+    Event,
+    FileInfo,
+    FileProgress,
+    JobError,
+    JobTimes,
+    Progress,
+    ScheduleWindow,
+)
 
 __version__: str = package_version or "0+unknown"
 
@@ -56,7 +68,10 @@ __all__ = [
     "AccessDenied",
     "AuthScheme",
     "AuthTarget",
+    "BANDWIDTH_BLOCKED",
+    "BandwidthSchedule",
     "BitsError",
+    "CostState",
     "ErrorContext",
     "Event",
     "EventKind",
@@ -76,8 +91,10 @@ __all__ = [
     "NotSupported",
     "NotifyFlags",
     "Progress",
+    "ScheduleWindow",
     "SecurityFlags",
     "Timeout",
+    "TransferPolicy",
     "describe",
     "hresult_name",
     "http_error",

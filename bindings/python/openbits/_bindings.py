@@ -70,6 +70,21 @@ BITS_ERROR_CONTEXT_REMOTE_FILE = 5
 BITS_ERROR_CONTEXT_GENERAL_TRANSPORT = 6
 BITS_ERROR_CONTEXT_REMOTE_APPLICATION = 7
 BITS_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK = 8
+BITS_COST_STATE_UNRESTRICTED = 1
+BITS_COST_STATE_CAPPED_USAGE_UNKNOWN = 2
+BITS_COST_STATE_BELOW_CAP = 4
+BITS_COST_STATE_NEAR_CAP = 8
+BITS_COST_STATE_OVERCAP_CHARGED = 16
+BITS_COST_STATE_OVERCAP_THROTTLED = 32
+BITS_COST_STATE_USAGE_BASED = 64
+BITS_COST_STATE_ROAMING = 128
+BITS_COST_OPTION_IGNORE_CONGESTION = 2147483648
+BITS_JOB_TRANSFER_POLICY_ALWAYS = 2147483903
+BITS_JOB_TRANSFER_POLICY_NOT_ROAMING = 2147483775
+BITS_JOB_TRANSFER_POLICY_NO_SURCHARGE = 2147483759
+BITS_JOB_TRANSFER_POLICY_STANDARD = 2147483751
+BITS_JOB_TRANSFER_POLICY_UNRESTRICTED = 2147483681
+BITS_BANDWIDTH_BLOCKED = 0xffffffffffffffff
 
 # HRESULTs as unsigned 32-bit numbers: (name, value, description).
 HRESULTS: List[Tuple[str, int, str]] = [
@@ -368,6 +383,23 @@ class bits_manager_options(Structure):
         ('max_files_per_job', c_uint32),
         ('max_ranges_per_file', c_uint32),
         ('time_slice_ms', c_uint32),
+        ('max_connections_per_host', c_uint32),
+    ]
+
+
+class bits_bandwidth_schedule(Structure):
+    _fields_ = [
+        ('struct_size', c_uint32),
+        ('work_days', c_uint32),
+        ('work_start_minute', c_uint32),
+        ('work_end_minute', c_uint32),
+        ('work_limits', c_uint64 * 3),
+        ('other_limits', c_uint64 * 3),
+        ('maintenance_enabled', c_uint32),
+        ('maintenance_days', c_uint32),
+        ('maintenance_start_minute', c_uint32),
+        ('maintenance_end_minute', c_uint32),
+        ('maintenance_limits', c_uint64 * 3),
     ]
 
 bits_notify_callback = CFUNCTYPE(None, c_void_p, POINTER(bits_job), POINTER(bits_event))
@@ -438,6 +470,16 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     'bits_get_job': (bits_hresult, [POINTER(bits_manager), POINTER(bits_guid), POINTER(POINTER(bits_job))]),
     'bits_enum_jobs': (bits_hresult, [POINTER(bits_manager), c_uint32, POINTER(POINTER(bits_guid)), POINTER(c_uint32)]),
     'bits_manager_next_event': (bits_hresult, [POINTER(bits_manager), c_uint32, POINTER(bits_event)]),
+    'bits_manager_set_max_bandwidth': (bits_hresult, [POINTER(bits_manager), c_uint64]),
+    'bits_manager_get_max_bandwidth': (bits_hresult, [POINTER(bits_manager), POINTER(c_uint64)]),
+    'bits_job_set_max_bandwidth': (bits_hresult, [POINTER(bits_job), c_uint64]),
+    'bits_job_get_max_bandwidth': (bits_hresult, [POINTER(bits_job), POINTER(c_uint64)]),
+    'bits_job_set_transfer_policy': (bits_hresult, [POINTER(bits_job), c_uint32]),
+    'bits_job_get_transfer_policy': (bits_hresult, [POINTER(bits_job), POINTER(c_uint32)]),
+    'bits_manager_set_network_cost': (bits_hresult, [POINTER(bits_manager), c_uint32]),
+    'bits_manager_get_network_cost': (bits_hresult, [POINTER(bits_manager), POINTER(c_uint32)]),
+    'bits_manager_set_bandwidth_schedule': (bits_hresult, [POINTER(bits_manager), POINTER(bits_bandwidth_schedule)]),
+    'bits_manager_get_bandwidth_schedule': (bits_hresult, [POINTER(bits_manager), POINTER(bits_bandwidth_schedule)]),
     'bits_guid_to_string': (bits_hresult, [POINTER(bits_guid), POINTER(c_char), c_size_t]),
     'bits_guid_from_string': (bits_hresult, [c_char_p, POINTER(bits_guid)]),
     'bits_free_string': (None, [POINTER(c_char)]),

@@ -17,6 +17,8 @@ __all__ = [
     "SecurityFlags",
     "AuthTarget",
     "AuthScheme",
+    "CostState",
+    "TransferPolicy",
 ]
 
 
@@ -132,3 +134,28 @@ def enum_or_int(cls: Type[E], value: int) -> Union[E, int]:
         return cls(value)
     except ValueError:
         return int(value)
+
+
+class CostState(IntFlag):
+    """BITS_COST_STATE_*: what the network costs (Manager.network_cost takes one) and the bits of
+    a job's transfer policy."""
+
+    UNRESTRICTED = b.BITS_COST_STATE_UNRESTRICTED
+    CAPPED_USAGE_UNKNOWN = b.BITS_COST_STATE_CAPPED_USAGE_UNKNOWN
+    BELOW_CAP = b.BITS_COST_STATE_BELOW_CAP
+    NEAR_CAP = b.BITS_COST_STATE_NEAR_CAP
+    OVERCAP_CHARGED = b.BITS_COST_STATE_OVERCAP_CHARGED
+    OVERCAP_THROTTLED = b.BITS_COST_STATE_OVERCAP_THROTTLED
+    USAGE_BASED = b.BITS_COST_STATE_USAGE_BASED
+    ROAMING = b.BITS_COST_STATE_ROAMING
+    IGNORE_CONGESTION = b.BITS_COST_OPTION_IGNORE_CONGESTION
+
+
+class TransferPolicy(IntEnum):
+    """BITS_JOB_TRANSFER_POLICY_*: the usual Job.transfer_policy values (ALWAYS is the default)."""
+
+    ALWAYS = b.BITS_JOB_TRANSFER_POLICY_ALWAYS
+    NOT_ROAMING = b.BITS_JOB_TRANSFER_POLICY_NOT_ROAMING
+    NO_SURCHARGE = b.BITS_JOB_TRANSFER_POLICY_NO_SURCHARGE
+    STANDARD = b.BITS_JOB_TRANSFER_POLICY_STANDARD
+    UNRESTRICTED = b.BITS_JOB_TRANSFER_POLICY_UNRESTRICTED

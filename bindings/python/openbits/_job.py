@@ -308,6 +308,32 @@ class Job(Handle):
         self._set(lib.bits_job_set_notify_flags, _uint32(value, "notify_flags"))
 
     @property
+    def max_bandwidth(self) -> int:
+        """The job's own rate limit in bytes per second (0: none, the default), whatever its
+        priority; background jobs are also bound by ``Manager.max_bandwidth``."""
+        value = ctypes.c_uint64()
+        with self._use() as ptr:
+            check(lib.bits_job_get_max_bandwidth(ptr, ctypes.byref(value)))
+        return int(value.value)
+
+    @max_bandwidth.setter
+    def max_bandwidth(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+            raise InvalidArgument(f"max_bandwidth must be an int in 0..2**64-1, not {value!r}")
+        self._set(lib.bits_job_set_max_bandwidth, value)
+
+    @property
+    def transfer_policy(self) -> int:
+        """The network costs the job may transfer on (BITS_COST_STATE_* bits, or a
+        TransferPolicy value; default TransferPolicy.ALWAYS). While ``Manager.network_cost`` is not
+        in it the job waits in TRANSIENT_ERROR with BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY."""
+        return self._get_u32(lib.bits_job_get_transfer_policy)
+
+    @transfer_policy.setter
+    def transfer_policy(self, value: int) -> None:
+        self._set(lib.bits_job_set_transfer_policy, _uint32(value, "transfer_policy"))
+
+    @property
     def minimum_retry_delay(self) -> int:
         """Seconds a job in TRANSIENT_ERROR waits before it retries (default 600; 0 retries at
         once). Set it with a number of seconds or a timedelta (rounded up to whole seconds)."""

@@ -31,7 +31,7 @@ from ._ffi import (
 )
 from ._handle import Handle
 from ._job import Job, _Abandoned
-from ._types import UINT32_MAX, Deadline, Event, Seconds
+from ._types import UINT32_MAX, BandwidthSchedule, Deadline, Event, ScheduleWindow, Seconds
 
 _open_managers: "weakref.WeakSet[Manager]" = weakref.WeakSet()
 
@@ -116,6 +116,7 @@ class Manager(Handle):
         max_jobs_per_owner: Optional[int] = None,
         max_files_per_job: Optional[int] = None,
         max_ranges_per_file: Optional[int] = None,
+        max_connections_per_host: Optional[int] = None,
     ) -> None:
         state_dir = None if path is None else path_arg(path, "path")
         options = b.bits_manager_options()
@@ -138,6 +139,9 @@ class Manager(Handle):
         options.max_jobs_per_owner = _uint(max_jobs_per_owner, "max_jobs_per_owner", UINT32_MAX)
         options.max_files_per_job = _uint(max_files_per_job, "max_files_per_job", UINT32_MAX)
         options.max_ranges_per_file = _uint(max_ranges_per_file, "max_ranges_per_file", UINT32_MAX)
+        options.max_connections_per_host = _uint(
+            max_connections_per_host, "max_connections_per_host", UINT32_MAX
+        )
         ptr = ctypes.POINTER(b.bits_manager)()
         check(lib.bits_manager_open_ex(ctypes.byref(options), ctypes.byref(ptr)))
         super().__init__(ptr)
@@ -163,6 +167,81 @@ class Manager(Handle):
     def __repr__(self) -> str:
         where = self._path if self._path is not None else "default folder"
         return f"<openbits.Manager {where}{' closed' if self.closed else ''}>"
+
+    # -- background manners ---------------------------------------------------------------------
+    @property
+    def max_bandwidth(self) -> int:
+        """The rate limit of every background job together, in bytes per second (0: none).
+        FOREGROUND jobs are exempt. Kept in the state folder."""
+        value = ctypes.c_uint64()
+        with self._use() as ptr:
+            check(lib.bits_manager_get_max_bandwidth(ptr, ctypes.byref(value)))
+        return int(value.value)
+
+    @max_bandwidth.setter
+    def max_bandwidth(self, value: int) -> None:
+        limit = _uint(value, "max_bandwidth", 2**64 - 1)
+        with self._use() as ptr:
+            check(lib.bits_manager_set_max_bandwidth(ptr, limit))
+
+    @property
+    def network_cost(self) -> int:
+        """What the network costs now, as the application said: one CostState value
+        (CostState.UNRESTRICTED until set; not kept)."""
+        value = ctypes.c_uint32()
+        with self._use() as ptr:
+            check(lib.bits_manager_get_network_cost(ptr, ctypes.byref(value)))
+        return int(value.value)
+
+    @network_cost.setter
+    def network_cost(self, value: int) -> None:
+        cost = _uint(value, "network_cost", UINT32_MAX)
+        with self._use() as ptr:
+            check(lib.bits_manager_set_network_cost(ptr, cost))
+
+    @property
+    def bandwidth_schedule(self) -> Optional[BandwidthSchedule]:
+        """BITS's bandwidth schedule for background jobs (None: none). Kept in the state folder."""
+        s = b.bits_bandwidth_schedule()
+        s.struct_size = ctypes.sizeof(b.bits_bandwidth_schedule)
+        with self._use() as ptr:
+            code = check(lib.bits_manager_get_bandwidth_schedule(ptr, ctypes.byref(s)))
+        if code != 0:  # S_FALSE: none
+            return None
+        maintenance = None
+        if s.maintenance_enabled:
+            maintenance = ScheduleWindow(
+                s.maintenance_days,
+                s.maintenance_start_minute,
+                s.maintenance_end_minute,
+                tuple(s.maintenance_limits),
+            )
+        return BandwidthSchedule(
+            ScheduleWindow(s.work_days, s.work_start_minute, s.work_end_minute, tuple(s.work_limits)),
+            tuple(s.other_limits),
+            maintenance,
+        )
+
+    @bandwidth_schedule.setter
+    def bandwidth_schedule(self, value: Optional[BandwidthSchedule]) -> None:
+        if value is None:
+            with self._use() as ptr:
+                check(lib.bits_manager_set_bandwidth_schedule(ptr, None))
+            return
+        s = b.bits_bandwidth_schedule()
+        s.struct_size = ctypes.sizeof(b.bits_bandwidth_schedule)
+        w = value.work
+        s.work_days, s.work_start_minute, s.work_end_minute = w.days, w.start_minute, w.end_minute
+        s.work_limits[:] = list(w.limits)
+        s.other_limits[:] = list(value.other_limits)
+        if value.maintenance is not None:
+            m = value.maintenance
+            s.maintenance_enabled = 1
+            s.maintenance_days, s.maintenance_start_minute = m.days, m.start_minute
+            s.maintenance_end_minute = m.end_minute
+            s.maintenance_limits[:] = list(m.limits)
+        with self._use() as ptr:
+            check(lib.bits_manager_set_bandwidth_schedule(ptr, ctypes.byref(s)))
 
     # -- jobs -----------------------------------------------------------------------------------
     def create_job(self, display_name: str, job_type: JobType = JobType.DOWNLOAD) -> Job:

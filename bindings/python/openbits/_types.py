@@ -164,3 +164,30 @@ class Deadline:
 
     def describe(self) -> str:
         return "at once" if self.timeout == 0 else f"within {self.timeout:g} s"
+
+
+#: A schedule limit: no background transfer at all (BITS_BANDWIDTH_BLOCKED).
+BANDWIDTH_BLOCKED = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class ScheduleWindow:
+    """A weekly window of a bandwidth schedule: the days it starts on (bit 0 Sunday ... bit 6
+    Saturday), its minutes [start, end) after local midnight (an end before the start runs past
+    midnight, an equal one is the whole day), and its limits for HIGH, NORMAL, LOW in bytes per
+    second (0: none; BANDWIDTH_BLOCKED: no transfer)."""
+
+    days: int
+    start_minute: int
+    end_minute: int
+    limits: tuple
+
+
+@dataclass(frozen=True)
+class BandwidthSchedule:
+    """Manager.bandwidth_schedule: limits inside the work hours, others outside them, and a
+    maintenance window that overrides both."""
+
+    work: ScheduleWindow
+    other_limits: tuple
+    maintenance: Optional[ScheduleWindow] = None
