@@ -511,6 +511,8 @@ struct ManagerOptions {
     /// How long a background job keeps its transfer slot while others of its priority wait
     /// (round-robin turns; default 30 s).
     std::chrono::milliseconds time_slice{0};
+    /// Files transferred from one origin at once, over every job (default 6).
+    std::uint32_t max_connections_per_host = 0;
 };
 
 // ---- Job -----------------------------------------------------------------------------------------
@@ -694,6 +696,27 @@ public:
     }
 
     /// How long a job in TRANSIENT_ERROR waits before it retries (default 600 s; 0: at once).
+    /// The job's own rate limit in bytes per second (0: none), whatever its priority.
+    void set_max_bandwidth(std::uint64_t bytes_per_second) {
+        detail::check(bits_job_set_max_bandwidth(ptr_.get(), bytes_per_second));
+    }
+    [[nodiscard]] std::uint64_t max_bandwidth() const {
+        std::uint64_t v = 0;
+        detail::check(bits_job_get_max_bandwidth(ptr_.get(), &v));
+        return v;
+    }
+
+    /// The network costs the job may transfer on: BITS_COST_STATE_* bits or a
+    /// BITS_JOB_TRANSFER_POLICY_* value (default BITS_JOB_TRANSFER_POLICY_ALWAYS).
+    void set_transfer_policy(std::uint32_t cost_flags) {
+        detail::check(bits_job_set_transfer_policy(ptr_.get(), cost_flags));
+    }
+    [[nodiscard]] std::uint32_t transfer_policy() const {
+        std::uint32_t v = 0;
+        detail::check(bits_job_get_transfer_policy(ptr_.get(), &v));
+        return v;
+    }
+
     void set_minimum_retry_delay(std::chrono::seconds delay) {
         const std::uint32_t s = detail::seconds_u32(delay, "minimum retry delay");
         detail::check(bits_job_set_minimum_retry_delay(ptr_.get(), s));
@@ -910,6 +933,7 @@ public:
         o.max_files_per_job = options.max_files_per_job;
         o.max_ranges_per_file = options.max_ranges_per_file;
         o.time_slice_ms = detail::timeout_ms(options.time_slice);
+        o.max_connections_per_host = options.max_connections_per_host;
         bits_manager *raw = nullptr;
         detail::check(bits_manager_open_ex(&o, &raw));
         ptr_.reset(raw);
@@ -935,6 +959,47 @@ public:
     /// Closes now (as the destructor does); afterwards this object is empty. Jobs of this manager
     /// stay safe to destroy; their other calls throw Error(BITS_E_INVALID_STATE).
     void close() noexcept { ptr_.reset(); }
+
+    /// The rate limit of every background job together, in bytes per second (0: none); Foreground
+    /// jobs are exempt. Kept in the state folder.
+    void set_max_bandwidth(std::uint64_t bytes_per_second) {
+        detail::check(bits_manager_set_max_bandwidth(ptr_.get(), bytes_per_second));
+    }
+    [[nodiscard]] std::uint64_t max_bandwidth() const {
+        std::uint64_t v = 0;
+        detail::check(bits_manager_get_max_bandwidth(ptr_.get(), &v));
+        return v;
+    }
+
+    /// What the network costs now: one BITS_COST_STATE_* value (not kept).
+    void set_network_cost(std::uint32_t cost_state) {
+        detail::check(bits_manager_set_network_cost(ptr_.get(), cost_state));
+    }
+    [[nodiscard]] std::uint32_t network_cost() const {
+        std::uint32_t v = 0;
+        detail::check(bits_manager_get_network_cost(ptr_.get(), &v));
+        return v;
+    }
+
+    /// The bandwidth schedule (std::nullopt: none; struct_size is filled in). Kept in the state
+    /// folder.
+    void set_bandwidth_schedule(const std::optional<bits_bandwidth_schedule> &schedule) {
+        if (!schedule) {
+            detail::check(bits_manager_set_bandwidth_schedule(ptr_.get(), nullptr));
+            return;
+        }
+        bits_bandwidth_schedule s = *schedule;
+        s.struct_size = sizeof s;
+        detail::check(bits_manager_set_bandwidth_schedule(ptr_.get(), &s));
+    }
+    [[nodiscard]] std::optional<bits_bandwidth_schedule> bandwidth_schedule() const {
+        bits_bandwidth_schedule s{};
+        s.struct_size = sizeof s;
+        if (detail::check(bits_manager_get_bandwidth_schedule(ptr_.get(), &s)) == BITS_S_FALSE) {
+            return std::nullopt;
+        }
+        return s;
+    }
 
     /// Creates a job; it starts SUSPENDED with a new id.
     [[nodiscard]] Job create_job(std::string_view display_name, JobType type = JobType::Download) {

@@ -16,6 +16,7 @@
 //! - `store`: where job records are kept (`store::sqlite`: the durable store).
 //! - `localfile`: temporary files, positioned writes, atomic commit.
 //! - `http_options`: custom headers, credentials, redirect and proxy settings: validation.
+//! - `network`: whether the machine has a network, and a netlink watcher of changes.
 //!
 //! Layer 2, the kernel:
 //! - `queue`: `Shared` (the state everything below the API shares: field owners and the lock
@@ -47,6 +48,7 @@ pub mod hresult;
 pub mod http_options;
 pub mod job;
 mod localfile;
+mod network;
 pub mod manager;
 mod policy;
 mod queue;

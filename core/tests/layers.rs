@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("store", 1),
     ("localfile", 1),
     ("http_options", 1),
+    ("network", 1),
     ("queue", 2),
     ("policy", 2),
     ("scheduler", 3),

@@ -578,6 +578,52 @@ void test_options() {
     CHECK(static_cast<bool>(by_default));
 }
 
+void test_manners() {
+    const std::string dir = fresh_dir("manners");
+    openbits::ManagerOptions options;
+    options.state_dir = dir + "/state";
+    options.max_connections_per_host = 2;
+    {
+        Manager manager(options);
+        CHECK_EQ(manager.max_bandwidth(), 0u);
+        manager.set_max_bandwidth(3000000);
+        CHECK(!manager.bandwidth_schedule().has_value());
+        bits_bandwidth_schedule s{};
+        s.work_days = 0x3e;
+        s.work_start_minute = 8 * 60;
+        s.work_end_minute = 17 * 60;
+        s.work_limits[2] = BITS_BANDWIDTH_BLOCKED; // LOW only: the NORMAL job below is not held
+        manager.set_bandwidth_schedule(s);
+        bits_bandwidth_schedule bad = s;
+        bad.work_start_minute = 5000;
+        CHECK_THROWS(BITS_E_INVALIDARG, manager.set_bandwidth_schedule(bad));
+        CHECK_EQ(manager.network_cost(), std::uint32_t{BITS_COST_STATE_UNRESTRICTED});
+        CHECK_THROWS(BITS_E_INVALIDARG, manager.set_network_cost(3));
+        Job job = manager.create_job("manners");
+        CHECK_EQ(job.transfer_policy(), std::uint32_t{BITS_JOB_TRANSFER_POLICY_ALWAYS});
+        job.set_transfer_policy(BITS_JOB_TRANSFER_POLICY_STANDARD);
+        job.set_max_bandwidth(1000000);
+        // Roaming: a STANDARD job waits; unrestricted again, it transfers.
+        manager.set_network_cost(BITS_COST_STATE_ROAMING);
+        job.add_file(url("small.bin"), dir + "/small.bin");
+        job.resume();
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (job.state() != JobState::TransientError && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        CHECK_EQ(job.state(), JobState::TransientError);
+        manager.set_network_cost(BITS_COST_STATE_UNRESTRICTED);
+        CHECK_EQ(job.wait(), JobState::Transferred);
+        CHECK_EQ(job.complete(), BITS_S_OK);
+    }
+    Manager again(options);
+    CHECK_EQ(again.max_bandwidth(), 3000000u);
+    const auto kept = again.bandwidth_schedule();
+    CHECK(kept.has_value() && kept->work_days == 0x3e && kept->work_limits[2] == BITS_BANDWIDTH_BLOCKED);
+    again.set_bandwidth_schedule(std::nullopt);
+    CHECK(!again.bandwidth_schedule().has_value());
+}
+
 void test_events() {
     const std::string dest = fresh_dir("events");
     Manager manager(fresh_dir("events-state"));
@@ -860,6 +906,7 @@ const Test tests[] = {
     {"suspend_resume", test_suspend_resume},
     {"retry_delay_and_no_progress_timeout", test_retry_delay_and_no_progress_timeout},
     {"options", test_options},
+    {"manners", test_manners},
     {"events", test_events},
     {"properties", test_properties},
     {"files", test_files},

@@ -403,6 +403,28 @@ namespace OpenBits
         /// How long a job in TRANSIENT_ERROR waits before it retries (default 600 s; zero retries at
         /// once). Whole seconds: a fraction is rounded up.
         /// </summary>
+        /// <summary>The job's own rate limit in bytes per second (0: none), whatever its
+        /// priority; background jobs are also bound by Manager.MaxBandwidth.</summary>
+        public ulong MaxBandwidth
+        {
+            get
+            {
+                ulong v;
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_job_get_max_bandwidth(H, out v));
+                return v;
+            }
+            set { NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_max_bandwidth(H, value)); }
+        }
+
+        /// <summary>The network costs the job may transfer on (default TransferPolicy.Always);
+        /// while Manager.NetworkCost is not in it the job waits in TransientError with
+        /// HResults.E_BlockedByCostTransferPolicy.</summary>
+        public CostState TransferPolicy
+        {
+            get { return (CostState)GetUInt(NativeMethods.bits_job_get_transfer_policy); }
+            set { NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_transfer_policy(H, (uint)value)); }
+        }
+
         public TimeSpan MinimumRetryDelay
         {
             get { return TimeSpan.FromSeconds(GetUInt(NativeMethods.bits_job_get_minimum_retry_delay)); }

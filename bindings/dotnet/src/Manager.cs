@@ -190,6 +190,32 @@ namespace OpenBits
             }
         }
 
+        /// <summary>The rate limit of every background job together, in bytes per second (0:
+        /// none); Foreground jobs are exempt. Kept in the state folder.</summary>
+        public ulong MaxBandwidth
+        {
+            get
+            {
+                ulong v;
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_get_max_bandwidth(Handle, out v));
+                return v;
+            }
+            set { NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_set_max_bandwidth(Handle, value)); }
+        }
+
+        /// <summary>What the network costs now: one CostState value (Unrestricted until set; not
+        /// kept).</summary>
+        public CostState NetworkCost
+        {
+            get
+            {
+                uint v;
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_get_network_cost(Handle, out v));
+                return (CostState)v;
+            }
+            set { NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_set_network_cost(Handle, (uint)value)); }
+        }
+
         internal ManagerHandle Handle
         {
             get

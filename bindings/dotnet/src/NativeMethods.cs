@@ -269,6 +269,30 @@ namespace OpenBits
         internal static extern int bits_job_get_error_count(JobHandle job, out uint count);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_max_bandwidth(JobHandle job, ulong bytesPerSecond);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_max_bandwidth(JobHandle job, out ulong bytesPerSecond);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_transfer_policy(JobHandle job, uint costFlags);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_transfer_policy(JobHandle job, out uint costFlags);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_manager_set_max_bandwidth(ManagerHandle manager, ulong bytesPerSecond);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_manager_get_max_bandwidth(ManagerHandle manager, out ulong bytesPerSecond);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_manager_set_network_cost(ManagerHandle manager, uint costState);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_manager_get_network_cost(ManagerHandle manager, out uint costState);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int bits_job_take_ownership(JobHandle job);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

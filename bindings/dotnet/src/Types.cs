@@ -5,6 +5,32 @@ using System;
 
 namespace OpenBits
 {
+    /// <summary>What the network costs (BITS_COST_STATE_*): Manager.NetworkCost takes one; a
+    /// job's TransferPolicy is a mask of them.</summary>
+    [Flags]
+    public enum CostState : uint
+    {
+        Unrestricted = 0x1,
+        CappedUsageUnknown = 0x2,
+        BelowCap = 0x4,
+        NearCap = 0x8,
+        OvercapCharged = 0x10,
+        OvercapThrottled = 0x20,
+        UsageBased = 0x40,
+        Roaming = 0x80,
+        IgnoreCongestion = 0x80000000,
+    }
+
+    /// <summary>BITS_JOB_TRANSFER_POLICY_*: the usual Job.TransferPolicy values.</summary>
+    public static class TransferPolicy
+    {
+        public const CostState Always = (CostState)0x800000FF;
+        public const CostState NotRoaming = (CostState)0x8000007F;
+        public const CostState NoSurcharge = (CostState)0x8000006F;
+        public const CostState Standard = (CostState)0x80000067;
+        public const CostState Unrestricted = (CostState)0x80000021;
+    }
+
     /// <summary>A job's state (BG_JOB_STATE).</summary>
     public enum JobState
     {
@@ -288,6 +314,8 @@ namespace OpenBits
         public const int E_Empty = unchecked((int)0x80200003);
         public const int E_ErrorInformationUnavailable = unchecked((int)0x8020000F);
         public const int E_DatabaseCorrupt = unchecked((int)0x8020006C);
+        public const int E_BlockedByPolicy = unchecked((int)0x8020003E);
+        public const int E_BlockedByCostTransferPolicy = unchecked((int)0x80200059);
         public const int E_FileNotAvailable = unchecked((int)0x80200004);
         public const int E_ProtocolNotAvailable = unchecked((int)0x80200005);
         public const int E_TooManyJobsPerUser = unchecked((int)0x80200049);

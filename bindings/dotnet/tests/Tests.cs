@@ -125,6 +125,40 @@ namespace OpenBits.Tests
             Fixture.AssertFileEquals(Server.Content("/a.bin"), Path.Combine(dir, "a.bin"));
         }
 
+        [Test]
+        public static void RateLimitsAndNetworkCost()
+        {
+            string dir = Fixture.TempDir("manners");
+            using (var m = new Manager(Path.Combine(dir, "state")))
+            {
+                Assert.True(m.MaxBandwidth == 0, "no manager limit by default");
+                m.MaxBandwidth = 2000000;
+                Assert.True(m.MaxBandwidth == 2000000, "manager limit");
+                Assert.True(m.NetworkCost == CostState.Unrestricted, "unrestricted by default");
+                using (var job = m.CreateJob("picky"))
+                {
+                    Assert.True(job.TransferPolicy == TransferPolicy.Always, "default policy");
+                    job.MaxBandwidth = 1000000;
+                    Assert.True(job.MaxBandwidth == 1000000, "job limit");
+                    job.TransferPolicy = TransferPolicy.NotRoaming;
+                    m.NetworkCost = CostState.Roaming;
+                    job.AddFile(Server.Url("/a.bin?n=" + Guid.NewGuid().ToString("N")), Path.Combine(dir, "a.bin"));
+                    job.Resume();
+                    DateTime end = DateTime.UtcNow.AddSeconds(20);
+                    while (job.State != JobState.TransientError && DateTime.UtcNow < end)
+                        Thread.Sleep(5);
+                    Assert.Equal(JobState.TransientError, job.State, "blocked while roaming");
+                    Assert.HResult(HResults.E_BlockedByCostTransferPolicy, job.Error.Code, "error code");
+                    m.NetworkCost = CostState.Unrestricted;
+                    Assert.Equal(JobState.Transferred, job.Wait(TimeSpan.FromSeconds(30)), "after the cost allows it");
+                    Assert.True(job.Complete(), "complete");
+                }
+            }
+            Fixture.AssertFileEquals(Server.Content("/a.bin"), Path.Combine(dir, "a.bin"));
+            using (var m = new Manager(Path.Combine(dir, "state")))
+                Assert.True(m.MaxBandwidth == 2000000, "the manager limit is kept");
+        }
+
         // ---- errors ----
 
         [Test]

@@ -46,6 +46,9 @@ pub struct Manager {
     state_dir: PathBuf,
     /// Holds the folder's lock for as long as the manager lives; the OS drops it if the process dies.
     _lock: std::fs::File,
+    /// Tells the scheduler when the machine loses or regains its network (None: no watcher could
+    /// be started; jobs then retry on their timers).
+    _network: Option<crate::network::Watcher>,
 }
 
 impl Manager {
@@ -112,6 +115,20 @@ impl Manager {
         let shared = Arc::new(Shared::new(config, Box::new(store), records, dispatcher));
         shared.limits.manager.set_rate(max_bandwidth);
         *shared.schedule.lock() = schedule;
+        shared
+            .network_up
+            .store(crate::network::is_up(), Ordering::SeqCst);
+        let weak = Arc::downgrade(&shared);
+        let network = crate::network::watch(move |up| {
+            if let Some(shared) = weak.upgrade() {
+                shared.network_up.store(up, Ordering::SeqCst);
+                if up {
+                    shared.reconnects.fetch_add(1, Ordering::SeqCst);
+                }
+                shared.wake.notify_one();
+            }
+        })
+        .ok();
         runtime.spawn(scheduler::run(shared.clone()));
         runtime.spawn(checkpoint::run(shared.clone()));
         Ok(Manager {
@@ -119,6 +136,7 @@ impl Manager {
             runtime: Mutex::new(Some(runtime)),
             state_dir,
             _lock: lock,
+            _network: network,
         })
     }
 

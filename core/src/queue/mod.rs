@@ -51,6 +51,8 @@ use tokio::sync::Notify;
 /// | `limits` | `Manager::open` and `set_max_bandwidth` (rates) | transfer tasks after each write |
 /// | `network_cost` | `Manager::set_network_cost` | scheduler pass |
 /// | `schedule` | `Manager::open`, `set_bandwidth_schedule` | scheduler pass (which sets `limits.by_priority`) |
+/// | `network_up`, `reconnects` | `Manager::open` and its network watcher | scheduler pass, `transfer::fail` |
+/// | `reconnects_seen` | scheduler pass | scheduler pass |
 /// | `starts` | scheduler `start` (fetch_add) | — |
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
@@ -100,6 +102,11 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The network's cost as the application last said (one BITS_COST_STATE_* bit).
     pub(crate) network_cost: AtomicU32,
+    /// Whether the machine has a network (`network::is_up`), kept by the manager's watcher; and
+    /// how many times it came back, so the scheduler retries every waiting job once per return.
+    pub(crate) network_up: AtomicBool,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) reconnects_seen: AtomicU64,
     /// The bandwidth schedule, if one is set (a leaf lock).
     pub(crate) schedule: Mutex<Option<BandwidthSchedule>>,
     /// Counts task starts (round-robin order).
@@ -149,6 +156,9 @@ impl Shared {
             limits: Limits::default(),
             network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
             schedule: Mutex::new(None),
+            network_up: AtomicBool::new(true),
+            reconnects: AtomicU64::new(0),
+            reconnects_seen: AtomicU64::new(0),
             starts: AtomicU64::new(0),
         }
     }

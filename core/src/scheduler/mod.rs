@@ -67,6 +67,11 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
     let cost = shared.network_cost.load(Ordering::SeqCst);
     let blocked = apply_schedule(shared, now, &mut due);
+    let online = shared.network_up.load(Ordering::SeqCst);
+    // The network came back: every job waiting in TRANSIENT_ERROR retries now (as in BITS), not
+    // when its retry delay ends.
+    let reconnects = shared.reconnects.load(Ordering::SeqCst);
+    let reconnected = shared.reconnects_seen.swap(reconnects, Ordering::SeqCst) != reconnects;
     let cells: Vec<Arc<JobCell>> = if full {
         shared.idle_due_ms.store(u64::MAX, Ordering::SeqCst);
         shared.jobs.lock().values().cloned().collect()
@@ -95,7 +100,9 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         }
         // A policy that forbids the transfer now: the job's cost policy against the network's
         // cost, or the bandwidth schedule against background transfers.
-        let gate = if !cost_allows(&slot.rec, cost) {
+        let gate = if !online {
+            Some(hr::E_NETWORK_DISCONNECTED)
+        } else if !cost_allows(&slot.rec, cost) {
             Some(hr::E_BLOCKED_BY_COST_TRANSFER_POLICY)
         } else if priority_index(slot.rec.priority).is_some_and(|i| blocked[i]) {
             Some(hr::E_BLOCKED_BY_POLICY)
@@ -139,10 +146,13 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         due(idle_until);
         let mut waiting = rec.state.is_active();
         let policy_blocked = rec.error.as_ref().is_some_and(|e| {
-            e.code == hr::E_BLOCKED_BY_COST_TRANSFER_POLICY || e.code == hr::E_BLOCKED_BY_POLICY
+            e.code == hr::E_BLOCKED_BY_COST_TRANSFER_POLICY
+                || e.code == hr::E_BLOCKED_BY_POLICY
+                || e.code == hr::E_NETWORK_DISCONNECTED
         });
-        if rec.state == JobState::TransientError && policy_blocked {
-            // Waiting for a policy to allow it: no retry timer, no no-progress timeout.
+        if rec.state == JobState::TransientError && (policy_blocked || reconnected) {
+            // Waiting for a policy (or the network) to allow it: no retry timer, no no-progress
+            // timeout.
             if gate.is_none() {
                 waiting = retry(shared, &cell, &mut slot);
             }

@@ -211,26 +211,37 @@ pub(crate) async fn run_job(
 }
 
 /// Records a failure and moves the job to TRANSIENT_ERROR (retry after the minimum retry delay) or ERROR.
-fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, f: Failure) {
+fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mut f: Failure) {
+    if f.transient && !shared.network_up.load(std::sync::atomic::Ordering::SeqCst) {
+        // No network at all: that is the error, and the job waits for the network rather than
+        // for its retry delay (the scheduler queues it when a link comes back).
+        f.context = ErrorContext::GeneralTransport;
+        f.code = hr::E_NETWORK_DISCONNECTED;
+        f.description = format!("no network connection is active ({})", f.description);
+    }
+    let offline = f.code == hr::E_NETWORK_DISCONNECTED;
     let mut slot = cell.slot.lock();
     let now = now_ms();
     let rec = &slot.rec;
     let next = if f.transient {
         let since = rec.no_progress_since_ms.unwrap_or(now);
-        let expired = now.saturating_sub(since) >= rec.no_progress_timeout_s as u64 * 1000;
+        let expired =
+            !offline && now.saturating_sub(since) >= rec.no_progress_timeout_s as u64 * 1000;
         engine::transient_failure(rec.state, expired)
     } else {
         engine::fatal_failure(rec.state)
     };
     let Some(next) = next else { return };
     let apply = |rec: &mut crate::job::JobRecord| {
-        rec.no_progress_since_ms.get_or_insert(now);
+        if !offline {
+            rec.no_progress_since_ms.get_or_insert(now);
+        }
         rec.state = next;
         let delay_ms = f
             .retry_after_ms
             .unwrap_or(rec.minimum_retry_delay_s as u64 * 1000);
-        rec.retry_at_ms =
-            (next == crate::state::JobState::TransientError).then(|| now.saturating_add(delay_ms));
+        rec.retry_at_ms = (next == crate::state::JobState::TransientError && !offline)
+            .then(|| now.saturating_add(delay_ms));
         rec.error_count = rec.error_count.saturating_add(1);
         rec.error = Some(Box::new(JobError {
             context: f.context,

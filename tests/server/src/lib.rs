@@ -83,7 +83,13 @@ impl TestServer {
     }
 
     pub fn start_on(port: u16) -> std::io::Result<TestServer> {
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// Serves on `addr` (for tests that give the server an address of a network namespace they
+    /// made: the listening socket belongs to the calling thread's namespace).
+    pub fn start_at(addr: SocketAddr) -> std::io::Result<TestServer> {
+        let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let state = Arc::new(State::default());
