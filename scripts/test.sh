@@ -11,6 +11,7 @@ command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
+command -v ip >/dev/null || need+=(iproute2)   # network namespaces for core/tests/network.rs
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing ${need[*]}"
