@@ -92,7 +92,7 @@ pub fn reply_id(raw: &str) -> Option<String> {
 /// Session ids this server makes: `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` upper-case, as IIS.
 /// Anything else cannot name a session, which also keeps ids out of storage paths.
 pub fn valid_session_id(id: &str) -> bool {
-    id.len() == 38 && openbits_protocol::headers::normalise_guid(id).is_some_and(|g| g.eq_ignore_ascii_case(id)) && id.starts_with('{')
+    id.len() == 38 && id.starts_with('{') && !id.bytes().any(|b| b.is_ascii_lowercase()) && openbits_protocol::headers::normalise_guid(id).is_some()
 }
 
 pub fn new_session_id() -> String {
