@@ -20,7 +20,9 @@ use tokio::net::TcpListener;
 /// Largest request head (line and headers) hyper buffers; also bounds per-connection memory.
 const MAX_BUF: usize = 64 * 1024;
 /// Headers per request; Windows sends about ten.
-const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
+/// Request line and headers together (BITS values are at most 4 KB each).
+const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// How long in-flight requests may take to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -127,6 +129,7 @@ pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: im
                 .header_read_timeout(Duration::from_secs(30))
                 .max_headers(MAX_HEADERS)
                 .max_buf_size(MAX_BUF)
+                .max_header_size(MAX_HEADER_BYTES)
                 .keep_alive(true);
             match tls {
                 Some(acceptor) => {

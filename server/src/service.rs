@@ -80,6 +80,9 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>, p
 }
 
 async fn route(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr, note: &mut Note) -> hyper::Response<Body> {
+    if req.headers().len() > crate::MAX_HEADERS {
+        return body::response(hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, vec![("content-length", "0".into()), ("connection", "close".into())], body::empty());
+    }
     if let Some(auth) = &app.auth {
         let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
         match auth.check(header).await {
