@@ -230,3 +230,104 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Uploads in upload-reply mode, downloading the reply (with a Range GET, as Windows does)
+/// before Close-Session. Returns the reply URL and the reply's bytes.
+pub fn upload_reply(addr: SocketAddr, path: &str, bytes: &[u8]) -> Result<(String, Vec<u8>), ProtocolError> {
+    let mut cfg = ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
+    cfg.upload_reply = true;
+    cfg.fragment_len = 5 * 1024;
+    let mut session = ClientSession::new(cfg);
+    let mut got = None;
+    loop {
+        match session.next() {
+            Next::Send(req) => {
+                let hs: Vec<(String, String)> = req.headers.iter().filter(|(k, _)| k.as_str() != "content-length").map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+                let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
+                let r = request(addr, req.method, path, &hv, body);
+                match session.on_response(r.status, &r.headers) {
+                    Event::Fatal(e) | Event::Retry(e) => return Err(e),
+                    _ => {}
+                }
+            }
+            Next::DownloadReply { url } => {
+                let u = url::Url::parse(&url).expect("reply URL");
+                let reply = if u.host_str() == Some("127.0.0.1") {
+                    let head = request(addr, "HEAD", u.path(), &[], b"");
+                    assert_eq!(head.status, 200, "reply HEAD {url}");
+                    let len: usize = head.h("content-length").unwrap().parse().unwrap();
+                    let r = request(addr, "GET", u.path(), &[("Range", &format!("bytes=0-{}", len.saturating_sub(1)))], b"");
+                    assert!(r.status == 206 || (len == 0 && r.status == 416), "reply GET {url}: {}", r.status);
+                    r.body
+                } else {
+                    Vec::new()
+                };
+                got = Some((url, reply));
+                session.reply_downloaded();
+            }
+            Next::Done => return Ok(got.expect("a reply before Close-Session")),
+            Next::Cancelled => panic!("cancelled"),
+            Next::Failed(e) => return Err(e),
+        }
+    }
+}
+
+/// A minimal HTTP application server: each request is answered by `answer` (status, headers,
+/// body), given the request headers and body; answers `None` means hang until the peer goes.
+pub struct App {
+    pub addr: SocketAddr,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+}
+
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+impl App {
+    pub fn start(answer: impl Fn(&HeaderMap, &[u8], usize) -> Option<Answer> + Send + 'static) -> App {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for (n, conn) in l.incoming().enumerate() {
+                let Ok(mut s) = conn else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut headers = HeaderMap::new();
+                loop {
+                    let mut l = String::new();
+                    r.read_line(&mut l).unwrap();
+                    let l = l.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    let (k, v) = l.split_once(':').unwrap();
+                    headers.append(HeaderName::from_bytes(k.trim().as_bytes()).unwrap(), HeaderValue::from_str(v.trim()).unwrap());
+                }
+                let len: usize = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                seen2.lock().unwrap().push((headers.clone(), body.clone()));
+                match answer(&headers, &body, n) {
+                    Some((status, hs, b)) => {
+                        let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", b.len());
+                        for (k, v) in hs {
+                            out.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        out.push_str("\r\n");
+                        let _ = s.write_all(out.as_bytes());
+                        let _ = s.write_all(&b);
+                    }
+                    None => {
+                        let mut sink = Vec::new();
+                        let _ = s.read_to_end(&mut sink);
+                    }
+                }
+            }
+        });
+        App { addr, seen }
+    }
+}
