@@ -193,7 +193,9 @@ impl ObjectStoreBackend {
                 [] => {
                     self.store.put_opts(&dest, PutPayload::default(), PutOptions::from(mode)).await?;
                 }
-                [one] => self.store.copy(&self.session(&meta.id, &one.key)?, &dest).await?,
+                // A server-side copy would do for one part, but S3-compatible servers disagree on
+                // escaping the copy source (session ids have braces), so every upload is
+                // composed the same way.
                 parts => {
                     // Multipart completion is atomic: readers see the old object or the whole new one.
                     let mut w = WriteMultipart::new_with_chunk_size(self.store.put_multipart(&dest).await?, PART_CHUNK);

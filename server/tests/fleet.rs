@@ -1,0 +1,168 @@
+//! Several stateless nodes sharing sessions through S3 (moto's server on loopback).
+
+mod common;
+use common::*;
+use openbits_protocol::client::{ClientConfig, ClientSession, Event, Next};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's S3 server, or None (with a loud message) where it is not installed outside CI;
+/// scripts/test.sh installs it, and under CI a missing moto fails the test.
+fn moto() -> Option<Moto> {
+    let found = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found {
+        let msg = "moto_server not found: pip install \"moto[server]\" (scripts/test.sh does)";
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("\n!!!!!!!! SKIPPING the S3 fleet test: {msg} !!!!!!!!\n");
+        return None;
+    }
+    // moto has no "port 0": take a free port from the kernel and hand it over.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let m = Moto { child, addr };
+    wait_for("moto_server to accept connections", || std::net::TcpStream::connect(addr).is_ok());
+    let r = request(addr, "PUT", "/fleet", &[], b"");
+    assert_eq!(r.status, 200, "create bucket: {}", String::from_utf8_lossy(&r.body));
+    Some(m)
+}
+
+fn node(m: &Moto, dir: &std::path::Path, name: &str) -> Server {
+    let endpoint = format!("http://{}", m.addr);
+    Server::start(
+        &["--storage", "s3://fleet/uploads"],
+        &[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ],
+        dir.join(format!("{name}.log")),
+    )
+}
+
+fn session_objects(m: &Moto) -> Vec<String> {
+    let r = request(m.addr, "GET", "/fleet?list-type=2&prefix=uploads/.bits-sessions/", &[], b"");
+    let xml = String::from_utf8_lossy(&r.body).into_owned();
+    xml.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_owned).collect()
+}
+
+/// Drives a session (possibly shared with another thread) until the server has every byte.
+fn send_all(session: &mut ClientSession, addr: SocketAddr, path: &str, bytes: &[u8]) {
+    while session.offset() < session.total() {
+        let Next::Send(req) = session.next() else { panic!("session stopped: {:?}", session.next()) };
+        let hs: Vec<(String, String)> = req.headers.iter().filter(|(k, _)| k.as_str() != "content-length").map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+        let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
+        let r = request(addr, req.method, path, &hv, body);
+        match session.on_response(r.status, &r.headers) {
+            Event::Fatal(e) => panic!("{e}"),
+            Event::NewSession => panic!("session lost"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn nodes_share_sessions_through_s3() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (node(&m, dir.path(), "a"), node(&m, dir.path(), "b"), node(&m, dir.path(), "c"));
+
+    // Create on A, fragments alternating B, A, B, …, Close-Session on C.
+    let bytes = data(3 * 1024 * 1024 + 123, 11);
+    let frag = 256 * 1024;
+    let fragments = bytes.len().div_ceil(frag);
+    let mut cfg = ClientConfig::new(format!("http://{}/a/b/file.bin", a.addr), bytes.len() as u64);
+    cfg.fragment_len = frag as u64;
+    let mut session = ClientSession::new(cfg);
+    let nodes = [a.addr, b.addr];
+    upload_with(&mut session, &mut |n| if n == 0 { a.addr } else if n > fragments { c.addr } else { nodes[n % 2] }, "/a/b/file.bin", &bytes).unwrap();
+    let got = request(m.addr, "GET", "/fleet/uploads/a/b/file.bin", &[], b"");
+    assert_eq!(got.status, 200);
+    assert!(got.body == bytes, "object differs from the upload ({} bytes)", got.body.len());
+    assert!(session_objects(&m).is_empty(), "session objects left: {:?}", session_objects(&m));
+
+    // The file exists now: a new session for it is refused on any node.
+    assert_eq!(create(b.addr, "/a/b/file.bin").status, 409);
+
+    // A single-fragment upload (one part, copied into place) and an empty one.
+    upload(b.addr, "/small.txt", b"small", 5 * 1024).unwrap();
+    let small = request(m.addr, "GET", "/fleet/uploads/small.txt", &[], b"");
+    assert_eq!((small.status, small.body.as_slice()), (200, &b"small"[..]));
+    upload(c.addr, "/empty", b"", 5 * 1024).unwrap();
+    // (moto answers a GET of a zero-byte object with 403, so look at the listing.)
+    let all = request(m.addr, "GET", "/fleet?list-type=2&prefix=uploads/empty", &[], b"");
+    assert!(String::from_utf8_lossy(&all.body).contains("<Key>uploads/empty</Key><LastModified>"), "{}", String::from_utf8_lossy(&all.body));
+    assert!(String::from_utf8_lossy(&all.body).contains("<Size>0</Size>"));
+}
+
+#[test]
+fn concurrent_fragments_on_two_nodes_do_not_corrupt_a_session() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (node(&m, dir.path(), "a"), node(&m, dir.path(), "b"));
+    for round in 0..3 {
+        let path = format!("/race/{round}.bin");
+        let bytes = data(1024 * 1024 + 777, round as u8 + 20);
+        let id = create_id(a.addr, &path);
+        // Two clients push the same session at once through different nodes, with different
+        // fragment sizes so that their fragments overlap rather than coincide.
+        let threads: Vec<_> = [(a.addr, 64 * 1024), (b.addr, 100 * 1024)]
+            .into_iter()
+            .map(|(addr, frag)| {
+                let (id, path, bytes) = (id.clone(), path.clone(), bytes.clone());
+                std::thread::spawn(move || {
+                    let mut cfg = ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
+                    cfg.fragment_len = frag;
+                    let mut s = ClientSession::resume(cfg, id, 0, None);
+                    send_all(&mut s, addr, &path, &bytes);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let close = bits(b.addr, &path, "Close-Session", &[("BITS-Session-Id", &id)], b"");
+        assert_eq!(close.status, 200, "{close:?}");
+        let got = request(m.addr, "GET", &format!("/fleet/uploads{path}"), &[], b"");
+        assert!(got.body == bytes, "round {round}: object differs ({} of {} bytes)", got.body.len(), bytes.len());
+    }
+    assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
+}
+
+#[test]
+fn s3_sessions_survive_a_node_being_killed() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = node(&m, dir.path(), "a");
+    let b = node(&m, dir.path(), "b");
+    let bytes = data(600 * 1024, 3);
+    let id = create_id(a.addr, "/k.bin");
+    assert_eq!(fragment(a.addr, "/k.bin", &id, 0, bytes.len() as u64, &bytes[..300 * 1024]).status, 200);
+    a.kill9();
+    // B knows the session and its offset.
+    let r = fragment(b.addr, "/k.bin", &id, 400 * 1024, bytes.len() as u64, &bytes[400 * 1024..]);
+    assert_eq!((r.status, r.h("bits-received-content-range")), (416, Some("307200")));
+    assert_eq!(fragment(b.addr, "/k.bin", &id, 300 * 1024, bytes.len() as u64, &bytes[300 * 1024..]).status, 200);
+    assert_eq!(bits(b.addr, "/k.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"").status, 200);
+    assert!(request(m.addr, "GET", "/fleet/uploads/k.bin", &[], b"").body == bytes);
+}
