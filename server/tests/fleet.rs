@@ -21,16 +21,21 @@ impl Drop for Moto {
 /// moto's S3 server, or None (with a loud message) where it is not installed outside CI;
 /// scripts/test.sh installs it, and under CI a missing moto fails the test.
 fn moto() -> Option<Moto> {
-    let found = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !found {
+    // The console script, or the module where only the package is on the path.
+    let candidates: [&[&str]; 2] = [&["moto_server"], &["python3", "-m", "moto.server"]];
+    let found = candidates.into_iter().find(|c| {
+        Command::new(c[0]).args(&c[1..]).arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    });
+    let Some(cmd) = found else {
         let msg = "moto_server not found: pip install \"moto[server]\" (scripts/test.sh does)";
         assert!(std::env::var_os("CI").is_none(), "{msg}");
         eprintln!("\n!!!!!!!! SKIPPING the S3 fleet test: {msg} !!!!!!!!\n");
         return None;
-    }
+    };
     // moto has no "port 0": take a free port from the kernel and hand it over.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("moto_server")
+    let child = Command::new(cmd[0])
+        .args(&cmd[1..])
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
