@@ -186,6 +186,8 @@ impl ClientSession {
     }
 
     /// What to do now. Calling it again before answering returns the same request.
+    // Not an Iterator: the session never ends by returning None, and each step needs an answer.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Next {
         let packet = match &self.state {
             State::Done => return Next::Done,

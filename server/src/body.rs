@@ -78,8 +78,21 @@ fn truncate(t: SystemTime) -> SystemTime {
     httpdate::parse_http_date(&httpdate::fmt_http_date(t)).unwrap_or(t)
 }
 
-/// The response head for a file and plan; the caller adds the body for GET.
-pub fn head(info: &FileInfo, plan: &Plan) -> (StatusCode, Vec<(&'static str, String)>, Option<(u64, u64)>) {
+/// A response head for a file; the caller adds the body (bytes `range`) for GET.
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub range: Option<(u64, u64)>,
+}
+
+pub fn head(info: &FileInfo, plan: &Plan) -> Head {
+    let (status, headers, range) = head_parts(info, plan);
+    Head { status, headers, range }
+}
+
+type Parts = (StatusCode, Vec<(&'static str, String)>, Option<(u64, u64)>);
+
+fn head_parts(info: &FileInfo, plan: &Plan) -> Parts {
     let mut h = vec![("accept-ranges", "bytes".to_owned()), ("etag", info.etag.clone()), ("last-modified", httpdate::fmt_http_date(info.modified))];
     match *plan {
         Plan::NotModified => (StatusCode::NOT_MODIFIED, h, None),

@@ -120,20 +120,21 @@ pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: im
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let tls = tls.clone();
+        let read_timeout = app.cfg.read_timeout;
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
             let svc = hyper::service::service_fn(move |req| service::handle(app.clone(), req, peer));
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
+                .header_read_timeout(read_timeout)
                 .max_headers(MAX_HEADERS)
                 .max_buf_size(MAX_BUF)
                 .max_header_size(MAX_HEADER_BYTES)
                 .keep_alive(true);
             match tls {
                 Some(acceptor) => {
-                    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await else { return };
+                    let Ok(Ok(stream)) = tokio::time::timeout(read_timeout, acceptor.accept(tcp)).await else { return };
                     let conn = http.serve_connection(TokioIo::new(stream), svc);
                     let _ = watcher.watch(conn).await;
                 }

@@ -3,7 +3,7 @@
 use crate::body::{self, Body};
 use crate::config::{Config, LogFormat, NotifyType};
 use crate::paths::{self, SafePath};
-use crate::store::{BodyReader, Error, SessionMeta, Store, Stored, Version};
+use crate::store::{BodyReader, Error, NewBytes, SessionMeta, Store, Stored, Version};
 use openbits_protocol::server::{self as proto, FragmentPlan, HostId, Progress, Reply};
 use openbits_protocol::{ErrorContext, Hresult, PacketType};
 use parking_lot::Mutex;
@@ -143,7 +143,7 @@ async fn bits(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, client
         PacketType::Fragment => {
             let (id, range) = (parsed.session_id.unwrap_or_default(), parsed.range);
             let url = original_url(app, &req);
-            let mut body = BodyReader::new(req.into_body(), app.cfg.read_timeout);
+            let mut body = BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
             match range {
                 Some(range) => fragment(app, &id, range, &mut body, &url).await,
                 None => Ok(Reply::invalid()),
@@ -219,7 +219,7 @@ async fn fragment(app: &Arc<App>, id: &str, range: openbits_protocol::ContentRan
     };
     let (meta, version) = match plan {
         FragmentPlan::Duplicate => (meta, version),
-        FragmentPlan::Write { discard, offset, len, total } => match app.store.write_fragment(meta, version, discard, offset, len, total, body).await? {
+        FragmentPlan::Write { discard, offset, len, total } => match app.store.write_fragment(meta, version, NewBytes { discard, offset, len, total }, body).await? {
             Stored::Done(m) => {
                 // The new version is not returned by every store; re-read for the notify step.
                 match app.store.load(id).await? {
@@ -275,16 +275,15 @@ async fn serve_reply(app: &Arc<App>, id: &str, headers: &hyper::HeaderMap, is_he
         Ok(Some(i)) => i,
         _ => return not_found(),
     };
-    let plan = body::plan(headers, &info);
-    let (status, hs, range) = body::head(&info, &plan);
-    let b = match (range, is_head) {
+    let head = body::head(&info, &body::plan(headers, &info));
+    let b = match (head.range, is_head) {
         (Some((s, e)), false) => match app.store.reply_stream(id, s, e).await {
             Ok(st) => body::stream(st),
             Err(_) => return not_found(),
         },
         _ => body::empty(),
     };
-    body::response(status, hs, b)
+    body::response(head.status, head.headers, b)
 }
 
 async fn serve_file(app: &Arc<App>, raw: &str, headers: &hyper::HeaderMap, is_head: bool) -> hyper::Response<Body> {
@@ -296,16 +295,15 @@ async fn serve_file(app: &Arc<App>, raw: &str, headers: &hyper::HeaderMap, is_he
         Err(Error::Escape) => return plain(hyper::StatusCode::FORBIDDEN),
         Err(_) => return plain(hyper::StatusCode::INTERNAL_SERVER_ERROR),
     };
-    let plan = body::plan(headers, &info);
-    let (status, hs, range) = body::head(&info, &plan);
-    let b = match (range, is_head) {
+    let head = body::head(&info, &body::plan(headers, &info));
+    let b = match (head.range, is_head) {
         (Some((s, e)), false) => match app.store.file_stream(&path, s, e).await {
             Ok(st) => body::stream(st),
             Err(_) => return plain(hyper::StatusCode::INTERNAL_SERVER_ERROR),
         },
         _ => body::empty(),
     };
-    body::response(status, hs, b)
+    body::response(head.status, head.headers, b)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -74,10 +74,7 @@ fn session_objects(m: &Moto) -> Vec<String> {
 fn send_all(session: &mut ClientSession, addr: SocketAddr, path: &str, bytes: &[u8]) {
     while session.offset() < session.total() {
         let Next::Send(req) = session.next() else { panic!("session stopped: {:?}", session.next()) };
-        let hs: Vec<(String, String)> = req.headers.iter().filter(|(k, _)| k.as_str() != "content-length").map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
-        let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
-        let r = request(addr, req.method, path, &hv, body);
+        let r = send(addr, path, &req, bytes);
         match session.on_response(r.status, &r.headers) {
             Event::Fatal(e) => panic!("{e}"),
             Event::NewSession => panic!("session lost"),

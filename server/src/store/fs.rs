@@ -122,17 +122,8 @@ impl FsStore {
         Ok(Version::default())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn write_fragment(
-        &self,
-        mut meta: SessionMeta,
-        version: Version,
-        mut discard: u64,
-        offset: u64,
-        len: u64,
-        total: u64,
-        body: &mut super::BodyReader,
-    ) -> Result<Stored, Error> {
+    pub async fn write_fragment(&self, mut meta: SessionMeta, version: Version, w: super::NewBytes, body: &mut super::BodyReader) -> Result<Stored, Error> {
+        let super::NewBytes { mut discard, offset, len, total } = w;
         let dir = self.dir(&meta.id)?;
         let mut f = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(dir.join("data")).await?;
         f.seek(std::io::SeekFrom::Start(offset)).await?;

@@ -114,16 +114,24 @@ impl From<object_store::Error> for Error {
 pub struct BodyReader {
     body: hyper::body::Incoming,
     idle: Duration,
+    /// A client trickling a byte just before each idle timeout still has to finish by then.
+    deadline: tokio::time::Instant,
 }
 
+/// The slowest average rate a fragment body may arrive at (1 KiB/s): a 13 MB fragment, the
+/// largest Windows sends, may take about 3.6 hours, no longer.
+const MIN_RATE: u64 = 1024;
+
 impl BodyReader {
-    pub fn new(body: hyper::body::Incoming, idle: Duration) -> BodyReader {
-        BodyReader { body, idle }
+    pub fn new(body: hyper::body::Incoming, idle: Duration, len: u64) -> BodyReader {
+        let deadline = tokio::time::Instant::now() + idle + Duration::from_secs(len / MIN_RATE);
+        BodyReader { body, idle, deadline }
     }
 
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+            let wait = self.idle.min(self.deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let frame = match tokio::time::timeout(wait, self.body.frame()).await {
                 Err(_) => return Err(Error::Client("request body timed out".into())),
                 Ok(None) => return Ok(None),
                 Ok(Some(Err(e))) => return Err(Error::Client(format!("request body: {e}"))),
@@ -157,6 +165,16 @@ impl BodyReader {
         }
         Ok(None)
     }
+}
+
+/// The part of a fragment to store: skip `discard` bytes of the body, then store `len` bytes at
+/// `offset` of an entity of `total` bytes (openbits-protocol's `FragmentPlan::Write`).
+#[derive(Clone, Copy, Debug)]
+pub struct NewBytes {
+    pub discard: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub total: u64,
 }
 
 /// Facts about a stored file for downloads.
@@ -209,10 +227,9 @@ impl Store {
     pub async fn save(&self, meta: &SessionMeta, version: &Version) -> Result<Version, Error> {
         dispatch!(self, s => s.save(meta, version).await)
     }
-    /// Stores `len` bytes at `offset` (after discarding `discard` bytes of the body), makes them
-    /// durable, then records the progress.
-    pub async fn write_fragment(&self, meta: SessionMeta, version: Version, discard: u64, offset: u64, len: u64, total: u64, body: &mut BodyReader) -> Result<Stored, Error> {
-        dispatch!(self, s => s.write_fragment(meta, version, discard, offset, len, total, body).await)
+    /// Stores the new bytes of a fragment, makes them durable, then records the progress.
+    pub async fn write_fragment(&self, meta: SessionMeta, version: Version, w: NewBytes, body: &mut BodyReader) -> Result<Stored, Error> {
+        dispatch!(self, s => s.write_fragment(meta, version, w, body).await)
     }
     /// Puts the complete upload in place atomically (unless it is an upload-reply that keeps
     /// it), then deletes the session.

@@ -114,17 +114,8 @@ impl ObjectStoreBackend {
         Ok(Version(Some(r.into())))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn write_fragment(
-        &self,
-        meta: SessionMeta,
-        version: Version,
-        mut discard: u64,
-        offset: u64,
-        len: u64,
-        total: u64,
-        body: &mut super::BodyReader,
-    ) -> Result<Stored, Error> {
+    pub async fn write_fragment(&self, meta: SessionMeta, version: Version, w: super::NewBytes, body: &mut super::BodyReader) -> Result<Stored, Error> {
+        let super::NewBytes { mut discard, offset, len, total } = w;
         let name = format!("parts/{:020}-{:020}-{}", offset, offset + len, uuid::Uuid::new_v4().simple());
         let key = self.session(&meta.id, &name)?;
         let mut remaining = len;

@@ -175,6 +175,15 @@ pub fn data(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Sends a request the client session asked for, with its body taken from `bytes`.
+pub fn send(addr: SocketAddr, path: &str, req: &openbits_protocol::client::Request, bytes: &[u8]) -> Resp {
+    // `request` adds Content-Length itself.
+    let hs: Vec<(String, String)> = req.headers.iter().filter(|(k, _)| k.as_str() != "content-length").map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+    let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
+    request(addr, req.method, path, &hv, body)
+}
+
 /// How an upload driver picks the server for each request (several nodes share sessions).
 pub type Pick<'a> = &'a mut dyn FnMut(usize) -> SocketAddr;
 
@@ -187,11 +196,7 @@ pub fn upload_with(session: &mut ClientSession, pick: Pick, path: &str, bytes: &
         match session.next() {
             Next::Send(req) => {
                 let addr = pick(n);
-                let mut hs: Vec<(String, String)> = req.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
-                hs.retain(|(k, _)| k != "content-length");
-                let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
-                let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let r = request(addr, req.method, path, &hv, body);
+                let r = send(addr, path, &req, bytes);
                 match session.on_response(r.status, &r.headers) {
                     Event::Retry(e) => {
                         retries += 1;
@@ -242,10 +247,7 @@ pub fn upload_reply(addr: SocketAddr, path: &str, bytes: &[u8]) -> Result<(Strin
     loop {
         match session.next() {
             Next::Send(req) => {
-                let hs: Vec<(String, String)> = req.headers.iter().filter(|(k, _)| k.as_str() != "content-length").map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
-                let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
-                let r = request(addr, req.method, path, &hv, body);
+                let r = send(addr, path, &req, bytes);
                 match session.on_response(r.status, &r.headers) {
                     Event::Fatal(e) | Event::Retry(e) => return Err(e),
                     _ => {}
@@ -277,8 +279,11 @@ pub fn upload_reply(addr: SocketAddr, path: &str, bytes: &[u8]) -> Result<(Strin
 /// body), given the request headers and body; answers `None` means hang until the peer goes.
 pub struct App {
     pub addr: SocketAddr,
-    pub seen: std::sync::Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    pub seen: Seen,
 }
+
+/// Every request an [`App`] received: headers and body.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
 pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
