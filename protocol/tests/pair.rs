@@ -68,6 +68,18 @@ enum Fault {
     LoseAnswer,
 }
 
+/// A fault that happens once, at the first request matching `when`.
+fn once(when: impl Fn(&Request) -> bool, then: impl Fn(&mut MemoryServer) -> Fault) -> impl FnMut(usize, &Request, &mut MemoryServer) -> Fault {
+    let mut done = false;
+    move |_, req, server| {
+        if done || !when(req) {
+            return Fault::None;
+        }
+        done = true;
+        then(server)
+    }
+}
+
 fn none(_: usize, _: &Request, _: &mut MemoryServer) -> Fault {
     Fault::None
 }
@@ -150,17 +162,17 @@ fn a_gap_is_416_and_the_client_goes_back() {
     let bytes = data(40_000);
     let mut server = MemoryServer::new();
     let mut client = ClientSession::new(config(bytes.len(), MIN_FRAGMENT));
-    let mut lost = false;
-    let (events, end) = drive(&mut client, &mut server, &bytes, |_, req, server| {
-        // The server loses everything past 3,000 bytes once (a restore from backup).
-        if req.body.is_some_and(|r| r.first >= 20_000) && !lost {
-            lost = true;
+    // The server loses everything past 3,000 bytes once (a restore from backup).
+    let fault = once(
+        |req| req.body.is_some_and(|r| r.first >= 20_000),
+        |server| {
             for s in server.sessions.values_mut() {
                 s.data.truncate(3_000);
             }
-        }
-        Fault::None
-    });
+            Fault::None
+        },
+    );
+    let (events, end) = drive(&mut client, &mut server, &bytes, fault);
     assert_eq!(end, Next::Done);
     assert!(events.contains(&Event::Resync { received: 3_000 }), "{events:?}");
     assert_eq!(server.files.get(PATH), Some(&bytes));
@@ -171,14 +183,14 @@ fn a_lost_session_is_recreated_and_restarts_from_zero() {
     let bytes = data(25_000);
     let mut server = MemoryServer::new();
     let mut client = ClientSession::new(config(bytes.len(), MIN_FRAGMENT));
-    let mut dropped = false;
-    let (events, end) = drive(&mut client, &mut server, &bytes, |_, req, server| {
-        if req.body.is_some_and(|r| r.first >= 10_000) && !dropped {
-            dropped = true;
+    let fault = once(
+        |req| req.body.is_some_and(|r| r.first >= 10_000),
+        |server| {
             server.sessions.clear();
-        }
-        Fault::None
-    });
+            Fault::None
+        },
+    );
+    let (events, end) = drive(&mut client, &mut server, &bytes, fault);
     assert_eq!(end, Next::Done);
     let i = events.iter().position(|e| *e == Event::NewSession).expect("new session");
     assert!(matches!(events[i + 1], Event::SessionCreated { .. }));
@@ -308,14 +320,8 @@ fn a_lost_final_ack_in_upload_reply_is_answered_from_the_cache() {
     let mut cfg = config(bytes.len(), MIN_FRAGMENT);
     cfg.upload_reply = true;
     let mut client = ClientSession::new(cfg);
-    let mut lost = false;
-    let (events, end) = drive(&mut client, &mut server, &bytes, |_, req, _| {
-        if req.body.is_some_and(|r| r.end() == 12_000) && !lost {
-            lost = true;
-            return Fault::LoseAnswer;
-        }
-        Fault::None
-    });
+    let fault = once(|req| req.body.is_some_and(|r| r.end() == 12_000), |_| Fault::LoseAnswer);
+    let (events, end) = drive(&mut client, &mut server, &bytes, fault);
     assert_eq!(end, Next::Done, "{events:?}");
     assert!(events.iter().any(|e| matches!(e, Event::ReplyReady { .. })));
     assert_eq!(server.replies.len(), 1, "the application is not notified twice");
@@ -435,14 +441,8 @@ fn a_lost_close_ack_is_not_an_error() {
     let bytes = data(6_000);
     let mut server = MemoryServer::new();
     let mut client = ClientSession::new(config(bytes.len(), MIN_FRAGMENT));
-    let mut lost = false;
-    let (events, end) = drive(&mut client, &mut server, &bytes, |_, req, _| {
-        if req.packet == PacketType::CloseSession && !lost {
-            lost = true;
-            return Fault::LoseAnswer;
-        }
-        Fault::None
-    });
+    let fault = once(|req| req.packet == PacketType::CloseSession, |_| Fault::LoseAnswer);
+    let (events, end) = drive(&mut client, &mut server, &bytes, fault);
     assert_eq!(end, Next::Done, "{events:?}");
     assert_eq!(server.files.get(PATH), Some(&bytes));
 }
@@ -452,14 +452,8 @@ fn a_broken_connection_mid_fragment_resumes_with_ping() {
     let bytes = data(20_000);
     let mut server = MemoryServer::new();
     let mut client = ClientSession::new(config(bytes.len(), MIN_FRAGMENT));
-    let mut lost = false;
-    let (_, end) = drive(&mut client, &mut server, &bytes, |_, req, _| {
-        if req.body.is_some_and(|r| r.first > 0) && !lost {
-            lost = true;
-            return Fault::LoseAnswer;
-        }
-        Fault::None
-    });
+    let fault = once(|req| req.body.is_some_and(|r| r.first > 0), |_| Fault::LoseAnswer);
+    let (_, end) = drive(&mut client, &mut server, &bytes, fault);
     assert_eq!(end, Next::Done);
     let p = packets(&server);
     let i = p.iter().position(|p| *p == PacketType::Ping).expect("ping after the failure");

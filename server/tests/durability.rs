@@ -61,7 +61,7 @@ fn a_restart_keeps_sessions_and_offsets() {
     let r = fragment(s.addr, "/r.bin", &id, 8, 10, b"ij");
     assert_eq!((r.status, r.h("bits-received-content-range")), (416, Some("4")));
     assert_eq!(fragment(s.addr, "/r.bin", &id, 4, 10, b"efghij").h("bits-received-content-range"), Some("10"));
-    bits(s.addr, "/r.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"");
+    close(s.addr, "/r.bin", &id);
     assert_eq!(std::fs::read(dir.path().join("root/r.bin")).unwrap(), b"abcdefghij");
 }
 

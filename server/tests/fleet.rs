@@ -143,7 +143,7 @@ fn concurrent_fragments_on_two_nodes_do_not_corrupt_a_session() {
         for t in threads {
             t.join().unwrap();
         }
-        let close = bits(b.addr, &path, "Close-Session", &[("BITS-Session-Id", &id)], b"");
+        let close = close(b.addr, &path, &id);
         assert_eq!(close.status, 200, "{close:?}");
         let got = request(m.addr, "GET", &format!("/fleet/uploads{path}"), &[], b"");
         assert!(got.body == bytes, "round {round}: object differs ({} of {} bytes)", got.body.len(), bytes.len());
@@ -165,6 +165,6 @@ fn s3_sessions_survive_a_node_being_killed() {
     let r = fragment(b.addr, "/k.bin", &id, 400 * 1024, bytes.len() as u64, &bytes[400 * 1024..]);
     assert_eq!((r.status, r.h("bits-received-content-range")), (416, Some("307200")));
     assert_eq!(fragment(b.addr, "/k.bin", &id, 300 * 1024, bytes.len() as u64, &bytes[300 * 1024..]).status, 200);
-    assert_eq!(bits(b.addr, "/k.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"").status, 200);
+    assert_eq!(close(b.addr, "/k.bin", &id).status, 200);
     assert!(request(m.addr, "GET", "/fleet/uploads/k.bin", &[], b"").body == bytes);
 }

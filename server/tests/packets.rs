@@ -25,7 +25,7 @@ fn each_packet_gets_its_ack() {
     assert!(f.h("bits-reply-url").is_none(), "no reply URL for a plain upload");
     assert!(!dir.path().join("root/x/f.bin").exists(), "nothing at the destination before Close-Session");
 
-    let close = bits(s.addr, "/x/f.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"");
+    let close = close(s.addr, "/x/f.bin", &id);
     assert_eq!((close.status, close.h("bits-session-id")), (200, Some(id.as_str())));
     assert_eq!(std::fs::read(dir.path().join("root/x/f.bin")).unwrap(), bytes);
     assert!(!dir.path().join("root/.bits-sessions").join(&id).exists(), "session data freed");
@@ -98,7 +98,7 @@ fn overlapping_fragments_store_only_new_bytes() {
     // A fragment entirely received already is acknowledged without change.
     assert_eq!(fragment(s.addr, "/o.bin", &id, 0, 20, b"YYYYY").h("bits-received-content-range"), Some("15"));
     assert_eq!(fragment(s.addr, "/o.bin", &id, 15, 20, b"fghij").h("bits-received-content-range"), Some("20"));
-    bits(s.addr, "/o.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"");
+    close(s.addr, "/o.bin", &id);
     assert_eq!(std::fs::read(dir.path().join("root/o.bin")).unwrap(), b"0123456789abcdefghij");
 }
 
@@ -122,7 +122,7 @@ fn paths_that_leave_the_root_are_refused() {
     // A symlink that stays inside the root is just a folder.
     let id = create_id(s.addr, "/alias/ok.bin");
     fragment(s.addr, "/alias/ok.bin", &id, 0, 2, b"ok");
-    assert_eq!(bits(s.addr, "/alias/ok.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"").status, 200);
+    assert_eq!(close(s.addr, "/alias/ok.bin", &id).status, 200);
     assert_eq!(std::fs::read(dir.path().join("root/inside/ok.bin")).unwrap(), b"ok");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside the root");
 }
@@ -138,7 +138,7 @@ fn overwrites_are_409_unless_allowed() {
     let id = create_id(s.addr, "/d/g.bin");
     fragment(s.addr, "/d/g.bin", &id, 0, 3, b"new");
     std::fs::write(dir.path().join("root/d/g.bin"), b"someone else's").unwrap();
-    assert_eq!(bits(s.addr, "/d/g.bin", "Close-Session", &[("BITS-Session-Id", &id)], b"").status, 409);
+    assert_eq!(close(s.addr, "/d/g.bin", &id).status, 409);
     assert_eq!(std::fs::read(dir.path().join("root/d/g.bin")).unwrap(), b"someone else's");
     drop(s);
 

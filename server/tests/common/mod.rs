@@ -163,6 +163,10 @@ pub fn fragment(addr: SocketAddr, path: &str, id: &str, first: u64, total: u64, 
     bits(addr, path, "Fragment", &[("BITS-Session-Id", id), ("Content-Range", &range)], bytes)
 }
 
+pub fn close(addr: SocketAddr, path: &str, id: &str) -> Resp {
+    bits(addr, path, "Close-Session", &[("BITS-Session-Id", id)], b"")
+}
+
 pub fn data(n: usize, seed: u8) -> Vec<u8> {
     let mut x = seed as u32 | 1;
     (0..n)
