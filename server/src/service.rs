@@ -142,10 +142,11 @@ async fn bits(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, client
         PacketType::CreateSession => create(app, &req, client).await,
         PacketType::Fragment => {
             let (id, range) = (parsed.session_id.unwrap_or_default(), parsed.range);
-            let url = original_url(app, &req);
+            // hyper reads and drops what a refused fragment's client still sends, so the answer
+            // is not lost to a reset connection (tests/packets.rs checks this with 12 MiB bodies).
             let mut body = BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
             match range {
-                Some(range) => fragment(app, &id, range, &mut body, &url).await,
+                Some(range) => fragment(app, &id, range, &mut body).await,
                 None => Ok(Reply::invalid()),
             }
         }
@@ -208,7 +209,7 @@ async fn create(app: &Arc<App>, req: &hyper::Request<hyper::body::Incoming>, cli
     Ok(proto::ack_create(&meta.id, protocol, host.as_ref()))
 }
 
-async fn fragment(app: &Arc<App>, id: &str, range: openbits_protocol::ContentRange, body: &mut BodyReader, _url: &str) -> Result<Reply, Error> {
+async fn fragment(app: &Arc<App>, id: &str, range: openbits_protocol::ContentRange, body: &mut BodyReader) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
     let Some((meta, version)) = app.live_session(id).await? else { return Ok(Reply::session_not_found()) };

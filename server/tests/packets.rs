@@ -249,3 +249,22 @@ fn bad_configuration_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.pem"));
 }
+
+#[test]
+fn a_refused_large_fragment_still_gets_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::root(dir.path(), &[]);
+    let id = create_id(s.addr, "/big");
+    let body = data(4 * 1024 * 1024, 8);
+    let big = data(12 * 1024 * 1024, 9);
+    // A gap, a duplicate and a wrong total are answered before their bodies are read; the client,
+    // still sending, must get the answer rather than a reset connection.
+    assert_eq!(fragment(s.addr, "/big", &id, 0, 100 * 1024 * 1024, &body).status, 200);
+    for _ in 0..3 {
+        let gap = fragment(s.addr, "/big", &id, 5 * 1024 * 1024, 100 * 1024 * 1024, &big);
+        assert_eq!((gap.status, gap.h("bits-received-content-range")), (416, Some("4194304")));
+        let dup = fragment(s.addr, "/big", &id, 0, 100 * 1024 * 1024, &body);
+        assert_eq!((dup.status, dup.h("bits-received-content-range")), (200, Some("4194304")));
+        assert_eq!(fragment(s.addr, "/big", &id, 4 * 1024 * 1024, 110 * 1024 * 1024, &big).status, 400);
+    }
+}

@@ -116,6 +116,8 @@ pub struct BodyReader {
     idle: Duration,
     /// A client trickling a byte just before each idle timeout still has to finish by then.
     deadline: tokio::time::Instant,
+    /// The body ended or failed; nothing more to read.
+    done: bool,
 }
 
 /// The slowest average rate a fragment body may arrive at (1 KiB/s): a 13 MB fragment, the
@@ -125,10 +127,21 @@ const MIN_RATE: u64 = 1024;
 impl BodyReader {
     pub fn new(body: hyper::body::Incoming, idle: Duration, len: u64) -> BodyReader {
         let deadline = tokio::time::Instant::now() + idle + Duration::from_secs(len / MIN_RATE);
-        BodyReader { body, idle, deadline }
+        BodyReader { body, idle, deadline, done: false }
     }
 
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        let r = self.next_chunk().await;
+        if !matches!(r, Ok(Some(_))) {
+            self.done = true;
+        }
+        r
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        if self.done {
+            return Ok(None);
+        }
         loop {
             let wait = self.idle.min(self.deadline.saturating_duration_since(tokio::time::Instant::now()));
             let frame = match tokio::time::timeout(wait, self.body.frame()).await {
