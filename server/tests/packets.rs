@@ -181,6 +181,17 @@ fn sessions_per_client_are_capped() {
 }
 
 #[test]
+fn sessions_are_capped_in_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = format!("file://{}", dir.path().join("root").display());
+    let s = Server::start(&["--storage", &root, "--max-sessions", "1"], &[], dir.path().join("log"));
+    let a = create_id(s.addr, "/1");
+    assert_eq!(create(s.addr, "/2").status, 503);
+    close(s.addr, "/1", &a);
+    create_id(s.addr, "/2");
+}
+
+#[test]
 fn host_id_is_announced() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::root(dir.path(), &["--host-id", "node7.example", "--host-id-fallback-timeout", "110"]);
