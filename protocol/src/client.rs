@@ -5,6 +5,34 @@
 //! (or [`ClientSession::on_transport_error`], [`ClientSession::reply_downloaded`]); the returned
 //! [`Event`] says what happened. Timers (retry delays, the Host-Id fall-back) belong to the
 //! engine, which calls [`ClientSession::fall_back_to_origin`] when its fall-back timer expires.
+//!
+//! ```
+//! use openbits_protocol::client::{ClientConfig, ClientSession, Event, Next};
+//! use openbits_protocol::memory::MemoryServer;
+//!
+//! let bytes = vec![7u8; 20_000];
+//! let mut server = MemoryServer::new(); // stands in for HTTP here
+//! let mut session = ClientSession::new(ClientConfig::new("http://host/up/file.bin", bytes.len() as u64));
+//! loop {
+//!     match session.next() {
+//!         Next::Send(req) => {
+//!             // An engine sends req.method to the URL (req.host replacing its host if set)
+//!             // with req.headers and, for a Fragment, the bytes req.body names.
+//!             let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
+//!             let ack = server.handle(req.method, "/up/file.bin", &req.headers, body);
+//!             match session.on_response(ack.status, &ack.headers) {
+//!                 Event::Retry(_) => { /* wait the job's retry delay */ }
+//!                 Event::Fatal(e) => panic!("{e}"),
+//!                 _ => {}
+//!             }
+//!         }
+//!         Next::DownloadReply { .. } => session.reply_downloaded(), // after a GET of the URL
+//!         Next::Done => break,
+//!         other => panic!("{other:?}"),
+//!     }
+//! }
+//! assert_eq!(server.files["/up/file.bin"], bytes);
+//! ```
 
 use crate::error::{application_status_is_transient, ErrorContext, Hresult, ProtocolError};
 use crate::headers::{self, PacketType, BITS_POST, PROTOCOL_GUID};
