@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 const CHUNK: usize = 64 * 1024;
+/// Bytes received between requests to the kernel to start writing a fragment back.
+const WRITEBACK: u64 = 1024 * 1024;
+
+/// Asks the kernel to start (not wait for) writeback of a byte range; only a hint, so errors
+/// are left to the fsync that follows.
+fn start_writeback(f: &tokio::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    #[cfg(target_os = "linux")]
+    // SAFETY: the descriptor is open for the life of `f`; the call reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f.as_raw_fd(), offset, len);
+}
 
 pub struct FsStore {
     root: PathBuf,
@@ -128,8 +143,17 @@ impl FsStore {
         let mut f = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(dir.join("data")).await?;
         f.seek(std::io::SeekFrom::Start(offset)).await?;
         let mut remaining = len;
+        let (mut pos, mut started) = (offset, offset);
         while let Some(c) = body.new_bytes(&mut discard, &mut remaining).await? {
             f.write_all(&c).await?;
+            pos += c.len() as u64;
+            if pos - started >= WRITEBACK {
+                // Start writing back what arrived so far, so the fsync before the Ack waits for
+                // the tail of the fragment only, not all of it.
+                f.flush().await?;
+                start_writeback(&f, started, pos - started);
+                started = pos;
+            }
         }
         f.flush().await?;
         // The Ack promises the bytes survive a crash: data first, then the record that counts them.
