@@ -50,9 +50,15 @@ fn moto() -> Option<Moto> {
 }
 
 fn node(m: &Moto, dir: &std::path::Path, name: &str) -> Server {
+    node_with(m, dir, name, &[])
+}
+
+fn node_with(m: &Moto, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
     let endpoint = format!("http://{}", m.addr);
+    let mut args = vec!["--storage", "s3://fleet/uploads"];
+    args.extend_from_slice(extra);
     Server::start(
-        &["--storage", "s3://fleet/uploads"],
+        &args,
         &[
             ("AWS_ENDPOINT_URL", &endpoint),
             ("AWS_ACCESS_KEY_ID", "testing"),
@@ -167,4 +173,31 @@ fn s3_sessions_survive_a_node_being_killed() {
     assert_eq!(fragment(b.addr, "/k.bin", &id, 300 * 1024, bytes.len() as u64, &bytes[300 * 1024..]).status, 200);
     assert_eq!(close(b.addr, "/k.bin", &id).status, 200);
     assert!(request(m.addr, "GET", "/fleet/uploads/k.bin", &[], b"").body == bytes);
+}
+
+#[test]
+fn upload_reply_and_downloads_on_s3() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::start(|_, body, _| Some((200, vec![("BITS-Copy-File-To-Destination".into(), "yes".into())], body.iter().rev().copied().collect())));
+    let notify = format!("http://{}/app", app.addr);
+    let opts = ["--notify-type", "by-value", "--notify-url", notify.as_str(), "--serve-downloads"];
+    let (a, b) = (node_with(&m, dir.path(), "a", &opts), node_with(&m, dir.path(), "b", &opts));
+    let bytes = data(40_000, 6);
+    let id = create_id(a.addr, "/rr/in.bin");
+    assert_eq!(fragment(b.addr, "/rr/in.bin", &id, 0, 40_000, &bytes[..20_000]).status, 200);
+    let last = fragment(a.addr, "/rr/in.bin", &id, 20_000, 40_000, &bytes[20_000..]);
+    let reply_url = last.h("bits-reply-url").expect("reply URL").replace('\\', "/").replace('{', "%7B").replace('}', "%7D");
+    // The application got the whole upload, assembled from parts stored by two nodes.
+    assert!(app.seen.lock().unwrap()[0].1 == bytes);
+    // The reply is in the object store: the other node serves it, with ranges.
+    let reply = request(b.addr, "GET", &format!("/rr/{reply_url}"), &[("Range", "bytes=100-199")], b"");
+    assert_eq!(reply.status, 206);
+    assert_eq!(reply.body, bytes.iter().rev().copied().skip(100).take(100).collect::<Vec<u8>>());
+    assert_eq!(close(b.addr, "/rr/in.bin", &id).status, 200);
+    // BITS-Copy-File-To-Destination: the upload is at its name, and downloads come from S3.
+    let dl = request(a.addr, "GET", "/rr/in.bin", &[("Range", "bytes=39990-")], b"");
+    assert_eq!((dl.status, dl.body.as_slice()), (206, &bytes[39_990..]));
+    assert!(dl.h("etag").is_some() && dl.h("last-modified").is_some());
+    assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
 }
