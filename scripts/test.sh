@@ -14,6 +14,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing ${need[*]}"
@@ -28,7 +29,9 @@ fi
 # openbits-server's fleet test runs several nodes against moto's S3 server on loopback.
 if ! command -v moto_server >/dev/null && ! python3 -c 'import moto.server' 2>/dev/null; then
   echo "== installing moto[server] (S3 on loopback for the openbits-server fleet test)"
-  python3 -m pip install --quiet "moto[server]"
+  # A Debian python3 refuses installs outside a venv (PEP 668) unless told otherwise.
+  python3 -m pip install --quiet "moto[server]" ||
+    python3 -m pip install --quiet --break-system-packages "moto[server]"
   if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
