@@ -47,13 +47,15 @@ impl App {
     }
 
     /// The session if it exists and has not expired (an expired one is removed now rather
-    /// than at the next sweep, so expiry does not depend on the sweep's timing).
-    async fn live_session(&self, id: &str) -> Result<Option<(SessionMeta, Version)>, Error> {
+    /// than at the next sweep, so expiry does not depend on the sweep's timing). With
+    /// authentication, another user's session does not exist for this one.
+    async fn live_session(&self, id: &str, client: &str) -> Result<Option<(SessionMeta, Version)>, Error> {
         match self.store.load(id).await? {
             Some((m, _)) if m.expired(self.cfg.session_timeout, crate::store::now()) => {
                 self.store.remove(id).await?;
                 Ok(None)
             }
+            Some((m, _)) if self.auth.is_some() && m.client != client => Ok(None),
             other => Ok(other),
         }
     }
@@ -102,7 +104,7 @@ async fn route(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer:
     if req.method() == hyper::Method::GET || is_head {
         if let Some(id) = paths::reply_id(req.uri().path()) {
             note.session = Some(id.clone());
-            return serve_reply(app, &id, req.headers(), is_head).await;
+            return serve_reply(app, &id, &client, req.headers(), is_head).await;
         }
         if app.cfg.serve_downloads {
             return serve_file(app, req.uri().path(), req.headers(), is_head).await;
@@ -146,12 +148,12 @@ async fn bits(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, client
             // is not lost to a reset connection (tests/packets.rs checks this with 12 MiB bodies).
             let mut body = BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
             match range {
-                Some(range) => fragment(app, &id, range, &mut body).await,
+                Some(range) => fragment(app, &id, client, range, &mut body).await,
                 None => Ok(Reply::invalid()),
             }
         }
-        PacketType::CloseSession => close(app, &parsed.session_id.unwrap_or_default()).await,
-        PacketType::CancelSession => cancel(app, &parsed.session_id.unwrap_or_default()).await,
+        PacketType::CloseSession => close(app, &parsed.session_id.unwrap_or_default(), client).await,
+        PacketType::CancelSession => cancel(app, &parsed.session_id.unwrap_or_default(), client).await,
         PacketType::Ack => Ok(Reply::invalid()),
     };
     match result {
@@ -209,10 +211,10 @@ async fn create(app: &Arc<App>, req: &hyper::Request<hyper::body::Incoming>, cli
     Ok(proto::ack_create(&meta.id, protocol, host.as_ref()))
 }
 
-async fn fragment(app: &Arc<App>, id: &str, range: openbits_protocol::ContentRange, body: &mut BodyReader) -> Result<Reply, Error> {
+async fn fragment(app: &Arc<App>, id: &str, client: &str, range: openbits_protocol::ContentRange, body: &mut BodyReader) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    let Some((meta, version)) = app.live_session(id).await? else { return Ok(Reply::session_not_found()) };
+    let Some((meta, version)) = app.live_session(id, client).await? else { return Ok(Reply::session_not_found()) };
     let progress = Progress { total: meta.total, received: meta.received };
     let plan = match proto::plan_fragment(range, progress, app.cfg.max_upload_size) {
         Ok(p) => p,
@@ -221,13 +223,7 @@ async fn fragment(app: &Arc<App>, id: &str, range: openbits_protocol::ContentRan
     let (meta, version) = match plan {
         FragmentPlan::Duplicate => (meta, version),
         FragmentPlan::Write { discard, offset, len, total } => match app.store.write_fragment(meta, version, NewBytes { discard, offset, len, total }, body).await? {
-            Stored::Done(m) => {
-                // The new version is not returned by every store; re-read for the notify step.
-                match app.store.load(id).await? {
-                    Some(x) => x,
-                    None => (m, Version::default()),
-                }
-            }
+            Stored::Done(m, v) => (m, v),
             Stored::Raced(cur) => {
                 return Ok(if cur.received >= range.first {
                     proto::ack_fragment(id, cur.received, cur.reply_url.as_deref())
@@ -248,27 +244,27 @@ async fn fragment(app: &Arc<App>, id: &str, range: openbits_protocol::ContentRan
     Ok(proto::ack_fragment(id, meta.received, meta.reply_url.as_deref()))
 }
 
-async fn close(app: &Arc<App>, id: &str) -> Result<Reply, Error> {
+async fn close(app: &Arc<App>, id: &str, client: &str) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    let Some((meta, _)) = app.live_session(id).await? else { return Ok(Reply::session_not_found()) };
+    let Some((meta, _)) = app.live_session(id, client).await? else { return Ok(Reply::session_not_found()) };
     app.store.close(&meta, app.cfg.allow_overwrites).await?;
     Ok(proto::ack_session(Some(id)))
 }
 
-async fn cancel(app: &Arc<App>, id: &str) -> Result<Reply, Error> {
+async fn cancel(app: &Arc<App>, id: &str, client: &str) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    if app.live_session(id).await?.is_none() {
+    if app.live_session(id, client).await?.is_none() {
         return Ok(Reply::session_not_found());
     }
     app.store.remove(id).await?;
     Ok(proto::ack_session(Some(id)))
 }
 
-async fn serve_reply(app: &Arc<App>, id: &str, headers: &hyper::HeaderMap, is_head: bool) -> hyper::Response<Body> {
+async fn serve_reply(app: &Arc<App>, id: &str, client: &str, headers: &hyper::HeaderMap, is_head: bool) -> hyper::Response<Body> {
     let not_found = || body::response(hyper::StatusCode::NOT_FOUND, vec![("content-length", "0".into())], body::empty());
-    match app.live_session(id).await {
+    match app.live_session(id, client).await {
         Ok(Some(_)) => {}
         _ => return not_found(),
     }

@@ -38,10 +38,21 @@ fn basic_auth_with_bcrypt_entries() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("htpasswd");
     let hash = bcrypt::hash("correct horse", 5).unwrap().replacen("$2b$", "$2y$", 1);
-    std::fs::write(&file, format!("alice:{hash}\n")).unwrap();
+    let other = bcrypt::hash("battery staple", 5).unwrap();
+    std::fs::write(&file, format!("alice:{hash}\nmallory:{other}\n")).unwrap();
     let s = Server::root(dir.path(), &["--htpasswd", file.to_str().unwrap()]);
     check_auth(&s, "alice", "correct horse");
     assert!(s.log_text().contains(" alice "), "the user is logged");
+    // One user's session does not exist for another.
+    let (alice, mallory) = (basic("alice", "correct horse"), basic("mallory", "battery staple"));
+    let r = bits(s.addr, "/m.bin", "Create-Session", &[("Authorization", &alice), ("BITS-Supported-Protocols", GUID)], b"");
+    let id = r.h("bits-session-id").unwrap().to_owned();
+    let r = bits(s.addr, "/m.bin", "Fragment", &[("Authorization", &mallory), ("BITS-Session-Id", &id), ("Content-Range", "bytes 0-2/3")], b"bad");
+    assert_eq!((r.status, r.h("bits-error-code")), (500, Some("0x8020001F")));
+    let r = bits(s.addr, "/m.bin", "Cancel-Session", &[("Authorization", &mallory), ("BITS-Session-Id", &id)], b"");
+    assert_eq!(r.status, 500);
+    let r = bits(s.addr, "/m.bin", "Fragment", &[("Authorization", &alice), ("BITS-Session-Id", &id), ("Content-Range", "bytes 0-2/3")], b"abc");
+    assert_eq!(r.status, 200);
 }
 
 #[test]

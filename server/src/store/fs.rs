@@ -162,8 +162,8 @@ impl FsStore {
         meta.received = offset + len;
         meta.total = Some(total);
         meta.updated = super::now();
-        self.save(&meta, &version).await?;
-        Ok(Stored::Done(meta))
+        let version = self.save(&meta, &version).await?;
+        Ok(Stored::Done(meta, version))
     }
 
     pub async fn close(&self, meta: &SessionMeta, allow_overwrites: bool) -> Result<(), Error> {

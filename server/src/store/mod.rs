@@ -202,8 +202,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 
 /// The outcome of storing a fragment.
 pub enum Stored {
-    /// The record after the write: `received` advanced.
-    Done(SessionMeta),
+    /// The record after the write (`received` advanced) and its version.
+    Done(SessionMeta, Version),
     /// Another node changed the session first; this is its record now.
     Raced(SessionMeta),
 }

@@ -158,7 +158,7 @@ impl ObjectStoreBackend {
             next.total = Some(total);
             next.updated = super::now();
             match self.save(&next, &ver).await {
-                Ok(_) => return Ok(Stored::Done(next)),
+                Ok(v) => return Ok(Stored::Done(next, v)),
                 Err(Error::Conflict) => match self.load(&cur.id).await? {
                     Some((m, v)) => (cur, ver) = (m, v),
                     None => {
