@@ -9,6 +9,19 @@ use std::process::{Child, Command, Stdio};
 struct Moto {
     child: Child,
     addr: SocketAddr,
+    /// Unique per test, so tests that end up sharing one moto do not see each other's objects.
+    bucket: String,
+}
+
+impl Moto {
+    /// GETs a key under the servers' prefix (`/a.bin` → `BUCKET/uploads/a.bin`), or a listing.
+    fn get(&self, key_or_query: &str) -> Resp {
+        let path = match key_or_query.strip_prefix('?') {
+            Some(q) => format!("/{}?{q}", self.bucket),
+            None => format!("/{}/uploads{key_or_query}", self.bucket),
+        };
+        request(self.addr, "GET", &path, &[], b"")
+    }
 }
 
 impl Drop for Moto {
@@ -20,6 +33,8 @@ impl Drop for Moto {
 
 /// moto's S3 server, or None (with a loud message) where it is not installed outside CI;
 /// scripts/test.sh installs it, and under CI a missing moto fails the test.
+static BUCKETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn moto() -> Option<Moto> {
     // The console script, or the module where only the package is on the path.
     let candidates: [&[&str]; 2] = [&["moto_server"], &["python3", "-m", "moto.server"]];
@@ -32,21 +47,33 @@ fn moto() -> Option<Moto> {
         eprintln!("\n!!!!!!!! SKIPPING the S3 fleet test: {msg} !!!!!!!!\n");
         return None;
     };
-    // moto has no "port 0": take a free port from the kernel and hand it over.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let m = Moto { child, addr };
-    wait_for("moto_server to accept connections", || std::net::TcpStream::connect(addr).is_ok());
-    let r = request(addr, "PUT", "/fleet", &[], b"");
-    assert_eq!(r.status, 200, "create bucket: {}", String::from_utf8_lossy(&r.body));
-    Some(m)
+    // moto has no "port 0": take a free port from the kernel and hand it over. Another test may
+    // take the same port in between, so a moto that exits at once is started again elsewhere.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let bucket = format!("fleet-{}-{}", std::process::id(), BUCKETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let mut m = Moto { child, addr, bucket };
+        let mut exited = false;
+        wait_for("moto_server to accept connections", || {
+            exited = m.child.try_wait().ok().flatten().is_some();
+            exited || std::net::TcpStream::connect(addr).is_ok()
+        });
+        if exited {
+            continue;
+        }
+        let r = request(addr, "PUT", &format!("/{}", m.bucket), &[], b"");
+        assert_eq!(r.status, 200, "create bucket: {}", String::from_utf8_lossy(&r.body));
+        return Some(m);
+    }
+    panic!("moto_server did not start");
 }
 
 fn node(m: &Moto, dir: &std::path::Path, name: &str) -> Server {
@@ -55,7 +82,8 @@ fn node(m: &Moto, dir: &std::path::Path, name: &str) -> Server {
 
 fn node_with(m: &Moto, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
     let endpoint = format!("http://{}", m.addr);
-    let mut args = vec!["--storage", "s3://fleet/uploads"];
+    let storage = format!("s3://{}/uploads", m.bucket);
+    let mut args = vec!["--storage", storage.as_str()];
     args.extend_from_slice(extra);
     Server::start(
         &args,
@@ -71,7 +99,7 @@ fn node_with(m: &Moto, dir: &std::path::Path, name: &str, extra: &[&str]) -> Ser
 }
 
 fn session_objects(m: &Moto) -> Vec<String> {
-    let r = request(m.addr, "GET", "/fleet?list-type=2&prefix=uploads/.bits-sessions/", &[], b"");
+    let r = m.get("?list-type=2&prefix=uploads/.bits-sessions/");
     let xml = String::from_utf8_lossy(&r.body).into_owned();
     xml.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_owned).collect()
 }
@@ -104,21 +132,30 @@ fn nodes_share_sessions_through_s3() {
     let mut session = ClientSession::new(cfg);
     let nodes = [a.addr, b.addr];
     upload_with(&mut session, &mut |n| if n == 0 { a.addr } else if n > fragments { c.addr } else { nodes[n % 2] }, "/a/b/file.bin", &bytes).unwrap();
-    let got = request(m.addr, "GET", "/fleet/uploads/a/b/file.bin", &[], b"");
+    let got = m.get("/a/b/file.bin");
     assert_eq!(got.status, 200);
     assert!(got.body == bytes, "object differs from the upload ({} bytes)", got.body.len());
     assert!(session_objects(&m).is_empty(), "session objects left: {:?}", session_objects(&m));
+
+    // Fragments over 8 MiB are streamed to S3 as multipart uploads, and a file over 5 MiB is
+    // composed from several multipart parts.
+    let big = data(12 * 1024 * 1024 + 5, 12);
+    let mut cfg = ClientConfig::new(format!("http://{}/big.bin", a.addr), big.len() as u64);
+    cfg.fragment_len = 9 * 1024 * 1024;
+    upload_with(&mut ClientSession::new(cfg), &mut |n| nodes[n % 2], "/big.bin", &big).unwrap();
+    let got = m.get("/big.bin");
+    assert!(got.status == 200 && got.body == big, "big object differs ({} bytes)", got.body.len());
 
     // The file exists now: a new session for it is refused on any node.
     assert_eq!(create(b.addr, "/a/b/file.bin").status, 409);
 
     // A single-fragment upload (one part, copied into place) and an empty one.
     upload(b.addr, "/small.txt", b"small", 5 * 1024).unwrap();
-    let small = request(m.addr, "GET", "/fleet/uploads/small.txt", &[], b"");
+    let small = m.get("/small.txt");
     assert_eq!((small.status, small.body.as_slice()), (200, &b"small"[..]));
     upload(c.addr, "/empty", b"", 5 * 1024).unwrap();
     // (moto answers a GET of a zero-byte object with 403, so look at the listing.)
-    let all = request(m.addr, "GET", "/fleet?list-type=2&prefix=uploads/empty", &[], b"");
+    let all = m.get("?list-type=2&prefix=uploads/empty");
     assert!(String::from_utf8_lossy(&all.body).contains("<Key>uploads/empty</Key><LastModified>"), "{}", String::from_utf8_lossy(&all.body));
     assert!(String::from_utf8_lossy(&all.body).contains("<Size>0</Size>"));
 }
@@ -151,7 +188,7 @@ fn concurrent_fragments_on_two_nodes_do_not_corrupt_a_session() {
         }
         let close = close(b.addr, &path, &id);
         assert_eq!(close.status, 200, "{close:?}");
-        let got = request(m.addr, "GET", &format!("/fleet/uploads{path}"), &[], b"");
+        let got = m.get(&path);
         assert!(got.body == bytes, "round {round}: object differs ({} of {} bytes)", got.body.len(), bytes.len());
     }
     assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
@@ -172,7 +209,7 @@ fn s3_sessions_survive_a_node_being_killed() {
     assert_eq!((r.status, r.h("bits-received-content-range")), (416, Some("307200")));
     assert_eq!(fragment(b.addr, "/k.bin", &id, 300 * 1024, bytes.len() as u64, &bytes[300 * 1024..]).status, 200);
     assert_eq!(close(b.addr, "/k.bin", &id).status, 200);
-    assert!(request(m.addr, "GET", "/fleet/uploads/k.bin", &[], b"").body == bytes);
+    assert!(m.get("/k.bin").body == bytes);
 }
 
 #[test]
