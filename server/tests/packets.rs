@@ -279,3 +279,32 @@ fn a_refused_large_fragment_still_gets_its_answer() {
         assert_eq!(fragment(s.addr, "/big", &id, 4 * 1024 * 1024, 110 * 1024 * 1024, &big).status, 400);
     }
 }
+
+/// The exchange of [MC-BUP] §4.1 as Windows sends it: one keep-alive connection, Windows'
+/// headers and spelling, a Ping between the fragments, Content-Name on every packet.
+#[test]
+fn a_windows_style_session_on_one_connection() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::root(dir.path(), &[]);
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    let common = "Accept: */*\r\nUser-Agent: Microsoft BITS/6.7\r\nHost: frankcao8\r\nConnection: Keep-Alive\r\nContent-Name: rfc2119.txt\r\n";
+    let mut send = |c: &mut std::net::TcpStream, extra: &str, body: &[u8]| {
+        write!(c, "BITS_POST /upload/2000mb-rfc2119.txt HTTP/1.1\r\n{common}{extra}Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        c.write_all(body).unwrap();
+        read_response(c, false)
+    };
+    let created = send(&mut c, &format!("BITS-Packet-Type: Create-Session\r\nBITS-Supported-Protocols: {GUID}\r\n"), b"");
+    assert_eq!((created.status, created.h("bits-protocol")), (200, Some(GUID)));
+    let id = created.h("bits-session-id").unwrap().to_owned();
+    let text = data(4892, 21);
+    let half = send(&mut c, &format!("BITS-Packet-Type: Fragment\r\nBITS-Session-Id: {id}\r\nContent-Range: bytes 0-2445/4892\r\n"), &text[..2446]);
+    assert_eq!(half.h("bits-received-content-range"), Some("2446"));
+    assert_eq!(send(&mut c, "BITS-Packet-Type: Ping\r\n", b"").status, 200);
+    // A resend from an older offset on the same connection: the overlap is skipped.
+    let rest = send(&mut c, &format!("BITS-Packet-Type: Fragment\r\nBITS-Session-Id: {id}\r\nContent-Range: bytes 2000-4891/4892\r\n"), &text[2000..]);
+    assert_eq!(rest.h("bits-received-content-range"), Some("4892"));
+    let closed = send(&mut c, &format!("BITS-Packet-Type: Close-Session\r\nBITS-Session-Id: {id}\r\n"), b"");
+    assert_eq!(closed.status, 200);
+    assert_eq!(std::fs::read(dir.path().join("root/upload/2000mb-rfc2119.txt")).unwrap(), text);
+}
