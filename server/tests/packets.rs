@@ -249,6 +249,16 @@ fn config_file_and_json_logs() {
 }
 
 #[test]
+fn a_folder_serves_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Server::root(dir.path(), &[]);
+    let root = dir.path().join("root");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server")).args(["--listen", "127.0.0.1:0", "--root", root.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another openbits-server"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn bad_configuration_is_reported() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server")).args(["--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -30,6 +30,9 @@ fn start_writeback(f: &tokio::fs::File, offset: u64, len: u64) {
 pub struct FsStore {
     root: PathBuf,
     sessions: PathBuf,
+    /// Holds an exclusive flock for the life of the process: sessions are serialised in memory,
+    /// so a second process on the same folder would corrupt them.
+    _lock: std::fs::File,
 }
 
 impl FsStore {
@@ -40,7 +43,19 @@ impl FsStore {
         let root = std::fs::canonicalize(root).map_err(|e| Error::Storage(format!("{}: {e}", root.display())))?;
         let sessions = root.join(SESSIONS_DIR);
         std::fs::create_dir_all(sessions.join(".clients")).map_err(|e| Error::Storage(format!("cannot create {}: {e}", sessions.display())))?;
-        Ok(FsStore { root, sessions })
+        let lock_path = sessions.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::Storage(format!("{}: {e}", lock_path.display())))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; released by the kernel when the process ends.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::Storage(format!("{} is in use by another openbits-server ({})", root.display(), std::io::Error::last_os_error())));
+        }
+        Ok(FsStore { root, sessions, _lock: lock })
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, Error> {
