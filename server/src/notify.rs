@@ -111,7 +111,11 @@ pub async fn notify(app: &Arc<App>, mut meta: SessionMeta, version: Version) -> 
                     _ => futures_util::stream::empty().boxed(),
                 };
                 let by_ref_written = cfg.notify_type == NotifyType::ByRef && matches!(app.store.reply_info(&id).await, Ok(Some(_)));
-                if !by_ref_written {
+                if by_ref_written {
+                    if let Store::Fs(fs) = &app.store {
+                        fs.sync_reply(&id).await.map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_FILE))?;
+                    }
+                } else {
                     app.store.put_reply(&id, stored).await.map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
                 }
                 format!(r"BITS-Sessions\Replies\{id}\responsefile.bin")

@@ -273,6 +273,13 @@ impl FsStore {
         sync_dir(&dir).await
     }
 
+    /// Makes a reply written by a by-reference application durable before it is announced.
+    pub async fn sync_reply(&self, id: &str) -> Result<(), Error> {
+        let dir = self.dir(id)?;
+        tokio::fs::File::open(dir.join("reply")).await?.sync_all().await?;
+        sync_dir(&dir).await
+    }
+
     pub async fn reply_info(&self, id: &str) -> Result<Option<FileInfo>, Error> {
         let Ok(dir) = self.dir(id) else { return Ok(None) };
         info(&dir.join("reply")).await
