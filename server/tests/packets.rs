@@ -299,7 +299,7 @@ fn a_windows_style_session_on_one_connection() {
     let s = Server::root(dir.path(), &[]);
     let mut c = std::net::TcpStream::connect(s.addr).unwrap();
     let common = "Accept: */*\r\nUser-Agent: Microsoft BITS/6.7\r\nHost: frankcao8\r\nConnection: Keep-Alive\r\nContent-Name: rfc2119.txt\r\n";
-    let mut send = |c: &mut std::net::TcpStream, extra: &str, body: &[u8]| {
+    let send = |c: &mut std::net::TcpStream, extra: &str, body: &[u8]| {
         write!(c, "BITS_POST /upload/2000mb-rfc2119.txt HTTP/1.1\r\n{common}{extra}Content-Length: {}\r\n\r\n", body.len()).unwrap();
         c.write_all(body).unwrap();
         read_response(c, false)
