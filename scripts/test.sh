@@ -14,6 +14,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -37,8 +38,9 @@ fi
 
 echo "== Rust tests (core, ffi, header freshness, test server, protocol, openbits-server)"
 cargo test --workspace --quiet
-echo "== openbits-server with curl speaking BITS by hand"
+echo "== openbits-server with curl speaking BITS by hand, directly and through nginx"
 server/tests/curl_compat.sh
+server/tests/curl_compat.sh --via-nginx
 echo "== C tests"
 tests/c/run.sh
 echo "== crash test (SIGKILL at random moments; CRASH_SEED reproduces a run)"

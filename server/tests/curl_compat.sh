@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A client nobody here wrote: curl speaking the BITS upload protocol by hand against
 # openbits-server (Ping, Create-Session, Fragments with a gap and an overlap, Close-Session,
-# Cancel-Session, an unknown session, SIGTERM). Usage: server/tests/curl_compat.sh [BINARY]
+# Cancel-Session, an unknown session, SIGTERM). With --via-nginx the same checks go through nginx
+# configured as the README says. Usage: server/tests/curl_compat.sh [--via-nginx] [BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+via_nginx=
+if [ "${1:-}" = --via-nginx ]; then via_nginx=1; shift; fi
 bin=${1:-}
 if [ -z "$bin" ]; then
   cargo build --quiet -p openbits-server
@@ -11,7 +14,8 @@ if [ -z "$bin" ]; then
 fi
 work=$(mktemp -d)
 pid=
-trap 'rc=$?; [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; [ $rc = 0 ] || echo "curl_compat: FAILED (line $LINENO, status $rc)" >&2' EXIT
+npid=
+trap 'rc=$?; [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; [ -z "$npid" ] || kill "$npid" 2>/dev/null || true; rm -rf "$work"; [ $rc = 0 ] || echo "curl_compat: FAILED (line $LINENO, status $rc)" >&2' EXIT
 guid='{7df0354d-249b-430f-820d-3d2a9bef4931}'
 
 exec 3< <(exec "$bin" --listen 127.0.0.1:0 --root "$work/root" 2>"$work/server.log")
@@ -19,6 +23,42 @@ pid=$!
 read -r first <&3
 base=${first#listening on }
 [ "$base" != "$first" ] || { echo "unexpected first line: $first" >&2; exit 1; }
+if [ -n "$via_nginx" ]; then
+  nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/nginx"
+  # The location block is the README's ("Behind nginx, or with TLS"), without TLS.
+  cat > "$work/nginx/nginx.conf" <<CONF
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events {}
+http {
+    access_log $work/nginx/access.log;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    server {
+        listen 127.0.0.1:$port;
+        client_max_body_size 64m;
+        location / {
+            proxy_pass ${base};
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_set_header Host \$host;
+            proxy_read_timeout 360s;
+        }
+    }
+}
+CONF
+  "$nginx" -c "$work/nginx/nginx.conf" &
+  npid=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    kill -0 "$npid" || { cat "$work/nginx/error.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  base="http://127.0.0.1:$port"
+fi
 url="$base/compat/file.bin"
 
 fail() { echo "curl_compat: $*" >&2; echo "--- server log" >&2; cat "$work/server.log" >&2; exit 1; }
@@ -74,6 +114,7 @@ frag 0 999 >/dev/null
 r=$(bits Cancel-Session -H "BITS-Session-Id: $sid" -H 'Content-Length: 0')
 [ "$(status <<<"$r")" = 200 ] && [ ! -e "$work/root/compat/cancelled.bin" ] || fail "Cancel-Session: $r"
 
+[ -z "$via_nginx" ] || grep -q '"BITS_POST /compat/file.bin HTTP/1.1" 416' "$work/nginx/access.log" || fail "nginx did not carry the requests"
 kill -TERM "$pid"
 wait "$pid" || fail "exit status $? after SIGTERM"
-echo "curl_compat: ok ($size bytes through curl)"
+echo "curl_compat: ok ($size bytes through curl${via_nginx:+ and nginx})"
