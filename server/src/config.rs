@@ -201,6 +201,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_example_is_a_valid_config() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## openbits-server").expect("server section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").expect("block end")];
+        let o: Options = toml::from_str(block).unwrap_or_else(|e| panic!("README config: {e}"));
+        let c = o.resolve().unwrap();
+        assert_eq!(c.max_sessions_per_client, Some(50));
+        assert!(c.serve_downloads && c.htpasswd.is_some() && c.host_id.is_some());
+    }
+
+    #[test]
     fn the_file_supplies_what_the_command_line_leaves_out() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
