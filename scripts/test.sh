@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of openbits: Rust unit and integration tests (including the check that
 # include/openbits.h is what the generator produces), the C test suite (with a valgrind run), the
-# crash test (a C child SIGKILLed at random moments), and the demo. Installs the system packages
-# it needs when run as root on Debian/Ubuntu.
+# crash test (a C child SIGKILLed at random moments), openbits-server's curl compatibility check,
+# and the demo. Installs the system packages it needs when run as root on Debian/Ubuntu, and moto
+# (an S3 server for the openbits-server fleet test) from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,10 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)   # network namespaces for core/tests/network.rs
+command -v openssl >/dev/null || need+=(openssl)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing ${need[*]}"
@@ -23,8 +28,20 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-echo "== Rust tests (core, ffi, header freshness, test server)"
+# openbits-server's fleet test runs several nodes against moto's S3 server on loopback.
+if ! command -v moto_server >/dev/null && ! python3 -c 'import moto.server' 2>/dev/null; then
+  echo "== installing moto[server] (S3 on loopback for the openbits-server fleet test)"
+  # A Debian python3 refuses installs outside a venv (PEP 668) unless told otherwise.
+  python3 -m pip install --quiet "moto[server]" ||
+    python3 -m pip install --quiet --break-system-packages "moto[server]"
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi
+
+echo "== Rust tests (core, ffi, header freshness, test server, protocol, openbits-server)"
 cargo test --workspace --quiet
+echo "== openbits-server with curl speaking BITS by hand, directly and through nginx"
+server/tests/curl_compat.sh
+server/tests/curl_compat.sh --via-nginx
 echo "== C tests"
 tests/c/run.sh
 echo "== crash test (SIGKILL at random moments; CRASH_SEED reproduces a run)"
