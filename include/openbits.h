@@ -775,6 +775,11 @@ bits_hresult bits_job_get_proxy_settings(struct bits_job *job,
    The destination is written only by `bits_complete`; until then bytes go to a `BIT*.tmp` file
    in the same folder.
 
+ For an upload job, `remote_url` is where the file goes (http or https) and `local_path` is the
+ source: an existing regular file this process can read (read, never locked or changed; if it
+ changes during the upload the job goes to ERROR with BITS_E_LOCAL_FILE_CHANGED). An upload job
+ has exactly one file: a second one is BITS_E_TOO_MANY_FILES.
+
  Both strings are borrowed for the call. Allowed in every non-final state, including
  TRANSFERRED and ERROR (call `bits_resume` to transfer the new file).
 
@@ -784,7 +789,9 @@ bits_hresult bits_job_get_proxy_settings(struct bits_job *job,
  relative local path, local path that is a folder, same local path twice in the job, bad UTF-8);
  HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND) 0x80070003 (folder missing); BITS_E_ACCESSDENIED
  (folder not writable); BITS_E_TOO_MANY_FILES_IN_JOB (the manager's max_files_per_job, outside
- service mode); BITS_E_INVALID_STATE (final state, or manager closed).
+ service mode); BITS_E_TOO_MANY_FILES (a second file of an upload job); for an upload's source,
+ HRESULT_FROM_WIN32 of the error opening it (0x80070002 missing, 0x80070005 unreadable) and
+ BITS_E_INVALIDARG (not a regular file); BITS_E_INVALID_STATE (final state, or manager closed).
  */
 bits_hresult bits_add_file(struct bits_job *job, const char *remote_url, const char *local_path);
 
@@ -1178,7 +1185,9 @@ void bits_manager_close(struct bits_manager *manager);
  new random id.
 
  - `display_name`: UTF-8, at most 256 characters, need not be unique; borrowed for the call.
- - `job_type`: BITS_JOB_TYPE_DOWNLOAD. UPLOAD and UPLOAD_REPLY return BITS_E_NOTIMPL for now.
+ - `job_type`: BITS_JOB_TYPE_DOWNLOAD, or BITS_JOB_TYPE_UPLOAD (one file, sent with the BITS upload
+   protocol to an IIS BITS extension or openbits-server; resumes its server session after a
+   failure, a restart or a crash). UPLOAD_REPLY returns BITS_E_NOTIMPL for now.
  - `out_job_id`: receives the id (may be NULL if not wanted); zeroed on failure.
  - `out_job`: receives a new job reference, released with `bits_job_release`; NULL on failure.
 

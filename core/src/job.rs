@@ -168,6 +168,10 @@ pub struct FileRecord {
     /// AddFileWithRanges: only these byte ranges of the remote file, written one after another
     /// into the local file. None: the whole file.
     pub ranges: Option<Box<[FileRange]>>,
+    /// Upload jobs: the server's session id (BITS-Session-Id), recorded as soon as the session
+    /// is created, so a restart continues the same session. `bytes_checkpointed` is then the
+    /// offset the server acknowledged.
+    pub upload_session: Option<Box<str>>,
 }
 
 /// BG_FILE_RANGE: `length` LENGTH_TO_EOF means "to the end of the remote file".
@@ -194,6 +198,7 @@ impl FileRecord {
             last_modified: None,
             committed: false,
             ranges: None,
+            upload_session: None,
         }
     }
     /// Forget the partial content: the next attempt starts this file from byte 0.

@@ -217,6 +217,11 @@ pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
 /// wrong length) restarts that file. Returns the indices of the files it changed.
 pub(crate) fn reconcile_files(rec: &mut JobRecord) -> Vec<usize> {
     let mut changed = Vec::new();
+    if rec.job_type != crate::state::JobType::Download {
+        // An upload has no temporary file: its checkpoint is what the server acknowledged, and
+        // the server corrects it (416) if it holds more or less.
+        return changed;
+    }
     for (i, f) in rec
         .files
         .iter_mut()

@@ -16,6 +16,11 @@ pub const BITS_INFINITE: u32 = 0xFFFF_FFFF;
 ///   The destination is written only by `bits_complete`; until then bytes go to a `BIT*.tmp` file
 ///   in the same folder.
 ///
+/// For an upload job, `remote_url` is where the file goes (http or https) and `local_path` is the
+/// source: an existing regular file this process can read (read, never locked or changed; if it
+/// changes during the upload the job goes to ERROR with BITS_E_LOCAL_FILE_CHANGED). An upload job
+/// has exactly one file: a second one is BITS_E_TOO_MANY_FILES.
+///
 /// Both strings are borrowed for the call. Allowed in every non-final state, including
 /// TRANSFERRED and ERROR (call `bits_resume` to transfer the new file).
 ///
@@ -25,7 +30,9 @@ pub const BITS_INFINITE: u32 = 0xFFFF_FFFF;
 /// relative local path, local path that is a folder, same local path twice in the job, bad UTF-8);
 /// HRESULT_FROM_WIN32(ERROR_PATH_NOT_FOUND) 0x80070003 (folder missing); BITS_E_ACCESSDENIED
 /// (folder not writable); BITS_E_TOO_MANY_FILES_IN_JOB (the manager's max_files_per_job, outside
-/// service mode); BITS_E_INVALID_STATE (final state, or manager closed).
+/// service mode); BITS_E_TOO_MANY_FILES (a second file of an upload job); for an upload's source,
+/// HRESULT_FROM_WIN32 of the error opening it (0x80070002 missing, 0x80070005 unreadable) and
+/// BITS_E_INVALIDARG (not a regular file); BITS_E_INVALID_STATE (final state, or manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_add_file(
     job: *mut bits_job,

@@ -200,7 +200,9 @@ pub unsafe extern "C" fn bits_manager_close(manager: *mut bits_manager) {
 /// new random id.
 ///
 /// - `display_name`: UTF-8, at most 256 characters, need not be unique; borrowed for the call.
-/// - `job_type`: BITS_JOB_TYPE_DOWNLOAD. UPLOAD and UPLOAD_REPLY return BITS_E_NOTIMPL for now.
+/// - `job_type`: BITS_JOB_TYPE_DOWNLOAD, or BITS_JOB_TYPE_UPLOAD (one file, sent with the BITS upload
+///   protocol to an IIS BITS extension or openbits-server; resumes its server session after a
+///   failure, a restart or a crash). UPLOAD_REPLY returns BITS_E_NOTIMPL for now.
 /// - `out_job_id`: receives the id (may be NULL if not wanted); zeroed on failure.
 /// - `out_job`: receives a new job reference, released with `bits_job_release`; NULL on failure.
 ///

@@ -4,7 +4,8 @@
  * Proves, one function per topic:
  * - NULL pointers give BITS_E_POINTER and failed calls write NULL / zero into their out-params
  *   (prefilled with garbage first); invalid UTF-8 and undefined enum values give BITS_E_INVALIDARG;
- *   the 256-character display-name limit counts characters, not bytes; UPLOAD is BITS_E_NOTIMPL.
+ *   the 256-character display-name limit counts characters, not bytes; UPLOAD_REPLY is
+ *   BITS_E_NOTIMPL, and an upload's local file must exist.
  * - bits_add_file refuses relative paths, folders, duplicates, unsupported schemes, malformed and
  *   over-long URLs (BITS_E_INVALIDARG) and missing folders (0x80070003).
  * - bits_resume on an empty job is BITS_E_EMPTY and the job stays SUSPENDED; bits_job_get_error
@@ -304,13 +305,20 @@ static void test_create_job_args(void) {
         CHECK_HR(bits_create_job(mgr, "type", undefined[i], &id, &j), BITS_E_INVALIDARG);
         CHECK(j == NULL && guid_is_zero(&id));
     }
-    static const int32_t not_yet[] = {BITS_JOB_TYPE_UPLOAD, BITS_JOB_TYPE_UPLOAD_REPLY};
-    for (size_t i = 0; i < 2; i++) {
+    {
+        /* Upload-reply jobs are not implemented yet (upload jobs are: one file, which must exist). */
         bits_guid id;
         memset(&id, 0xA5, sizeof id);
         bits_job *j = GARBAGE_PTR;
-        CHECK_HR(bits_create_job(mgr, "upload", not_yet[i], &id, &j), BITS_E_NOTIMPL);
+        CHECK_HR(bits_create_job(mgr, "upload", BITS_JOB_TYPE_UPLOAD_REPLY, &id, &j), BITS_E_NOTIMPL);
         CHECK(j == NULL && guid_is_zero(&id));
+        CHECK_HR(bits_create_job(mgr, "upload", BITS_JOB_TYPE_UPLOAD, &id, &j), BITS_S_OK);
+        /* ENOENT: HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND). */
+        CHECK_HR(bits_add_file(j, "http://127.0.0.1:9/up.bin", "/nonexistent/openbits-upload-source"),
+                 (bits_hresult)0x80070002u);
+        CHECK(strstr(bits_last_error_message(), "openbits-upload-source") != NULL);
+        CHECK_HR(bits_cancel(j), BITS_S_OK);
+        bits_job_release(j);
     }
 
     /* The limit is 256 characters, whatever their UTF-8 length. */

@@ -319,7 +319,7 @@ void test_invalid_arguments() {
     CHECK_THROWS(BITS_E_INVALIDARG, job.add_file("gopher://example.com/x", dir + "/x.bin"));
     CHECK_THROWS(BITS_E_INVALIDARG, job.add_file(url("small.bin"), dir + std::string("/a\0b", 4)));
     CHECK_THROWS(BITS_E_INVALIDARG, manager.create_job("bad type", static_cast<openbits::JobType>(42)));
-    CHECK_THROWS(BITS_E_NOTIMPL, manager.create_job("upload", openbits::JobType::Upload));
+    CHECK_THROWS(BITS_E_NOTIMPL, manager.create_job("upload", openbits::JobType::UploadReply));
     CHECK_THROWS(BITS_E_INVALIDARG, manager.create_job(std::string(300, 'n')));
     CHECK_THROWS(BITS_E_INVALIDARG, Manager{"relative/state"});
     CHECK_THROWS(BITS_E_INVALIDARG, job.set_minimum_retry_delay(std::chrono::seconds(-1)));

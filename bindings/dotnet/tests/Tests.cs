@@ -215,7 +215,7 @@ namespace OpenBits.Tests
                 e = Assert.Throws<BitsException>(() => job.AddFile(Server.Url("/a.bin"), Path.Combine(dir, "missing", "x")), "missing folder");
                 Assert.HResult(HResults.E_PathNotFound, e.HResult, "HResult");
 
-                e = Assert.Throws<BitsException>(() => m.CreateJob("up", JobType.Upload), "upload");
+                e = Assert.Throws<BitsException>(() => m.CreateJob("up", JobType.UploadReply), "upload-reply");
                 Assert.HResult(HResults.E_NotImpl, e.HResult, "HResult");
 
                 e = Assert.Throws<BitsException>(() => job.Resume(), "resume without files");

@@ -104,7 +104,7 @@ def test_completed_job_is_not_found(server, manager, dest: Path) -> None:
 
 def test_other_codes(manager, state_dir: Path) -> None:
     with pytest.raises(openbits.NotSupported) as info:
-        manager.create_job("upload", openbits.JobType.UPLOAD)
+        manager.create_job("upload", openbits.JobType.UPLOAD_REPLY)
     assert info.value.hresult == HResult.E_NOTIMPL
     assert isinstance(info.value, NotImplementedError)
 

@@ -1,5 +1,6 @@
 //! `Job`: a handle to one job, with its properties, files, state changes and callback.
 
+use super::validate::validate_source;
 use super::validate::{
     before_first_resume, check_chars, check_ranges, validate_local, validate_remote,
 };
@@ -10,7 +11,7 @@ use crate::job::{self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord
 use crate::queue::events::{self, Deliver, Event, Registration};
 use crate::queue::{check_open, publish, Destination, JobCell, Shared, Touch};
 use crate::settle;
-use crate::state::{self, JobState, Priority, Refusal};
+use crate::state::{self, JobState, JobType, Priority, Refusal};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -205,6 +206,10 @@ impl Job {
     /// AddFileSet: every file, or none (the first invalid one is reported).
     pub fn add_file_set(&self, files: &[(&str, &str)]) -> Result<()> {
         self.check_open()?;
+        let upload = self.cell.slot.lock().rec.job_type != JobType::Download;
+        if upload {
+            return self.add_upload_file(files);
+        }
         let mut new = Vec::with_capacity(files.len());
         let mut keys = Vec::with_capacity(files.len());
         for (remote, local) in files {
@@ -216,6 +221,44 @@ impl Job {
             keys.push(key);
         }
         self.append_files(new, keys, |_| Ok(()))
+    }
+
+    /// An upload job's one file: an http(s) URL and a readable regular file, the source. A second
+    /// file, or a set of more than one, is BITS_E_TOO_MANY_FILES.
+    fn add_upload_file(&self, files: &[(&str, &str)]) -> Result<()> {
+        let too_many = || {
+            Error::new(
+                hr::E_TOO_MANY_FILES,
+                "an upload job has exactly one file",
+            )
+        };
+        let [(remote, local)] = files else {
+            return Err(if files.is_empty() {
+                Error::new(hr::E_INVALIDARG, "no file given")
+            } else {
+                too_many()
+            });
+        };
+        let url = validate_remote(remote)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("an upload goes to an http or https URL, not {}", url.scheme()),
+            ));
+        }
+        let path = validate_source(local)?;
+        let f = FileRecord::new(url.to_string(), path.to_string_lossy().into_owned());
+        self.update_touching(
+            |_| Touch::Appended,
+            |rec| {
+                state::modify(rec.state, "add a file to")?;
+                if !rec.files.is_empty() {
+                    return Err((hr::E_TOO_MANY_FILES, "an upload job has exactly one file".into()));
+                }
+                rec.files.push(f);
+                Ok(())
+            },
+        )
     }
 
     /// Appends `new` (whose destinations are `keys`, from `validate_local`) after BITS's checks
@@ -291,6 +334,12 @@ impl Job {
         ranges: &[FileRange],
     ) -> Result<()> {
         self.check_open()?;
+        if self.cell.slot.lock().rec.job_type != JobType::Download {
+            return Err(Error::new(
+                hr::E_NOTIMPL,
+                "byte ranges are for download jobs (AddFileWithRanges is IBackgroundCopyJob3's, download only)",
+            ));
+        }
         let config = &self.shared.config;
         if !config.service_mode && ranges.len() > config.max_ranges_per_file as usize {
             return Err(Error::new(

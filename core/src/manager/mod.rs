@@ -156,10 +156,10 @@ impl Manager {
             display_name,
             crate::job::MAX_DISPLAY_NAME_CHARS,
         )?;
-        if job_type != JobType::Download {
+        if job_type == JobType::UploadReply {
             return Err(Error::new(
                 hr::E_NOTIMPL,
-                "upload and upload-reply jobs are not implemented yet",
+                "upload-reply jobs are not implemented yet (upload jobs are)",
             ));
         }
         self.check_job_limits()?;

@@ -124,6 +124,32 @@ pub(super) fn validate_remote(remote: &str) -> Result<url::Url> {
     Ok(url)
 }
 
+/// An upload's local file: an absolute path to a regular file this process can read. It is
+/// read, never locked or changed.
+pub(super) fn validate_source(local: &str) -> Result<PathBuf> {
+    let path = Path::new(local);
+    if !path.is_absolute() {
+        return Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("local name must be an absolute path: {local:?}"),
+        ));
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(Error::new(
+                hr::E_INVALIDARG,
+                format!("the file to upload is not a regular file: {local}"),
+            ))
+        }
+        Err(e) => return Err(Error::io("cannot upload", path, &e)),
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        return Err(Error::io("cannot read the file to upload", path, &e));
+    }
+    Ok(path.to_path_buf())
+}
+
 pub(super) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
     let path = Path::new(local);
     if !path.is_absolute() {

@@ -52,7 +52,8 @@ pub trait Store: Send + Sync {
     /// Writes the job's row and appends `job.files[from..]`, atomically.
     fn append_files(&self, job: &JobRecord, from: usize) -> Result<(), StoreError>;
     /// Writes the job's row and, for each index in `files`, that file's remote and local names,
-    /// temporary file and committed flag, atomically. Progress is left to `checkpoint`.
+    /// temporary file, committed flag and upload session, atomically. Progress is left to
+    /// `checkpoint`.
     fn update_files(&self, job: &JobRecord, files: &[usize]) -> Result<(), StoreError>;
     /// Forgets jobs, named by `JobRecord::seq` (they reached a final state and their files are
     /// settled), in one transaction.

@@ -175,6 +175,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN max_bandwidth INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN transfer_policy INTEGER;
     CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
+    // 11: an upload's session on the server.
+    "ALTER TABLE files ADD COLUMN upload_session TEXT;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -351,7 +353,7 @@ const JOB_COLUMNS: [&str; 35] = [
 ];
 
 /// The columns of a file row, in the order `decode_file` reads them after `job_seq`.
-const FILE_COLUMNS: [&str; 11] = [
+const FILE_COLUMNS: [&str; 12] = [
     "idx",
     "remote_url",
     "local_path",
@@ -363,6 +365,7 @@ const FILE_COLUMNS: [&str; 11] = [
     "last_modified",
     "committed",
     "ranges",
+    "upload_session",
 ];
 
 /// The statements, built once from the column lists.
@@ -685,6 +688,7 @@ fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
         last_modified: c.get()?,
         committed: c.get()?,
         ranges: c.get::<Option<String>>()?.map(|s| decode_ranges(&s).into()),
+        upload_session: c.get()?,
     })
 }
 
@@ -708,6 +712,7 @@ fn bind_file(
     st.bind(c":last_modified", &f.last_modified)?;
     st.bind(c":committed", f.committed)?;
     st.bind(c":ranges", f.ranges.as_deref().map(encode_ranges))?;
+    st.bind(c":upload_session", &f.upload_session)?;
     Ok(())
 }
 
@@ -872,7 +877,8 @@ impl Store for SqliteStore {
             update_job(tx, job)?;
             let mut st = tx.prepare_cached(
                 "UPDATE files SET remote_url = :remote_url, local_path = :local_path,
-                    temp_path = :temp_path, committed = :committed
+                    temp_path = :temp_path, committed = :committed,
+                    upload_session = :upload_session
                  WHERE job_seq = :job_seq AND idx = :idx",
             )?;
             for &i in files {
@@ -883,6 +889,7 @@ impl Store for SqliteStore {
                 st.raw_bind_parameter(c":local_path", &f.local_path)?;
                 st.raw_bind_parameter(c":temp_path", &f.temp_path)?;
                 st.raw_bind_parameter(c":committed", f.committed)?;
+                st.raw_bind_parameter(c":upload_session", &f.upload_session)?;
                 st.raw_execute()?;
             }
             Ok(())
@@ -1039,6 +1046,7 @@ mod tests {
         a.bytes_checkpointed = 100;
         a.completed = true;
         a.committed = true;
+        a.upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000000}".into());
         a.etag = Some("\"e\"".into());
         a.last_modified = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
         let mut b = FileRecord::new("http://h/b".into(), "/d/b".into());
@@ -1122,6 +1130,7 @@ mod tests {
         renamed.files[1].local_path = "/d/b2".into();
         renamed.files[1].temp_path = Some("/d/BIT1.tmp".into());
         renamed.files[1].committed = true;
+        renamed.files[1].upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000001}".into());
         let mut claimed = renamed.clone();
         claimed.files[1].bytes_checkpointed = 999;
         claimed.files[1].bytes_transferred = 999;

@@ -9,7 +9,7 @@ use crate::localfile::{self, Sink};
 use crate::policy::bandwidth::{self, Bucket};
 use crate::queue::events::{Event, EventKind};
 use crate::queue::{emit, publish, JobCell, Shared, Touch};
-use crate::state::{engine, ErrorContext, Priority};
+use crate::state::{engine, ErrorContext, JobType, Priority};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -243,6 +243,96 @@ impl<'a> FileTransfer<'a> {
         Ok(())
     }
 
+    /// An upload job's file: the same origin manners as a download (Retry-After pauses, one of the
+    /// origin's permits), then the upload protocol.
+    async fn run_upload(&mut self) -> Result<(), Failure> {
+        let remote = self.view().remote_url;
+        let url = url::Url::parse(&remote).map_err(|e| {
+            Failure::fatal(
+                ErrorContext::RemoteFile,
+                hr::E_INVALIDARG,
+                format!("malformed URL {remote}: {e}"),
+            )
+        })?;
+        let origin = url.origin().ascii_serialization();
+        let hosts = &self.shared.limits.hosts;
+        let limit = self.shared.config.max_connections_per_host;
+        let _permit = hosts.permit(&origin, limit).await;
+        let result = super::upload::upload(self, &url).await;
+        if let Err(f) = &result {
+            if let (Some(ms), Some(status @ (429 | 503))) = (f.retry_after_ms, f.code.http_status())
+            {
+                hosts.hold_off(&origin, limit, now_ms().saturating_add(ms), status);
+            }
+        }
+        result
+    }
+
+    pub(crate) fn clients(&self) -> &http::Clients {
+        self.clients
+    }
+
+    pub(crate) fn upload_start(&self) -> super::upload::UploadStart {
+        let slot = self.cell.slot.lock();
+        let f = &slot.rec.files[self.index];
+        super::upload::UploadStart {
+            path: f.local_path.to_string(),
+            session: f.upload_session.as_deref().map(str::to_owned),
+            acked: f.bytes_checkpointed,
+            total: f.bytes_total,
+            job_type: slot.rec.job_type,
+        }
+    }
+
+    /// The size of the file being uploaded (its bytes_total).
+    pub(crate) fn upload_size(&mut self, size: u64) {
+        let mut slot = self.cell.slot.lock();
+        if let Some(s) = engine::receiving(slot.rec.state) {
+            slot.rec.state = s;
+        }
+        slot.rec.files[self.index].bytes_total = Some(size);
+        self.cell.changed.notify_all();
+    }
+
+    /// Records the server's session id (None: forget it, a new session comes), durably, before
+    /// any fragment of it is sent.
+    pub(crate) fn upload_session(&mut self, id: Option<String>) -> Result<(), Failure> {
+        let i = self.index;
+        let mut slot = self.cell.slot.lock();
+        publish(self.shared, self.cell, &mut slot, Touch::Files(vec![i]), |rec| {
+            rec.files[i].upload_session = id.map(Box::from);
+            Ok(())
+        })
+        .map(|_| ())
+        .map_err(|e| Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message))
+    }
+
+    /// The server holds `received` bytes (acknowledged by an Ack, or corrected by a 416, even
+    /// backwards): that is the progress, and the checkpoint (nothing local to flush).
+    pub(crate) fn upload_acked(&mut self, received: u64, completed: bool) {
+        {
+            let mut slot = self.cell.slot.lock();
+            let rec = &mut slot.rec;
+            if received > rec.files[self.index].bytes_transferred {
+                rec.no_progress_since_ms = None;
+            }
+            let f = &mut rec.files[self.index];
+            f.bytes_transferred = received;
+            f.bytes_checkpointed = received;
+        }
+        let point = self.point(received, completed);
+        let first = std::mem::replace(&mut self.first_checkpoint, false);
+        self.shared.checkpoints.record(point, None, first || completed);
+        self.cell.changed.notify_all();
+    }
+
+    /// Paces `bytes` just sent against the rate limits, as a download's writes are.
+    pub(crate) async fn pace_bytes(&mut self, bytes: u64) {
+        let priority = self.cell.slot.lock().rec.priority;
+        let offset = self.paced + bytes;
+        self.pace(offset, priority).await;
+    }
+
     /// Charges the bytes written since the last call to the job's bucket and, for a background
     /// job, the manager's, and waits for them: the source reads no faster than the limits.
     async fn pace(&mut self, offset: u64, priority: Priority) {
@@ -446,6 +536,9 @@ impl<'a> FileTransfer<'a> {
     }
 
     pub(super) async fn run(&mut self) -> Result<(), Failure> {
+        if self.cell.slot.lock().rec.job_type != JobType::Download {
+            return self.run_upload().await;
+        }
         let mut sink = self.open_sink()?;
         let view = self.view();
         if view

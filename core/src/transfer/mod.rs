@@ -10,6 +10,7 @@
 mod download;
 mod file;
 pub(crate) mod http;
+mod upload;
 mod local;
 
 pub(crate) use file::{FileTransfer, FileView};

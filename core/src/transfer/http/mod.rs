@@ -258,3 +258,85 @@ pub(crate) async fn get(
         &url,
     ))
 }
+
+/// Sends one BITS upload packet (`method`, normally BITS_POST) with `headers` and `body` to `url`
+/// (no redirects: [MC-BUP] forbids following them for packets) and reads the answer, an Ack with
+/// a small body, to its end so the connection can be reused. Returns the status and headers.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_packet(
+    clients: &Clients,
+    config: &Config,
+    url: &Url,
+    method: &str,
+    headers: &hyper::HeaderMap,
+    body: bytes::Bytes,
+    options: &RequestOptions,
+    stall: Duration,
+) -> Result<(u16, hyper::HeaderMap), Failure> {
+    use http_body_util::BodyExt;
+    let uri: hyper::Uri = url.as_str().parse().map_err(|e| {
+        Failure::fatal(
+            ErrorContext::RemoteFile,
+            hr::E_INVALIDARG,
+            format!("URL cannot be requested ({e})"),
+        )
+    })?;
+    let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| {
+        Failure::fatal(ErrorContext::RemoteFile, hr::E_INVALIDARG, format!("method: {e}"))
+    })?;
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::USER_AGENT, USER_AGENT);
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    for (name, value) in &options.headers {
+        req = req.header(name, value);
+    }
+    if let Some(auth) = &options.server_auth {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
+    let proxy = crate::http_options::proxy_for(
+        options.proxy_usage,
+        options.proxy_list.as_deref(),
+        options.proxy_bypass.as_deref(),
+        url,
+    );
+    if let (Some(_), Some(auth), "http") = (&proxy, &options.proxy_auth, url.scheme()) {
+        req = req.header(header::PROXY_AUTHORIZATION, auth);
+    }
+    let req = req.body(client::Body::new(body)).map_err(|e| {
+        Failure::fatal(
+            ErrorContext::RemoteFile,
+            hr::E_INVALIDARG,
+            format!("cannot build the request ({e})"),
+        )
+    })?;
+    let pending = clients.request(
+        config,
+        req,
+        proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
+    );
+    let resp = match tokio::time::timeout(stall, pending).await {
+        Err(_) => return Err(with_url(timeout_failure("the response headers"), url)),
+        Ok(Err(e)) => return Err(with_url(request_failure(&e), url)),
+        Ok(Ok(r)) => r,
+    };
+    let (parts, body) = resp.into_parts();
+    match tokio::time::timeout(stall, body.collect()).await {
+        Err(_) => return Err(with_url(timeout_failure("the response body"), url)),
+        Ok(Err(e)) => {
+            return Err(with_url(
+                Failure::transient(
+                    ErrorContext::GeneralTransport,
+                    hr::E_CONNECT_FAILURE,
+                    format!("the connection broke while reading the answer ({e})"),
+                ),
+                url,
+            ))
+        }
+        Ok(Ok(_)) => {}
+    }
+    Ok((parts.status.as_u16(), parts.headers))
+}

@@ -1,0 +1,261 @@
+//! Upload jobs against the real openbits-server (run in-process on 127.0.0.1): an upload byte for
+//! byte, a restart of the application mid-upload continuing the same session, BITS's file rules,
+//! the server's refusals (an existing file, the maximum size) reaching the job as BITS codes, and
+//! a local file that changes during the upload.
+
+mod common;
+use clap::Parser;
+use common::wait_until;
+use openbits_core::hresult as hr;
+use openbits_core::job::FileRange;
+use openbits_core::{Config, JobState, JobType, Manager};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(60));
+const MIB: u64 = 1 << 20;
+
+/// An openbits-server on a free port, storing into `root`; stopped on drop.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(root: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "openbits-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            root.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let cfg = openbits_server::config::Options::parse_from(args)
+            .resolve()
+            .unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let ready = move |addr: SocketAddr, _tls: bool| {
+                    let _ = addr_tx.send(addr);
+                };
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                openbits_server::run(cfg, ready, shutdown).await.unwrap();
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server listens");
+        Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[i % 4] ^ seed)
+        .collect()
+}
+
+fn manager(state: &Path) -> Manager {
+    let config = Config {
+        checkpoint_interval: Duration::from_millis(100),
+        ..Config::default()
+    };
+    Manager::open(Some(state), config).unwrap()
+}
+
+fn source(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn an_upload_arrives_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, &[]);
+    let bytes = data(5 * MIB as usize + 12_345, 1);
+    let src = source(dir.path(), "report.bin", &bytes);
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("report", JobType::Upload).unwrap();
+    job.add_file(&server.url("/in/report.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let p = job.progress().unwrap();
+    assert_eq!((p.bytes_total, p.bytes_transferred), (bytes.len() as u64, bytes.len() as u64));
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_eq!(std::fs::read(root.join("in/report.bin")).unwrap(), bytes);
+    // The local file is read, never changed.
+    assert_eq!(std::fs::read(&src).unwrap(), bytes);
+}
+
+#[test]
+fn a_restart_mid_upload_continues_the_same_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, &[]);
+    let bytes = data(24 * MIB as usize, 2);
+    let src = source(dir.path(), "big.bin", &bytes);
+    let state = dir.path().join("state");
+    let (id, session) = {
+        let m = manager(&state);
+        let job = m.create_job("big", JobType::Upload).unwrap();
+        job.add_file(&server.url("/big.bin"), src.to_str().unwrap())
+            .unwrap();
+        job.set_max_bandwidth(8 * MIB).unwrap(); // 3 s in all: time to stop it half way
+        job.resume().unwrap();
+        wait_until("4 MiB acknowledged", || {
+            job.progress().unwrap().bytes_transferred >= 4 * MIB
+        });
+        let session = job.record().unwrap().files[0].upload_session.clone();
+        assert!(session.is_some());
+        (job.id(), session)
+        // The manager closes here, mid-upload, as an application that exits would.
+    };
+    let m = manager(&state);
+    let job = m.get_job(&id).unwrap();
+    let rec = job.record().unwrap();
+    assert_eq!(rec.files[0].upload_session, session, "the session id was kept");
+    assert!(rec.files[0].bytes_transferred >= 4 * MIB, "the acknowledged offset was kept");
+    job.set_max_bandwidth(0).unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.record().unwrap().files[0].upload_session, session, "same session");
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), bytes);
+}
+
+#[test]
+fn bits_rules_for_an_upload_jobs_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("state"));
+    let src = source(dir.path(), "a.bin", b"abc");
+    let job = m.create_job("rules", JobType::Upload).unwrap();
+    let url = "http://127.0.0.1:9/a.bin";
+    // The local file must exist and be a regular file; its name is in the message.
+    let missing = job
+        .add_file(url, dir.path().join("missing.bin").to_str().unwrap())
+        .unwrap_err();
+    assert!(missing.message.contains("missing.bin"), "{}", missing.message);
+    assert_eq!(
+        job.add_file(url, dir.path().to_str().unwrap()).unwrap_err().code,
+        hr::E_INVALIDARG
+    );
+    assert_eq!(
+        job.add_file("file:///tmp/x", src.to_str().unwrap()).unwrap_err().code,
+        hr::E_INVALIDARG
+    );
+    // One file: a set of two adds none; a second file is refused.
+    let (a, b) = (src.to_str().unwrap(), src.to_str().unwrap());
+    assert_eq!(
+        job.add_file_set(&[(url, a), (url, b)]).unwrap_err().code,
+        hr::E_TOO_MANY_FILES
+    );
+    assert!(job.record().unwrap().files.is_empty());
+    job.add_file(url, a).unwrap();
+    assert_eq!(job.add_file(url, a).unwrap_err().code, hr::E_TOO_MANY_FILES);
+    let range = [FileRange {
+        offset: 0,
+        length: 1,
+    }];
+    assert_eq!(
+        job.add_file_with_ranges(url, a, &range).unwrap_err().code,
+        hr::E_NOTIMPL
+    );
+    // Upload-reply is not there yet, and says so.
+    assert_eq!(
+        m.create_job("reply", JobType::UploadReply).unwrap_err().code,
+        hr::E_NOTIMPL
+    );
+}
+
+#[test]
+fn the_servers_refusals_reach_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("taken.bin"), b"already here").unwrap();
+    let server = Server::start(&root, &["--max-upload-size", "1000"]);
+    let m = manager(&dir.path().join("state"));
+    // An existing file is not overwritten (the server's default).
+    let src = source(dir.path(), "small.bin", b"new content");
+    let taken = m.create_job("taken", JobType::Upload).unwrap();
+    taken
+        .add_file(&server.url("/taken.bin"), src.to_str().unwrap())
+        .unwrap();
+    taken.resume().unwrap();
+    assert_eq!(taken.wait(WAIT).unwrap(), JobState::Error);
+    let e = taken.error().unwrap();
+    // What IIS answers: 409 with BITS-Error-Code E_ACCESSDENIED, context REMOTE_FILE.
+    assert_eq!(e.code, hr::E_ACCESSDENIED, "{}", e.description);
+    assert_eq!(e.context, openbits_core::ErrorContext::RemoteFile);
+    assert_eq!(std::fs::read(root.join("taken.bin")).unwrap(), b"already here");
+    // Over the maximum size: BITS_E_TOO_LARGE.
+    let big = source(dir.path(), "big.bin", &data(5000, 3));
+    let job = m.create_job("too big", JobType::Upload).unwrap();
+    job.add_file(&server.url("/big.bin"), big.to_str().unwrap())
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, hr::E_TOO_LARGE);
+    assert!(!root.join("big.bin").exists());
+}
+
+#[test]
+fn a_local_file_that_changes_stops_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = Server::start(&root, &[]);
+    let bytes = data(16 * MIB as usize, 4);
+    let src = source(dir.path(), "moving.bin", &bytes);
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("moving", JobType::Upload).unwrap();
+    job.add_file(&server.url("/moving.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.set_max_bandwidth(4 * MIB).unwrap();
+    job.resume().unwrap();
+    wait_until("some bytes acknowledged", || {
+        job.progress().unwrap().bytes_transferred > 0
+    });
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&src)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"more"))
+        .unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, hr::E_LOCAL_FILE_CHANGED);
+}
