@@ -138,6 +138,17 @@ pub(crate) fn timeout_failure(what: &str) -> Failure {
     )
 }
 
+/// The request target for `url` (a URL hyper cannot send is a fatal error of the job).
+fn request_uri(url: &Url) -> Result<hyper::Uri, Failure> {
+    url.as_str().parse().map_err(|e| {
+        Failure::fatal(
+            ErrorContext::RemoteFile,
+            hr::E_INVALIDARG,
+            format!("URL cannot be requested ({e})"),
+        )
+    })
+}
+
 /// Sends a GET for `want` of the file, following redirects; `view` gives the validators and
 /// the application's request options.
 pub(crate) async fn get(
@@ -156,13 +167,7 @@ pub(crate) async fn get(
     let origin = url.origin();
     let mut url = url.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let uri: hyper::Uri = url.as_str().parse().map_err(|e| {
-            Failure::fatal(
-                ErrorContext::RemoteFile,
-                hr::E_INVALIDARG,
-                format!("URL cannot be requested ({e})"),
-            )
-        })?;
+        let uri = request_uri(&url)?;
         let mut req = Request::get(uri).header(header::USER_AGENT, USER_AGENT);
         for (name, value) in resume_headers(want, etag, last_modified) {
             req = req.header(name, value);
@@ -274,13 +279,7 @@ pub(crate) async fn send_packet(
     stall: Duration,
 ) -> Result<(u16, hyper::HeaderMap), Failure> {
     use http_body_util::BodyExt;
-    let uri: hyper::Uri = url.as_str().parse().map_err(|e| {
-        Failure::fatal(
-            ErrorContext::RemoteFile,
-            hr::E_INVALIDARG,
-            format!("URL cannot be requested ({e})"),
-        )
-    })?;
+    let uri = request_uri(url)?;
     let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| {
         Failure::fatal(ErrorContext::RemoteFile, hr::E_INVALIDARG, format!("method: {e}"))
     })?;
