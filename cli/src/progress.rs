@@ -1,0 +1,243 @@
+//! Live progress of one job, in the form the output allows:
+//! - on a terminal, bars (indicatif, on stderr): one per file and one for the job, with bytes,
+//!   rate and time left, a spinner while connecting;
+//! - elsewhere (pipes, CI logs), plain lines on stderr: one when the job passes another tenth or
+//!   changes state, at most once a second, never a control character;
+//! - with `--quiet` or `--json`, nothing while it runs.
+
+use crate::format;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use openbits_core::job::{JobRecord, SIZE_UNKNOWN};
+use openbits_core::JobState;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+pub enum Display {
+    Bars(Bars),
+    Lines(Lines),
+    Silent,
+}
+
+impl Display {
+    /// The display the output calls for: bars if stderr is a terminal, lines if not, nothing
+    /// with `--quiet` or `--json`.
+    pub fn new(quiet: bool, json: bool) -> Display {
+        if quiet || json {
+            Display::Silent
+        } else if std::io::stderr().is_terminal() {
+            Display::Bars(Bars::new())
+        } else {
+            Display::Lines(Lines::new())
+        }
+    }
+
+    pub fn update(&mut self, job: &JobRecord) {
+        match self {
+            Display::Bars(b) => b.update(job),
+            Display::Lines(l) => l.update(job),
+            Display::Silent => {}
+        }
+    }
+
+    /// Stops drawing, leaving the last state on screen; what follows prints below it.
+    pub fn finish(&mut self) {
+        if let Display::Bars(b) = self {
+            b.finish();
+        }
+    }
+
+    /// Average rate since the display started, for the closing line.
+    pub fn started(&self) -> Instant {
+        match self {
+            Display::Bars(b) => b.started,
+            Display::Lines(l) => l.started,
+            Display::Silent => Instant::now(),
+        }
+    }
+}
+
+fn file_name(path: &str) -> String {
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string());
+    // Keeps the bars aligned; a long name keeps its end, which is the part that differs.
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() > 24 {
+        format!("…{}", chars[chars.len() - 23..].iter().collect::<String>())
+    } else {
+        name
+    }
+}
+
+pub struct Bars {
+    multi: MultiProgress,
+    files: Vec<ProgressBar>,
+    job: ProgressBar,
+    sized: bool,
+    started: Instant,
+}
+
+const BAR: &str =
+    "{prefix:>24} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {eta:>4}";
+const SPIN: &str = "{prefix:>24} {spinner:.green} {msg} {bytes:>10} {binary_bytes_per_sec:>12}";
+
+impl Bars {
+    fn new() -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let job = multi.add(ProgressBar::new(0));
+        job.set_style(Self::style(SPIN));
+        job.set_prefix("job");
+        job.set_message("connecting");
+        job.enable_steady_tick(Duration::from_millis(100));
+        Bars {
+            multi,
+            files: Vec::new(),
+            job,
+            sized: false,
+            started: Instant::now(),
+        }
+    }
+
+    fn style(template: &str) -> ProgressStyle {
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
+
+    fn update(&mut self, job: &JobRecord) {
+        // A file's bar appears when its transfer starts, above the job's bar.
+        for (i, f) in job.files.iter().enumerate() {
+            if i >= self.files.len() {
+                if f.bytes_transferred == 0 && !f.completed && !is_current(job, i) {
+                    break;
+                }
+                let bar = self.multi.insert_before(&self.job, ProgressBar::new(0));
+                bar.set_prefix(file_name(&f.local_path));
+                bar.set_style(Self::style(SPIN));
+                self.files.push(bar);
+            }
+            let bar = &self.files[i];
+            if let Some(total) = f.bytes_total {
+                if bar.length() != Some(total) {
+                    bar.set_style(Self::style(BAR));
+                    bar.set_length(total);
+                }
+            }
+            bar.set_position(f.bytes_transferred);
+            if f.completed && !bar.is_finished() {
+                bar.finish();
+            }
+        }
+        let p = job.progress();
+        if p.bytes_total != SIZE_UNKNOWN && !self.sized && p.bytes_transferred > 0 {
+            self.job.set_style(Self::style(BAR));
+            self.sized = true;
+        }
+        if self.sized {
+            self.job.set_length(p.bytes_total);
+        }
+        self.job.set_position(p.bytes_transferred);
+        self.job.set_message(match job.state {
+            JobState::Queued | JobState::Connecting => "connecting".to_string(),
+            JobState::TransientError => match &job.error {
+                Some(e) => format!("retrying: {}", e.description),
+                None => "retrying".into(),
+            },
+            s => s.name().to_lowercase(),
+        });
+    }
+
+    fn finish(&mut self) {
+        for bar in &self.files {
+            bar.abandon();
+        }
+        self.job.abandon();
+    }
+}
+
+/// Whether file `i` is the one the job is on (the first not completed).
+fn is_current(job: &JobRecord, i: usize) -> bool {
+    job.state.is_active() && job.files.iter().position(|f| !f.completed) == Some(i)
+}
+
+pub struct Lines {
+    started: Instant,
+    last_line: Option<Instant>,
+    last_state: Option<JobState>,
+    last_tenth: u64,
+    first_bytes: Option<u64>,
+}
+
+impl Lines {
+    fn new() -> Lines {
+        Lines {
+            started: Instant::now(),
+            last_line: None,
+            last_state: None,
+            last_tenth: 0,
+            first_bytes: None,
+        }
+    }
+
+    fn update(&mut self, job: &JobRecord) {
+        let p = job.progress();
+        let now = Instant::now();
+        let first = *self.first_bytes.get_or_insert(p.bytes_transferred);
+        let known = p.bytes_total != SIZE_UNKNOWN && p.bytes_total > 0;
+        let tenth = if known {
+            p.bytes_transferred.saturating_mul(10) / p.bytes_total
+        } else {
+            0
+        };
+        let changed_state = self.last_state != Some(job.state);
+        let since = self.last_line.map(|t| now - t);
+        let due = match since {
+            None => true,
+            Some(s) if s < Duration::from_secs(1) => false,
+            Some(s) => {
+                changed_state || tenth > self.last_tenth || (!known && s >= Duration::from_secs(10))
+            }
+        };
+        if !due {
+            return;
+        }
+        let elapsed = (now - self.started).as_secs_f64().max(0.001);
+        let rate = (p.bytes_transferred.saturating_sub(first)) as f64 / elapsed;
+        let mut line = format!(
+            "{}: {} {}",
+            job.display_name,
+            job.state.name(),
+            format::progress(p.bytes_transferred, p.bytes_total)
+        );
+        if known {
+            line.push_str(&format!(
+                " ({}%)",
+                p.bytes_transferred * 100 / p.bytes_total
+            ));
+        }
+        if job.state == JobState::Transferring && rate > 0.0 {
+            line.push_str(&format!(", {}", format::rate(rate)));
+            if known {
+                let left = (p.bytes_total - p.bytes_transferred.min(p.bytes_total)) as f64 / rate;
+                line.push_str(&format!(", {} left", format::duration(left.ceil() as u64)));
+            }
+        }
+        if job.state == JobState::TransientError {
+            if let Some(e) = &job.error {
+                line.push_str(&format!(": {}, will retry", e.description));
+            }
+        }
+        eprintln!("{}", strip_controls(&line));
+        self.last_line = Some(now);
+        self.last_state = Some(job.state);
+        self.last_tenth = tenth;
+    }
+}
+
+/// Names and URLs come from users and servers: a control character in them must not reach a log.
+fn strip_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
