@@ -66,7 +66,10 @@ impl fmt::Display for Fail {
                     error.message
                 )?;
                 let general = error.code.description();
-                if !error.message.contains(general.trim_end_matches('.')) {
+                // "Operating system error 1306." says nothing the code did not.
+                let generic = general.starts_with("Operating system error")
+                    || general.starts_with("Unknown error");
+                if !generic && !error.message.contains(general.trim_end_matches('.')) {
                     write!(f, "\n{general}")?;
                 }
                 Ok(())

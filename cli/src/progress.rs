@@ -78,17 +78,21 @@ pub struct Bars {
     started: Instant,
 }
 
+// `done`, `total`, `rate` and `left` are ours (see `style`): the same units as every other line
+// the tool prints (`12.3 MiB/s`), where indicatif's own keys would say `12.30 MiB`.
 const BAR: &str =
-    "{prefix:>24} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {eta:>4}";
-const SPIN: &str = "{prefix:>24} {spinner:.green} {msg} {bytes:>10} {binary_bytes_per_sec:>12}";
+    "{prefix:>24} [{bar:30.cyan/blue}] {done:>10}/{total:<10} {rate:>12} {left:>9} {msg}";
+const SPIN: &str = "{prefix:>24} {spinner:.green} {done:>10} {rate:>12} {msg}";
 
 impl Bars {
     fn new() -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let job = multi.add(ProgressBar::new(0));
-        job.set_style(Self::style(SPIN));
-        job.set_prefix("job");
-        job.set_message("connecting");
+        let job = multi.add(
+            ProgressBar::new(0)
+                .with_style(Self::style(SPIN))
+                .with_prefix("job")
+                .with_message("connecting"),
+        );
         job.enable_steady_tick(Duration::from_millis(100));
         Bars {
             multi,
@@ -100,9 +104,25 @@ impl Bars {
     }
 
     fn style(template: &str) -> ProgressStyle {
+        use indicatif::ProgressState;
+        use std::fmt::Write;
         ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ")
+            .with_key("done", |s: &ProgressState, w: &mut dyn Write| {
+                let _ = w.write_str(&format::size(s.pos()));
+            })
+            .with_key("total", |s: &ProgressState, w: &mut dyn Write| {
+                let _ = w.write_str(&s.len().map_or("?".into(), format::size));
+            })
+            .with_key("rate", |s: &ProgressState, w: &mut dyn Write| {
+                let _ = w.write_str(&format::rate(s.per_sec()));
+            })
+            .with_key("left", |s: &ProgressState, w: &mut dyn Write| {
+                if s.len().is_some_and(|l| l > s.pos()) {
+                    let _ = write!(w, "{} left", format::duration(s.eta().as_secs()));
+                }
+            })
     }
 
     fn update(&mut self, job: &JobRecord) {
@@ -112,10 +132,11 @@ impl Bars {
                 if f.bytes_transferred == 0 && !f.completed && !is_current(job, i) {
                     break;
                 }
-                let bar = self.multi.insert_before(&self.job, ProgressBar::new(0));
-                bar.set_prefix(file_name(&f.local_path));
-                bar.set_style(Self::style(SPIN));
-                self.files.push(bar);
+                // Styled before it is added, so its first frame is already ours.
+                let bar = ProgressBar::new(0)
+                    .with_style(Self::style(SPIN))
+                    .with_prefix(file_name(&f.local_path));
+                self.files.push(self.multi.insert_before(&self.job, bar));
             }
             let bar = &self.files[i];
             if let Some(total) = f.bytes_total {
@@ -139,6 +160,7 @@ impl Bars {
         }
         self.job.set_position(p.bytes_transferred);
         self.job.set_message(match job.state {
+            JobState::Transferring => String::new(),
             JobState::Queued | JobState::Connecting => "connecting".to_string(),
             JobState::TransientError => match &job.error {
                 Some(e) => format!("retrying: {}", e.description),
@@ -149,10 +171,15 @@ impl Bars {
     }
 
     fn finish(&mut self) {
+        if self.job.is_finished() {
+            return;
+        }
         for bar in &self.files {
             bar.abandon();
         }
         self.job.abandon();
+        // The last frame leaves the cursor at the end of the job's bar: what follows starts below.
+        eprintln!();
     }
 }
 

@@ -9,13 +9,17 @@
 use crate::fail::Fail;
 use openbits_core::hresult::HResult;
 use openbits_core::store::SqliteStore;
-use openbits_core::{Config, JobRecord, Manager};
+use openbits_core::{Config, JobRecord, JobState, Manager};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// HRESULT_FROM_WIN32(ERROR_SHARING_VIOLATION): what `Manager::open` answers on a held folder.
 const HELD: HResult = HResult::from_win32(32);
 /// HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND): no database yet.
 const NO_DATABASE: HResult = HResult::from_win32(2);
+/// HRESULT_FROM_WIN32(ERROR_REVISION_MISMATCH): a schema other than this library's.
+const REVISION_MISMATCH: HResult = HResult::from_win32(1306);
+const LOCK_TABLE: &str = "/proc/locks";
 
 /// The state folder: `--state-dir` / `$OPENBITS_HOME` (clap reads both), else the library's
 /// per-user default. Made absolute, as the library requires.
@@ -32,10 +36,29 @@ pub fn state_dir(given: Option<&Path>) -> Result<PathBuf, Fail> {
     Ok(cwd.join(dir))
 }
 
+/// How long a verb holds the queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// To make one change and close (`create`, `set`, ...): background jobs are given no
+    /// transfer slot, so opening the queue does not start transfers only to stop them a moment
+    /// later (FOREGROUND jobs start whatever the slots, as in BITS).
+    Briefly,
+    /// To transfer (`transfer`, `resume --wait`, `run`): the library's defaults.
+    ToTransfer,
+}
+
 /// Opens the queue to change it. A queue held by another process is exit status 3, with the
 /// holder's process id and what to do.
-pub fn open(dir: &Path) -> Result<Manager, Fail> {
-    match Manager::open(Some(dir), Config::default()) {
+pub fn open(dir: &Path, hold: Hold) -> Result<Manager, Fail> {
+    let config = match hold {
+        Hold::Briefly => Config {
+            max_concurrent_jobs: 0,
+            worker_threads: 1,
+            ..Config::default()
+        },
+        Hold::ToTransfer => Config::default(),
+    };
+    match Manager::open(Some(dir), config) {
         Ok(m) => Ok(m),
         Err(e) if e.code == HELD => Err(held(dir)),
         Err(e) => Err(Fail::call(format!(
@@ -61,14 +84,36 @@ fn held(dir: &Path) -> Fail {
 /// The jobs as recorded (progress as of the holder's last checkpoint), in creation order; no
 /// database yet is an empty queue. Never locks, never writes.
 pub fn read(dir: &Path) -> Result<Vec<JobRecord>, Fail> {
-    let store = match SqliteStore::open_read_only(dir) {
-        Ok(s) => s,
-        Err((code, _)) if code == NO_DATABASE => return Ok(Vec::new()),
-        Err((code, message)) => return Err(store_fail(dir, code, message)),
-    };
-    store
-        .snapshot()
-        .map_err(|(code, message)| store_fail(dir, code, message))
+    // A manager opening the queue at this instant may be creating or migrating its database, one
+    // schema step per transaction; an older schema is read again until the steps are done.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match read_once(dir) {
+            Err((code, _)) if code == REVISION_MISMATCH && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((code, message)) => return Err(store_fail(dir, code, message)),
+            Ok(mut jobs) => {
+                // QUEUED, CONNECTING and TRANSFERRING are one state to the store (the manager
+                // writes whichever it is in): with nobody holding the queue, nothing is
+                // connecting or transferring, and reopening makes each of them QUEUED.
+                if lock_table_readable() && holder(dir).is_none() {
+                    for j in jobs.iter_mut().filter(|j| j.state.is_active()) {
+                        j.state = JobState::Queued;
+                    }
+                }
+                return Ok(jobs);
+            }
+        }
+    }
+}
+
+fn read_once(dir: &Path) -> Result<Vec<JobRecord>, (HResult, String)> {
+    match SqliteStore::open_read_only(dir) {
+        Ok(store) => store.snapshot(),
+        Err((code, _)) if code == NO_DATABASE => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 fn store_fail(dir: &Path, code: HResult, message: String) -> Fail {
@@ -90,12 +135,17 @@ pub struct Holder {
 pub fn holder(dir: &Path) -> Option<Holder> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir.join("openbits.lock")).ok()?;
-    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    let table = std::fs::read_to_string(LOCK_TABLE).ok()?;
     let pid = lock_holder(&table, meta.dev(), meta.ino())?;
     let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|n| n.trim().to_string())
         .unwrap_or_else(|_| "unknown program".into());
     Some(Holder { pid, name })
+}
+
+/// Whether `holder` can know (Linux): elsewhere "no holder found" proves nothing.
+fn lock_table_readable() -> bool {
+    std::fs::metadata(LOCK_TABLE).is_ok()
 }
 
 /// The pid of the FLOCK on device `dev`, inode `ino` in a `/proc/locks` text. Lines look like

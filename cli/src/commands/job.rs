@@ -10,13 +10,13 @@ use crate::cli::{Credentials, Kind, Property};
 use crate::fail::Fail;
 use crate::format;
 use crate::interrupt;
-use crate::queue;
+use crate::queue::{self, Hold};
 use openbits_core::hresult::{self as hr, HResult};
 use openbits_core::{Error, JobType};
 use std::path::Path;
 
 pub fn create(cx: &Context, kind: Kind, name: &str) -> Result<i32, Fail> {
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = manager
         .create_job(name, job_type(kind))
         .map_err(Fail::call("cannot create the job"))?;
@@ -30,7 +30,7 @@ pub fn create(cx: &Context, kind: Kind, name: &str) -> Result<i32, Fail> {
 }
 
 pub fn add_file(cx: &Context, query: &str, url: &str, path: &Path) -> Result<i32, Fail> {
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     let local = absolute(&path.to_string_lossy())?;
     job.add_file(url, &local.to_string_lossy())
@@ -52,7 +52,12 @@ pub fn resume(
     if wait {
         interrupt::install();
     }
-    let manager = queue::open(&cx.dir)?;
+    let hold = if wait {
+        Hold::ToTransfer
+    } else {
+        Hold::Briefly
+    };
+    let manager = queue::open(&cx.dir, hold)?;
     let job = find(&manager, query)?;
     let id = format::braced(&job.id());
     apply_credentials(&job, credentials)?;
@@ -71,7 +76,7 @@ pub fn resume(
 }
 
 pub fn suspend(cx: &Context, query: &str) -> Result<i32, Fail> {
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     job.suspend()
         .map_err(Fail::call("cannot suspend the job"))?;
@@ -80,7 +85,7 @@ pub fn suspend(cx: &Context, query: &str) -> Result<i32, Fail> {
 }
 
 pub fn cancel(cx: &Context, query: &str) -> Result<i32, Fail> {
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     let code = job.cancel().map_err(Fail::call("cannot cancel the job"))?;
     cx.note(format!(
@@ -92,7 +97,7 @@ pub fn cancel(cx: &Context, query: &str) -> Result<i32, Fail> {
 }
 
 pub fn complete(cx: &Context, query: &str) -> Result<i32, Fail> {
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     let code = job
         .complete()
@@ -145,7 +150,7 @@ pub fn set(
         }
         _ => {}
     }
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     let doing = format!("cannot set {}", property_name(property));
     let seconds = || -> Result<u32, Fail> {
@@ -256,7 +261,7 @@ fn parse_number(text: &str) -> Option<u32> {
 
 /// GetReplyData: only upload-reply jobs have a reply (else BITS_E_NOTIMPL, as BITS answers).
 pub fn get_reply_data(cx: &Context, query: &str, output: Option<&Path>) -> Result<i32, Fail> {
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     let rec = job.record().map_err(Fail::call("cannot read the job"))?;
     if rec.job_type != JobType::UploadReply {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub fn run(cx: &Context, until_idle: bool) -> Result<i32, Fail> {
     interrupt::install();
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, queue::Hold::ToTransfer)?;
     cx.note(format!(
         "holding the queue {} (process {}); {}",
         cx.dir.display(),

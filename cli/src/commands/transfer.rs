@@ -48,7 +48,7 @@ pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
     let headers = headers(&args.headers);
 
     interrupt::install();
-    let manager = queue::open(&cx.dir)?;
+    let manager = queue::open(&cx.dir, queue::Hold::ToTransfer)?;
     let job = match same_transfer(&manager, job_type, &files) {
         Some((job, rec)) => {
             let p = rec.progress();
