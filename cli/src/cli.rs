@@ -151,6 +151,9 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), generated from these definitions (for scripts/install.sh)
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Args, Debug, Clone)]

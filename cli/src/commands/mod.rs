@@ -61,8 +61,11 @@ impl Context {
 
 /// Runs the verb; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32, Fail> {
-    if let Command::Completions { shell } = cli.command {
-        return completions::print(shell);
+    // These describe the tool, not a queue: no state folder needed.
+    match cli.command {
+        Command::Completions { shell } => return completions::print(shell),
+        Command::Man => return completions::man(),
+        _ => {}
     }
     let dir = queue::state_dir(cli.global.state_dir.as_deref())?;
     let cx = Context {
@@ -95,7 +98,7 @@ pub fn run(cli: Cli) -> Result<i32, Fail> {
             interval,
         } => show::monitor(&cx, all_users, interval),
         Command::Run { until_idle } => run::run(&cx, until_idle),
-        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }
 
