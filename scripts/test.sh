@@ -22,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-echo "== Rust tests (core, ffi, header freshness, test server)"
+echo "== Rust tests (core, ffi, the openbits command line, header freshness, test server)"
 cargo test --workspace --quiet
 echo "== C tests"
 tests/c/run.sh

@@ -193,6 +193,7 @@ pub struct Lines {
     last_line: Option<Instant>,
     last_state: Option<JobState>,
     last_tenth: u64,
+    last_bytes: u64,
     first_bytes: Option<u64>,
 }
 
@@ -203,6 +204,7 @@ impl Lines {
             last_line: None,
             last_state: None,
             last_tenth: 0,
+            last_bytes: 0,
             first_bytes: None,
         }
     }
@@ -222,8 +224,13 @@ impl Lines {
         let due = match since {
             None => true,
             Some(s) if s < Duration::from_secs(1) => false,
+            // With no size to take tenths of, a line every 10 s while bytes arrive.
             Some(s) => {
-                changed_state || tenth > self.last_tenth || (!known && s >= Duration::from_secs(10))
+                changed_state
+                    || tenth > self.last_tenth
+                    || (!known
+                        && p.bytes_transferred != self.last_bytes
+                        && s >= Duration::from_secs(10))
             }
         };
         if !due {
@@ -252,13 +259,18 @@ impl Lines {
         }
         if job.state == JobState::TransientError {
             if let Some(e) = &job.error {
-                line.push_str(&format!(": {}, will retry", e.description));
+                line.push_str(&format!(": {}", e.description));
+            }
+            if let Some(at) = job.retry_at_ms {
+                let wait = at.saturating_sub(openbits_core::job::now_ms()) / 1000;
+                line.push_str(&format!("; retrying in {}", format::duration(wait)));
             }
         }
         eprintln!("{}", strip_controls(&line));
         self.last_line = Some(now);
         self.last_state = Some(job.state);
         self.last_tenth = tenth;
+        self.last_bytes = p.bytes_transferred;
     }
 }
 

@@ -44,12 +44,14 @@ impl Context {
 
     /// `openbits` with the queue this command used, for the commands we suggest.
     pub fn openbits(&self) -> String {
+        // A folder that came from $OPENBITS_HOME comes from there again.
+        let from_env = std::env::var_os("OPENBITS_HOME").map(std::path::PathBuf::from);
         match &self.global.state_dir {
-            Some(_) => format!(
+            Some(d) if Some(d) != from_env.as_ref() => format!(
                 "openbits --state-dir {}",
                 transfer::shell_quote(&self.dir.to_string_lossy())
             ),
-            None => "openbits".into(),
+            _ => "openbits".into(),
         }
     }
 
