@@ -290,11 +290,11 @@ pub fn info(job: &JobRecord) -> String {
         .collect();
     if let Some(e) = &job.error {
         out.push_str(&format!(
-            "Error\n  {}\n  {}\n  {} ({})\n",
+            "Error\n  {}\n  {}\n  {} ({:?})\n",
             crate::fail::code_and_name(e.code),
             e.description,
             e.context.description(),
-            format!("{:?}", e.context),
+            e.context,
         ));
         if let Some(f) = e.file_index.and_then(|i| job.files.get(i as usize)) {
             out.push_str(&format!("  file: {} -> {}\n", f.remote_url, f.local_path));

@@ -24,11 +24,10 @@ use fail::Fail;
 
 fn main() {
     let args = cli::Cli::parse();
-    let quiet = args.global.quiet;
     let status = match commands::run(args) {
         Ok(status) => status,
         Err(fail) => {
-            report(&fail, quiet);
+            report(&fail);
             fail.exit_status()
         }
     };
@@ -37,7 +36,7 @@ fn main() {
 
 /// Errors go to stderr even with `--quiet` (it silences everything but them). On a terminal the
 /// first line is red, as PowerShell shows a failed transfer.
-fn report(fail: &Fail, _quiet: bool) {
+fn report(fail: &Fail) {
     use std::io::IsTerminal;
     let text = fail.to_string();
     let mut lines = text.lines();
