@@ -169,7 +169,7 @@ got=$(curl -sI "$base_url/$(tail -n1 "$names")" | tr -d '\r' | awk -F': ' 'tolow
 
 # --- build -------------------------------------------------------------------------------------
 echo "== building libopenbits (release) and bench/many.c"
-(cd "$repo" && cargo build --release -q -p openbits-ffi)
+(cd "$repo" && cargo build --profile bench -q -p openbits-ffi)
 lib="$repo/target/release"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/many.c" \

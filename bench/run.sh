@@ -155,7 +155,7 @@ got=$(curl -sI "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-length" {
 
 # --- build -------------------------------------------------------------------------------------
 echo "== building libopenbits (release)"
-(cd "$repo" && cargo build --release -q -p openbits-ffi)
+(cd "$repo" && cargo build --profile bench -q -p openbits-ffi)
 lib="$repo/target/release"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/download.c" \

@@ -36,7 +36,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "== building libopenbits (release) and bench/store.c"
-(cd "$repo" && cargo build --release -q -p openbits-ffi)
+(cd "$repo" && cargo build --profile bench -q -p openbits-ffi)
 lib="$repo/target/release"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/store.c" \

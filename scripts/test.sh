@@ -37,7 +37,7 @@ if ! command -v moto_server >/dev/null && ! python3 -c 'import moto.server' 2>/d
   if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
-echo "== Rust tests (core, ffi, header freshness, test server, protocol, openbits-server)"
+echo "== Rust tests (core, ffi, the openbits command line, header freshness, test server, protocol, openbits-server)"
 cargo test --workspace --quiet
 echo "== openbits-server with curl speaking BITS by hand, directly and through nginx"
 server/tests/curl_compat.sh

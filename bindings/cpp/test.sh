@@ -55,8 +55,8 @@ command -v patchelf >/dev/null 2>&1 && have_patchelf=1
 if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
     echo "== SKIP_BUILD=1: using target/debug as it is"
 else
-    echo "== cargo build -p openbits-ffi -p openbits-testserver (debug)"
-    (cd "$ROOT" && cargo build --quiet -p openbits-ffi -p openbits-testserver)
+    echo "== cargo build -p openbits-ffi -p openbits-testserver -p openbits-cli (debug)"
+    (cd "$ROOT" && cargo build --quiet -p openbits-ffi -p openbits-testserver -p openbits-cli)
 fi
 
 # ---- Scratch folder, server ----------------------------------------------------------------------------
@@ -165,9 +165,13 @@ install_step() {
     "$ROOT/scripts/install.sh" --prefix "$PREFIX" --debug --no-build
     for f in include/openbits.h include/openbits.hpp lib/libopenbits.a lib/libopenbits.so \
         lib/pkgconfig/openbits.pc lib/cmake/openbits/openbitsConfig.cmake \
-        lib/cmake/openbits/openbitsConfigVersion.cmake; do
+        lib/cmake/openbits/openbitsConfigVersion.cmake bin/openbits share/man/man1/openbits.1 \
+        share/bash-completion/completions/openbits share/zsh/site-functions/_openbits \
+        share/fish/vendor_completions.d/openbits.fish; do
         [[ -e "$PREFIX/$f" ]] || { echo "missing: $PREFIX/$f"; return 1; }
     done
+    "$PREFIX/bin/openbits" --version | grep -Fx "openbits $VERSION"
+    grep -q '^\.TH openbits 1' "$PREFIX/share/man/man1/openbits.1"
     cmp "$ROOT/bindings/cpp/openbits.hpp" "$PREFIX/include/openbits.hpp"
     cmp "$ROOT/include/openbits.h" "$PREFIX/include/openbits.h"
     if [[ $have_patchelf == 1 ]]; then

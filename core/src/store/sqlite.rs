@@ -21,6 +21,9 @@ use std::sync::Arc;
 
 pub const DB_FILE: &str = "openbits.db";
 
+// Reading without the folder's lock, for tools beside the holder (a child: it builds a store).
+mod readonly;
+
 /// Schema steps; step i takes the database from version i to i + 1.
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.

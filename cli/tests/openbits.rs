@@ -1,0 +1,661 @@
+//! The `openbits` binary, run as a real process against the real test server (in this process)
+//! and real queues in temporary folders. Every wait polls a condition with a deadline.
+
+use openbits_core::{Config, JobType, Manager};
+use openbits_testserver::{pattern, TestServer};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_openbits");
+
+/// Polls `cond` until it holds; fails the test after 30 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Fixture {
+    server: TestServer,
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn run_of(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            server: TestServer::start(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("queue")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn p(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--state-dir")
+            .arg(self.state())
+            .args(args)
+            .env_remove("OPENBITS_HOME")
+            .stdin(Stdio::null());
+        c
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        run_of(self.command(args).output().unwrap())
+    }
+    /// Runs and expects exit status `code`.
+    fn expect(&self, code: i32, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, code, "openbits {args:?}: {r:?}");
+        r
+    }
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+    fn jobs(&self) -> Vec<Value> {
+        let doc = self.expect(0, &["--json", "list"]).json();
+        doc["jobs"].as_array().unwrap().clone()
+    }
+    fn info(&self, job: &str) -> Value {
+        self.expect(0, &["--json", "info", job]).json()
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill on the pid of a child we spawned and have not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Waits for a child with a deadline; returns its status and output.
+fn finish(mut child: Child) -> Run {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut status = None;
+    wait_until("the child to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    Run {
+        code: status.unwrap().code().unwrap_or(-1),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn assert_file(path: &Path, expected: &[u8]) {
+    let got = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        got == expected,
+        "{} differs from what the server has",
+        path.display()
+    );
+}
+
+#[test]
+fn transfer_downloads_every_file_and_completes() {
+    let f = Fixture::new();
+    f.server.add("/a.bin", pattern(300_000, 1));
+    f.server.add("/b.bin", pattern(5_000, 2));
+    std::fs::create_dir(f.path("into")).unwrap();
+    let r = f.expect(
+        0,
+        &[
+            "transfer",
+            &f.server.url("/a.bin"),
+            &f.p("a.bin"),
+            &f.server.url("/b.bin"),
+            &format!("{}/", f.p("into")),
+        ],
+    );
+    assert_file(&f.path("a.bin"), &pattern(300_000, 1));
+    // A folder as DEST takes the URL's file name, as Start-BitsTransfer does.
+    assert_file(&f.path("into/b.bin"), &pattern(5_000, 2));
+    assert!(r.stdout.contains("transferred 297.9 KiB"), "{r:?}");
+    // Not a terminal: no control character anywhere.
+    assert!(
+        !r.stderr.contains('\x1b') && !r.stderr.contains('\r'),
+        "{r:?}"
+    );
+    // Completed jobs leave the queue.
+    assert!(f.jobs().is_empty());
+}
+
+#[test]
+fn transfer_json_is_one_document_and_quiet_prints_nothing() {
+    let f = Fixture::new();
+    f.server.add("/x", pattern(10_000, 3));
+    let r = f.expect(0, &["--json", "transfer", &f.server.url("/x"), &f.p("x")]);
+    let doc = r.json();
+    assert_eq!(doc["state"], "ACKNOWLEDGED");
+    assert_eq!(doc["bytes_transferred"], 10_000);
+    assert_eq!(doc["priority"], "FOREGROUND");
+    assert_eq!(doc["files"][0]["local_path"], f.p("x"));
+    assert_eq!(doc["result"], "0x00000000 BITS_S_OK");
+    let r = f.expect(0, &["--quiet", "transfer", &f.server.url("/x"), &f.p("y")]);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+    assert_file(&f.path("y"), &pattern(10_000, 3));
+}
+
+#[test]
+fn transfer_failure_reports_the_bits_error_and_a_rerun_continues_the_job() {
+    let f = Fixture::new();
+    let url = f.server.url("/later.bin");
+    let r = f.expect(1, &["transfer", "--name", "fails", &url, &f.p("later.bin")]);
+    for part in [
+        "0x80190194",
+        "BITS_E_HTTP_ERROR(404)",
+        "HTTP 404 Not Found",
+        "remote file",
+    ] {
+        assert!(r.stderr.contains(part), "{part}: {r:?}");
+    }
+    let jobs = f.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["state"], "ERROR");
+    assert_eq!(jobs[0]["error"]["name"], "BITS_E_HTTP_ERROR(404)");
+    let id = jobs[0]["id"].as_str().unwrap().to_string();
+    // The same transfer again continues that job, once the file exists.
+    f.server.add("/later.bin", pattern(4_000, 4));
+    let r = f.expect(0, &["transfer", "--name", "fails", &url, &f.p("later.bin")]);
+    assert!(r.stderr.contains(&format!("continuing job {id}")), "{r:?}");
+    assert_file(&f.path("later.bin"), &pattern(4_000, 4));
+    assert!(f.jobs().is_empty());
+}
+
+#[test]
+fn ctrl_c_suspends_and_the_same_transfer_continues_with_a_range() {
+    let f = Fixture::new();
+    let data = pattern(1_500_000, 5);
+    f.server.add("/slow.bin", data.clone());
+    let url = f.server.url("/slow.bin?rate=400000");
+    let dest = f.p("slow.bin");
+    let child = f.spawn(&["transfer", &url, &dest]);
+    // The transfer's process holds the queue; what it has recorded is readable meanwhile.
+    wait_until("a checkpoint of the transfer", || {
+        let jobs = f.jobs();
+        jobs.len() == 1 && jobs[0]["bytes_transferred"].as_u64().unwrap() > 0
+    });
+    signal(&child, libc::SIGINT);
+    let r = finish(child);
+    assert_eq!(r.code, 130, "{r:?}");
+    assert!(
+        r.stderr.contains("is suspended; continue it with:"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains(&format!("transfer '{url}' {dest}")),
+        "the command that continues: {r:?}"
+    );
+    let jobs = f.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["state"], "SUSPENDED");
+    let kept = jobs[0]["bytes_transferred"].as_u64().unwrap();
+    assert!(
+        kept > 0 && kept < data.len() as u64,
+        "progress recorded at suspend: {kept}"
+    );
+    assert!(
+        !f.path("slow.bin").exists(),
+        "nothing in place before complete"
+    );
+
+    let r = f.expect(0, &["transfer", &url, &dest]);
+    let id = jobs[0]["id"].as_str().unwrap();
+    assert!(
+        r.stderr
+            .contains(&format!("continuing job {id} (SUSPENDED")),
+        "{r:?}"
+    );
+    assert_file(&f.path("slow.bin"), &data);
+    let resumed = f
+        .server
+        .seen()
+        .iter()
+        .filter_map(|s| s.range.clone())
+        .filter_map(|r| {
+            r.strip_prefix("bytes=")?
+                .strip_suffix('-')?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        resumed >= kept,
+        "continued from {resumed}, {kept} were kept"
+    );
+}
+
+#[test]
+fn every_changing_verb_on_a_free_queue() {
+    let f = Fixture::new();
+    f.server.add("/v.bin", pattern(50_000, 6));
+    let id = f.expect(0, &["create", "verbs"]).stdout.trim().to_string();
+    assert!(id.starts_with('{') && id.len() == 38, "{id}");
+    f.expect(
+        0,
+        &["addfile", "verbs", &f.server.url("/v.bin"), &f.p("v.bin")],
+    );
+    // Every property the core supports, read back through info --json.
+    let sets: &[(&str, &str, &str, Value)] = &[
+        ("priority", "high", "priority", "HIGH".into()),
+        (
+            "description",
+            "for the test",
+            "description",
+            "for the test".into(),
+        ),
+        ("retry-delay", "7", "retry_delay_s", 7.into()),
+        (
+            "no-progress-timeout",
+            "99",
+            "no_progress_timeout_s",
+            99.into(),
+        ),
+        (
+            "max-download-time",
+            "1234",
+            "max_download_time_s",
+            1234.into(),
+        ),
+        (
+            "max-download-size",
+            "1000000",
+            "max_download_size",
+            1_000_000.into(),
+        ),
+        (
+            "custom-headers",
+            "X-A: 1\\nX-B: 2",
+            "custom_headers",
+            "X-A: 1\r\nX-B: 2\r\n".into(),
+        ),
+        ("proxy", "no-proxy", "proxy_usage", "NO_PROXY".into()),
+        (
+            "notify-cmdline",
+            "/bin/true done",
+            "notify_program",
+            "/bin/true".into(),
+        ),
+        ("notify-flags", "0x1", "notify_flags", 1.into()),
+        ("dynamic-content", "false", "dynamic_content", false.into()),
+    ];
+    for (property, value, field, expected) in sets {
+        f.expect(0, &["set", &id, property, value]);
+        assert_eq!(&f.info(&id)[*field], expected, "{property}");
+    }
+    f.expect(
+        0,
+        &[
+            "set",
+            &id,
+            "proxy",
+            "proxy.test:3128",
+            "--bypass",
+            "<local>",
+        ],
+    );
+    let doc = f.info(&id);
+    assert_eq!(
+        (doc["proxy_usage"].as_str(), doc["proxy_list"].as_str()),
+        (Some("OVERRIDE"), Some("proxy.test:3128"))
+    );
+    f.expect(0, &["set", &id, "proxy", "preconfig"]);
+    f.expect(0, &["set", &id, "display-name", "renamed"]);
+    assert_eq!(f.info("renamed")["display_name"], "renamed");
+    // What the core refuses, with its code; what the policy issue will bring, with BITS_E_NOTIMPL.
+    f.expect(2, &["set", &id, "priority", "urgent"]);
+    let r = f.expect(1, &["set", &id, "description", &"x".repeat(2000)]);
+    assert!(r.stderr.contains("0x80070057 BITS_E_INVALIDARG"), "{r:?}");
+    let r = f.expect(1, &["set", &id, "max-bandwidth", "2MiB"]);
+    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    let r = f.expect(1, &["set", &id, "transfer-policy", "unrestricted"]);
+    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    let r = f.expect(2, &["set", &id, "credentials", "server:me"]);
+    assert!(r.stderr.contains("--password-env"), "{r:?}");
+    f.expect(0, &["set", &id, "custom-headers", ""]);
+    f.expect(0, &["set", &id, "notify-cmdline", ""]);
+    assert_eq!(f.info(&id)["custom_headers"], Value::Null);
+
+    // resume without --wait queues the job; nobody holds the queue, so it waits there.
+    f.expect(0, &["resume", &id]);
+    assert_eq!(f.info(&id)["state"], "QUEUED");
+    f.expect(0, &["suspend", &id]);
+    assert_eq!(f.info(&id)["state"], "SUSPENDED");
+    let r = f.expect(0, &["resume", &id, "--wait"]);
+    assert!(r.stdout.contains("complete"), "{r:?}");
+    assert_eq!(f.info(&id)["state"], "TRANSFERRED");
+    assert!(!f.path("v.bin").exists());
+    // Reply data is for upload-reply jobs only: BITS's answer for a download.
+    let r = f.expect(1, &["getreplydata", &id]);
+    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    f.expect(0, &["complete", &id]);
+    assert_file(&f.path("v.bin"), &pattern(50_000, 6));
+    assert!(f.jobs().is_empty());
+
+    let other = f.expect(0, &["--json", "create", "to cancel"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.expect(0, &["cancel", &other]);
+    assert!(f.jobs().is_empty());
+}
+
+#[test]
+fn uploads_fail_with_the_cores_code_until_they_land() {
+    let f = Fixture::new();
+    std::fs::write(f.path("up.txt"), b"hello").unwrap();
+    for flag in ["--upload", "--upload-reply"] {
+        let r = f.expect(1, &["create", flag, "up"]);
+        assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+        let r = f.expect(1, &["transfer", flag, &f.p("up.txt"), &f.server.url("/up")]);
+        assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+        assert!(r.stderr.contains("upload"), "{r:?}");
+    }
+    assert!(f.jobs().is_empty());
+    let r = f.expect(
+        1,
+        &[
+            "transfer",
+            "--max-bandwidth",
+            "1M",
+            &f.server.url("/x"),
+            &f.p("x"),
+        ],
+    );
+    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let f = Fixture::new();
+    f.expect(2, &["transfer", &f.server.url("/x")]);
+    f.expect(
+        2,
+        &[
+            "transfer",
+            &f.server.url("/x"),
+            &f.p("x"),
+            &f.server.url("/y"),
+        ],
+    );
+    f.expect(2, &["frobnicate"]);
+    f.expect(2, &["info", "nothing-by-that-name"]);
+    let r = f.expect(0, &["--help"]);
+    for line in [
+        "0    done",
+        "1    the job failed",
+        "2    usage",
+        "3    the queue is held",
+        "130  interrupted",
+    ] {
+        assert!(r.stdout.contains(line), "{line}: {r:?}");
+    }
+    let r = f.expect(0, &["list", "--help"]);
+    assert!(
+        r.stdout
+            .contains("as fresh as that process's last checkpoint"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn job_names_prefixes_and_ambiguity() {
+    let f = Fixture::new();
+    let a = f.expect(0, &["create", "twin"]).stdout.trim().to_string();
+    let b = f.expect(0, &["create", "twin"]).stdout.trim().to_string();
+    let c = f.expect(0, &["create", "single"]).stdout.trim().to_string();
+    let r = f.expect(2, &["info", "twin"]);
+    assert!(
+        r.stderr.contains("names 2 jobs") && r.stderr.contains(&a) && r.stderr.contains(&b),
+        "{r:?}"
+    );
+    let r = f.expect(2, &["suspend", "twin"]);
+    assert!(r.stderr.contains(&a) && r.stderr.contains(&b), "{r:?}");
+    assert_eq!(f.info("single")["id"], c.as_str());
+    // A prefix long enough to tell the GUIDs apart (they are random: find the shortest).
+    let (a_bare, b_bare) = (a[1..].to_lowercase(), b[1..].to_lowercase());
+    let n = (1..36)
+        .find(|&n| a_bare[..n] != b_bare[..n] && !c[1..].to_lowercase().starts_with(&a_bare[..n]))
+        .unwrap();
+    assert_eq!(f.info(&a_bare[..n])["id"], a.as_str());
+    f.expect(0, &["cancel", &a_bare[..n]]);
+    let left: Vec<Value> = f.jobs().iter().map(|j| j["id"].clone()).collect();
+    assert_eq!(left, [Value::from(b.as_str()), Value::from(c.as_str())]);
+}
+
+/// The test process holds the queue through the core, as an application would; the tool, a
+/// second process, reads it and is refused changes with status 3 and our process id.
+#[test]
+fn a_held_queue_is_read_but_not_changed() {
+    let f = Fixture::new();
+    f.server.add("/held.bin", pattern(2_000_000, 7));
+    let manager = Manager::open(Some(&f.state()), Config::default()).unwrap();
+    let job = manager.create_job("held", JobType::Download).unwrap();
+    job.add_file(&f.server.url("/held.bin?rate=500000"), &f.p("held.bin"))
+        .unwrap();
+    job.resume().unwrap();
+    let pid = std::process::id();
+
+    let doc = f.expect(0, &["--json", "list"]).json();
+    assert_eq!(doc["holder"]["pid"], pid);
+    assert_eq!(doc["jobs"][0]["display_name"], "held");
+    let r = f.expect(0, &["list"]);
+    assert!(r.stdout.contains("held"), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!("held by process {pid}")),
+        "{r:?}"
+    );
+    // Progress shows as the holder checkpoints it.
+    wait_until("the holder's progress to show", || {
+        f.info("held")["bytes_transferred"].as_u64().unwrap() > 0
+    });
+    let r = f.expect(0, &["info", "held"]);
+    assert!(r.stdout.contains("Files (1)"), "{r:?}");
+
+    let id = job.record().unwrap().id.to_string();
+    let url = f.server.url("/held.bin");
+    let writes: Vec<Vec<&str>> = vec![
+        vec!["create", "x"],
+        vec!["addfile", &id, &url, "/tmp/x"],
+        vec!["resume", &id],
+        vec!["suspend", &id],
+        vec!["cancel", &id],
+        vec!["complete", &id],
+        vec!["set", &id, "priority", "low"],
+        vec!["getreplydata", &id],
+        vec!["transfer", &url, "/tmp/y"],
+        vec!["run", "--until-idle"],
+    ];
+    for args in &writes {
+        let r = f.expect(3, args);
+        assert!(
+            r.stderr.contains(&format!("held by process {pid}")),
+            "{args:?}: {r:?}"
+        );
+    }
+    // Nothing the tool did disturbed the holder: it goes on and finishes.
+    assert_eq!(
+        job.wait(Some(Duration::from_secs(30))).unwrap(),
+        openbits_core::JobState::Transferred
+    );
+    drop(job);
+    drop(manager);
+    // Once released, the same verbs work.
+    f.expect(0, &["complete", "held"]);
+    assert_file(&f.path("held.bin"), &pattern(2_000_000, 7));
+}
+
+#[test]
+fn run_until_idle_transfers_the_queue_and_run_holds_it() {
+    let f = Fixture::new();
+    f.server.add("/r.bin", pattern(20_000, 8));
+    let id = f.expect(0, &["create", "queued"]).stdout.trim().to_string();
+    f.expect(0, &["addfile", &id, &f.server.url("/r.bin"), &f.p("r.bin")]);
+    f.expect(0, &["resume", &id]);
+    let r = f.expect(0, &["run", "--until-idle"]);
+    assert!(
+        r.stdout.contains(&format!("{id} queued: TRANSFERRED")),
+        "{r:?}"
+    );
+    assert_eq!(f.info(&id)["state"], "TRANSFERRED");
+
+    // `run` without --until-idle holds the queue until SIGTERM (what systemd sends).
+    let child = f.spawn(&["run"]);
+    let pid = child.id();
+    wait_until("run to hold the queue", || {
+        f.expect(0, &["--json", "list"]).json()["holder"]["pid"] == pid
+    });
+    let r = f.expect(3, &["complete", &id]);
+    assert!(
+        r.stderr
+            .contains(&format!("held by process {pid} (openbits)")),
+        "{r:?}"
+    );
+    signal(&child, libc::SIGTERM);
+    let r = finish(child);
+    assert_eq!(r.code, 0, "{r:?}");
+    f.expect(0, &["complete", &id]);
+    assert_file(&f.path("r.bin"), &pattern(20_000, 8));
+}
+
+#[test]
+fn monitor_prints_a_json_line_per_refresh_until_ctrl_c() {
+    let f = Fixture::new();
+    f.expect(0, &["create", "watched"]);
+    let mut child = f.spawn(&["--json", "monitor", "--interval", "0.1"]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(doc["jobs"][0]["display_name"], "watched");
+        assert!(doc["time"].is_string());
+    }
+    signal(&child, libc::SIGINT);
+    let mut status = None;
+    wait_until("monitor to stop", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(0));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let f = Fixture::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let r = f.expect(0, &["completions", shell]);
+        assert!(
+            r.stdout.contains("transfer") && r.stdout.contains("getreplydata"),
+            "{shell}: {r:?}"
+        );
+    }
+}
+
+/// On a terminal (a pseudo-terminal from `script`), the bars advance and the last line reports
+/// the size.
+#[test]
+fn terminal_shows_advancing_bars() {
+    let f = Fixture::new();
+    f.server.add("/tty.bin", pattern(1 << 20, 9));
+    let cmd = format!(
+        "stty cols 120 rows 30; exec {BIN} --state-dir '{}' transfer '{}' '{}'",
+        f.state().display(),
+        f.server.url("/tty.bin?rate=700000"),
+        f.p("tty.bin")
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .env_remove("OPENBITS_HOME")
+        .output()
+        .expect("script(1) from util-linux runs the terminal test");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains('\x1b'),
+        "bars are drawn with escape sequences: {screen:?}"
+    );
+    // Each redraw of a bar shows "<done>/1.0 MiB"; collect the <done> values in order.
+    let mut shown = Vec::new();
+    for (i, _) in screen.match_indices("/1.0 MiB") {
+        let before = &screen[..i];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ' '))
+            .map_or(0, |s| s + 1);
+        let token = before[start..].trim();
+        if let Some((number, unit)) = token.rsplit_once(' ').or(Some((token, "B"))) {
+            let scale = match unit {
+                "KiB" => 1024.0,
+                "MiB" => 1048576.0,
+                _ => 1.0,
+            };
+            if let Ok(n) = number.trim().parse::<f64>() {
+                shown.push((n * scale) as u64);
+            }
+        }
+    }
+    let distinct: std::collections::BTreeSet<u64> = shown.iter().copied().collect();
+    assert!(
+        distinct.len() >= 3,
+        "the bar advanced: {shown:?}\n{screen:?}"
+    );
+    assert_eq!(distinct.last(), Some(&(1 << 20)), "{shown:?}");
+    assert!(screen.contains("transferred 1.0 MiB"), "{screen:?}");
+    assert_file(&f.path("tty.bin"), &pattern(1 << 20, 9));
+}
