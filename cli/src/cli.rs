@@ -96,7 +96,8 @@ pub enum Command {
     /// ('' clears); notify-flags NUMBER; dynamic-content true|false and max-download-size BYTES
     /// (before the first resume). credentials: server|proxy:USER with the password in
     /// --password-env; they live in memory only, so they are refused here: give them to
-    /// `transfer` or `resume --wait`. max-bandwidth and transfer-policy: not in this openbits yet.
+    /// `transfer` or `resume --wait`. max-bandwidth: bytes per second (500k, 2MiB); transfer-policy:
+    /// always, not-roaming, no-surcharge, standard, unrestricted, or a BITS_COST_STATE_* mask.
     Set {
         job: String,
         property: Property,

@@ -156,6 +156,8 @@ pub fn job_json(job: &JobRecord) -> Value {
         "custom_headers": extras.custom_headers.as_deref(),
         "notify_program": extras.notify_program.as_deref(),
         "notify_parameters": extras.notify_parameters.as_deref(),
+        "max_bandwidth": extras.max_bandwidth,
+        "transfer_policy": extras.transfer_policy.unwrap_or(openbits_core::job::TRANSFER_POLICY_ALWAYS),
         "files": files,
         "error": error,
     })
@@ -263,6 +265,22 @@ pub fn info(job: &JobRecord) -> String {
         },
     );
     add("Security flags", format!("0x{:04X}", job.security_flags));
+    add(
+        "Max bandwidth",
+        match extras.max_bandwidth {
+            0 => "none".into(),
+            b => rate(b as f64),
+        },
+    );
+    add(
+        "Transfer policy",
+        format!(
+            "0x{:08X}",
+            extras
+                .transfer_policy
+                .unwrap_or(openbits_core::job::TRANSFER_POLICY_ALWAYS)
+        ),
+    );
     add(
         "Proxy",
         match (job.proxy_usage, &extras.proxy_list) {

@@ -358,14 +358,20 @@ fn every_changing_verb_on_a_free_queue() {
     f.expect(0, &["set", &id, "proxy", "preconfig"]);
     f.expect(0, &["set", &id, "display-name", "renamed"]);
     assert_eq!(f.info("renamed")["display_name"], "renamed");
-    // What the core refuses, with its code; what the policy issue will bring, with BITS_E_NOTIMPL.
+    // What the core refuses, with its code.
     f.expect(2, &["set", &id, "priority", "urgent"]);
     let r = f.expect(1, &["set", &id, "description", &"x".repeat(2000)]);
     assert!(r.stderr.contains("0x80070057 BITS_E_INVALIDARG"), "{r:?}");
-    let r = f.expect(1, &["set", &id, "max-bandwidth", "2MiB"]);
-    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
-    let r = f.expect(1, &["set", &id, "transfer-policy", "unrestricted"]);
-    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    f.expect(0, &["set", &id, "max-bandwidth", "2MiB"]);
+    f.expect(0, &["set", &id, "transfer-policy", "unrestricted"]);
+    let doc = f.info(&id);
+    assert_eq!(
+        (doc["max_bandwidth"].as_u64(), doc["transfer_policy"].as_u64()),
+        (Some(2 << 20), Some(0x8000_0021))
+    );
+    f.expect(2, &["set", &id, "transfer-policy", "sometimes"]);
+    let r = f.expect(1, &["set", &id, "transfer-policy", "0x40000001"]);
+    assert!(r.stderr.contains("0x80070057 BITS_E_INVALIDARG"), "{r:?}");
     let r = f.expect(2, &["set", &id, "credentials", "server:me"]);
     assert!(r.stderr.contains("--password-env"), "{r:?}");
     f.expect(0, &["set", &id, "custom-headers", ""]);
@@ -397,28 +403,41 @@ fn every_changing_verb_on_a_free_queue() {
 }
 
 #[test]
-fn uploads_fail_with_the_cores_code_until_they_land() {
+fn uploads_go_to_openbits_server_and_upload_reply_is_refused() {
     let f = Fixture::new();
-    std::fs::write(f.path("up.txt"), b"hello").unwrap();
-    for flag in ["--upload", "--upload-reply"] {
-        let r = f.expect(1, &["create", flag, "up"]);
-        assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
-        let r = f.expect(1, &["transfer", flag, &f.p("up.txt"), &f.server.url("/up")]);
-        assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
-        assert!(r.stderr.contains("upload"), "{r:?}");
-    }
-    assert!(f.jobs().is_empty());
+    let root = f.path("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = openbits_server::embedded::Embedded::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        root.to_str().unwrap(),
+    ])
+    .unwrap();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(f.path("up.bin"), &content).unwrap();
     let r = f.expect(
-        1,
+        0,
         &[
             "transfer",
+            "--upload",
             "--max-bandwidth",
-            "1M",
-            &f.server.url("/x"),
-            &f.p("x"),
+            "10M",
+            &f.p("up.bin"),
+            &server.url("/in/up.bin"),
         ],
     );
+    assert!(r.stdout.contains("transferred") || r.stderr.is_empty(), "{r:?}");
+    assert_eq!(std::fs::read(root.join("in/up.bin")).unwrap(), content);
+    // Upload-reply jobs are not in the core yet: BITS's code, exit 1, nothing left behind.
+    let r = f.expect(1, &["create", "--upload-reply", "up"]);
     assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    let r = f.expect(
+        1,
+        &["transfer", "--upload-reply", &f.p("up.bin"), &server.url("/r")],
+    );
+    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    assert!(f.jobs().is_empty());
 }
 
 #[test]

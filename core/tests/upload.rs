@@ -4,80 +4,22 @@
 //! a local file that changes during the upload.
 
 mod common;
-use clap::Parser;
 use common::wait_until;
 use openbits_core::hresult as hr;
 use openbits_core::job::FileRange;
 use openbits_core::{Config, JobState, JobType, Manager};
-use std::net::SocketAddr;
+use openbits_server::embedded::Embedded;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(60));
 const MIB: u64 = 1 << 20;
 
-/// An openbits-server on a free port, storing into `root`; stopped on drop.
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(root: &Path, extra: &[&str]) -> Server {
-        let mut args = vec![
-            "openbits-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--root",
-            root.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let cfg = openbits_server::config::Options::parse_from(args)
-            .resolve()
-            .unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let ready = move |addr: SocketAddr, _tls: bool| {
-                    let _ = addr_tx.send(addr);
-                };
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                openbits_server::run(cfg, ready, shutdown).await.unwrap();
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server listens");
-        Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// An openbits-server on a free port, storing into `root` (stopped on drop).
+fn server(root: &Path, extra: &[&str]) -> Embedded {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Embedded::start(&args).unwrap()
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
@@ -105,7 +47,7 @@ fn an_upload_arrives_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let server = Server::start(&root, &[]);
+    let server = server(&root, &[]);
     let bytes = data(5 * MIB as usize + 12_345, 1);
     let src = source(dir.path(), "report.bin", &bytes);
     let m = manager(&dir.path().join("state"));
@@ -127,7 +69,7 @@ fn a_restart_mid_upload_continues_the_same_session() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let server = Server::start(&root, &[]);
+    let server = server(&root, &[]);
     let bytes = data(24 * MIB as usize, 2);
     let src = source(dir.path(), "big.bin", &bytes);
     let state = dir.path().join("state");
@@ -208,7 +150,7 @@ fn the_servers_refusals_reach_the_job() {
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("taken.bin"), b"already here").unwrap();
-    let server = Server::start(&root, &["--max-upload-size", "1000"]);
+    let server = server(&root, &["--max-upload-size", "1000"]);
     let m = manager(&dir.path().join("state"));
     // An existing file is not overwritten (the server's default).
     let src = source(dir.path(), "small.bin", b"new content");
@@ -239,7 +181,7 @@ fn a_local_file_that_changes_stops_the_upload() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let server = Server::start(&root, &[]);
+    let server = server(&root, &[]);
     let bytes = data(16 * MIB as usize, 4);
     let src = source(dir.path(), "moving.bin", &bytes);
     let m = manager(&dir.path().join("state"));

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod embedded;
 pub mod notify;
 pub mod paths;
 pub mod service;

@@ -3,7 +3,7 @@
 //! records the change before the command returns.
 
 use super::transfer::{
-    absolute, job_type, parse_priority, refuse_bandwidth, shell_quote, start, watch,
+    absolute, job_type, parse_priority, parse_bandwidth, shell_quote, start, watch,
 };
 use super::{apply_credentials, find, Context};
 use crate::cli::{Credentials, Kind, Property};
@@ -132,13 +132,6 @@ pub fn set(
 ) -> Result<i32, Fail> {
     // What is refused whatever the job, before the queue is opened.
     match property {
-        Property::MaxBandwidth => refuse_bandwidth(value)?,
-        Property::TransferPolicy => {
-            return Err(Fail::call("transfer-policy")(Error::new(
-                hr::E_NOTIMPL,
-                "cost-based transfer policies are not in this openbits yet",
-            )))
-        }
         Property::Credentials => {
             return Err(Fail::Usage(
                 "credentials are kept in memory only (never written to the queue), so they \
@@ -222,9 +215,25 @@ pub fn set(
                 .ok_or_else(|| Fail::Usage(format!("{value:?} is not a number")))?;
             job.set_notify_flags(flags)
         }
-        Property::MaxBandwidth | Property::TransferPolicy | Property::Credentials => {
-            unreachable!("refused above")
+        Property::MaxBandwidth => job.set_max_bandwidth(parse_bandwidth(value)?),
+        Property::TransferPolicy => {
+            // BITS_JOB_TRANSFER_POLICY_* by name, or a BITS_COST_STATE_* mask as a number.
+            let flags = match value.to_ascii_lowercase().replace('_', "-").as_str() {
+                "always" => openbits_core::job::TRANSFER_POLICY_ALWAYS,
+                "not-roaming" => openbits_core::job::TRANSFER_POLICY_NOT_ROAMING,
+                "no-surcharge" => openbits_core::job::TRANSFER_POLICY_NO_SURCHARGE,
+                "standard" => openbits_core::job::TRANSFER_POLICY_STANDARD,
+                "unrestricted" => openbits_core::job::TRANSFER_POLICY_UNRESTRICTED,
+                _ => parse_number(value).ok_or_else(|| {
+                    Fail::Usage(format!(
+                        "{value:?} is not a transfer policy: always, not-roaming, no-surcharge, \
+                         standard, unrestricted, or a BITS_COST_STATE_* mask"
+                    ))
+                })?,
+            };
+            job.set_transfer_policy(flags)
         }
+        Property::Credentials => unreachable!("refused above"),
     };
     result.map_err(Fail::call(doing))?;
     cx.note(format!(

@@ -9,7 +9,7 @@ use crate::interrupt;
 use crate::progress::Display;
 use crate::queue;
 use openbits_core::hresult as hr;
-use openbits_core::{Error, Job, JobRecord, JobState, JobType, Manager, Priority};
+use openbits_core::{Job, JobRecord, JobState, JobType, Manager, Priority};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -23,9 +23,11 @@ pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
             args.pairs.last().map(String::as_str).unwrap_or("")
         )));
     }
-    if let Some(rate) = &args.max_bandwidth {
-        refuse_bandwidth(rate)?;
-    }
+    let max_bandwidth = args
+        .max_bandwidth
+        .as_deref()
+        .map(parse_bandwidth)
+        .transpose()?;
     let job_type = job_type(args.kind);
     if job_type != JobType::Download && args.pairs.len() != 2 {
         return Err(Fail::Usage(
@@ -79,6 +81,10 @@ pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
     };
     job.set_priority(priority(args.priority))
         .map_err(Fail::call("cannot set the priority"))?;
+    if let Some(bytes) = max_bandwidth {
+        job.set_max_bandwidth(bytes)
+            .map_err(Fail::call("--max-bandwidth"))?;
+    }
     if let Some(h) = &headers {
         job.set_custom_headers(Some(h))
             .map_err(Fail::call("--header"))?;
@@ -114,21 +120,13 @@ pub fn parse_priority(text: &str) -> Option<Priority> {
     PriorityArg::from_str(text, true).ok().map(priority)
 }
 
-/// Bandwidth limits come with the policy issue; until then the flag is refused, with BITS's
-/// code for "not implemented", rather than silently ignored.
-pub fn refuse_bandwidth(rate: &str) -> Result<(), Fail> {
-    let Some(bytes) = format::parse_rate(rate) else {
-        return Err(Fail::Usage(format!(
+/// A job's own rate limit, in bytes per second (0: none).
+pub fn parse_bandwidth(rate: &str) -> Result<u64, Fail> {
+    format::parse_rate(rate).ok_or_else(|| {
+        Fail::Usage(format!(
             "{rate:?} is not a rate: give bytes per second, e.g. 500k, 2MiB or 1.5M/s"
-        )));
-    };
-    Err(Fail::call("max-bandwidth")(Error::new(
-        hr::E_NOTIMPL,
-        format!(
-            "bandwidth limits ({} requested) are not in this openbits yet",
-            format::rate(bytes as f64)
-        ),
-    )))
+        ))
+    })
 }
 
 /// A URL as the library stores it (so a rerun finds the job it made), or a local path made a

@@ -203,6 +203,11 @@ pub(crate) async fn run_job(
                 }
             }
             Err(failure) => {
+                // A task told to stop (suspend, preemption, close) may see its connection torn
+                // down first: that is not the job's error, and must not cost it a retry delay.
+                if *stop.borrow() || shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 // The other files stop where they are (dropped at their next await).
                 fail(shared, cell, Some(index), failure);
                 return;
