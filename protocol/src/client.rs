@@ -415,6 +415,12 @@ impl ClientSession {
         }
     }
 
+    /// Where to send the next packet: the upload URL, with the host replaced by the
+    /// `BITS-Host-Id` while one is in force ([MC-BUP] §2.2.3.2).
+    pub fn target_url(&self) -> String {
+        self.base_url()
+    }
+
     /// The upload URL with the Host-Id applied: where the server said it lives.
     fn base_url(&self) -> String {
         if let (Some(h), Ok(mut u)) = (&self.host_id, url::Url::parse(&self.cfg.url)) {

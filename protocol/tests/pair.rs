@@ -411,7 +411,9 @@ fn host_id_redirects_later_packets_and_falls_back() {
     assert_eq!((client.host_id(), client.host_id_fallback_timeout()), (Some("node7"), Some(110)));
     let Next::Send(ping) = client.next() else { panic!() };
     assert_eq!((ping.packet, ping.host.as_deref()), (PacketType::Ping, Some("node7")));
+    assert_eq!(client.target_url(), "http://node7/up/dir/file.bin");
     client.fall_back_to_origin();
+    assert_eq!(client.target_url(), URL);
     let Next::Send(again) = client.next() else { panic!() };
     assert_eq!((again.packet, again.host), (PacketType::CreateSession, None));
     server.host_id = None;
