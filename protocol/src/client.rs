@@ -67,7 +67,13 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub fn new(url: impl Into<String>, total: u64) -> ClientConfig {
-        ClientConfig { url: url.into(), total, upload_reply: false, content_name: None, fragment_len: DEFAULT_FRAGMENT }
+        ClientConfig {
+            url: url.into(),
+            total,
+            upload_reply: false,
+            content_name: None,
+            fragment_len: DEFAULT_FRAGMENT,
+        }
     }
 }
 
@@ -91,7 +97,9 @@ pub struct Request {
 pub enum Next {
     Send(Request),
     /// Download the reply (an ordinary GET, ranges allowed), then call `reply_downloaded`.
-    DownloadReply { url: String },
+    DownloadReply {
+        url: String,
+    },
     /// The session is closed: the upload is in place on the server.
     Done,
     /// The session was cancelled (or never existed).
@@ -105,19 +113,31 @@ pub enum Next {
 pub enum Event {
     /// A Ping or control Ack that needs no attention.
     Continue,
-    SessionCreated { id: String },
+    SessionCreated {
+        id: String,
+    },
     /// A fragment was acknowledged: the server has `0..received`.
-    Progress { received: u64 },
+    Progress {
+        received: u64,
+    },
     /// 416: the server expects `received` next (it may have moved backwards).
-    Resync { received: u64 },
+    Resync {
+        received: u64,
+    },
     /// The server lost the session (BG_E_SESSION_NOT_FOUND); a new one is created next.
     NewSession,
     /// 413: fragments are now `len` bytes.
-    ShrinkFragment { len: u64 },
+    ShrinkFragment {
+        len: u64,
+    },
     /// 401 / 407: resend the same request with credentials (only once in a row).
-    Authenticate { proxy: bool },
+    Authenticate {
+        proxy: bool,
+    },
     /// Every byte is acknowledged and the reply is at `url`.
-    ReplyReady { url: String },
+    ReplyReady {
+        url: String,
+    },
     /// Transient: wait the retry delay, then call `next` again.
     Retry(ProtocolError),
     /// Fatal: the job goes to ERROR.
@@ -177,7 +197,12 @@ impl ClientSession {
 
     /// Continues a session stored by an earlier process: resumes with a Ping then a Fragment
     /// from `offset` (the server corrects the offset with 416 if it differs).
-    pub fn resume(cfg: ClientConfig, session_id: String, offset: u64, host_id: Option<String>) -> ClientSession {
+    pub fn resume(
+        cfg: ClientConfig,
+        session_id: String,
+        offset: u64,
+        host_id: Option<String>,
+    ) -> ClientSession {
         let mut s = ClientSession::new(cfg);
         s.offset = offset.min(s.cfg.total);
         s.session_id = Some(session_id);
@@ -210,7 +235,10 @@ impl ClientSession {
         self.reply_url.as_deref()
     }
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, State::Done | State::Cancelled | State::Failed(_))
+        matches!(
+            self.state,
+            State::Done | State::Cancelled | State::Failed(_)
+        )
     }
 
     /// What to do now. Calling it again before answering returns the same request.
@@ -223,7 +251,13 @@ impl ClientSession {
             State::Failed(e) => return Next::Failed(e.clone()),
             State::GetReply => match &self.reply_url {
                 Some(url) => return Next::DownloadReply { url: url.clone() },
-                None => return Next::Failed(ProtocolError::invalid_response(PacketType::Fragment, 200, "no reply URL")),
+                None => {
+                    return Next::Failed(ProtocolError::invalid_response(
+                        PacketType::Fragment,
+                        200,
+                        "no reply URL",
+                    ))
+                }
             },
             State::CreateSession => PacketType::CreateSession,
             State::Ping => PacketType::Ping,
@@ -255,13 +289,27 @@ impl ClientSession {
                 put(&mut h, headers::SESSION_ID, id);
             }
         }
-        put(&mut h, "content-length", &body.map_or(0, |r| r.len()).to_string());
+        put(
+            &mut h,
+            "content-length",
+            &body.map_or(0, |r| r.len()).to_string(),
+        );
         if packet == PacketType::CloseSession {
             self.close_attempts += 1;
         }
         self.sent = Some((packet, body));
-        let host = if packet == PacketType::CreateSession { None } else { self.host_id.clone() };
-        Next::Send(Request { method: BITS_POST, packet, headers: h, body, host })
+        let host = if packet == PacketType::CreateSession {
+            None
+        } else {
+            self.host_id.clone()
+        };
+        Next::Send(Request {
+            method: BITS_POST,
+            packet,
+            headers: h,
+            body,
+            host,
+        })
     }
 
     fn put_content_name(&self, h: &mut HeaderMap) {
@@ -279,7 +327,9 @@ impl ClientSession {
             if !self.auth_retried {
                 self.auth_retried = true;
                 self.sent = Some((packet, body));
-                return Event::Authenticate { proxy: status == 407 };
+                return Event::Authenticate {
+                    proxy: status == 407,
+                };
             }
             return self.fail(ProtocolError::from_ack(packet, status, headers));
         }
@@ -289,7 +339,9 @@ impl ClientSession {
             return self.session_lost(packet, status, headers);
         }
         match packet {
-            PacketType::Fragment if ok || status == 416 => self.on_fragment_ack(status, headers, body),
+            PacketType::Fragment if ok || status == 416 => {
+                self.on_fragment_ack(status, headers, body)
+            }
             PacketType::Fragment if status == 413 => {
                 if self.fragment_len <= MIN_FRAGMENT {
                     let mut e = ProtocolError::from_ack(packet, status, headers);
@@ -297,7 +349,9 @@ impl ClientSession {
                     return self.fail(e);
                 }
                 self.fragment_len = (self.fragment_len / 2).max(MIN_FRAGMENT);
-                Event::ShrinkFragment { len: self.fragment_len }
+                Event::ShrinkFragment {
+                    len: self.fragment_len,
+                }
             }
             _ if !ok => {
                 let e = ProtocolError::from_ack(packet, status, headers);
@@ -313,8 +367,12 @@ impl ClientSession {
                     (Some(_), false) => State::Fragment,
                     // Everything was acknowledged before the interruption: only the reply (if
                     // any) and the close remain; a resent last fragment would be 416, not a reply.
-                    (Some(_), true) if self.cfg.upload_reply && self.reply_url.is_some() => State::GetReply,
-                    (Some(_), true) if self.cfg.upload_reply && self.cfg.total > 0 => State::Fragment,
+                    (Some(_), true) if self.cfg.upload_reply && self.reply_url.is_some() => {
+                        State::GetReply
+                    }
+                    (Some(_), true) if self.cfg.upload_reply && self.cfg.total > 0 => {
+                        State::Fragment
+                    }
                     (Some(_), true) => State::CloseSession,
                 };
                 if self.state == State::Fragment && self.offset == self.cfg.total {
@@ -340,15 +398,28 @@ impl ClientSession {
     fn on_create_ack(&mut self, status: u16, headers: &HeaderMap) -> Event {
         let id = match headers::get(headers, headers::SESSION_ID) {
             Some(id) if !id.is_empty() && id.len() <= headers::MAX_SESSION_ID => id.to_owned(),
-            _ => return self.fail(ProtocolError::invalid_response(PacketType::CreateSession, status, "no usable BITS-Session-Id")),
+            _ => {
+                return self.fail(ProtocolError::invalid_response(
+                    PacketType::CreateSession,
+                    status,
+                    "no usable BITS-Session-Id",
+                ))
+            }
         };
         if let Some(p) = headers::get(headers, headers::PROTOCOL) {
             if headers::normalise_guid(p).as_deref() != Some(PROTOCOL_GUID) {
-                return self.fail(ProtocolError::invalid_response(PacketType::CreateSession, status, "unknown BITS-Protocol"));
+                return self.fail(ProtocolError::invalid_response(
+                    PacketType::CreateSession,
+                    status,
+                    "unknown BITS-Protocol",
+                ));
             }
         }
-        self.host_id = headers::get(headers, headers::HOST_ID).filter(|h| !h.is_empty()).map(str::to_owned);
-        self.host_id_fallback = headers::get(headers, headers::HOST_ID_FALLBACK_TIMEOUT).and_then(parse_received);
+        self.host_id = headers::get(headers, headers::HOST_ID)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned);
+        self.host_id_fallback =
+            headers::get(headers, headers::HOST_ID_FALLBACK_TIMEOUT).and_then(parse_received);
         self.session_id = Some(id.clone());
         self.stalls = 0;
         self.close_attempts = 0;
@@ -372,38 +443,71 @@ impl ClientSession {
     /// server places an empty file (how Windows does this is not documented).
     fn zero_length_next(&mut self) -> State {
         if self.cfg.upload_reply {
-            State::Failed(ProtocolError::invalid_response(PacketType::CreateSession, 0, "an upload-reply needs at least one byte"))
+            State::Failed(ProtocolError::invalid_response(
+                PacketType::CreateSession,
+                0,
+                "an upload-reply needs at least one byte",
+            ))
         } else {
             State::CloseSession
         }
     }
 
-    fn on_fragment_ack(&mut self, status: u16, headers: &HeaderMap, sent: Option<ContentRange>) -> Event {
-        let received = match headers::get(headers, headers::RECEIVED_CONTENT_RANGE).and_then(parse_received) {
-            Some(r) if r <= self.cfg.total => r,
-            _ => return self.fail(ProtocolError::invalid_response(PacketType::Fragment, status, "missing or invalid BITS-Received-Content-Range")),
-        };
+    fn on_fragment_ack(
+        &mut self,
+        status: u16,
+        headers: &HeaderMap,
+        sent: Option<ContentRange>,
+    ) -> Event {
+        let received =
+            match headers::get(headers, headers::RECEIVED_CONTENT_RANGE).and_then(parse_received) {
+                Some(r) if r <= self.cfg.total => r,
+                _ => {
+                    return self.fail(ProtocolError::invalid_response(
+                        PacketType::Fragment,
+                        status,
+                        "missing or invalid BITS-Received-Content-Range",
+                    ))
+                }
+            };
         let before = self.offset;
         self.offset = received;
         if status == 416 {
-            let stalled = sent.is_some_and(|r| r.first == received) || received == before && received != self.cfg.total;
+            let stalled = sent.is_some_and(|r| r.first == received)
+                || received == before && received != self.cfg.total;
             self.stalls = if stalled { self.stalls + 1 } else { 0 };
             if self.stalls >= MAX_STALLS {
-                return self.fail(ProtocolError::invalid_response(PacketType::Fragment, status, "416 without moving the offset"));
+                return self.fail(ProtocolError::invalid_response(
+                    PacketType::Fragment,
+                    status,
+                    "416 without moving the offset",
+                ));
             }
         } else {
             self.stalls = 0;
         }
         if received < self.cfg.total {
             self.state = State::Fragment;
-            return if status == 416 { Event::Resync { received } } else { Event::Progress { received } };
+            return if status == 416 {
+                Event::Resync { received }
+            } else {
+                Event::Progress { received }
+            };
         }
         if !self.cfg.upload_reply {
             self.state = State::CloseSession;
-            return if status == 416 { Event::Resync { received } } else { Event::Progress { received } };
+            return if status == 416 {
+                Event::Resync { received }
+            } else {
+                Event::Progress { received }
+            };
         }
         let Some(raw) = headers::get(headers, headers::REPLY_URL).filter(|u| !u.is_empty()) else {
-            return self.fail(ProtocolError::invalid_response(PacketType::Fragment, status, "upload-reply without BITS-Reply-URL"));
+            return self.fail(ProtocolError::invalid_response(
+                PacketType::Fragment,
+                status,
+                "upload-reply without BITS-Reply-URL",
+            ));
         };
         match resolve_reply_url(&self.base_url(), raw) {
             Some(url) => {
@@ -411,8 +515,18 @@ impl ClientSession {
                 self.state = State::GetReply;
                 Event::ReplyReady { url }
             }
-            None => self.fail(ProtocolError::invalid_response(PacketType::Fragment, status, "unusable BITS-Reply-URL")),
+            None => self.fail(ProtocolError::invalid_response(
+                PacketType::Fragment,
+                status,
+                "unusable BITS-Reply-URL",
+            )),
         }
+    }
+
+    /// Where to send the next packet: the upload URL, with the host replaced by the
+    /// `BITS-Host-Id` while one is in force ([MC-BUP] §2.2.3.2).
+    pub fn target_url(&self) -> String {
+        self.base_url()
     }
 
     /// The upload URL with the Host-Id applied: where the server said it lives.
@@ -437,7 +551,9 @@ impl ClientSession {
                 self.state = State::Done;
                 Event::Complete
             }
-            PacketType::CreateSession => self.fail(ProtocolError::from_ack(packet, status, headers)),
+            PacketType::CreateSession => {
+                self.fail(ProtocolError::from_ack(packet, status, headers))
+            }
             _ => {
                 self.session_id = None;
                 self.reply_url = None;
@@ -475,7 +591,11 @@ impl ClientSession {
         if matches!(self.state, State::Done | State::Cancelled) {
             return;
         }
-        self.state = if self.session_id.is_some() { State::CancelSession } else { State::Cancelled };
+        self.state = if self.session_id.is_some() {
+            State::CancelSession
+        } else {
+            State::Cancelled
+        };
     }
 
     /// The Host-Id fall-back timer expired: go back to the URL's own host, where the session
@@ -503,7 +623,11 @@ fn is_transient(e: &ProtocolError) -> bool {
     match e.status {
         408 | 429 => true,
         501 | 505 => false,
-        500..=599 => e.code != Hresult::BG_E_TOO_LARGE && e.code != Hresult::E_INVALIDARG && e.code != Hresult::E_ACCESSDENIED,
+        500..=599 => {
+            e.code != Hresult::BG_E_TOO_LARGE
+                && e.code != Hresult::E_INVALIDARG
+                && e.code != Hresult::E_ACCESSDENIED
+        }
         _ => false,
     }
 }
@@ -539,8 +663,14 @@ mod tests {
             resolve_reply_url(base, r"BITS-Sessions\Replies\{C85B}\responsefile.bin").as_deref(),
             Some("http://frankcao8/upload/BITS-Sessions/Replies/%7BC85B%7D/responsefile.bin")
         );
-        assert_eq!(resolve_reply_url(base, "/r/1").as_deref(), Some("http://frankcao8/r/1"));
-        assert_eq!(resolve_reply_url(base, "https://other/x?y=1").as_deref(), Some("https://other/x?y=1"));
+        assert_eq!(
+            resolve_reply_url(base, "/r/1").as_deref(),
+            Some("http://frankcao8/r/1")
+        );
+        assert_eq!(
+            resolve_reply_url(base, "https://other/x?y=1").as_deref(),
+            Some("https://other/x?y=1")
+        );
         assert_eq!(resolve_reply_url(base, "file:///etc/passwd"), None);
         assert_eq!(resolve_reply_url(base, &"a".repeat(2201)), None);
     }

@@ -92,9 +92,17 @@ pub struct ProtocolError {
 impl ProtocolError {
     /// The error an Ack describes; error headers are only meaningful on a non-2xx status.
     pub fn from_ack(packet: PacketType, status: u16, headers: &HeaderMap) -> ProtocolError {
-        let code = error_code(headers).filter(|c| c.0 != 0).unwrap_or_else(|| Hresult::http(status));
+        let code = error_code(headers)
+            .filter(|c| c.0 != 0)
+            .unwrap_or_else(|| Hresult::http(status));
         let context = error_context(headers).unwrap_or(ErrorContext::REMOTE_FILE);
-        ProtocolError { packet, status, code, context, message: format!("{packet}: HTTP {status}, BITS error {code}, context {context}") }
+        ProtocolError {
+            packet,
+            status,
+            code,
+            context,
+            message: format!("{packet}: HTTP {status}, BITS error {code}, context {context}"),
+        }
     }
 
     /// The server sent something the protocol does not allow.
@@ -137,8 +145,18 @@ mod tests {
 
     #[test]
     fn hresults_parse_in_every_form_seen() {
-        for s in ["0x8020001F", "0x8020001f", "8020001F", "x8020001F", " 0X8020001F "] {
-            assert_eq!(Hresult::parse(s), Some(Hresult::BG_E_SESSION_NOT_FOUND), "{s}");
+        for s in [
+            "0x8020001F",
+            "0x8020001f",
+            "8020001F",
+            "x8020001F",
+            " 0X8020001F ",
+        ] {
+            assert_eq!(
+                Hresult::parse(s),
+                Some(Hresult::BG_E_SESSION_NOT_FOUND),
+                "{s}"
+            );
         }
         assert_eq!(Hresult::parse(""), None);
         assert_eq!(Hresult::parse("0x"), None);
@@ -152,7 +170,10 @@ mod tests {
     fn both_error_header_names_are_read() {
         for name in ["BITS-Error-Code", "bits-error", "BITS-ERROR"] {
             let mut h = HeaderMap::new();
-            h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("0x80070057"));
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("0x80070057"),
+            );
             h.insert("bits-error-context", HeaderValue::from_static("0x7"));
             let e = ProtocolError::from_ack(PacketType::Fragment, 400, &h);
             assert_eq!(e.code, Hresult::E_INVALIDARG, "{name}");

@@ -74,7 +74,9 @@ impl PacketType {
 
     pub fn parse(s: &str) -> Option<PacketType> {
         let s = s.trim();
-        PacketType::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s))
+        PacketType::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -86,11 +88,18 @@ impl std::fmt::Display for PacketType {
 
 /// A header's value as text, if present and visible ASCII.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Sets a header whose name is one of this module's constants.
-pub fn set(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<(), http::header::InvalidHeaderValue> {
+pub fn set(
+    headers: &mut HeaderMap,
+    name: &'static str,
+    value: &str,
+) -> Result<(), http::header::InvalidHeaderValue> {
     let value = HeaderValue::from_str(value)?;
     headers.insert(HeaderName::from_static(name), value);
     Ok(())
@@ -115,11 +124,17 @@ pub fn parse_protocol_list(value: &str) -> Vec<String> {
 
 /// `{7DF0354D-…}` or `7df0354d-…` → `{7df0354d-…}`; anything else → None.
 pub fn normalise_guid(s: &str) -> Option<String> {
-    let inner = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(s);
+    let inner = s
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(s);
     let groups: Vec<&str> = inner.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     if groups.len() != 5
-        || groups.iter().zip(lens).any(|(g, n)| g.len() != n || !g.bytes().all(|b| b.is_ascii_hexdigit()))
+        || groups
+            .iter()
+            .zip(lens)
+            .any(|(g, n)| g.len() != n || !g.bytes().all(|b| b.is_ascii_hexdigit()))
     {
         return None;
     }
@@ -128,12 +143,18 @@ pub fn normalise_guid(s: &str) -> Option<String> {
 
 /// The first protocol in the client's list that this implementation speaks.
 pub fn negotiate(value: &str) -> Option<&'static str> {
-    parse_protocol_list(value).iter().any(|g| g == PROTOCOL_GUID).then_some(PROTOCOL_GUID)
+    parse_protocol_list(value)
+        .iter()
+        .any(|g| g == PROTOCOL_GUID)
+        .then_some(PROTOCOL_GUID)
 }
 
 /// A header that is too long to accept ([`MAX_HEADER_VALUE`]), by name.
 pub fn oversized_header(headers: &HeaderMap) -> Option<&HeaderName> {
-    headers.iter().find(|(_, v)| v.len() > MAX_HEADER_VALUE).map(|(n, _)| n)
+    headers
+        .iter()
+        .find(|(_, v)| v.len() > MAX_HEADER_VALUE)
+        .map(|(n, _)| n)
 }
 
 #[cfg(test)]
@@ -146,7 +167,10 @@ mod tests {
             assert_eq!(PacketType::parse(&p.as_str().to_ascii_uppercase()), Some(p));
             assert_eq!(PacketType::parse(&p.as_str().to_ascii_lowercase()), Some(p));
         }
-        assert_eq!(PacketType::parse(" create-SESSION "), Some(PacketType::CreateSession));
+        assert_eq!(
+            PacketType::parse(" create-SESSION "),
+            Some(PacketType::CreateSession)
+        );
         assert_eq!(PacketType::parse("Create Session"), None);
         assert_eq!(PacketType::CreateSession.to_string(), "Create-Session");
     }
@@ -155,21 +179,45 @@ mod tests {
     fn protocol_lists_split_on_spaces_and_commas_in_any_case() {
         let other = "{00000000-0000-0000-0000-000000000001}";
         assert_eq!(negotiate(PROTOCOL_GUID), Some(PROTOCOL_GUID));
-        assert_eq!(negotiate(&PROTOCOL_GUID.to_ascii_uppercase()), Some(PROTOCOL_GUID));
-        assert_eq!(negotiate(&format!("{other} {PROTOCOL_GUID}")), Some(PROTOCOL_GUID));
-        assert_eq!(negotiate(&format!("{other},{PROTOCOL_GUID}")), Some(PROTOCOL_GUID));
-        assert_eq!(negotiate(&format!("{other} ,  {}", PROTOCOL_GUID.to_ascii_uppercase())), Some(PROTOCOL_GUID));
-        assert_eq!(negotiate("7DF0354D-249B-430F-820D-3D2A9BEF4931"), Some(PROTOCOL_GUID));
+        assert_eq!(
+            negotiate(&PROTOCOL_GUID.to_ascii_uppercase()),
+            Some(PROTOCOL_GUID)
+        );
+        assert_eq!(
+            negotiate(&format!("{other} {PROTOCOL_GUID}")),
+            Some(PROTOCOL_GUID)
+        );
+        assert_eq!(
+            negotiate(&format!("{other},{PROTOCOL_GUID}")),
+            Some(PROTOCOL_GUID)
+        );
+        assert_eq!(
+            negotiate(&format!(
+                "{other} ,  {}",
+                PROTOCOL_GUID.to_ascii_uppercase()
+            )),
+            Some(PROTOCOL_GUID)
+        );
+        assert_eq!(
+            negotiate("7DF0354D-249B-430F-820D-3D2A9BEF4931"),
+            Some(PROTOCOL_GUID)
+        );
         assert_eq!(negotiate(other), None);
         assert_eq!(negotiate(""), None);
         assert_eq!(negotiate("{7df0354d-249b-430f-820d-3d2a9bef493}"), None);
-        assert_eq!(parse_protocol_list(&format!("x {other} {PROTOCOL_GUID}")).len(), 2);
+        assert_eq!(
+            parse_protocol_list(&format!("x {other} {PROTOCOL_GUID}")).len(),
+            2
+        );
     }
 
     #[test]
     fn header_lookup_ignores_case() {
         let mut h = HeaderMap::new();
-        h.insert(HeaderName::from_bytes(b"BITS-PACKET-TYPE").expect("valid name"), HeaderValue::from_static("fragment"));
+        h.insert(
+            HeaderName::from_bytes(b"BITS-PACKET-TYPE").expect("valid name"),
+            HeaderValue::from_static("fragment"),
+        );
         assert_eq!(packet_type(&h), Some(PacketType::Fragment));
     }
 }

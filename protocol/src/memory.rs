@@ -67,23 +67,37 @@ impl MemoryServer {
                 }
                 self.next_id += 1;
                 let id = format!("{{00000000-0000-4000-8000-{:012x}}}", self.next_id);
-                self.sessions.insert(id.clone(), MemorySession { path: path.to_owned(), ..Default::default() });
+                self.sessions.insert(
+                    id.clone(),
+                    MemorySession {
+                        path: path.to_owned(),
+                        ..Default::default()
+                    },
+                );
                 server::ack_create(&id, protocol, self.host_id.as_ref())
             }
             PacketType::Fragment => self.fragment(&req, body),
             PacketType::CloseSession => {
-                let Some(id) = req.session_id.as_deref() else { return Reply::invalid() };
-                let Some(s) = self.sessions.remove(id) else { return Reply::session_not_found() };
+                let Some(id) = req.session_id.as_deref() else {
+                    return Reply::invalid();
+                };
+                let Some(s) = self.sessions.remove(id) else {
+                    return Reply::session_not_found();
+                };
                 // Closing before the last byte deletes the upload ([MC-BUP] §2.2.8); a session
                 // that never got a fragment is a zero-byte file.
-                let complete = s.total.map_or(s.data.is_empty(), |t| s.data.len() as u64 == t);
+                let complete = s
+                    .total
+                    .map_or(s.data.is_empty(), |t| s.data.len() as u64 == t);
                 if complete && s.reply_url.is_none() {
                     self.files.insert(s.path, s.data);
                 }
                 server::ack_session(Some(id))
             }
             PacketType::CancelSession => {
-                let Some(id) = req.session_id.as_deref() else { return Reply::invalid() };
+                let Some(id) = req.session_id.as_deref() else {
+                    return Reply::invalid();
+                };
                 if self.sessions.remove(id).is_none() {
                     return Reply::session_not_found();
                 }
@@ -94,15 +108,29 @@ impl MemoryServer {
     }
 
     fn fragment(&mut self, req: &server::Request, body: &[u8]) -> Reply {
-        let (Some(id), Some(range)) = (req.session_id.as_deref(), req.range) else { return Reply::invalid() };
+        let (Some(id), Some(range)) = (req.session_id.as_deref(), req.range) else {
+            return Reply::invalid();
+        };
         let max_size = self.max_size;
         let app = self.application;
-        let Some(s) = self.sessions.get_mut(id) else { return Reply::session_not_found() };
-        let progress = Progress { total: s.total, received: s.data.len() as u64 };
+        let Some(s) = self.sessions.get_mut(id) else {
+            return Reply::session_not_found();
+        };
+        let progress = Progress {
+            total: s.total,
+            received: s.data.len() as u64,
+        };
         match server::plan_fragment(range, progress, max_size) {
             Err(reply) => reply,
-            Ok(FragmentPlan::Duplicate) => server::ack_fragment(id, progress.received, s.reply_url.as_deref()),
-            Ok(FragmentPlan::Write { discard, len, total, .. }) => {
+            Ok(FragmentPlan::Duplicate) => {
+                server::ack_fragment(id, progress.received, s.reply_url.as_deref())
+            }
+            Ok(FragmentPlan::Write {
+                discard,
+                len,
+                total,
+                ..
+            }) => {
                 let (d, l) = (discard as usize, len as usize);
                 s.data.extend_from_slice(&body[d..d + l]);
                 s.total = Some(total);
@@ -112,15 +140,28 @@ impl MemoryServer {
                         match app(&s.data) {
                             Ok(reply) => {
                                 let url = format!(r"BITS-Sessions\Replies\{id}\responsefile.bin");
-                                self.replies.insert(format!("BITS-Sessions/Replies/{id}/responsefile.bin"), reply);
+                                self.replies.insert(
+                                    format!("BITS-Sessions/Replies/{id}/responsefile.bin"),
+                                    reply,
+                                );
                                 s.reply_url = Some(url);
                             }
                             Err(status) => {
                                 // The bytes stay; a resent last fragment notifies again.
                                 s.data.truncate(s.data.len() - l);
                                 let code = Hresult::http(status);
-                                let status = if (400..600).contains(&status) { status } else if application_status_is_transient(status) { 503 } else { 400 };
-                                return Reply::error(status, code, ErrorContext::REMOTE_APPLICATION);
+                                let status = if (400..600).contains(&status) {
+                                    status
+                                } else if application_status_is_transient(status) {
+                                    503
+                                } else {
+                                    400
+                                };
+                                return Reply::error(
+                                    status,
+                                    code,
+                                    ErrorContext::REMOTE_APPLICATION,
+                                );
                             }
                         }
                     }

@@ -12,7 +12,11 @@ impl ContentRange {
     /// A range of `len` (> 0) bytes from `offset`; None when it would be empty or pass `total`.
     pub fn new(offset: u64, len: u64, total: u64) -> Option<ContentRange> {
         let last = offset.checked_add(len)?.checked_sub(1)?;
-        (len > 0 && last < total).then_some(ContentRange { first: offset, last, total })
+        (len > 0 && last < total).then_some(ContentRange {
+            first: offset,
+            last,
+            total,
+        })
     }
 
     /// Bytes in the range.
@@ -74,15 +78,38 @@ mod tests {
     #[test]
     fn ranges_parse_and_print() {
         let r = ContentRange::parse("bytes 0-4891/4892").unwrap();
-        assert_eq!((r.first, r.last, r.total, r.len(), r.end()), (0, 4891, 4892, 4892, 4892));
+        assert_eq!(
+            (r.first, r.last, r.total, r.len(), r.end()),
+            (0, 4891, 4892, 4892, 4892)
+        );
         assert_eq!(r.to_string(), "bytes 0-4891/4892");
-        assert_eq!(ContentRange::parse(" BYTES  128-212 / 300 "), Some(ContentRange { first: 128, last: 212, total: 300 }));
-        for bad in ["bytes 5-4/10", "bytes 0-10/10", "bytes 0-1/*", "bits 0-1/2", "bytes -1-2/3", "bytes 0-/3", "bytes 0-1", "", "bytes 0-+1/3"] {
+        assert_eq!(
+            ContentRange::parse(" BYTES  128-212 / 300 "),
+            Some(ContentRange {
+                first: 128,
+                last: 212,
+                total: 300
+            })
+        );
+        for bad in [
+            "bytes 5-4/10",
+            "bytes 0-10/10",
+            "bytes 0-1/*",
+            "bits 0-1/2",
+            "bytes -1-2/3",
+            "bytes 0-/3",
+            "bytes 0-1",
+            "",
+            "bytes 0-+1/3",
+        ] {
             assert_eq!(ContentRange::parse(bad), None, "{bad}");
         }
         assert_eq!(ContentRange::new(10, 0, 20), None);
         assert_eq!(ContentRange::new(10, 11, 20), None);
-        assert_eq!(ContentRange::new(10, 10, 20).map(|r| r.to_string()), Some("bytes 10-19/20".into()));
+        assert_eq!(
+            ContentRange::new(10, 10, 20).map(|r| r.to_string()),
+            Some("bytes 10-19/20".into())
+        );
         assert_eq!(parse_received("213"), Some(213));
         assert_eq!(parse_received("-1"), None);
         assert_eq!(parse_received("bytes 0-212"), None);

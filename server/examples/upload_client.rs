@@ -20,9 +20,16 @@ fn run() -> Result<(), String> {
     let (Some(url), Some(path)) = (args.get(1), args.get(2)) else {
         return Err("usage: upload_client URL FILE [FRAGMENT_BYTES]".into());
     };
-    let fragment: u64 = args.get(3).map_or(Ok(8 << 20), |f| f.parse()).map_err(|e| format!("fragment size: {e}"))?;
+    let fragment: u64 = args
+        .get(3)
+        .map_or(Ok(8 << 20), |f| f.parse())
+        .map_err(|e| format!("fragment size: {e}"))?;
     let u = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let addr = format!("{}:{}", u.host_str().ok_or("no host")?, u.port_or_known_default().ok_or("no port")?);
+    let addr = format!(
+        "{}:{}",
+        u.host_str().ok_or("no host")?,
+        u.port_or_known_default().ok_or("no port")?
+    );
     let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     let total = file.metadata().map_err(|e| e.to_string())?.len();
     let mut cfg = ClientConfig::new(url.clone(), total);
@@ -36,14 +43,18 @@ fn run() -> Result<(), String> {
             Next::Send(req) => {
                 let mut head = format!("{} {} HTTP/1.1\r\nHost: {addr}\r\n", req.method, u.path());
                 for (k, v) in &req.headers {
-                    head.push_str(&format!("{k}: {}\r\n", v.to_str().map_err(|e| e.to_string())?));
+                    head.push_str(&format!(
+                        "{k}: {}\r\n",
+                        v.to_str().map_err(|e| e.to_string())?
+                    ));
                 }
                 head.push_str("\r\n");
                 let s = conn.get_mut();
                 s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
                 if let Some(r) = req.body {
                     buf.resize(r.len() as usize, 0);
-                    file.read_exact_at(&mut buf, r.first).map_err(|e| e.to_string())?;
+                    file.read_exact_at(&mut buf, r.first)
+                        .map_err(|e| e.to_string())?;
                     s.write_all(&buf).map_err(|e| e.to_string())?;
                 }
                 let (status, headers) = read_head(&mut conn)?;
@@ -61,7 +72,10 @@ fn run() -> Result<(), String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{total} bytes in {secs:.2} s: {:.0} MiB/s", total as f64 / secs / 1048576.0);
+    println!(
+        "{total} bytes in {secs:.2} s: {:.0} MiB/s",
+        total as f64 / secs / 1048576.0
+    );
     Ok(())
 }
 
@@ -69,7 +83,11 @@ fn run() -> Result<(), String> {
 fn read_head(r: &mut BufReader<TcpStream>) -> Result<(u16, http::HeaderMap), String> {
     let mut line = String::new();
     r.read_line(&mut line).map_err(|e| e.to_string())?;
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(format!("bad status line {line:?}"))?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(format!("bad status line {line:?}"))?;
     let mut headers = http::HeaderMap::new();
     loop {
         let mut l = String::new();
@@ -79,12 +97,19 @@ fn read_head(r: &mut BufReader<TcpStream>) -> Result<(u16, http::HeaderMap), Str
             break;
         }
         if let Some((k, v)) = l.split_once(':') {
-            if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.trim().as_bytes()), http::HeaderValue::from_str(v.trim())) {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.trim().as_bytes()),
+                http::HeaderValue::from_str(v.trim()),
+            ) {
                 headers.append(k, v);
             }
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body).map_err(|e| e.to_string())?;
     Ok((status, headers))

@@ -15,7 +15,8 @@ const CACHE: usize = 4096;
 
 impl Htpasswd {
     pub fn load(path: &Path) -> Result<Htpasswd, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut users = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -26,27 +27,44 @@ impl Htpasswd {
                 return Err(format!("{}:{}: expected user:hash", path.display(), n + 1));
             };
             if !(hash.starts_with("$2y$") || hash.starts_with("$2a$") || hash.starts_with("$2b$")) {
-                return Err(format!("{}:{}: user {user} is not a bcrypt entry (use htpasswd -B)", path.display(), n + 1));
+                return Err(format!(
+                    "{}:{}: user {user} is not a bcrypt entry (use htpasswd -B)",
+                    path.display(),
+                    n + 1
+                ));
             }
             users.insert(user.to_owned(), hash.to_owned());
         }
-        Ok(Htpasswd { users, verified: Mutex::new(HashSet::new()) })
+        Ok(Htpasswd {
+            users,
+            verified: Mutex::new(HashSet::new()),
+        })
     }
 
     /// The user name if the `Authorization` header carries valid Basic credentials.
     pub async fn check(&self, authorization: Option<&str>) -> Option<String> {
-        let encoded = authorization?.trim().strip_prefix("Basic ").or_else(|| authorization?.trim().strip_prefix("basic "))?;
+        let encoded = authorization?
+            .trim()
+            .strip_prefix("Basic ")
+            .or_else(|| authorization?.trim().strip_prefix("basic "))?;
         let decoded = decode_base64(encoded.trim())?;
         let text = String::from_utf8(decoded).ok()?;
         let (user, pass) = text.split_once(':')?;
         let hash = self.users.get(user)?.clone();
-        let digest = ring::digest::digest(&ring::digest::SHA256, format!("{user}\0{pass}\0{hash}").as_bytes()).as_ref().to_vec();
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{user}\0{pass}\0{hash}").as_bytes(),
+        )
+        .as_ref()
+        .to_vec();
         if self.verified.lock().contains(&digest) {
             return Some(user.to_owned());
         }
         let pass = pass.to_owned();
         // bcrypt is deliberately slow: keep it off the reactor threads.
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false)).await.unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
         if !ok {
             return None;
         }
@@ -97,7 +115,10 @@ mod tests {
 
     #[test]
     fn base64_decodes() {
-        assert_eq!(decode_base64("dXNlcjpwYXNz").as_deref(), Some(&b"user:pass"[..]));
+        assert_eq!(
+            decode_base64("dXNlcjpwYXNz").as_deref(),
+            Some(&b"user:pass"[..])
+        );
         assert_eq!(decode_base64("YQ==").as_deref(), Some(&b"a"[..]));
         assert_eq!(decode_base64("YWI=").as_deref(), Some(&b"ab"[..]));
         assert_eq!(decode_base64("!!!!"), None);
@@ -107,12 +128,21 @@ mod tests {
     async fn bcrypt_entries_verify() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("h");
-        let hash = bcrypt::hash("s3cret", 4).unwrap().replacen("$2b$", "$2y$", 1);
+        let hash = bcrypt::hash("s3cret", 4)
+            .unwrap()
+            .replacen("$2b$", "$2y$", 1);
         std::fs::write(&f, format!("# users\nalice:{hash}\n")).unwrap();
         let h = Htpasswd::load(&f).unwrap();
         let basic = |s: &str| format!("Basic {}", encode(s.as_bytes()));
-        assert_eq!(h.check(Some(&basic("alice:s3cret"))).await.as_deref(), Some("alice"));
-        assert_eq!(h.check(Some(&basic("alice:s3cret"))).await.as_deref(), Some("alice"), "cached");
+        assert_eq!(
+            h.check(Some(&basic("alice:s3cret"))).await.as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            h.check(Some(&basic("alice:s3cret"))).await.as_deref(),
+            Some("alice"),
+            "cached"
+        );
         assert_eq!(h.check(Some(&basic("alice:wrong"))).await, None);
         assert_eq!(h.check(Some(&basic("bob:s3cret"))).await, None);
         assert_eq!(h.check(None).await, None);
@@ -124,7 +154,9 @@ mod tests {
         const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut s = String::new();
         for c in b.chunks(3) {
-            let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            let n = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
             for i in 0..4 {
                 if i <= c.len() {
                     s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);

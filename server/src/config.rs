@@ -31,7 +31,11 @@ pub enum LogFormat {
 /// Every option is optional here so that a config file can supply it; defaults are applied in
 /// [`Options::resolve`].
 #[derive(Parser, Debug, Default, Deserialize)]
-#[command(name = "openbits-server", version, about = "A BITS upload server (BITS Upload Protocol, MC-BUP)")]
+#[command(
+    name = "openbits-server",
+    version,
+    about = "A BITS upload server (BITS Upload Protocol, MC-BUP)"
+)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Options {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port)
@@ -135,7 +139,8 @@ impl Options {
     pub fn resolve(self) -> Result<Config, String> {
         let file = match &self.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                 toml::from_str::<Options>(&text).map_err(|e| format!("{}: {e}", p.display()))?
             }
             None => Options::default(),
@@ -147,11 +152,19 @@ impl Options {
             (None, Some(s)) => {
                 let u = url::Url::parse(&s).map_err(|e| format!("--storage {s}: {e}"))?;
                 if u.scheme() == "file" {
-                    Storage::Dir(u.to_file_path().map_err(|_| format!("--storage {s}: not a local path"))?)
-                } else if matches!(u.scheme(), "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "memory") {
+                    Storage::Dir(
+                        u.to_file_path()
+                            .map_err(|_| format!("--storage {s}: not a local path"))?,
+                    )
+                } else if matches!(
+                    u.scheme(),
+                    "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "memory"
+                ) {
                     Storage::Url(u)
                 } else {
-                    return Err(format!("--storage {s}: unsupported scheme (file, s3, gs, az)"));
+                    return Err(format!(
+                        "--storage {s}: unsupported scheme (file, s3, gs, az)"
+                    ));
                 }
             }
             (None, None) => return Err("--root DIR or --storage URL is required".into()),
@@ -170,28 +183,48 @@ impl Options {
             _ => return Err("--tls-cert and --tls-key go together".into()),
         };
         let host_id = o.host_id.or(file.host_id);
-        if host_id.as_ref().is_some_and(|h| h.is_empty() || h.len() > 300) {
+        if host_id
+            .as_ref()
+            .is_some_and(|h| h.is_empty() || h.len() > 300)
+        {
             return Err("--host-id must be 1 to 300 characters".into());
         }
         Ok(Config {
-            listen: o.listen.or(file.listen).ok_or("--listen ADDR:PORT is required")?,
+            listen: o
+                .listen
+                .or(file.listen)
+                .ok_or("--listen ADDR:PORT is required")?,
             storage,
             max_upload_size: o.max_upload_size.or(file.max_upload_size),
-            session_timeout: Duration::from_secs(o.session_timeout.or(file.session_timeout).unwrap_or(DEFAULT_SESSION_TIMEOUT)),
+            session_timeout: Duration::from_secs(
+                o.session_timeout
+                    .or(file.session_timeout)
+                    .unwrap_or(DEFAULT_SESSION_TIMEOUT),
+            ),
             allow_overwrites: o.allow_overwrites || file.allow_overwrites,
             max_sessions_per_client: o.max_sessions_per_client.or(file.max_sessions_per_client),
             max_sessions: o.max_sessions.or(file.max_sessions).unwrap_or(100_000),
             notify_type,
             notify_url,
-            notify_timeout: Duration::from_secs(o.notify_timeout.or(file.notify_timeout).unwrap_or(DEFAULT_NOTIFY_TIMEOUT)),
+            notify_timeout: Duration::from_secs(
+                o.notify_timeout
+                    .or(file.notify_timeout)
+                    .unwrap_or(DEFAULT_NOTIFY_TIMEOUT),
+            ),
             host_id,
             host_id_fallback_timeout: o.host_id_fallback_timeout.or(file.host_id_fallback_timeout),
             htpasswd: o.htpasswd.or(file.htpasswd),
             tls,
             serve_downloads: o.serve_downloads || file.serve_downloads,
             log_format: o.log_format.or(file.log_format).unwrap_or_default(),
-            max_connections: o.max_connections.or(file.max_connections).unwrap_or(1024).max(1),
-            read_timeout: Duration::from_secs(o.read_timeout.or(file.read_timeout).unwrap_or(30).max(1)),
+            max_connections: o
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(1024)
+                .max(1),
+            read_timeout: Duration::from_secs(
+                o.read_timeout.or(file.read_timeout).unwrap_or(30).max(1),
+            ),
         })
     }
 }
@@ -217,18 +250,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "listen = \"127.0.0.1:0\"\nroot = \"/srv/x\"\nmax-upload-size = 10\nnotify-type = \"by-value\"\nnotify-url = \"http://app/\"\nallow-overwrites = true\n").unwrap();
-        let o = Options::parse_from(["s", "--config", f.to_str().unwrap(), "--max-upload-size", "5"]);
+        let o = Options::parse_from([
+            "s",
+            "--config",
+            f.to_str().unwrap(),
+            "--max-upload-size",
+            "5",
+        ]);
         let c = o.resolve().unwrap();
         assert_eq!(c.max_upload_size, Some(5));
         assert_eq!(c.notify_type, NotifyType::ByValue);
         assert!(c.allow_overwrites);
         assert!(matches!(c.storage, Storage::Dir(ref p) if p == std::path::Path::new("/srv/x")));
         std::fs::write(&f, "lissen = 1").unwrap();
-        assert!(Options::parse_from(["s", "--config", f.to_str().unwrap()]).resolve().unwrap_err().contains("lissen"));
-        let c = Options::parse_from(["s", "--listen", "127.0.0.1:1", "--storage", "file:///tmp/u"]).resolve().unwrap();
+        assert!(Options::parse_from(["s", "--config", f.to_str().unwrap()])
+            .resolve()
+            .unwrap_err()
+            .contains("lissen"));
+        let c = Options::parse_from(["s", "--listen", "127.0.0.1:1", "--storage", "file:///tmp/u"])
+            .resolve()
+            .unwrap();
         assert!(matches!(c.storage, Storage::Dir(ref p) if p == std::path::Path::new("/tmp/u")));
         assert_eq!(c.session_timeout, Duration::from_secs(1_209_600));
-        assert!(Options::parse_from(["s", "--listen", "127.0.0.1:1"]).resolve().is_err());
-        assert!(Options::parse_from(["s", "--listen", "127.0.0.1:1", "--root", "/x", "--notify-type", "by-ref"]).resolve().is_err());
+        assert!(Options::parse_from(["s", "--listen", "127.0.0.1:1"])
+            .resolve()
+            .is_err());
+        assert!(Options::parse_from([
+            "s",
+            "--listen",
+            "127.0.0.1:1",
+            "--root",
+            "/x",
+            "--notify-type",
+            "by-ref"
+        ])
+        .resolve()
+        .is_err());
     }
 }

@@ -35,7 +35,10 @@ pub fn open_store(cfg: &Config) -> Result<store::Store, String> {
     .map_err(|e| e.to_string())
 }
 
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
@@ -59,10 +62,13 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_r
 
 /// Removes expired sessions now and then; lookups also refuse expired sessions on their own.
 async fn sweep(app: Arc<App>) {
-    let every = (app.cfg.session_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let every =
+        (app.cfg.session_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(600));
     loop {
         tokio::time::sleep(every).await;
-        let Ok(ids) = app.store.list().await else { continue };
+        let Ok(ids) = app.store.list().await else {
+            continue;
+        };
         let now = store::now();
         for id in ids {
             if let Ok(Some((m, _))) = app.store.load(&id).await {
@@ -78,7 +84,11 @@ async fn sweep(app: Arc<App>) {
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
 /// (at most [`DRAIN`]) and returns. `ready` gets the bound address once connections are accepted.
-pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+pub async fn run(
+    cfg: Config,
+    ready: impl FnOnce(SocketAddr, bool),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
     let store = open_store(&cfg)?;
     let auth = match &cfg.htpasswd {
         Some(p) => Some(auth::Htpasswd::load(p)?),
@@ -86,14 +96,18 @@ pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: im
     };
     if let Some(u) = &cfg.notify_url {
         if notify::target(u, "http://localhost/").is_none() {
-            return Err(format!("--notify-url {u}: must be an http URL (absolute or relative)"));
+            return Err(format!(
+                "--notify-url {u}: must be an http URL (absolute or relative)"
+            ));
         }
     }
     let tls = match &cfg.tls {
         Some((c, k)) => Some(tls_acceptor(c, k)?),
         None => None,
     };
-    let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = Arc::new(App::new(cfg, store, auth, tls.is_some()));
     let sweeper = tokio::spawn(sweep(app.clone()));
@@ -125,7 +139,8 @@ pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: im
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(move |req| service::handle(app.clone(), req, peer));
+            let svc =
+                hyper::service::service_fn(move |req| service::handle(app.clone(), req, peer));
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(read_timeout)
@@ -135,7 +150,11 @@ pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: im
                 .keep_alive(true);
             match tls {
                 Some(acceptor) => {
-                    let Ok(Ok(stream)) = tokio::time::timeout(read_timeout, acceptor.accept(tcp)).await else { return };
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(read_timeout, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
                     let conn = http.serve_connection(TokioIo::new(stream), svc);
                     let _ = watcher.watch(conn).await;
                 }
@@ -148,8 +167,14 @@ pub async fn run(cfg: Config, ready: impl FnOnce(SocketAddr, bool), shutdown: im
     }
     drop(listener);
     sweeper.abort();
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        eprintln!("requests still running after {}s; stopping anyway", DRAIN.as_secs());
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "requests still running after {}s; stopping anyway",
+            DRAIN.as_secs()
+        );
     }
     Ok(())
 }

@@ -9,7 +9,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("openbits-server: cannot start the runtime: {e}");
@@ -21,7 +24,11 @@ fn main() {
         |addr, tls| {
             // The first line on stdout; scripts and tests wait for it.
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "listening on {}://{addr}", if tls { "https" } else { "http" });
+            let _ = writeln!(
+                out,
+                "listening on {}://{addr}",
+                if tls { "https" } else { "http" }
+            );
             let _ = out.flush();
         },
         shutdown_signal(),
@@ -35,7 +42,10 @@ fn main() {
 /// SIGTERM or SIGINT. If a handler cannot be installed the server runs until killed.
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         eprintln!("openbits-server: cannot install signal handlers; stop it with SIGKILL");
         return std::future::pending().await;
     };

@@ -57,11 +57,19 @@ fn app_error(status: u16) -> Reply {
     } else {
         400
     };
-    Reply::error(sent, Hresult::http(status), ErrorContext::REMOTE_APPLICATION)
+    Reply::error(
+        sent,
+        Hresult::http(status),
+        ErrorContext::REMOTE_APPLICATION,
+    )
 }
 
 /// Notifies the application and records its reply; the error is the Ack to send instead.
-pub async fn notify(app: &Arc<App>, mut meta: SessionMeta, version: Version) -> Result<SessionMeta, Reply> {
+pub async fn notify(
+    app: &Arc<App>,
+    mut meta: SessionMeta,
+    version: Version,
+) -> Result<SessionMeta, Reply> {
     let cfg = &app.cfg;
     let Some(url) = cfg.notify_url.as_deref().and_then(|u| target(u, &meta.url)) else {
         return Err(Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION));
@@ -71,35 +79,65 @@ pub async fn notify(app: &Arc<App>, mut meta: SessionMeta, version: Version) -> 
         .header("user-agent", "BITSExts 1.5");
     let body = match (cfg.notify_type, &app.store) {
         (NotifyType::ByRef, Store::Fs(fs)) => {
-            let (Ok(request), Ok(response)) = (fs.request_file(&meta.id), fs.response_file(&meta.id)) else {
+            let (Ok(request), Ok(response)) =
+                (fs.request_file(&meta.id), fs.response_file(&meta.id))
+            else {
                 return Err(Reply::session_not_found());
             };
             req = req
                 .header(h::REQUEST_DATAFILE_NAME, request.to_string_lossy().as_ref())
-                .header(h::RESPONSE_DATAFILE_NAME, response.to_string_lossy().as_ref())
+                .header(
+                    h::RESPONSE_DATAFILE_NAME,
+                    response.to_string_lossy().as_ref(),
+                )
                 .header("content-length", "0");
             body::empty()
         }
         (NotifyType::ByValue, store) => {
-            let s = store.upload_stream(&meta).await.map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_FILE))?;
+            let s = store
+                .upload_stream(&meta)
+                .await
+                .map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_FILE))?;
             req = req.header("content-length", meta.total.unwrap_or(0).to_string());
             body::stream(s)
         }
         _ => return Err(Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION)),
     };
-    let req = req.body(body).map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
+    let req = req
+        .body(body)
+        .map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
     let id = meta.id.clone();
     let exchange = async {
-        let resp = app.notifier.client.request(req).await.map_err(|_| Reply::error(503, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
+        let resp = app
+            .notifier
+            .client
+            .request(req)
+            .await
+            .map_err(|_| Reply::error(503, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(app_error(status));
         }
-        let static_url = resp.headers().get(h::STATIC_RESPONSE_URL).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let static_url = resp
+            .headers()
+            .get(h::STATIC_RESPONSE_URL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let copy = resp.headers().contains_key(h::COPY_FILE_TO_DESTINATION);
         let reply_url = match static_url {
-            Some(u) if u.len() <= openbits_protocol::client::MAX_REPLY_URL && url::Url::parse(&u).is_ok() => u,
-            Some(_) => return Err(Reply::error(500, Hresult::E_INVALIDARG, ErrorContext::REMOTE_APPLICATION)),
+            Some(u)
+                if u.len() <= openbits_protocol::client::MAX_REPLY_URL
+                    && url::Url::parse(&u).is_ok() =>
+            {
+                u
+            }
+            Some(_) => {
+                return Err(Reply::error(
+                    500,
+                    Hresult::E_INVALIDARG,
+                    ErrorContext::REMOTE_APPLICATION,
+                ))
+            }
             None => {
                 let stored: ByteStream = match cfg.notify_type {
                     NotifyType::ByValue => BodyStream::new(resp.into_body())
@@ -110,13 +148,19 @@ pub async fn notify(app: &Arc<App>, mut meta: SessionMeta, version: Version) -> 
                     // application that wrote nothing replied with nothing.
                     _ => futures_util::stream::empty().boxed(),
                 };
-                let by_ref_written = cfg.notify_type == NotifyType::ByRef && matches!(app.store.reply_info(&id).await, Ok(Some(_)));
+                let by_ref_written = cfg.notify_type == NotifyType::ByRef
+                    && matches!(app.store.reply_info(&id).await, Ok(Some(_)));
                 if by_ref_written {
                     if let Store::Fs(fs) = &app.store {
-                        fs.sync_reply(&id).await.map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_FILE))?;
+                        fs.sync_reply(&id)
+                            .await
+                            .map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_FILE))?;
                     }
                 } else {
-                    app.store.put_reply(&id, stored).await.map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
+                    app.store
+                        .put_reply(&id, stored)
+                        .await
+                        .map_err(|_| Reply::error(500, E_FAIL, ErrorContext::REMOTE_APPLICATION))?;
                 }
                 format!(r"BITS-Sessions\Replies\{id}\responsefile.bin")
             }
@@ -125,7 +169,13 @@ pub async fn notify(app: &Arc<App>, mut meta: SessionMeta, version: Version) -> 
     };
     let (reply_url, copy) = match tokio::time::timeout(app.notifier.timeout, exchange).await {
         Ok(r) => r?,
-        Err(_) => return Err(Reply::error(504, Hresult::E_TIMEOUT, ErrorContext::REMOTE_APPLICATION)),
+        Err(_) => {
+            return Err(Reply::error(
+                504,
+                Hresult::E_TIMEOUT,
+                ErrorContext::REMOTE_APPLICATION,
+            ))
+        }
     };
     meta.reply_url = Some(reply_url);
     meta.copy_to_destination = copy;
@@ -147,9 +197,22 @@ mod tests {
 
     #[test]
     fn notification_urls_resolve_and_carry_the_query() {
-        assert_eq!(target("http://app:9/n", "http://h/up/f.bin?x=1").unwrap().as_str(), "http://app:9/n?x=1");
-        assert_eq!(target("/app/n?a=b", "http://h/up/f.bin?x=1").unwrap().as_str(), "http://h/app/n?a=b&x=1");
-        assert_eq!(target("n", "http://h/up/f.bin").unwrap().as_str(), "http://h/up/n");
+        assert_eq!(
+            target("http://app:9/n", "http://h/up/f.bin?x=1")
+                .unwrap()
+                .as_str(),
+            "http://app:9/n?x=1"
+        );
+        assert_eq!(
+            target("/app/n?a=b", "http://h/up/f.bin?x=1")
+                .unwrap()
+                .as_str(),
+            "http://h/app/n?a=b&x=1"
+        );
+        assert_eq!(
+            target("n", "http://h/up/f.bin").unwrap().as_str(),
+            "http://h/up/n"
+        );
         assert!(target("https://app/n", "http://h/up/f.bin").is_none());
     }
 }

@@ -40,7 +40,12 @@ impl SafePath {
     pub fn from_stored(s: &str) -> Option<SafePath> {
         let parts: Vec<String> = s.split('/').map(str::to_owned).collect();
         let ok = parts.iter().all(|p| {
-            !p.is_empty() && p != "." && p != ".." && !p.contains(['\\', '\0']) && !p.eq_ignore_ascii_case(SESSIONS_DIR) && !p.eq_ignore_ascii_case(REPLIES_DIR)
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && !p.contains(['\\', '\0'])
+                && !p.eq_ignore_ascii_case(SESSIONS_DIR)
+                && !p.eq_ignore_ascii_case(REPLIES_DIR)
         });
         (ok && !parts.is_empty()).then_some(SafePath(parts))
     }
@@ -82,7 +87,11 @@ pub fn reply_id(raw: &str) -> Option<String> {
     let raw = raw.split(['?', '#']).next().unwrap_or("");
     let segs: Vec<&str> = raw.split('/').collect();
     let n = segs.len();
-    if n < 4 || !segs[n - 4].eq_ignore_ascii_case(REPLIES_DIR) || !segs[n - 3].eq_ignore_ascii_case("Replies") || segs[n - 1] != "responsefile.bin" {
+    if n < 4
+        || !segs[n - 4].eq_ignore_ascii_case(REPLIES_DIR)
+        || !segs[n - 3].eq_ignore_ascii_case("Replies")
+        || segs[n - 1] != "responsefile.bin"
+    {
         return None;
     }
     let id = String::from_utf8(percent_decode(segs[n - 2])?).ok()?;
@@ -92,11 +101,20 @@ pub fn reply_id(raw: &str) -> Option<String> {
 /// Session ids this server makes: `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` upper-case, as IIS.
 /// Anything else cannot name a session, which also keeps ids out of storage paths.
 pub fn valid_session_id(id: &str) -> bool {
-    id.len() == 38 && id.starts_with('{') && !id.bytes().any(|b| b.is_ascii_lowercase()) && openbits_protocol::headers::normalise_guid(id).is_some()
+    id.len() == 38
+        && id.starts_with('{')
+        && !id.bytes().any(|b| b.is_ascii_lowercase())
+        && openbits_protocol::headers::normalise_guid(id).is_some()
 }
 
 pub fn new_session_id() -> String {
-    format!("{{{}}}", uuid::Uuid::new_v4().hyphenated().to_string().to_ascii_uppercase())
+    format!(
+        "{{{}}}",
+        uuid::Uuid::new_v4()
+            .hyphenated()
+            .to_string()
+            .to_ascii_uppercase()
+    )
 }
 
 #[cfg(test)]
@@ -106,13 +124,34 @@ mod tests {
     #[test]
     fn escapes_are_refused_in_every_spelling() {
         for bad in [
-            "/", "/a/../b", "/..", "/a/%2e%2e/b", "/a/%2E%2E", "/a%2f..%2fb", "/a/b%5c..%5cc", "/a\\..\\b", "/a/%00", "/a//b", "/a/./b",
-            "/.bits-sessions/x", "/a/BITS-Sessions/Replies/x", "relative", "/a/%zz", "/a/%ff%fe", "/a/",
+            "/",
+            "/a/../b",
+            "/..",
+            "/a/%2e%2e/b",
+            "/a/%2E%2E",
+            "/a%2f..%2fb",
+            "/a/b%5c..%5cc",
+            "/a\\..\\b",
+            "/a/%00",
+            "/a//b",
+            "/a/./b",
+            "/.bits-sessions/x",
+            "/a/BITS-Sessions/Replies/x",
+            "relative",
+            "/a/%zz",
+            "/a/%ff%fe",
+            "/a/",
         ] {
             assert_eq!(SafePath::from_url_path(bad), None, "{bad}");
         }
-        assert_eq!(SafePath::from_url_path("/a/b%20c/file.bin?x=1").map(|p| p.as_str()), Some("a/b c/file.bin".into()));
-        assert_eq!(SafePath::from_url_path("/..a/b..").map(|p| p.as_str()), Some("..a/b..".into()));
+        assert_eq!(
+            SafePath::from_url_path("/a/b%20c/file.bin?x=1").map(|p| p.as_str()),
+            Some("a/b c/file.bin".into())
+        );
+        assert_eq!(
+            SafePath::from_url_path("/..a/b..").map(|p| p.as_str()),
+            Some("..a/b..".into())
+        );
     }
 
     #[test]
@@ -122,7 +161,16 @@ mod tests {
         assert!(!valid_session_id(&id.to_ascii_lowercase()));
         assert!(!valid_session_id("{../../etc}"));
         assert!(!valid_session_id(&id[1..37]));
-        assert_eq!(reply_id(&format!("/up/BITS-Sessions/Replies/{}/responsefile.bin", id.replace('{', "%7B").replace('}', "%7D"))), Some(id.clone()));
-        assert_eq!(reply_id(&format!("/BITS-Sessions/Replies/{id}/other")), None);
+        assert_eq!(
+            reply_id(&format!(
+                "/up/BITS-Sessions/Replies/{}/responsefile.bin",
+                id.replace('{', "%7B").replace('}', "%7D")
+            )),
+            Some(id.clone())
+        );
+        assert_eq!(
+            reply_id(&format!("/BITS-Sessions/Replies/{id}/other")),
+            None
+        );
     }
 }

@@ -30,7 +30,14 @@ pub struct App {
 impl App {
     pub fn new(cfg: Config, store: Store, auth: Option<crate::auth::Htpasswd>, tls: bool) -> App {
         let notifier = crate::notify::Notifier::new(cfg.notify_timeout);
-        App { cfg, store, auth, notifier, locks: Mutex::new(HashMap::new()), tls }
+        App {
+            cfg,
+            store,
+            auth,
+            notifier,
+            locks: Mutex::new(HashMap::new()),
+            tls,
+        }
     }
 
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -49,7 +56,11 @@ impl App {
     /// The session if it exists and has not expired (an expired one is removed now rather
     /// than at the next sweep, so expiry does not depend on the sweep's timing). With
     /// authentication, another user's session does not exist for this one.
-    async fn live_session(&self, id: &str, client: &str) -> Result<Option<(SessionMeta, Version)>, Error> {
+    async fn live_session(
+        &self,
+        id: &str,
+        client: &str,
+    ) -> Result<Option<(SessionMeta, Version)>, Error> {
         match self.store.load(id).await? {
             Some((m, _)) if m.expired(self.cfg.session_timeout, crate::store::now()) => {
                 self.store.remove(id).await?;
@@ -70,28 +81,66 @@ struct Note {
     error: Option<String>,
 }
 
-pub async fn handle(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> Result<hyper::Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    app: Arc<App>,
+    req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> Result<hyper::Response<Body>, std::convert::Infallible> {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let bytes_in = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let bytes_in = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     let mut note = Note::default();
     let resp = route(&app, req, peer, &mut note).await;
-    log(&app.cfg, peer, &method, &path, resp.status().as_u16(), bytes_in, start, &note);
+    log(
+        &app.cfg,
+        peer,
+        &method,
+        &path,
+        resp.status().as_u16(),
+        bytes_in,
+        start,
+        &note,
+    );
     Ok(resp)
 }
 
-async fn route(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr, note: &mut Note) -> hyper::Response<Body> {
+async fn route(
+    app: &Arc<App>,
+    req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    note: &mut Note,
+) -> hyper::Response<Body> {
     if req.headers().len() > crate::MAX_HEADERS {
-        return body::response(hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, vec![("content-length", "0".into()), ("connection", "close".into())], body::empty());
+        return body::response(
+            hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            vec![
+                ("content-length", "0".into()),
+                ("connection", "close".into()),
+            ],
+            body::empty(),
+        );
     }
     if let Some(auth) = &app.auth {
-        let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         match auth.check(header).await {
             Some(user) => note.user = Some(user),
             None => {
                 let mut r = reply_response(Reply::ack(401));
-                r.headers_mut().insert("www-authenticate", hyper::header::HeaderValue::from_static("Basic realm=\"openbits\", charset=\"UTF-8\""));
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    hyper::header::HeaderValue::from_static(
+                        "Basic realm=\"openbits\", charset=\"UTF-8\"",
+                    ),
+                );
                 return r;
             }
         }
@@ -109,14 +158,26 @@ async fn route(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer:
         if app.cfg.serve_downloads {
             return serve_file(app, req.uri().path(), req.headers(), is_head).await;
         }
-        return body::response(hyper::StatusCode::NOT_FOUND, vec![("content-length", "0".into())], body::empty());
+        return body::response(
+            hyper::StatusCode::NOT_FOUND,
+            vec![("content-length", "0".into())],
+            body::empty(),
+        );
     }
-    body::response(hyper::StatusCode::METHOD_NOT_ALLOWED, vec![("allow", "BITS_POST, GET, HEAD".into()), ("content-length", "0".into())], body::empty())
+    body::response(
+        hyper::StatusCode::METHOD_NOT_ALLOWED,
+        vec![
+            ("allow", "BITS_POST, GET, HEAD".into()),
+            ("content-length", "0".into()),
+        ],
+        body::empty(),
+    )
 }
 
 fn reply_response(r: Reply) -> hyper::Response<Body> {
     let mut resp = hyper::Response::new(body::empty());
-    *resp.status_mut() = hyper::StatusCode::from_u16(r.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(r.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     *resp.headers_mut() = r.headers;
     resp
 }
@@ -127,12 +188,19 @@ fn storage_error(e: &Error) -> Reply {
         Error::Escape | Error::Client(_) => Reply::invalid(),
         Error::Exists => Reply::error(409, Hresult::E_ACCESSDENIED, ErrorContext::REMOTE_FILE),
         Error::Conflict => Reply::error(503, E_FAIL, ErrorContext::REMOTE_FILE),
-        Error::Storage(s) if s.contains("No space left") => Reply::error(500, Hresult::ERROR_DISK_FULL, ErrorContext::REMOTE_FILE),
+        Error::Storage(s) if s.contains("No space left") => {
+            Reply::error(500, Hresult::ERROR_DISK_FULL, ErrorContext::REMOTE_FILE)
+        }
         Error::Storage(_) => Reply::error(500, E_FAIL, ErrorContext::REMOTE_FILE),
     }
 }
 
-async fn bits(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, client: &str, note: &mut Note) -> Reply {
+async fn bits(
+    app: &Arc<App>,
+    req: hyper::Request<hyper::body::Incoming>,
+    client: &str,
+    note: &mut Note,
+) -> Reply {
     let parsed = match proto::parse_request(req.headers()) {
         Ok(p) => p,
         Err(r) => return r,
@@ -146,14 +214,19 @@ async fn bits(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, client
             let (id, range) = (parsed.session_id.unwrap_or_default(), parsed.range);
             // hyper reads and drops what a refused fragment's client still sends, so the answer
             // is not lost to a reset connection (tests/packets.rs checks this with 12 MiB bodies).
-            let mut body = BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
+            let mut body =
+                BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
             match range {
                 Some(range) => fragment(app, &id, client, range, &mut body).await,
                 None => Ok(Reply::invalid()),
             }
         }
-        PacketType::CloseSession => close(app, &parsed.session_id.unwrap_or_default(), client).await,
-        PacketType::CancelSession => cancel(app, &parsed.session_id.unwrap_or_default(), client).await,
+        PacketType::CloseSession => {
+            close(app, &parsed.session_id.unwrap_or_default(), client).await
+        }
+        PacketType::CancelSession => {
+            cancel(app, &parsed.session_id.unwrap_or_default(), client).await
+        }
         PacketType::Ack => Ok(Reply::invalid()),
     };
     match result {
@@ -167,21 +240,35 @@ async fn bits(app: &Arc<App>, req: hyper::Request<hyper::body::Incoming>, client
 
 /// `http(s)://host/path?query` as the client addressed it.
 fn original_url(app: &App, req: &hyper::Request<hyper::body::Incoming>) -> String {
-    let host = req.headers().get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     format!("{}://{host}{pq}", if app.tls { "https" } else { "http" })
 }
 
-async fn create(app: &Arc<App>, req: &hyper::Request<hyper::body::Incoming>, client: &str) -> Result<Reply, Error> {
+async fn create(
+    app: &Arc<App>,
+    req: &hyper::Request<hyper::body::Incoming>,
+    client: &str,
+) -> Result<Reply, Error> {
     let protocol = match proto::negotiate(req.headers()) {
         Ok(p) => p,
         Err(r) => return Ok(r),
     };
-    let Some(path) = SafePath::from_url_path(req.uri().path()) else { return Ok(Reply::invalid()) };
+    let Some(path) = SafePath::from_url_path(req.uri().path()) else {
+        return Ok(Reply::invalid());
+    };
     app.store.check_destination(&path).await?;
     let reply_mode = app.cfg.notify_type != NotifyType::None;
     if !app.cfg.allow_overwrites && !reply_mode && app.store.exists(&path).await? {
-        return Ok(Reply::error(409, Hresult::E_ACCESSDENIED, ErrorContext::REMOTE_FILE));
+        return Ok(Reply::error(
+            409,
+            Hresult::E_ACCESSDENIED,
+            ErrorContext::REMOTE_FILE,
+        ));
     }
     if app.store.list().await?.len() as u64 >= app.cfg.max_sessions {
         return Ok(Reply::error(503, NO_RESOURCES, ErrorContext::REMOTE_FILE));
@@ -207,22 +294,55 @@ async fn create(app: &Arc<App>, req: &hyper::Request<hyper::body::Incoming>, cli
         reply_mode,
     };
     app.store.create(&meta).await?;
-    let host = app.cfg.host_id.as_ref().map(|name| HostId { name: name.clone(), fallback_timeout: app.cfg.host_id_fallback_timeout });
+    let host = app.cfg.host_id.as_ref().map(|name| HostId {
+        name: name.clone(),
+        fallback_timeout: app.cfg.host_id_fallback_timeout,
+    });
     Ok(proto::ack_create(&meta.id, protocol, host.as_ref()))
 }
 
-async fn fragment(app: &Arc<App>, id: &str, client: &str, range: openbits_protocol::ContentRange, body: &mut BodyReader) -> Result<Reply, Error> {
+async fn fragment(
+    app: &Arc<App>,
+    id: &str,
+    client: &str,
+    range: openbits_protocol::ContentRange,
+    body: &mut BodyReader,
+) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    let Some((meta, version)) = app.live_session(id, client).await? else { return Ok(Reply::session_not_found()) };
-    let progress = Progress { total: meta.total, received: meta.received };
+    let Some((meta, version)) = app.live_session(id, client).await? else {
+        return Ok(Reply::session_not_found());
+    };
+    let progress = Progress {
+        total: meta.total,
+        received: meta.received,
+    };
     let plan = match proto::plan_fragment(range, progress, app.cfg.max_upload_size) {
         Ok(p) => p,
         Err(r) => return Ok(r),
     };
     let (meta, version) = match plan {
         FragmentPlan::Duplicate => (meta, version),
-        FragmentPlan::Write { discard, offset, len, total } => match app.store.write_fragment(meta, version, NewBytes { discard, offset, len, total }, body).await? {
+        FragmentPlan::Write {
+            discard,
+            offset,
+            len,
+            total,
+        } => match app
+            .store
+            .write_fragment(
+                meta,
+                version,
+                NewBytes {
+                    discard,
+                    offset,
+                    len,
+                    total,
+                },
+                body,
+            )
+            .await?
+        {
             Stored::Done(m, v) => (m, v),
             Stored::Raced(cur) => {
                 return Ok(if cur.received >= range.first {
@@ -241,13 +361,19 @@ async fn fragment(app: &Arc<App>, id: &str, client: &str, range: openbits_protoc
             Err(r) => Ok(r),
         };
     }
-    Ok(proto::ack_fragment(id, meta.received, meta.reply_url.as_deref()))
+    Ok(proto::ack_fragment(
+        id,
+        meta.received,
+        meta.reply_url.as_deref(),
+    ))
 }
 
 async fn close(app: &Arc<App>, id: &str, client: &str) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    let Some((meta, _)) = app.live_session(id, client).await? else { return Ok(Reply::session_not_found()) };
+    let Some((meta, _)) = app.live_session(id, client).await? else {
+        return Ok(Reply::session_not_found());
+    };
     app.store.close(&meta, app.cfg.allow_overwrites).await?;
     Ok(proto::ack_session(Some(id)))
 }
@@ -262,8 +388,20 @@ async fn cancel(app: &Arc<App>, id: &str, client: &str) -> Result<Reply, Error> 
     Ok(proto::ack_session(Some(id)))
 }
 
-async fn serve_reply(app: &Arc<App>, id: &str, client: &str, headers: &hyper::HeaderMap, is_head: bool) -> hyper::Response<Body> {
-    let not_found = || body::response(hyper::StatusCode::NOT_FOUND, vec![("content-length", "0".into())], body::empty());
+async fn serve_reply(
+    app: &Arc<App>,
+    id: &str,
+    client: &str,
+    headers: &hyper::HeaderMap,
+    is_head: bool,
+) -> hyper::Response<Body> {
+    let not_found = || {
+        body::response(
+            hyper::StatusCode::NOT_FOUND,
+            vec![("content-length", "0".into())],
+            body::empty(),
+        )
+    };
     match app.live_session(id, client).await {
         Ok(Some(_)) => {}
         _ => return not_found(),
@@ -283,9 +421,18 @@ async fn serve_reply(app: &Arc<App>, id: &str, client: &str, headers: &hyper::He
     body::response(head.status, head.headers, b)
 }
 
-async fn serve_file(app: &Arc<App>, raw: &str, headers: &hyper::HeaderMap, is_head: bool) -> hyper::Response<Body> {
-    let plain = |status: hyper::StatusCode| body::response(status, vec![("content-length", "0".into())], body::empty());
-    let Some(path) = SafePath::from_url_path(raw) else { return plain(hyper::StatusCode::BAD_REQUEST) };
+async fn serve_file(
+    app: &Arc<App>,
+    raw: &str,
+    headers: &hyper::HeaderMap,
+    is_head: bool,
+) -> hyper::Response<Body> {
+    let plain = |status: hyper::StatusCode| {
+        body::response(status, vec![("content-length", "0".into())], body::empty())
+    };
+    let Some(path) = SafePath::from_url_path(raw) else {
+        return plain(hyper::StatusCode::BAD_REQUEST);
+    };
     let info = match app.store.file_info(&path).await {
         Ok(Some(i)) => i,
         Ok(None) => return plain(hyper::StatusCode::NOT_FOUND),
@@ -304,7 +451,16 @@ async fn serve_file(app: &Arc<App>, raw: &str, headers: &hyper::HeaderMap, is_he
 }
 
 #[allow(clippy::too_many_arguments)]
-fn log(cfg: &Config, peer: SocketAddr, method: &str, path: &str, status: u16, bytes_in: u64, start: Instant, note: &Note) {
+fn log(
+    cfg: &Config,
+    peer: SocketAddr,
+    method: &str,
+    path: &str,
+    status: u16,
+    bytes_in: u64,
+    start: Instant,
+    note: &Note,
+) {
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let time = httpdate::fmt_http_date(std::time::SystemTime::now());
     let line = match cfg.log_format {
@@ -325,9 +481,17 @@ fn log(cfg: &Config, peer: SocketAddr, method: &str, path: &str, status: u16, by
         LogFormat::Text => format!(
             "{time} {peer} {} \"{method} {path}\" {status} in={bytes_in} {ms:.1}ms{}{}{}",
             note.user.as_deref().unwrap_or("-"),
-            note.packet.map(|p| format!(" packet={p}")).unwrap_or_default(),
-            note.session.as_ref().map(|s| format!(" session={s}")).unwrap_or_default(),
-            note.error.as_ref().map(|s| format!(" error=\"{s}\"")).unwrap_or_default(),
+            note.packet
+                .map(|p| format!(" packet={p}"))
+                .unwrap_or_default(),
+            note.session
+                .as_ref()
+                .map(|s| format!(" session={s}"))
+                .unwrap_or_default(),
+            note.error
+                .as_ref()
+                .map(|s| format!(" error=\"{s}\""))
+                .unwrap_or_default(),
         ),
     };
     eprintln!("{line}");

@@ -8,13 +8,21 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// Runs a client session until `stop` acknowledged fragments, returning the session.
-fn upload_some(addr: std::net::SocketAddr, path: &str, bytes: &[u8], fragment: u64, stop: usize) -> ClientSession {
+fn upload_some(
+    addr: std::net::SocketAddr,
+    path: &str,
+    bytes: &[u8],
+    fragment: u64,
+    stop: usize,
+) -> ClientSession {
     let mut cfg = ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
     cfg.fragment_len = fragment;
     let mut session = ClientSession::new(cfg);
     let mut acked = 0;
     while acked < stop {
-        let Next::Send(req) = session.next() else { panic!("finished early") };
+        let Next::Send(req) = session.next() else {
+            panic!("finished early")
+        };
         let r = send(addr, path, &req, bytes);
         if let Event::Progress { .. } = session.on_response(r.status, &r.headers) {
             acked += 1;
@@ -32,9 +40,15 @@ fn sigkill_mid_upload_then_resume_is_byte_exact() {
     let id = session.session_id().unwrap().to_owned();
     // A fragment in flight when the process dies: half its body is sent, no answer comes.
     let mut half = TcpStream::connect(s.addr).unwrap();
-    let range = format!("bytes {}-{}/{}", session.offset(), session.offset() + 99_999, bytes.len());
+    let range = format!(
+        "bytes {}-{}/{}",
+        session.offset(),
+        session.offset() + 99_999,
+        bytes.len()
+    );
     write!(half, "BITS_POST /k/f.bin HTTP/1.1\r\nHost: x\r\nBITS-Packet-Type: Fragment\r\nBITS-Session-Id: {id}\r\nContent-Range: {range}\r\nContent-Length: 100000\r\n\r\n").unwrap();
-    half.write_all(&bytes[session.offset() as usize..session.offset() as usize + 50_000]).unwrap();
+    half.write_all(&bytes[session.offset() as usize..session.offset() as usize + 50_000])
+        .unwrap();
     s.kill9();
 
     let s = Server::root(dir.path(), &[]);
@@ -43,8 +57,15 @@ fn sigkill_mid_upload_then_resume_is_byte_exact() {
     cfg.fragment_len = 300 * 1024;
     let mut resumed = ClientSession::resume(cfg, id, session.offset() - 1000, None);
     upload_with(&mut resumed, &mut |_| s.addr, "/k/f.bin", &bytes).unwrap();
-    assert_eq!(std::fs::read(dir.path().join("root/k/f.bin")).unwrap(), bytes);
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("root/.bits-sessions")).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n != ".clients" && n != ".lock").collect();
+    assert_eq!(
+        std::fs::read(dir.path().join("root/k/f.bin")).unwrap(),
+        bytes
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("root/.bits-sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".clients" && n != ".lock")
+        .collect();
     assert!(left.is_empty(), "session data left: {left:?}");
 }
 
@@ -60,10 +81,19 @@ fn a_restart_keeps_sessions_and_offsets() {
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
     let s = Server::root(dir.path(), &[]);
     let r = fragment(s.addr, "/r.bin", &id, 8, 10, b"ij");
-    assert_eq!((r.status, r.h("bits-received-content-range")), (416, Some("4")));
-    assert_eq!(fragment(s.addr, "/r.bin", &id, 4, 10, b"efghij").h("bits-received-content-range"), Some("10"));
+    assert_eq!(
+        (r.status, r.h("bits-received-content-range")),
+        (416, Some("4"))
+    );
+    assert_eq!(
+        fragment(s.addr, "/r.bin", &id, 4, 10, b"efghij").h("bits-received-content-range"),
+        Some("10")
+    );
     close(s.addr, "/r.bin", &id);
-    assert_eq!(std::fs::read(dir.path().join("root/r.bin")).unwrap(), b"abcdefghij");
+    assert_eq!(
+        std::fs::read(dir.path().join("root/r.bin")).unwrap(),
+        b"abcdefghij"
+    );
 }
 
 #[test]
@@ -75,12 +105,19 @@ fn sigterm_finishes_the_request_in_flight() {
     write!(c, "BITS_POST /g.bin HTTP/1.1\r\nHost: x\r\nBITS-Packet-Type: Fragment\r\nBITS-Session-Id: {id}\r\nContent-Range: bytes 0-9/10\r\nContent-Length: 10\r\n\r\n01234").unwrap();
     // Wait until the server has the request (its log line comes after the answer, so watch the
     // session's data file instead).
-    let data = dir.path().join("root/.bits-sessions").join(&id).join("data");
+    let data = dir
+        .path()
+        .join("root/.bits-sessions")
+        .join(&id)
+        .join("data");
     wait_for("the fragment to start", || data.exists());
     s.signal(libc::SIGTERM);
     c.write_all(b"56789").unwrap();
     let r = read_response(&mut c, false);
-    assert_eq!((r.status, r.h("bits-received-content-range")), (200, Some("10")));
+    assert_eq!(
+        (r.status, r.h("bits-received-content-range")),
+        (200, Some("10"))
+    );
     assert_eq!(s.child.wait().unwrap().code(), Some(0));
 }
 
@@ -102,8 +139,15 @@ fn two_hundred_concurrent_sessions_in_bounded_memory() {
         })
         .collect();
     for (i, t) in threads.into_iter().enumerate() {
-        let bytes = t.join().unwrap().unwrap_or_else(|e| panic!("session {i}: {e}"));
-        assert_eq!(std::fs::read(dir.path().join(format!("root/many/{i}.bin"))).unwrap(), bytes, "file {i}");
+        let bytes = t
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("session {i}: {e}"));
+        assert_eq!(
+            std::fs::read(dir.path().join(format!("root/many/{i}.bin"))).unwrap(),
+            bytes,
+            "file {i}"
+        );
     }
     let hwm = vm_hwm_kib(s.pid());
     eprintln!("200 sessions x 1 MiB: server VmHWM {} KiB", hwm);
@@ -123,7 +167,10 @@ fn a_huge_fragment_is_streamed_not_buffered() {
         c.write_all(&chunk).unwrap();
     }
     let r = read_response(&mut c, false);
-    assert_eq!(r.h("bits-received-content-range"), Some(len.to_string().as_str()));
+    assert_eq!(
+        r.h("bits-received-content-range"),
+        Some(len.to_string().as_str())
+    );
     let hwm = vm_hwm_kib(s.pid());
     eprintln!("one 200 MiB fragment: server VmHWM {} KiB", hwm);
     assert!(hwm < 50 * 1024, "memory grew with the fragment: {hwm} KiB");
@@ -143,7 +190,10 @@ fn a_silent_client_is_disconnected() {
     let text = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || text.starts_with("HTTP/1.1 400"), "{text}");
     // The session lock was released: the next fragment goes through.
-    assert_eq!(fragment(s.addr, "/slow.bin", &id, 0, 100, &[7; 100]).status, 200);
+    assert_eq!(
+        fragment(s.addr, "/slow.bin", &id, 0, 100, &[7; 100]).status,
+        200
+    );
     // Connections that send nothing, or half a request head, are closed too.
     for opening in [&b""[..], b"BITS_POST /slow.bin HTTP/1.1\r\nHost: x\r\n"] {
         let mut c = TcpStream::connect(s.addr).unwrap();
@@ -151,7 +201,10 @@ fn a_silent_client_is_disconnected() {
         c.write_all(opening).unwrap();
         let mut buf = Vec::new();
         let n = c.read_to_end(&mut buf);
-        assert!(n.is_ok(), "closed by the server, not by our 120 s guard: {n:?}");
+        assert!(
+            n.is_ok(),
+            "closed by the server, not by our 120 s guard: {n:?}"
+        );
     }
 }
 
@@ -160,7 +213,9 @@ fn too_many_headers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::root(dir.path(), &[]);
     let mut c = TcpStream::connect(s.addr).unwrap();
-    let mut head = String::from("BITS_POST /h HTTP/1.1\r\nHost: x\r\nBITS-Packet-Type: Ping\r\nContent-Length: 0\r\n");
+    let mut head = String::from(
+        "BITS_POST /h HTTP/1.1\r\nHost: x\r\nBITS-Packet-Type: Ping\r\nContent-Length: 0\r\n",
+    );
     for i in 0..200 {
         head.push_str(&format!("X-{i}: y\r\n"));
     }
@@ -171,7 +226,10 @@ fn too_many_headers_are_refused() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
     let mut c = TcpStream::connect(s.addr).unwrap();
-    let huge = format!("BITS_POST /h HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100 * 1024));
+    let huge = format!(
+        "BITS_POST /h HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
     let _ = c.write_all(huge.as_bytes());
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);

@@ -39,7 +39,13 @@ fn moto() -> Option<Moto> {
     // The console script, or the module where only the package is on the path.
     let candidates: [&[&str]; 2] = [&["moto_server"], &["python3", "-m", "moto.server"]];
     let found = candidates.into_iter().find(|c| {
-        Command::new(c[0]).args(&c[1..]).arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new(c[0])
+            .args(&c[1..])
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     });
     let Some(cmd) = found else {
         let msg = "moto_server not found: pip install \"moto[server]\" (scripts/test.sh does)";
@@ -50,7 +56,11 @@ fn moto() -> Option<Moto> {
     // moto has no "port 0": take a free port from the kernel and hand it over. Another test may
     // take the same port in between, so a moto that exits at once is started again elsewhere.
     for _ in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(cmd[0])
             .args(&cmd[1..])
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -59,8 +69,16 @@ fn moto() -> Option<Moto> {
             .spawn()
             .expect("start moto_server");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let bucket = format!("fleet-{}-{}", std::process::id(), BUCKETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        let mut m = Moto { child, addr, bucket };
+        let bucket = format!(
+            "fleet-{}-{}",
+            std::process::id(),
+            BUCKETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let mut m = Moto {
+            child,
+            addr,
+            bucket,
+        };
         let mut exited = false;
         wait_for("moto_server to accept connections", || {
             exited = m.child.try_wait().ok().flatten().is_some();
@@ -70,7 +88,12 @@ fn moto() -> Option<Moto> {
             continue;
         }
         let r = request(addr, "PUT", &format!("/{}", m.bucket), &[], b"");
-        assert_eq!(r.status, 200, "create bucket: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            200,
+            "create bucket: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         return Some(m);
     }
     panic!("moto_server did not start");
@@ -101,13 +124,19 @@ fn node_with(m: &Moto, dir: &std::path::Path, name: &str, extra: &[&str]) -> Ser
 fn session_objects(m: &Moto) -> Vec<String> {
     let r = m.get("?list-type=2&prefix=uploads/.bits-sessions/");
     let xml = String::from_utf8_lossy(&r.body).into_owned();
-    xml.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_owned).collect()
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Drives a session (possibly shared with another thread) until the server has every byte.
 fn send_all(session: &mut ClientSession, addr: SocketAddr, path: &str, bytes: &[u8]) {
     while session.offset() < session.total() {
-        let Next::Send(req) = session.next() else { panic!("session stopped: {:?}", session.next()) };
+        let Next::Send(req) = session.next() else {
+            panic!("session stopped: {:?}", session.next())
+        };
         let r = send(addr, path, &req, bytes);
         match session.on_response(r.status, &r.headers) {
             Event::Fatal(e) => panic!("{e}"),
@@ -121,30 +150,69 @@ fn send_all(session: &mut ClientSession, addr: SocketAddr, path: &str, bytes: &[
 fn nodes_share_sessions_through_s3() {
     let Some(m) = moto() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (node(&m, dir.path(), "a"), node(&m, dir.path(), "b"), node(&m, dir.path(), "c"));
+    let (a, b, c) = (
+        node(&m, dir.path(), "a"),
+        node(&m, dir.path(), "b"),
+        node(&m, dir.path(), "c"),
+    );
 
     // Create on A, fragments alternating B, A, B, …, Close-Session on C.
     let bytes = data(3 * 1024 * 1024 + 123, 11);
     let frag = 256 * 1024;
     let fragments = bytes.len().div_ceil(frag);
-    let mut cfg = ClientConfig::new(format!("http://{}/a/b/file.bin", a.addr), bytes.len() as u64);
+    let mut cfg = ClientConfig::new(
+        format!("http://{}/a/b/file.bin", a.addr),
+        bytes.len() as u64,
+    );
     cfg.fragment_len = frag as u64;
     let mut session = ClientSession::new(cfg);
     let nodes = [a.addr, b.addr];
-    upload_with(&mut session, &mut |n| if n == 0 { a.addr } else if n > fragments { c.addr } else { nodes[n % 2] }, "/a/b/file.bin", &bytes).unwrap();
+    upload_with(
+        &mut session,
+        &mut |n| {
+            if n == 0 {
+                a.addr
+            } else if n > fragments {
+                c.addr
+            } else {
+                nodes[n % 2]
+            }
+        },
+        "/a/b/file.bin",
+        &bytes,
+    )
+    .unwrap();
     let got = m.get("/a/b/file.bin");
     assert_eq!(got.status, 200);
-    assert!(got.body == bytes, "object differs from the upload ({} bytes)", got.body.len());
-    assert!(session_objects(&m).is_empty(), "session objects left: {:?}", session_objects(&m));
+    assert!(
+        got.body == bytes,
+        "object differs from the upload ({} bytes)",
+        got.body.len()
+    );
+    assert!(
+        session_objects(&m).is_empty(),
+        "session objects left: {:?}",
+        session_objects(&m)
+    );
 
     // Fragments over 8 MiB are streamed to S3 as multipart uploads, and a file over 5 MiB is
     // composed from several multipart parts.
     let big = data(12 * 1024 * 1024 + 5, 12);
     let mut cfg = ClientConfig::new(format!("http://{}/big.bin", a.addr), big.len() as u64);
     cfg.fragment_len = 9 * 1024 * 1024;
-    upload_with(&mut ClientSession::new(cfg), &mut |n| nodes[n % 2], "/big.bin", &big).unwrap();
+    upload_with(
+        &mut ClientSession::new(cfg),
+        &mut |n| nodes[n % 2],
+        "/big.bin",
+        &big,
+    )
+    .unwrap();
     let got = m.get("/big.bin");
-    assert!(got.status == 200 && got.body == big, "big object differs ({} bytes)", got.body.len());
+    assert!(
+        got.status == 200 && got.body == big,
+        "big object differs ({} bytes)",
+        got.body.len()
+    );
 
     // The file exists now: a new session for it is refused on any node.
     assert_eq!(create(b.addr, "/a/b/file.bin").status, 409);
@@ -156,7 +224,11 @@ fn nodes_share_sessions_through_s3() {
     upload(c.addr, "/empty", b"", 5 * 1024).unwrap();
     // (moto answers a GET of a zero-byte object with 403, so look at the listing.)
     let all = m.get("?list-type=2&prefix=uploads/empty");
-    assert!(String::from_utf8_lossy(&all.body).contains("<Key>uploads/empty</Key><LastModified>"), "{}", String::from_utf8_lossy(&all.body));
+    assert!(
+        String::from_utf8_lossy(&all.body).contains("<Key>uploads/empty</Key><LastModified>"),
+        "{}",
+        String::from_utf8_lossy(&all.body)
+    );
     assert!(String::from_utf8_lossy(&all.body).contains("<Size>0</Size>"));
 }
 
@@ -176,7 +248,8 @@ fn concurrent_fragments_on_two_nodes_do_not_corrupt_a_session() {
             .map(|(addr, frag)| {
                 let (id, path, bytes) = (id.clone(), path.clone(), bytes.clone());
                 std::thread::spawn(move || {
-                    let mut cfg = ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
+                    let mut cfg =
+                        ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
                     cfg.fragment_len = frag;
                     let mut s = ClientSession::resume(cfg, id, 0, None);
                     send_all(&mut s, addr, &path, &bytes);
@@ -189,7 +262,12 @@ fn concurrent_fragments_on_two_nodes_do_not_corrupt_a_session() {
         let close = close(b.addr, &path, &id);
         assert_eq!(close.status, 200, "{close:?}");
         let got = m.get(&path);
-        assert!(got.body == bytes, "round {round}: object differs ({} of {} bytes)", got.body.len(), bytes.len());
+        assert!(
+            got.body == bytes,
+            "round {round}: object differs ({} of {} bytes)",
+            got.body.len(),
+            bytes.len()
+        );
     }
     assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
 }
@@ -202,12 +280,44 @@ fn s3_sessions_survive_a_node_being_killed() {
     let b = node(&m, dir.path(), "b");
     let bytes = data(600 * 1024, 3);
     let id = create_id(a.addr, "/k.bin");
-    assert_eq!(fragment(a.addr, "/k.bin", &id, 0, bytes.len() as u64, &bytes[..300 * 1024]).status, 200);
+    assert_eq!(
+        fragment(
+            a.addr,
+            "/k.bin",
+            &id,
+            0,
+            bytes.len() as u64,
+            &bytes[..300 * 1024]
+        )
+        .status,
+        200
+    );
     a.kill9();
     // B knows the session and its offset.
-    let r = fragment(b.addr, "/k.bin", &id, 400 * 1024, bytes.len() as u64, &bytes[400 * 1024..]);
-    assert_eq!((r.status, r.h("bits-received-content-range")), (416, Some("307200")));
-    assert_eq!(fragment(b.addr, "/k.bin", &id, 300 * 1024, bytes.len() as u64, &bytes[300 * 1024..]).status, 200);
+    let r = fragment(
+        b.addr,
+        "/k.bin",
+        &id,
+        400 * 1024,
+        bytes.len() as u64,
+        &bytes[400 * 1024..],
+    );
+    assert_eq!(
+        (r.status, r.h("bits-received-content-range")),
+        (416, Some("307200"))
+    );
+    assert_eq!(
+        fragment(
+            b.addr,
+            "/k.bin",
+            &id,
+            300 * 1024,
+            bytes.len() as u64,
+            &bytes[300 * 1024..]
+        )
+        .status,
+        200
+    );
     assert_eq!(close(b.addr, "/k.bin", &id).status, 200);
     assert!(m.get("/k.bin").body == bytes);
 }
@@ -216,24 +326,68 @@ fn s3_sessions_survive_a_node_being_killed() {
 fn upload_reply_and_downloads_on_s3() {
     let Some(m) = moto() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let app = App::start(|_, body, _| Some((200, vec![("BITS-Copy-File-To-Destination".into(), "yes".into())], body.iter().rev().copied().collect())));
+    let app = App::start(|_, body, _| {
+        Some((
+            200,
+            vec![("BITS-Copy-File-To-Destination".into(), "yes".into())],
+            body.iter().rev().copied().collect(),
+        ))
+    });
     let notify = format!("http://{}/app", app.addr);
-    let opts = ["--notify-type", "by-value", "--notify-url", notify.as_str(), "--serve-downloads"];
-    let (a, b) = (node_with(&m, dir.path(), "a", &opts), node_with(&m, dir.path(), "b", &opts));
+    let opts = [
+        "--notify-type",
+        "by-value",
+        "--notify-url",
+        notify.as_str(),
+        "--serve-downloads",
+    ];
+    let (a, b) = (
+        node_with(&m, dir.path(), "a", &opts),
+        node_with(&m, dir.path(), "b", &opts),
+    );
     let bytes = data(40_000, 6);
     let id = create_id(a.addr, "/rr/in.bin");
-    assert_eq!(fragment(b.addr, "/rr/in.bin", &id, 0, 40_000, &bytes[..20_000]).status, 200);
+    assert_eq!(
+        fragment(b.addr, "/rr/in.bin", &id, 0, 40_000, &bytes[..20_000]).status,
+        200
+    );
     let last = fragment(a.addr, "/rr/in.bin", &id, 20_000, 40_000, &bytes[20_000..]);
-    let reply_url = last.h("bits-reply-url").expect("reply URL").replace('\\', "/").replace('{', "%7B").replace('}', "%7D");
+    let reply_url = last
+        .h("bits-reply-url")
+        .expect("reply URL")
+        .replace('\\', "/")
+        .replace('{', "%7B")
+        .replace('}', "%7D");
     // The application got the whole upload, assembled from parts stored by two nodes.
     assert!(app.seen.lock().unwrap()[0].1 == bytes);
     // The reply is in the object store: the other node serves it, with ranges.
-    let reply = request(b.addr, "GET", &format!("/rr/{reply_url}"), &[("Range", "bytes=100-199")], b"");
+    let reply = request(
+        b.addr,
+        "GET",
+        &format!("/rr/{reply_url}"),
+        &[("Range", "bytes=100-199")],
+        b"",
+    );
     assert_eq!(reply.status, 206);
-    assert_eq!(reply.body, bytes.iter().rev().copied().skip(100).take(100).collect::<Vec<u8>>());
+    assert_eq!(
+        reply.body,
+        bytes
+            .iter()
+            .rev()
+            .copied()
+            .skip(100)
+            .take(100)
+            .collect::<Vec<u8>>()
+    );
     assert_eq!(close(b.addr, "/rr/in.bin", &id).status, 200);
     // BITS-Copy-File-To-Destination: the upload is at its name, and downloads come from S3.
-    let dl = request(a.addr, "GET", "/rr/in.bin", &[("Range", "bytes=39990-")], b"");
+    let dl = request(
+        a.addr,
+        "GET",
+        "/rr/in.bin",
+        &[("Range", "bytes=39990-")],
+        b"",
+    );
     assert_eq!((dl.status, dl.body.as_slice()), (206, &bytes[39_990..]));
     assert!(dl.h("etag").is_some() && dl.h("last-modified").is_some());
     assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));

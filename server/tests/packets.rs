@@ -8,7 +8,10 @@ fn each_packet_gets_its_ack() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::root(dir.path(), &[]);
     let p = bits(s.addr, "/x/f.bin", "Ping", &[], b"");
-    assert_eq!((p.status, p.h("bits-packet-type"), p.h("content-length")), (200, Some("Ack"), Some("0")));
+    assert_eq!(
+        (p.status, p.h("bits-packet-type"), p.h("content-length")),
+        (200, Some("Ack"), Some("0"))
+    );
 
     let c = create(s.addr, "/x/f.bin");
     assert_eq!(c.status, 200);
@@ -19,31 +22,84 @@ fn each_packet_gets_its_ack() {
 
     let bytes = data(3000, 1);
     let f = fragment(s.addr, "/x/f.bin", &id, 0, 3000, &bytes[..1000]);
-    assert_eq!((f.status, f.h("bits-received-content-range"), f.h("bits-packet-type")), (200, Some("1000"), Some("Ack")));
+    assert_eq!(
+        (
+            f.status,
+            f.h("bits-received-content-range"),
+            f.h("bits-packet-type")
+        ),
+        (200, Some("1000"), Some("Ack"))
+    );
     let f = fragment(s.addr, "/x/f.bin", &id, 1000, 3000, &bytes[1000..]);
     assert_eq!(f.h("bits-received-content-range"), Some("3000"));
-    assert!(f.h("bits-reply-url").is_none(), "no reply URL for a plain upload");
-    assert!(!dir.path().join("root/x/f.bin").exists(), "nothing at the destination before Close-Session");
+    assert!(
+        f.h("bits-reply-url").is_none(),
+        "no reply URL for a plain upload"
+    );
+    assert!(
+        !dir.path().join("root/x/f.bin").exists(),
+        "nothing at the destination before Close-Session"
+    );
 
     let close = close(s.addr, "/x/f.bin", &id);
-    assert_eq!((close.status, close.h("bits-session-id")), (200, Some(id.as_str())));
-    assert_eq!(std::fs::read(dir.path().join("root/x/f.bin")).unwrap(), bytes);
-    assert!(!dir.path().join("root/.bits-sessions").join(&id).exists(), "session data freed");
+    assert_eq!(
+        (close.status, close.h("bits-session-id")),
+        (200, Some(id.as_str()))
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("root/x/f.bin")).unwrap(),
+        bytes
+    );
+    assert!(
+        !dir.path().join("root/.bits-sessions").join(&id).exists(),
+        "session data freed"
+    );
 
     let id = create_id(s.addr, "/x/g.bin");
     fragment(s.addr, "/x/g.bin", &id, 0, 10, &bytes[..5]);
-    let cancel = bits(s.addr, "/x/g.bin", "Cancel-Session", &[("BITS-Session-Id", &id)], b"");
+    let cancel = bits(
+        s.addr,
+        "/x/g.bin",
+        "Cancel-Session",
+        &[("BITS-Session-Id", &id)],
+        b"",
+    );
     assert_eq!(cancel.status, 200);
     assert!(!dir.path().join("root/x/g.bin").exists());
     assert!(!dir.path().join("root/.bits-sessions").join(&id).exists());
 
     // Packet names in any case, POST with the method override, the spec's comma list.
-    let r = request(s.addr, "POST", "/x/h.bin", &[("X-HTTP-Method-Override", "BITS_POST"), ("bits-packet-type", "CREATE-SESSION"), ("BITS-Supported-Protocols", &format!("{{00000000-0000-0000-0000-000000000000}},{}", GUID.to_uppercase()))], b"");
+    let r = request(
+        s.addr,
+        "POST",
+        "/x/h.bin",
+        &[
+            ("X-HTTP-Method-Override", "BITS_POST"),
+            ("bits-packet-type", "CREATE-SESSION"),
+            (
+                "BITS-Supported-Protocols",
+                &format!(
+                    "{{00000000-0000-0000-0000-000000000000}},{}",
+                    GUID.to_uppercase()
+                ),
+            ),
+        ],
+        b"",
+    );
     assert_eq!((r.status, r.h("bits-protocol")), (200, Some(GUID)));
 }
 
 fn assert_error(r: &Resp, status: u16, code: &str, ctx: &str) {
-    assert_eq!((r.status, r.h("bits-error-code"), r.h("bits-error-context"), r.h("bits-packet-type")), (status, Some(code), Some(ctx), Some("Ack")), "{r:?}");
+    assert_eq!(
+        (
+            r.status,
+            r.h("bits-error-code"),
+            r.h("bits-error-context"),
+            r.h("bits-packet-type")
+        ),
+        (status, Some(code), Some(ctx), Some("Ack")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -57,32 +113,101 @@ fn each_error_code() {
         if packet == "Fragment" {
             h.push(("Content-Range", "bytes 0-0/1"));
         }
-        let r = bits(a, "/f", packet, &h, if packet == "Fragment" { b"x" } else { b"" });
+        let r = bits(
+            a,
+            "/f",
+            packet,
+            &h,
+            if packet == "Fragment" { b"x" } else { b"" },
+        );
         assert_error(&r, 500, "0x8020001F", "0x5");
     }
     // A session id that is not one of ours cannot name anything either.
-    assert_error(&fragment(a, "/f", "../../etc", 0, 1, b"x"), 500, "0x8020001F", "0x5");
+    assert_error(
+        &fragment(a, "/f", "../../etc", 0, 1, b"x"),
+        500,
+        "0x8020001F",
+        "0x5",
+    );
     // No common protocol.
-    assert_error(&bits(a, "/f", "Create-Session", &[("BITS-Supported-Protocols", "{00000000-0000-0000-0000-000000000001}")], b""), 400, "0x80070057", "0x5");
-    assert_error(&bits(a, "/f", "Create-Session", &[], b""), 400, "0x80070057", "0x5");
+    assert_error(
+        &bits(
+            a,
+            "/f",
+            "Create-Session",
+            &[(
+                "BITS-Supported-Protocols",
+                "{00000000-0000-0000-0000-000000000001}",
+            )],
+            b"",
+        ),
+        400,
+        "0x80070057",
+        "0x5",
+    );
+    assert_error(
+        &bits(a, "/f", "Create-Session", &[], b""),
+        400,
+        "0x80070057",
+        "0x5",
+    );
     // Unknown packet type, missing Content-Length, header over 4 KB.
     assert_error(&bits(a, "/f", "Dance", &[], b""), 400, "0x80070057", "0x5");
-    assert_error(&bits(a, "/f", "Ping", &[("Content-Length", "none")], b""), 400, "0x80070057", "0x5");
-    assert_error(&bits(a, "/f", "Ping", &[("X-Long", &"a".repeat(5000))], b""), 400, "0x80070057", "0x5");
+    assert_error(
+        &bits(a, "/f", "Ping", &[("Content-Length", "none")], b""),
+        400,
+        "0x80070057",
+        "0x5",
+    );
+    assert_error(
+        &bits(a, "/f", "Ping", &[("X-Long", &"a".repeat(5000))], b""),
+        400,
+        "0x80070057",
+        "0x5",
+    );
 
     let id = create_id(a, "/f");
     // Bad or missing Content-Range, length mismatch.
-    assert_error(&bits(a, "/f", "Fragment", &[("BITS-Session-Id", &id)], b"abc"), 400, "0x80070057", "0x5");
-    assert_error(&bits(a, "/f", "Fragment", &[("BITS-Session-Id", &id), ("Content-Range", "bytes 0-5/10")], b"abc"), 400, "0x80070057", "0x5");
+    assert_error(
+        &bits(a, "/f", "Fragment", &[("BITS-Session-Id", &id)], b"abc"),
+        400,
+        "0x80070057",
+        "0x5",
+    );
+    assert_error(
+        &bits(
+            a,
+            "/f",
+            "Fragment",
+            &[("BITS-Session-Id", &id), ("Content-Range", "bytes 0-5/10")],
+            b"abc",
+        ),
+        400,
+        "0x80070057",
+        "0x5",
+    );
     // Over the maximum upload size.
-    assert_error(&fragment(a, "/f", &id, 0, 1001, b"abc"), 413, "0x80200020", "0x5");
+    assert_error(
+        &fragment(a, "/f", &id, 0, 1001, b"abc"),
+        413,
+        "0x80200020",
+        "0x5",
+    );
     let ok = fragment(a, "/f", &id, 0, 1000, b"abc");
     assert_eq!(ok.h("bits-received-content-range"), Some("3"));
     // A gap: 416 with the next offset.
     let gap = fragment(a, "/f", &id, 10, 1000, b"abc");
-    assert_eq!((gap.status, gap.h("bits-received-content-range")), (416, Some("3")));
+    assert_eq!(
+        (gap.status, gap.h("bits-received-content-range")),
+        (416, Some("3"))
+    );
     // A different total.
-    assert_error(&fragment(a, "/f", &id, 3, 999, b"abc"), 400, "0x80070057", "0x5");
+    assert_error(
+        &fragment(a, "/f", &id, 3, 999, b"abc"),
+        400,
+        "0x80070057",
+        "0x5",
+    );
     // Other methods.
     assert_eq!(request(a, "PUT", "/f", &[], b"x").status, 405);
 }
@@ -92,14 +217,29 @@ fn overlapping_fragments_store_only_new_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::root(dir.path(), &[]);
     let id = create_id(s.addr, "/o.bin");
-    assert_eq!(fragment(s.addr, "/o.bin", &id, 0, 20, b"0123456789").h("bits-received-content-range"), Some("10"));
+    assert_eq!(
+        fragment(s.addr, "/o.bin", &id, 0, 20, b"0123456789").h("bits-received-content-range"),
+        Some("10")
+    );
     // Bytes 5..10 differ from what was stored: they must not be written again.
-    assert_eq!(fragment(s.addr, "/o.bin", &id, 5, 20, b"XXXXXabcde").h("bits-received-content-range"), Some("15"));
+    assert_eq!(
+        fragment(s.addr, "/o.bin", &id, 5, 20, b"XXXXXabcde").h("bits-received-content-range"),
+        Some("15")
+    );
     // A fragment entirely received already is acknowledged without change.
-    assert_eq!(fragment(s.addr, "/o.bin", &id, 0, 20, b"YYYYY").h("bits-received-content-range"), Some("15"));
-    assert_eq!(fragment(s.addr, "/o.bin", &id, 15, 20, b"fghij").h("bits-received-content-range"), Some("20"));
+    assert_eq!(
+        fragment(s.addr, "/o.bin", &id, 0, 20, b"YYYYY").h("bits-received-content-range"),
+        Some("15")
+    );
+    assert_eq!(
+        fragment(s.addr, "/o.bin", &id, 15, 20, b"fghij").h("bits-received-content-range"),
+        Some("20")
+    );
     close(s.addr, "/o.bin", &id);
-    assert_eq!(std::fs::read(dir.path().join("root/o.bin")).unwrap(), b"0123456789abcdefghij");
+    assert_eq!(
+        std::fs::read(dir.path().join("root/o.bin")).unwrap(),
+        b"0123456789abcdefghij"
+    );
 }
 
 #[test]
@@ -109,22 +249,54 @@ fn paths_that_leave_the_root_are_refused() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::create_dir_all(dir.path().join("root/inside")).unwrap();
     std::os::unix::fs::symlink(&outside, dir.path().join("root/escape")).unwrap();
-    std::os::unix::fs::symlink(outside.join("victim"), dir.path().join("root/inside/link.bin")).unwrap();
-    std::os::unix::fs::symlink(dir.path().join("root/inside"), dir.path().join("root/alias")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("victim"),
+        dir.path().join("root/inside/link.bin"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("root/inside"),
+        dir.path().join("root/alias"),
+    )
+    .unwrap();
     let s = Server::root(dir.path(), &["--allow-overwrites"]);
     for p in [
-        "/../outside/x", "/a/../../outside/x", "/%2e%2e/outside/x", "/a/%2E%2E/%2e%2e/x", "/a%2f..%2f..%2fx", "/a%5c..%5cx", "/a\\..\\x",
-        "/%00", "/a/%00b", "/a//b", "/.bits-sessions/x", "/escape/x", "/escape/sub/x", "/inside/link.bin", "/dir/",
+        "/../outside/x",
+        "/a/../../outside/x",
+        "/%2e%2e/outside/x",
+        "/a/%2E%2E/%2e%2e/x",
+        "/a%2f..%2f..%2fx",
+        "/a%5c..%5cx",
+        "/a\\..\\x",
+        "/%00",
+        "/a/%00b",
+        "/a//b",
+        "/.bits-sessions/x",
+        "/escape/x",
+        "/escape/sub/x",
+        "/inside/link.bin",
+        "/dir/",
     ] {
         let r = create(s.addr, p);
-        assert_eq!((r.status, r.h("bits-error-code")), (400, Some("0x80070057")), "{p}: {r:?}");
+        assert_eq!(
+            (r.status, r.h("bits-error-code")),
+            (400, Some("0x80070057")),
+            "{p}: {r:?}"
+        );
     }
     // A symlink that stays inside the root is just a folder.
     let id = create_id(s.addr, "/alias/ok.bin");
     fragment(s.addr, "/alias/ok.bin", &id, 0, 2, b"ok");
     assert_eq!(close(s.addr, "/alias/ok.bin", &id).status, 200);
-    assert_eq!(std::fs::read(dir.path().join("root/inside/ok.bin")).unwrap(), b"ok");
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside the root");
+    assert_eq!(
+        std::fs::read(dir.path().join("root/inside/ok.bin")).unwrap(),
+        b"ok"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside the root"
+    );
 }
 
 #[test]
@@ -133,18 +305,27 @@ fn overwrites_are_409_unless_allowed() {
     let s = Server::root(dir.path(), &[]);
     upload(s.addr, "/d/f.bin", b"first", 5 * 1024).unwrap();
     let r = create(s.addr, "/d/f.bin");
-    assert_eq!((r.status, r.h("bits-error-code"), r.h("bits-error-context")), (409, Some("0x80070005"), Some("0x5")));
+    assert_eq!(
+        (r.status, r.h("bits-error-code"), r.h("bits-error-context")),
+        (409, Some("0x80070005"), Some("0x5"))
+    );
     // A file that appears while a session is open is not replaced either.
     let id = create_id(s.addr, "/d/g.bin");
     fragment(s.addr, "/d/g.bin", &id, 0, 3, b"new");
     std::fs::write(dir.path().join("root/d/g.bin"), b"someone else's").unwrap();
     assert_eq!(close(s.addr, "/d/g.bin", &id).status, 409);
-    assert_eq!(std::fs::read(dir.path().join("root/d/g.bin")).unwrap(), b"someone else's");
+    assert_eq!(
+        std::fs::read(dir.path().join("root/d/g.bin")).unwrap(),
+        b"someone else's"
+    );
     drop(s);
 
     let s = Server::root(dir.path(), &["--allow-overwrites"]);
     upload(s.addr, "/d/f.bin", b"second", 5 * 1024).unwrap();
-    assert_eq!(std::fs::read(dir.path().join("root/d/f.bin")).unwrap(), b"second");
+    assert_eq!(
+        std::fs::read(dir.path().join("root/d/f.bin")).unwrap(),
+        b"second"
+    );
 }
 
 #[test]
@@ -164,7 +345,10 @@ fn expired_sessions_are_removed() {
     let sdir = dir.path().join("root/.bits-sessions").join(&id);
     wait_for("the sweeper to remove the session", || !sdir.exists());
     let r = fragment(s.addr, "/t.bin", &id, 5, 10, b"67890");
-    assert_eq!((r.status, r.h("bits-error-code")), (500, Some("0x8020001F")));
+    assert_eq!(
+        (r.status, r.h("bits-error-code")),
+        (500, Some("0x8020001F"))
+    );
     assert!(!dir.path().join("root/t.bin").exists());
 }
 
@@ -175,8 +359,17 @@ fn sessions_per_client_are_capped() {
     let a = create_id(s.addr, "/1");
     create_id(s.addr, "/2");
     let r = create(s.addr, "/3");
-    assert_eq!((r.status, r.h("bits-error-code")), (503, Some("0x800705AA")));
-    bits(s.addr, "/1", "Cancel-Session", &[("BITS-Session-Id", &a)], b"");
+    assert_eq!(
+        (r.status, r.h("bits-error-code")),
+        (503, Some("0x800705AA"))
+    );
+    bits(
+        s.addr,
+        "/1",
+        "Cancel-Session",
+        &[("BITS-Session-Id", &a)],
+        b"",
+    );
     create_id(s.addr, "/3");
 }
 
@@ -184,7 +377,11 @@ fn sessions_per_client_are_capped() {
 fn sessions_are_capped_in_total() {
     let dir = tempfile::tempdir().unwrap();
     let root = format!("file://{}", dir.path().join("root").display());
-    let s = Server::start(&["--storage", &root, "--max-sessions", "1"], &[], dir.path().join("log"));
+    let s = Server::start(
+        &["--storage", &root, "--max-sessions", "1"],
+        &[],
+        dir.path().join("log"),
+    );
     let a = create_id(s.addr, "/1");
     assert_eq!(create(s.addr, "/2").status, 503);
     close(s.addr, "/1", &a);
@@ -194,9 +391,20 @@ fn sessions_are_capped_in_total() {
 #[test]
 fn host_id_is_announced() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::root(dir.path(), &["--host-id", "node7.example", "--host-id-fallback-timeout", "110"]);
+    let s = Server::root(
+        dir.path(),
+        &[
+            "--host-id",
+            "node7.example",
+            "--host-id-fallback-timeout",
+            "110",
+        ],
+    );
     let r = create(s.addr, "/h");
-    assert_eq!((r.h("bits-host-id"), r.h("bits-host-id-fallback-timeout")), (Some("node7.example"), Some("110")));
+    assert_eq!(
+        (r.h("bits-host-id"), r.h("bits-host-id-fallback-timeout")),
+        (Some("node7.example"), Some("110"))
+    );
 }
 
 #[test]
@@ -210,17 +418,45 @@ fn downloads_serve_single_ranges_with_validators() {
     assert_eq!(full.body, bytes);
     let etag = full.h("etag").unwrap().to_owned();
     assert!(full.h("last-modified").is_some());
-    let part = request(s.addr, "GET", "/dl/f.bin", &[("Range", "bytes=1000-1999")], b"");
-    assert_eq!((part.status, part.h("content-range")), (206, Some("bytes 1000-1999/100000")));
+    let part = request(
+        s.addr,
+        "GET",
+        "/dl/f.bin",
+        &[("Range", "bytes=1000-1999")],
+        b"",
+    );
+    assert_eq!(
+        (part.status, part.h("content-range")),
+        (206, Some("bytes 1000-1999/100000"))
+    );
     assert_eq!(part.body, &bytes[1000..2000]);
     let tail = request(s.addr, "GET", "/dl/f.bin", &[("Range", "bytes=-10")], b"");
     assert_eq!(tail.body, &bytes[99_990..]);
-    assert_eq!(request(s.addr, "GET", "/dl/f.bin", &[("Range", "bytes=200000-")], b"").status, 416);
-    assert_eq!(request(s.addr, "GET", "/dl/f.bin", &[("If-None-Match", &etag)], b"").status, 304);
+    assert_eq!(
+        request(
+            s.addr,
+            "GET",
+            "/dl/f.bin",
+            &[("Range", "bytes=200000-")],
+            b""
+        )
+        .status,
+        416
+    );
+    assert_eq!(
+        request(s.addr, "GET", "/dl/f.bin", &[("If-None-Match", &etag)], b"").status,
+        304
+    );
     let head = request(s.addr, "HEAD", "/dl/f.bin", &[], b"");
-    assert_eq!((head.status, head.h("content-length"), head.body.len()), (200, Some("100000"), 0));
+    assert_eq!(
+        (head.status, head.h("content-length"), head.body.len()),
+        (200, Some("100000"), 0)
+    );
     assert_eq!(request(s.addr, "GET", "/dl/missing", &[], b"").status, 404);
-    assert_eq!(request(s.addr, "GET", "/.bits-sessions/x", &[], b"").status, 400);
+    assert_eq!(
+        request(s.addr, "GET", "/.bits-sessions/x", &[], b"").status,
+        400
+    );
     std::os::unix::fs::symlink("/etc/hostname", dir.path().join("root/dl/out")).unwrap();
     assert_eq!(request(s.addr, "GET", "/dl/out", &[], b"").status, 403);
 }
@@ -237,14 +473,33 @@ fn downloads_are_off_by_default() {
 fn config_file_and_json_logs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("server.toml");
-    std::fs::write(&cfg, format!("root = \"{}\"\nlog-format = \"json\"\nallow-overwrites = true\n", dir.path().join("r").display())).unwrap();
-    let s = Server::start(&["--config", cfg.to_str().unwrap()], &[], dir.path().join("log"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "root = \"{}\"\nlog-format = \"json\"\nallow-overwrites = true\n",
+            dir.path().join("r").display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(
+        &["--config", cfg.to_str().unwrap()],
+        &[],
+        dir.path().join("log"),
+    );
     upload(s.addr, "/c.bin", b"config", 5 * 1024).unwrap();
     upload(s.addr, "/c.bin", b"again", 5 * 1024).unwrap();
     assert_eq!(std::fs::read(dir.path().join("r/c.bin")).unwrap(), b"again");
     let log = s.log_text();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
-    assert!(lines.iter().any(|v| v["packet"] == "Fragment" && v["status"] == 200 && v["method"] == "BITS_POST"), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["packet"] == "Fragment" && v["status"] == 200 && v["method"] == "BITS_POST"),
+        "{log}"
+    );
     assert_eq!(lines.len(), 6, "one line per request: {log}");
 }
 
@@ -253,18 +508,37 @@ fn a_folder_serves_one_process() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Server::root(dir.path(), &[]);
     let root = dir.path().join("root");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server")).args(["--listen", "127.0.0.1:0", "--root", root.to_str().unwrap()]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server"))
+        .args(["--listen", "127.0.0.1:0", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another openbits-server"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use by another openbits-server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn bad_configuration_is_reported() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server")).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--root"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server"))
-        .args(["--listen", "127.0.0.1:0", "--root", "/tmp/x", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            "/tmp/x",
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.key",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -280,13 +554,40 @@ fn a_refused_large_fragment_still_gets_its_answer() {
     let big = data(12 * 1024 * 1024, 9);
     // A gap, a duplicate and a wrong total are answered before their bodies are read; the client,
     // still sending, must get the answer rather than a reset connection.
-    assert_eq!(fragment(s.addr, "/big", &id, 0, 100 * 1024 * 1024, &body).status, 200);
+    assert_eq!(
+        fragment(s.addr, "/big", &id, 0, 100 * 1024 * 1024, &body).status,
+        200
+    );
     for _ in 0..3 {
-        let gap = fragment(s.addr, "/big", &id, 5 * 1024 * 1024, 100 * 1024 * 1024, &big);
-        assert_eq!((gap.status, gap.h("bits-received-content-range")), (416, Some("4194304")));
+        let gap = fragment(
+            s.addr,
+            "/big",
+            &id,
+            5 * 1024 * 1024,
+            100 * 1024 * 1024,
+            &big,
+        );
+        assert_eq!(
+            (gap.status, gap.h("bits-received-content-range")),
+            (416, Some("4194304"))
+        );
         let dup = fragment(s.addr, "/big", &id, 0, 100 * 1024 * 1024, &body);
-        assert_eq!((dup.status, dup.h("bits-received-content-range")), (200, Some("4194304")));
-        assert_eq!(fragment(s.addr, "/big", &id, 4 * 1024 * 1024, 110 * 1024 * 1024, &big).status, 400);
+        assert_eq!(
+            (dup.status, dup.h("bits-received-content-range")),
+            (200, Some("4194304"))
+        );
+        assert_eq!(
+            fragment(
+                s.addr,
+                "/big",
+                &id,
+                4 * 1024 * 1024,
+                110 * 1024 * 1024,
+                &big
+            )
+            .status,
+            400
+        );
     }
 }
 
@@ -304,8 +605,15 @@ fn a_windows_style_session_on_one_connection() {
         c.write_all(body).unwrap();
         read_response(c, false)
     };
-    let created = send(&mut c, &format!("BITS-Packet-Type: Create-Session\r\nBITS-Supported-Protocols: {GUID}\r\n"), b"");
-    assert_eq!((created.status, created.h("bits-protocol")), (200, Some(GUID)));
+    let created = send(
+        &mut c,
+        &format!("BITS-Packet-Type: Create-Session\r\nBITS-Supported-Protocols: {GUID}\r\n"),
+        b"",
+    );
+    assert_eq!(
+        (created.status, created.h("bits-protocol")),
+        (200, Some(GUID))
+    );
     let id = created.h("bits-session-id").unwrap().to_owned();
     let text = data(4892, 21);
     let half = send(&mut c, &format!("BITS-Packet-Type: Fragment\r\nBITS-Session-Id: {id}\r\nContent-Range: bytes 0-2445/4892\r\n"), &text[..2446]);
@@ -314,7 +622,14 @@ fn a_windows_style_session_on_one_connection() {
     // A resend from an older offset on the same connection: the overlap is skipped.
     let rest = send(&mut c, &format!("BITS-Packet-Type: Fragment\r\nBITS-Session-Id: {id}\r\nContent-Range: bytes 2000-4891/4892\r\n"), &text[2000..]);
     assert_eq!(rest.h("bits-received-content-range"), Some("4892"));
-    let closed = send(&mut c, &format!("BITS-Packet-Type: Close-Session\r\nBITS-Session-Id: {id}\r\n"), b"");
+    let closed = send(
+        &mut c,
+        &format!("BITS-Packet-Type: Close-Session\r\nBITS-Session-Id: {id}\r\n"),
+        b"",
+    );
     assert_eq!(closed.status, 200);
-    assert_eq!(std::fs::read(dir.path().join("root/upload/2000mb-rfc2119.txt")).unwrap(), text);
+    assert_eq!(
+        std::fs::read(dir.path().join("root/upload/2000mb-rfc2119.txt")).unwrap(),
+        text
+    );
 }

@@ -56,12 +56,15 @@ impl SessionMeta {
         self.received == self.total.unwrap_or(0)
     }
     pub fn dest(&self) -> Result<SafePath, Error> {
-        SafePath::from_stored(&self.path).ok_or_else(|| Error::Storage(format!("session {} has a bad path", self.id)))
+        SafePath::from_stored(&self.path)
+            .ok_or_else(|| Error::Storage(format!("session {} has a bad path", self.id)))
     }
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[derive(Debug)]
@@ -127,7 +130,12 @@ const MIN_RATE: u64 = 1024;
 impl BodyReader {
     pub fn new(body: hyper::body::Incoming, idle: Duration, len: u64) -> BodyReader {
         let deadline = tokio::time::Instant::now() + idle + Duration::from_secs(len / MIN_RATE);
-        BodyReader { body, idle, deadline, done: false }
+        BodyReader {
+            body,
+            idle,
+            deadline,
+            done: false,
+        }
     }
 
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
@@ -143,7 +151,10 @@ impl BodyReader {
             return Ok(None);
         }
         loop {
-            let wait = self.idle.min(self.deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let wait = self.idle.min(
+                self.deadline
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            );
             let frame = match tokio::time::timeout(wait, self.body.frame()).await {
                 Err(_) => return Err(Error::Client("request body timed out".into())),
                 Ok(None) => return Ok(None),
@@ -160,7 +171,11 @@ impl BodyReader {
 
     /// The next bytes to store of a fragment whose first `discard` bytes are already stored and
     /// whose next `remaining` bytes are new; None once all new bytes were returned.
-    pub async fn new_bytes(&mut self, discard: &mut u64, remaining: &mut u64) -> Result<Option<Bytes>, Error> {
+    pub async fn new_bytes(
+        &mut self,
+        discard: &mut u64,
+        remaining: &mut u64,
+    ) -> Result<Option<Bytes>, Error> {
         while *remaining > 0 {
             let Some(mut c) = self.chunk().await? else {
                 return Err(Error::Client("request body ended early".into()));
@@ -241,7 +256,13 @@ impl Store {
         dispatch!(self, s => s.save(meta, version).await)
     }
     /// Stores the new bytes of a fragment, makes them durable, then records the progress.
-    pub async fn write_fragment(&self, meta: SessionMeta, version: Version, w: NewBytes, body: &mut BodyReader) -> Result<Stored, Error> {
+    pub async fn write_fragment(
+        &self,
+        meta: SessionMeta,
+        version: Version,
+        w: NewBytes,
+        body: &mut BodyReader,
+    ) -> Result<Stored, Error> {
         dispatch!(self, s => s.write_fragment(meta, version, w, body).await)
     }
     /// Puts the complete upload in place atomically (unless it is an upload-reply that keeps
@@ -275,7 +296,12 @@ impl Store {
     pub async fn file_info(&self, path: &SafePath) -> Result<Option<FileInfo>, Error> {
         dispatch!(self, s => s.file_info(path).await)
     }
-    pub async fn file_stream(&self, path: &SafePath, start: u64, end: u64) -> Result<ByteStream, Error> {
+    pub async fn file_stream(
+        &self,
+        path: &SafePath,
+        start: u64,
+        end: u64,
+    ) -> Result<ByteStream, Error> {
         dispatch!(self, s => s.file_stream(path, start, end).await)
     }
 }
@@ -287,7 +313,9 @@ pub struct Version(pub Option<object_store::UpdateVersion>);
 
 /// An ETag from size and modification time, like most file servers.
 pub fn etag_for(len: u64, modified: SystemTime) -> String {
-    let t = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let t = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     format!("\"{len:x}-{t:x}\"")
 }
 

@@ -24,18 +24,28 @@ impl Server {
     pub fn start(args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Server {
         let err = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_openbits-server"));
-        cmd.args(["--listen", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(err);
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(err);
         for (k, v) in envs {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn openbits-server");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
             .or_else(|| line.trim().strip_prefix("listening on https://"))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
             .parse()
             .expect("address");
         Server { child, addr, log }
@@ -45,7 +55,14 @@ impl Server {
         let root = dir.join("root");
         let mut args = vec!["--root", root.to_str().unwrap()];
         args.extend_from_slice(extra);
-        Server::start(&args, &[], dir.join(format!("server-{}.log", std::process::id() as u64 * 1000 + rand_u16() as u64)))
+        Server::start(
+            &args,
+            &[],
+            dir.join(format!(
+                "server-{}.log",
+                std::process::id() as u64 * 1000 + rand_u16() as u64
+            )),
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -78,7 +95,10 @@ impl Drop for Server {
 }
 
 fn rand_u16() -> u16 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     (t ^ (t >> 16)) as u16
 }
 
@@ -97,7 +117,13 @@ impl Resp {
 
 /// One request on a new connection (`Connection: close`). Adds `Content-Length` unless the
 /// caller gave one (or passed `Content-Length: none` to omit it).
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -124,7 +150,12 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Resp {
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).expect("status line");
-    let status: u16 = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("status line {line:?}")).parse().expect("status");
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("status line {line:?}"))
+        .parse()
+        .expect("status");
     let mut headers = HeaderMap::new();
     loop {
         let mut l = String::new();
@@ -134,22 +165,45 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> Resp {
             break;
         }
         let (k, v) = l.split_once(':').expect("header line");
-        headers.append(HeaderName::from_bytes(k.trim().as_bytes()).unwrap(), HeaderValue::from_str(v.trim()).unwrap());
+        headers.append(
+            HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+            HeaderValue::from_str(v.trim()).unwrap(),
+        );
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; if head_only || status == 304 { 0 } else { len }];
     r.read_exact(&mut body).expect("body");
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
-pub fn bits(addr: SocketAddr, path: &str, packet: &str, extra: &[(&str, &str)], body: &[u8]) -> Resp {
+pub fn bits(
+    addr: SocketAddr,
+    path: &str,
+    packet: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut h = vec![("BITS-Packet-Type", packet)];
     h.extend_from_slice(extra);
     request(addr, "BITS_POST", path, &h, body)
 }
 
 pub fn create(addr: SocketAddr, path: &str) -> Resp {
-    bits(addr, path, "Create-Session", &[("BITS-Supported-Protocols", GUID)], b"")
+    bits(
+        addr,
+        path,
+        "Create-Session",
+        &[("BITS-Supported-Protocols", GUID)],
+        b"",
+    )
 }
 
 pub fn create_id(addr: SocketAddr, path: &str) -> String {
@@ -158,9 +212,27 @@ pub fn create_id(addr: SocketAddr, path: &str) -> String {
     r.h("bits-session-id").expect("session id").to_owned()
 }
 
-pub fn fragment(addr: SocketAddr, path: &str, id: &str, first: u64, total: u64, bytes: &[u8]) -> Resp {
-    let range = format!("bytes {}-{}/{}", first, first + bytes.len() as u64 - 1, total);
-    bits(addr, path, "Fragment", &[("BITS-Session-Id", id), ("Content-Range", &range)], bytes)
+pub fn fragment(
+    addr: SocketAddr,
+    path: &str,
+    id: &str,
+    first: u64,
+    total: u64,
+    bytes: &[u8],
+) -> Resp {
+    let range = format!(
+        "bytes {}-{}/{}",
+        first,
+        first + bytes.len() as u64 - 1,
+        total
+    );
+    bits(
+        addr,
+        path,
+        "Fragment",
+        &[("BITS-Session-Id", id), ("Content-Range", &range)],
+        bytes,
+    )
 }
 
 pub fn close(addr: SocketAddr, path: &str, id: &str) -> Resp {
@@ -180,11 +252,23 @@ pub fn data(n: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Sends a request the client session asked for, with its body taken from `bytes`.
-pub fn send(addr: SocketAddr, path: &str, req: &openbits_protocol::client::Request, bytes: &[u8]) -> Resp {
+pub fn send(
+    addr: SocketAddr,
+    path: &str,
+    req: &openbits_protocol::client::Request,
+    bytes: &[u8],
+) -> Resp {
     // `request` adds Content-Length itself.
-    let hs: Vec<(String, String)> = req.headers.iter().filter(|(k, _)| k.as_str() != "content-length").map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+    let hs: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .filter(|(k, _)| k.as_str() != "content-length")
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
     let hv: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let body = req.body.map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
+    let body = req
+        .body
+        .map_or(&[][..], |r| &bytes[r.first as usize..=r.last as usize]);
     request(addr, req.method, path, &hv, body)
 }
 
@@ -193,7 +277,12 @@ pub type Pick<'a> = &'a mut dyn FnMut(usize) -> SocketAddr;
 
 /// Uploads `bytes` to `path` with the protocol crate's client session, sending each request to
 /// `pick(n)`; returns the reply URL for upload-reply sessions.
-pub fn upload_with(session: &mut ClientSession, pick: Pick, path: &str, bytes: &[u8]) -> Result<Option<String>, ProtocolError> {
+pub fn upload_with(
+    session: &mut ClientSession,
+    pick: Pick,
+    path: &str,
+    bytes: &[u8],
+) -> Result<Option<String>, ProtocolError> {
     let mut reply = None;
     let mut retries = 0;
     for n in 0.. {
@@ -219,7 +308,12 @@ pub fn upload_with(session: &mut ClientSession, pick: Pick, path: &str, bytes: &
     unreachable!()
 }
 
-pub fn upload(addr: SocketAddr, path: &str, bytes: &[u8], fragment: u64) -> Result<Option<String>, ProtocolError> {
+pub fn upload(
+    addr: SocketAddr,
+    path: &str,
+    bytes: &[u8],
+    fragment: u64,
+) -> Result<Option<String>, ProtocolError> {
     let mut cfg = ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
     cfg.fragment_len = fragment;
     upload_with(&mut ClientSession::new(cfg), &mut |_| addr, path, bytes)
@@ -228,7 +322,10 @@ pub fn upload(addr: SocketAddr, path: &str, bytes: &[u8], fragment: u64) -> Resu
 /// Peak resident memory of a process (VmHWM), in KiB.
 pub fn vm_hwm_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmHWM")
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
 }
 
 /// Waits for a condition, failing the test (not timing it) if it never becomes true.
@@ -242,7 +339,11 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Uploads in upload-reply mode, downloading the reply (with a Range GET, as Windows does)
 /// before Close-Session. Returns the reply URL and the reply's bytes.
-pub fn upload_reply(addr: SocketAddr, path: &str, bytes: &[u8]) -> Result<(String, Vec<u8>), ProtocolError> {
+pub fn upload_reply(
+    addr: SocketAddr,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(String, Vec<u8>), ProtocolError> {
     let mut cfg = ClientConfig::new(format!("http://{addr}{path}"), bytes.len() as u64);
     cfg.upload_reply = true;
     cfg.fragment_len = 5 * 1024;
@@ -263,8 +364,18 @@ pub fn upload_reply(addr: SocketAddr, path: &str, bytes: &[u8]) -> Result<(Strin
                     let head = request(addr, "HEAD", u.path(), &[], b"");
                     assert_eq!(head.status, 200, "reply HEAD {url}");
                     let len: usize = head.h("content-length").unwrap().parse().unwrap();
-                    let r = request(addr, "GET", u.path(), &[("Range", &format!("bytes=0-{}", len.saturating_sub(1)))], b"");
-                    assert!(r.status == 206 || (len == 0 && r.status == 416), "reply GET {url}: {}", r.status);
+                    let r = request(
+                        addr,
+                        "GET",
+                        u.path(),
+                        &[("Range", &format!("bytes=0-{}", len.saturating_sub(1)))],
+                        b"",
+                    );
+                    assert!(
+                        r.status == 206 || (len == 0 && r.status == 416),
+                        "reply GET {url}: {}",
+                        r.status
+                    );
                     r.body
                 } else {
                     Vec::new()
@@ -292,7 +403,9 @@ pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
 impl App {
-    pub fn start(answer: impl Fn(&HeaderMap, &[u8], usize) -> Option<Answer> + Send + 'static) -> App {
+    pub fn start(
+        answer: impl Fn(&HeaderMap, &[u8], usize) -> Option<Answer> + Send + 'static,
+    ) -> App {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -314,15 +427,25 @@ impl App {
                         break;
                     }
                     let (k, v) = l.split_once(':').unwrap();
-                    headers.append(HeaderName::from_bytes(k.trim().as_bytes()).unwrap(), HeaderValue::from_str(v.trim()).unwrap());
+                    headers.append(
+                        HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                        HeaderValue::from_str(v.trim()).unwrap(),
+                    );
                 }
-                let len: usize = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 let mut body = vec![0; len];
                 r.read_exact(&mut body).unwrap();
                 seen2.lock().unwrap().push((headers.clone(), body.clone()));
                 match answer(&headers, &body, n) {
                     Some((status, hs, b)) => {
-                        let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", b.len());
+                        let mut out = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                            b.len()
+                        );
                         for (k, v) in hs {
                             out.push_str(&format!("{k}: {v}\r\n"));
                         }
