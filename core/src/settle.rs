@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobRecord, Settle};
 use crate::localfile;
-use crate::queue::{check_open, publish, JobCell, Shared, Touch};
+use crate::queue::{check_open, publish, CancelSession, JobCell, Shared, Touch};
 use crate::state::{self, JobState, Refusal};
 use crate::store::{Checkpoint, Store};
 use std::path::{Path, PathBuf};
@@ -88,6 +88,24 @@ pub(crate) fn cancel(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResul
         return Err(e);
     }
     shared.checkpoints.forget(&rec.id);
+    // An upload's session is cancelled on its server too (best effort: the server also
+    // expires it).
+    let auth = cell.slot.lock().credentials.get(0);
+    let sessions: Vec<CancelSession> = rec
+        .files
+        .iter()
+        .filter_map(|f| {
+            Some(CancelSession {
+                url: f.remote_url.to_string(),
+                session: f.upload_session.as_deref()?.to_string(),
+                auth: auth.clone(),
+            })
+        })
+        .collect();
+    if !sessions.is_empty() {
+        shared.cancel_sessions.lock().extend(sessions);
+        shared.wake.notify_one();
+    }
     let code = discard_files(&rec);
     rec.settling = None;
     rec.state = final_state;

@@ -201,3 +201,27 @@ fn a_local_file_that_changes_stops_the_upload() {
     assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
     assert_eq!(job.error().unwrap().code, hr::E_LOCAL_FILE_CHANGED);
 }
+
+#[test]
+fn cancel_cancels_the_session_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = server(&root, &[]);
+    let src = source(dir.path(), "slow.bin", &data(16 * MIB as usize, 5));
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("cancelled", JobType::Upload).unwrap();
+    job.add_file(&server.url("/slow.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.set_max_bandwidth(2 * MIB).unwrap();
+    job.resume().unwrap();
+    wait_until("some bytes acknowledged", || {
+        job.progress().unwrap().bytes_transferred > 0
+    });
+    let session = job.record().unwrap().files[0].upload_session.clone().unwrap();
+    let on_server = root.join(".bits-sessions").join(&*session);
+    assert!(on_server.exists(), "{}", on_server.display());
+    assert_eq!(job.cancel().unwrap(), hr::S_OK);
+    wait_until("the server dropped the session", || !on_server.exists());
+    assert!(!root.join("slow.bin").exists());
+}

@@ -13,7 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Tuple
 
 import pytest
 
@@ -105,3 +105,34 @@ def pytest_report_header(config: pytest.Config) -> str:
         f"library {openbits.library_version} at {openbits.library_path}; "
         f"python {sys.version.split()[0]}"
     )
+
+
+@pytest.fixture
+def upload_server(tmp_path: Path) -> Iterator[Tuple[str, Path]]:
+    """An openbits-server (the upload server of this repository) storing into a fresh folder:
+    yields its base URL and that folder."""
+    binary = REPO / "target" / "debug" / "openbits-server"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-q", "-p", "openbits-server"], cwd=REPO, check=True)
+    root = tmp_path / "uploads"
+    root.mkdir()
+    proc = subprocess.Popen(
+        [str(binary), "--listen", "127.0.0.1:0", "--root", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        pytest.fail(f"openbits-server did not start: {line!r}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    try:
+        yield line[len("listening on "):], root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -53,6 +53,7 @@ use tokio::sync::Notify;
 /// | `schedule` | `Manager::open`, `set_bandwidth_schedule` | scheduler pass (which sets `limits.by_priority`) |
 /// | `network_up`, `reconnects` | `Manager::open` and its network watcher | scheduler pass, `transfer::fail` |
 /// | `reconnects_seen` | scheduler pass | scheduler pass |
+/// | `cancel_sessions` | `settle::cancel` (push) | scheduler loop (drain) |
 /// | `starts` | scheduler `start` (fetch_add) | — |
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
@@ -107,6 +108,9 @@ pub(crate) struct Shared {
     pub(crate) network_up: AtomicBool,
     pub(crate) reconnects: AtomicU64,
     pub(crate) reconnects_seen: AtomicU64,
+    /// Upload sessions of cancelled jobs, for the scheduler to cancel on their servers (a leaf
+    /// lock; best effort, not kept across a restart).
+    pub(crate) cancel_sessions: Mutex<Vec<CancelSession>>,
     /// The bandwidth schedule, if one is set (a leaf lock).
     pub(crate) schedule: Mutex<Option<BandwidthSchedule>>,
     /// Counts task starts (round-robin order).
@@ -156,6 +160,7 @@ impl Shared {
             limits: Limits::default(),
             network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
             schedule: Mutex::new(None),
+            cancel_sessions: Mutex::new(Vec::new()),
             network_up: AtomicBool::new(true),
             reconnects: AtomicU64::new(0),
             reconnects_seen: AtomicU64::new(0),
@@ -167,6 +172,13 @@ impl Shared {
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// An upload session to cancel on its server (Cancel-Session), with the credentials the job had.
+pub(crate) struct CancelSession {
+    pub(crate) url: String,
+    pub(crate) session: String,
+    pub(crate) auth: Option<hyper::header::HeaderValue>,
 }
 
 /// States the scheduler acts on at every pass: it gives QUEUED jobs slots, watches running ones,

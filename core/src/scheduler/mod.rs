@@ -36,6 +36,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             return;
         }
         let next_due_ms = pass(&shared, &clients);
+        for c in std::mem::take(&mut *shared.cancel_sessions.lock()) {
+            tokio::spawn(transfer::cancel_session(shared.clone(), clients.clone(), c));
+        }
         shared
             .next_due_ms
             .store(next_due_ms.unwrap_or(u64::MAX), Ordering::SeqCst);

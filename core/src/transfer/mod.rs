@@ -267,3 +267,51 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mu
         cell.changed.notify_all();
     }
 }
+
+/// Cancel-Session for an upload whose job was cancelled: a few tries over about half a minute
+/// (best effort; the server expires abandoned sessions anyway).
+pub(crate) async fn cancel_session(
+    shared: Arc<Shared>,
+    clients: Arc<http::Clients>,
+    c: crate::queue::CancelSession,
+) {
+    use openbits_protocol::headers::{BITS_POST, PACKET_TYPE, SESSION_ID};
+    let Ok(url) = url::Url::parse(&c.url) else {
+        return;
+    };
+    let mut headers = hyper::HeaderMap::new();
+    let (Ok(session), Ok(packet)) = (
+        hyper::header::HeaderValue::from_str(&c.session),
+        hyper::header::HeaderValue::from_str("Cancel-Session"),
+    ) else {
+        return;
+    };
+    headers.insert(PACKET_TYPE, packet);
+    headers.insert(SESSION_ID, session);
+    headers.insert(hyper::header::CONTENT_LENGTH, hyper::header::HeaderValue::from(0));
+    let options = http::RequestOptions {
+        server_auth: c.auth,
+        ..Default::default()
+    };
+    for wait in [0u64, 2, 8, 20] {
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        if shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let sent = http::send_packet(
+            &clients,
+            &shared.config,
+            &url,
+            BITS_POST,
+            &headers,
+            bytes::Bytes::new(),
+            &options,
+            shared.config.stall_timeout,
+        )
+        .await;
+        // Any answer settles it: an Ack, or "no such session" (already gone).
+        if sent.is_ok() {
+            return;
+        }
+    }
+}
