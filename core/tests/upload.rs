@@ -225,3 +225,27 @@ fn cancel_cancels_the_session_on_the_server() {
     wait_until("the server dropped the session", || !on_server.exists());
     assert!(!root.join("slow.bin").exists());
 }
+
+#[test]
+fn an_upload_obeys_the_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = server(&root, &[]);
+    let bytes = data(8 * MIB as usize, 6);
+    let src = source(dir.path(), "paced.bin", &bytes);
+    let m = manager(&dir.path().join("state"));
+    m.set_max_bandwidth(4 * MIB).unwrap(); // the manager's limit binds background uploads
+    let job = m.create_job("paced", JobType::Upload).unwrap();
+    job.add_file(&server.url("/paced.bin"), src.to_str().unwrap())
+        .unwrap();
+    let start = std::time::Instant::now();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let secs = start.elapsed().as_secs_f64();
+    println!("8 MiB uploaded under a 4 MiB/s manager limit: {secs:.2} s");
+    // 8 MiB at 4 MiB/s: 2 s (each acknowledged fragment is paced, as a download's writes are).
+    assert!((1.6..=2.4).contains(&secs), "{secs:.2} s");
+    job.complete().unwrap();
+    assert_eq!(std::fs::read(root.join("paced.bin")).unwrap(), bytes);
+}
