@@ -41,6 +41,41 @@ namespace OpenBits
 
         /// <summary>Byte ranges per file (MaxRangesPerFile, default 500).</summary>
         public int? MaxRangesPerFile { get; set; }
+
+        /// <summary>How long a background job keeps its slot while others of its priority wait
+        /// (default 30 s).</summary>
+        public TimeSpan? TimeSlice { get; set; }
+
+        /// <summary>Files transferred from one origin at once, over every job (default 6).</summary>
+        public int? MaxConnectionsPerHost { get; set; }
+    }
+
+    /// <summary>A weekly window of a bandwidth schedule: the days it starts on (bit 0 Sunday ...
+    /// bit 6 Saturday), its minutes [start, end) after local midnight (an end before the start
+    /// runs past midnight; an equal one is the whole day), and its limits for High, Normal, Low
+    /// in bytes per second (0: none; BandwidthSchedule.Blocked: no transfer).</summary>
+    public sealed class ScheduleWindow
+    {
+        public uint Days { get; set; }
+        public uint StartMinute { get; set; }
+        public uint EndMinute { get; set; }
+        public ulong High { get; set; }
+        public ulong Normal { get; set; }
+        public ulong Low { get; set; }
+    }
+
+    /// <summary>BITS's bandwidth schedule for background jobs (Manager.BandwidthSchedule).</summary>
+    public sealed class BandwidthSchedule
+    {
+        /// <summary>A limit meaning "no background transfer at all".</summary>
+        public const ulong Blocked = ulong.MaxValue;
+
+        public ScheduleWindow Work { get; set; }
+        public ulong OtherHigh { get; set; }
+        public ulong OtherNormal { get; set; }
+        public ulong OtherLow { get; set; }
+        /// <summary>Null: no maintenance window.</summary>
+        public ScheduleWindow Maintenance { get; set; }
     }
 
     /// <summary>Data of a job event (see <see cref="Manager.JobTransferred"/> and the other events).</summary>
@@ -123,6 +158,9 @@ namespace OpenBits
                 MaxJobsPerOwner = ToUInt(options.MaxJobsPerOwner, "MaxJobsPerOwner"),
                 MaxFilesPerJob = ToUInt(options.MaxFilesPerJob, "MaxFilesPerJob"),
                 MaxRangesPerFile = ToUInt(options.MaxRangesPerFile, "MaxRangesPerFile"),
+                TimeSliceMs = options.TimeSlice.HasValue
+                    ? Milliseconds(options.TimeSlice.Value, "TimeSlice") : 0u,
+                MaxConnectionsPerHost = ToUInt(options.MaxConnectionsPerHost, "MaxConnectionsPerHost"),
             };
             GCHandle pin = default(GCHandle), ownerPin = default(GCHandle);
             try
@@ -164,7 +202,8 @@ namespace OpenBits
         private static uint StructSizeFor(ManagerOptions o)
         {
             bool extended = o.Owner != null || o.ServiceMode || o.MaxJobs.HasValue || o.MaxJobsPerOwner.HasValue
-                || o.MaxFilesPerJob.HasValue || o.MaxRangesPerFile.HasValue;
+                || o.MaxFilesPerJob.HasValue || o.MaxRangesPerFile.HasValue || o.TimeSlice.HasValue
+                || o.MaxConnectionsPerHost.HasValue;
             return extended
                 ? (uint)Marshal.SizeOf(typeof(NativeManagerOptions))
                 : (uint)Marshal.OffsetOf(typeof(NativeManagerOptions), "Owner").ToInt32();
@@ -214,6 +253,62 @@ namespace OpenBits
                 return (CostState)v;
             }
             set { NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_set_network_cost(Handle, (uint)value)); }
+        }
+
+        /// <summary>The bandwidth schedule (null: none). Kept in the state folder.</summary>
+        public BandwidthSchedule BandwidthSchedule
+        {
+            get
+            {
+                var n = new NativeBandwidthSchedule { StructSize = (uint)Marshal.SizeOf(typeof(NativeBandwidthSchedule)) };
+                int hr = NativeMethods.bits_manager_get_bandwidth_schedule(Handle, ref n);
+                NativeMethods.ThrowIfFailed(hr);
+                if (hr == HResults.S_False)
+                    return null;
+                return new BandwidthSchedule
+                {
+                    Work = new ScheduleWindow
+                    {
+                        Days = n.WorkDays, StartMinute = n.WorkStartMinute, EndMinute = n.WorkEndMinute,
+                        High = n.WorkHigh, Normal = n.WorkNormal, Low = n.WorkLow,
+                    },
+                    OtherHigh = n.OtherHigh, OtherNormal = n.OtherNormal, OtherLow = n.OtherLow,
+                    Maintenance = n.MaintenanceEnabled == 0 ? null : new ScheduleWindow
+                    {
+                        Days = n.MaintenanceDays, StartMinute = n.MaintenanceStartMinute,
+                        EndMinute = n.MaintenanceEndMinute,
+                        High = n.MaintenanceHigh, Normal = n.MaintenanceNormal, Low = n.MaintenanceLow,
+                    },
+                };
+            }
+            set
+            {
+                if (value == null)
+                {
+                    NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_clear_bandwidth_schedule(Handle, IntPtr.Zero));
+                    return;
+                }
+                ScheduleWindow w = value.Work ?? new ScheduleWindow();
+                var n = new NativeBandwidthSchedule
+                {
+                    StructSize = (uint)Marshal.SizeOf(typeof(NativeBandwidthSchedule)),
+                    WorkDays = w.Days, WorkStartMinute = w.StartMinute, WorkEndMinute = w.EndMinute,
+                    WorkHigh = w.High, WorkNormal = w.Normal, WorkLow = w.Low,
+                    OtherHigh = value.OtherHigh, OtherNormal = value.OtherNormal, OtherLow = value.OtherLow,
+                };
+                if (value.Maintenance != null)
+                {
+                    ScheduleWindow m = value.Maintenance;
+                    n.MaintenanceEnabled = 1;
+                    n.MaintenanceDays = m.Days;
+                    n.MaintenanceStartMinute = m.StartMinute;
+                    n.MaintenanceEndMinute = m.EndMinute;
+                    n.MaintenanceHigh = m.High;
+                    n.MaintenanceNormal = m.Normal;
+                    n.MaintenanceLow = m.Low;
+                }
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_manager_set_bandwidth_schedule(Handle, ref n));
+            }
         }
 
         internal ManagerHandle Handle

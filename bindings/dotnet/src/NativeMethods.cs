@@ -91,6 +91,25 @@ namespace OpenBits
         public uint MaxJobsPerOwner;
         public uint MaxFilesPerJob;
         public uint MaxRangesPerFile;
+        public uint TimeSliceMs;
+        public uint MaxConnectionsPerHost;
+    }
+
+    // bits_bandwidth_schedule; the limit arrays are spelled out so the struct marshals as is.
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeBandwidthSchedule
+    {
+        public uint StructSize;
+        public uint WorkDays;
+        public uint WorkStartMinute;
+        public uint WorkEndMinute;
+        public ulong WorkHigh, WorkNormal, WorkLow;
+        public ulong OtherHigh, OtherNormal, OtherLow;
+        public uint MaintenanceEnabled;
+        public uint MaintenanceDays;
+        public uint MaintenanceStartMinute;
+        public uint MaintenanceEndMinute;
+        public ulong MaintenanceHigh, MaintenanceNormal, MaintenanceLow;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -288,6 +307,15 @@ namespace OpenBits
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int bits_manager_set_network_cost(ManagerHandle manager, uint costState);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_manager_set_bandwidth_schedule(ManagerHandle manager, ref NativeBandwidthSchedule schedule);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true, EntryPoint = "bits_manager_set_bandwidth_schedule")]
+        internal static extern int bits_manager_clear_bandwidth_schedule(ManagerHandle manager, IntPtr none);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_manager_get_bandwidth_schedule(ManagerHandle manager, ref NativeBandwidthSchedule schedule);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int bits_manager_get_network_cost(ManagerHandle manager, out uint costState);

@@ -156,7 +156,28 @@ namespace OpenBits.Tests
             }
             Fixture.AssertFileEquals(Server.Content("/a.bin"), Path.Combine(dir, "a.bin"));
             using (var m = new Manager(Path.Combine(dir, "state")))
+            {
                 Assert.True(m.MaxBandwidth == 2000000, "the manager limit is kept");
+                Assert.True(m.BandwidthSchedule == null, "no schedule by default");
+                m.BandwidthSchedule = new BandwidthSchedule
+                {
+                    Work = new ScheduleWindow { Days = 0x3e, StartMinute = 480, EndMinute = 1020, Low = BandwidthSchedule.Blocked },
+                    OtherNormal = 1000000,
+                    Maintenance = new ScheduleWindow { Days = 1, StartMinute = 1380, EndMinute = 60, High = 5 },
+                };
+                var bad = new BandwidthSchedule { Work = new ScheduleWindow { StartMinute = 2000 } };
+                var e = Assert.Throws<BitsException>(() => { m.BandwidthSchedule = bad; }, "bad schedule");
+                Assert.HResult(HResults.E_InvalidArg, e.HResult, "HResult");
+            }
+            var options = new ManagerOptions { StateDirectory = Path.Combine(dir, "state"), MaxConnectionsPerHost = 2, TimeSlice = TimeSpan.FromSeconds(5) };
+            using (var m = new Manager(options))
+            {
+                BandwidthSchedule s = m.BandwidthSchedule;
+                Assert.True(s != null && s.Work.Days == 0x3e && s.Work.Low == BandwidthSchedule.Blocked
+                    && s.OtherNormal == 1000000 && s.Maintenance != null && s.Maintenance.High == 5, "the schedule is kept");
+                m.BandwidthSchedule = null;
+                Assert.True(m.BandwidthSchedule == null, "removed");
+            }
         }
 
         // ---- errors ----
