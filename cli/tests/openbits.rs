@@ -366,7 +366,10 @@ fn every_changing_verb_on_a_free_queue() {
     f.expect(0, &["set", &id, "transfer-policy", "unrestricted"]);
     let doc = f.info(&id);
     assert_eq!(
-        (doc["max_bandwidth"].as_u64(), doc["transfer_policy"].as_u64()),
+        (
+            doc["max_bandwidth"].as_u64(),
+            doc["transfer_policy"].as_u64()
+        ),
         (Some(2 << 20), Some(0x8000_0021))
     );
     f.expect(2, &["set", &id, "transfer-policy", "sometimes"]);
@@ -427,14 +430,22 @@ fn uploads_go_to_openbits_server_and_upload_reply_is_refused() {
             &server.url("/in/up.bin"),
         ],
     );
-    assert!(r.stdout.contains("transferred") || r.stderr.is_empty(), "{r:?}");
+    assert!(
+        r.stdout.contains("transferred") || r.stderr.is_empty(),
+        "{r:?}"
+    );
     assert_eq!(std::fs::read(root.join("in/up.bin")).unwrap(), content);
     // Upload-reply jobs are not in the core yet: BITS's code, exit 1, nothing left behind.
     let r = f.expect(1, &["create", "--upload-reply", "up"]);
     assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
     let r = f.expect(
         1,
-        &["transfer", "--upload-reply", &f.p("up.bin"), &server.url("/r")],
+        &[
+            "transfer",
+            "--upload-reply",
+            &f.p("up.bin"),
+            &server.url("/r"),
+        ],
     );
     assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
     assert!(f.jobs().is_empty());

@@ -333,8 +333,11 @@ fn jobs_that_stopped_moving_are_cancelled_when_inactive() {
     let m = Manager::open(Some(&dir.path().join("state")), cfg).unwrap();
     let j = m.create_job("moved", JobType::Download).unwrap();
     // Nothing listens on port 9: the job goes to TRANSIENT_ERROR and waits to retry.
-    j.add_file("http://127.0.0.1:9/x", dir.path().join("x").to_str().unwrap())
-        .unwrap();
+    j.add_file(
+        "http://127.0.0.1:9/x",
+        dir.path().join("x").to_str().unwrap(),
+    )
+    .unwrap();
     j.resume().unwrap();
     wait_until("a transient error", || {
         j.state().unwrap() == JobState::TransientError
@@ -352,5 +355,8 @@ fn jobs_that_stopped_moving_are_cancelled_when_inactive() {
     wait_until("the stopped job is cancelled", || {
         j.state().unwrap() == JobState::Cancelled
     });
-    assert!(suspended_at.elapsed() >= Duration::from_millis(500), "cancelled too early");
+    assert!(
+        suspended_at.elapsed() >= Duration::from_millis(500),
+        "cancelled too early"
+    );
 }

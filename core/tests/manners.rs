@@ -56,7 +56,10 @@ fn a_job_limited_to_4_mib_per_second_takes_10_s_for_40_mib() {
     assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
     let secs = start.elapsed().as_secs_f64();
     println!("40 MiB at a 4 MiB/s job limit: {secs:.2} s");
-    assert!((9.5..=10.5).contains(&secs), "{secs:.2} s, expected 10 s ± 5%");
+    assert!(
+        (9.5..=10.5).contains(&secs),
+        "{secs:.2} s, expected 10 s ± 5%"
+    );
     j.complete().unwrap();
 }
 
@@ -85,9 +88,14 @@ fn background_jobs_share_the_manager_limit_and_foreground_is_exempt() {
     assert_eq!(a.wait(WAIT).unwrap(), JobState::Transferred);
     assert_eq!(b.wait(WAIT).unwrap(), JobState::Transferred);
     let secs = start.elapsed().as_secs_f64();
-    println!("2 x 8 MiB under a 4 MiB/s manager limit: {secs:.2} s; 32 MiB foreground: {fg_secs:.2} s");
+    println!(
+        "2 x 8 MiB under a 4 MiB/s manager limit: {secs:.2} s; 32 MiB foreground: {fg_secs:.2} s"
+    );
     // 16 MiB at 4 MiB/s together: 4 s ± 5%.
-    assert!((3.8..=4.2).contains(&secs), "{secs:.2} s, expected 4 s ± 5%");
+    assert!(
+        (3.8..=4.2).contains(&secs),
+        "{secs:.2} s, expected 4 s ± 5%"
+    );
     // The foreground job went at the speed of the loopback, not of the limit (32 MiB would take
     // 8 s at 4 MiB/s).
     assert!(fg_secs < 4.0, "foreground took {fg_secs:.2} s");
@@ -103,14 +111,23 @@ fn a_new_limit_governs_a_transfer_in_flight_within_a_second() {
     j.resume().unwrap();
     wait_until("1 MiB at 1 MiB/s", || transferred(&j) >= MIB);
     let (changed_at, done) = (Instant::now(), transferred(&j));
-    assert!(done < 2 * MIB, "the first limit held: {done} bytes after 1 MiB");
+    assert!(
+        done < 2 * MIB,
+        "the first limit held: {done} bytes after 1 MiB"
+    );
     j.set_max_bandwidth(8 * MIB).unwrap();
     assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
     let secs = changed_at.elapsed().as_secs_f64();
     let expected = (12 * MIB - done) as f64 / (8 * MIB) as f64;
     println!("rest after raising 1 -> 8 MiB/s: {secs:.2} s (at 8 MiB/s: {expected:.2} s)");
-    assert!(secs <= expected + 1.0, "{secs:.2} s for what takes {expected:.2} s at 8 MiB/s");
-    assert!(secs >= expected * 0.95, "faster than the new limit: {secs:.2} s");
+    assert!(
+        secs <= expected + 1.0,
+        "{secs:.2} s for what takes {expected:.2} s at 8 MiB/s"
+    );
+    assert!(
+        secs >= expected * 0.95,
+        "faster than the new limit: {secs:.2} s"
+    );
 }
 
 #[test]
@@ -153,10 +170,16 @@ fn a_job_waits_for_a_network_cost_its_policy_allows() {
         picky.set_transfer_policy(0x4000_0001).unwrap_err().code,
         hr::E_INVALIDARG
     );
-    picky.set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED).unwrap();
+    picky
+        .set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED)
+        .unwrap();
     let any = job(&m, &server, dir.path(), "/any", MIB);
     assert_eq!(
-        any.record().unwrap().extras().transfer_policy.unwrap_or(TRANSFER_POLICY_ALWAYS),
+        any.record()
+            .unwrap()
+            .extras()
+            .transfer_policy
+            .unwrap_or(TRANSFER_POLICY_ALWAYS),
         TRANSFER_POLICY_ALWAYS
     );
     picky.resume().unwrap();
@@ -176,7 +199,8 @@ fn a_job_waits_for_a_network_cost_its_policy_allows() {
     // A transfer in flight stops when the cost stops fitting its policy.
     let big = job(&m, &server, dir.path(), "/big", 64 * MIB);
     big.set_max_bandwidth(4 * MIB).unwrap();
-    big.set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED).unwrap();
+    big.set_transfer_policy(TRANSFER_POLICY_UNRESTRICTED)
+        .unwrap();
     big.resume().unwrap();
     wait_until("the big job moves", || transferred(&big) > 0);
     m.set_network_cost(COST_STATE_USAGE_BASED).unwrap();
@@ -236,7 +260,10 @@ fn bandwidth_schedule_end_to_end() {
         },
         ..schedule
     };
-    assert_eq!(m.set_bandwidth_schedule(Some(bad)).unwrap_err().code, hr::E_INVALIDARG);
+    assert_eq!(
+        m.set_bandwidth_schedule(Some(bad)).unwrap_err().code,
+        hr::E_INVALIDARG
+    );
     CLOCK.store(1440 + 9 * 60, std::sync::atomic::Ordering::SeqCst); // Monday 09:00
     m.set_bandwidth_schedule(Some(schedule)).unwrap();
     let normal = job(&m, &server, dir.path(), "/normal", 8 * MIB);
@@ -258,7 +285,10 @@ fn bandwidth_schedule_end_to_end() {
     assert_eq!(normal.wait(WAIT).unwrap(), JobState::Transferred);
     let secs = start.elapsed().as_secs_f64();
     println!("8 MiB at the schedule's 8 MiB/s: {secs:.2} s");
-    assert!((0.9..=1.6).contains(&secs), "{secs:.2} s, expected about 1 s");
+    assert!(
+        (0.9..=1.6).contains(&secs),
+        "{secs:.2} s, expected about 1 s"
+    );
     drop(m);
     // The schedule is kept in the state folder.
     let m = Manager::open(Some(&state), config).unwrap();
@@ -284,8 +314,11 @@ fn eight_jobs_to_one_origin_share_two_permits() {
             server.add(&path, pattern(MIB as usize, i));
             let j = m.create_job(&path, JobType::Download).unwrap();
             let local = dir.path().join(format!("h{i}"));
-            j.add_file(&server.url(&format!("{path}?rate=2097152")), local.to_str().unwrap())
-                .unwrap();
+            j.add_file(
+                &server.url(&format!("{path}?rate=2097152")),
+                local.to_str().unwrap(),
+            )
+            .unwrap();
             j
         })
         .collect();
@@ -319,8 +352,13 @@ fn retry_after_holds_back_the_origin_but_not_others() {
     .unwrap();
     let start = Instant::now();
     told.resume().unwrap();
-    wait_until("the 429", || told.state().unwrap() == JobState::TransientError);
-    assert_eq!(told.error().unwrap().code, openbits_core::HResult::http(429));
+    wait_until("the 429", || {
+        told.state().unwrap() == JobState::TransientError
+    });
+    assert_eq!(
+        told.error().unwrap().code,
+        openbits_core::HResult::http(429)
+    );
     // Another job to the same origin waits too; one to another origin does not.
     a.resume().unwrap();
     let elsewhere = job(&m, &other, dir.path(), "/elsewhere", 1000);
@@ -330,15 +368,28 @@ fn retry_after_holds_back_the_origin_but_not_others() {
         a.state().unwrap() == JobState::TransientError
     });
     assert_eq!(a.error().unwrap().code, openbits_core::HResult::http(429));
-    assert!(start.elapsed() < Duration::from_secs(2), "held back too long before the checks");
-    assert_eq!(busy.seen().len(), 1, "the busy origin was asked again during its pause");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "held back too long before the checks"
+    );
+    assert_eq!(
+        busy.seen().len(),
+        1,
+        "the busy origin was asked again during its pause"
+    );
     assert_eq!(told.wait(WAIT).unwrap(), JobState::Transferred);
     let told_after = start.elapsed();
     assert_eq!(a.wait(WAIT).unwrap(), JobState::Transferred);
     let requests = busy.seen();
     assert_eq!(requests[0].status, 429);
-    assert!(requests[1..].iter().all(|r| r.status == 200), "{requests:?}");
-    assert!(told_after >= Duration::from_secs(2), "retried after {told_after:?}");
+    assert!(
+        requests[1..].iter().all(|r| r.status == 200),
+        "{requests:?}"
+    );
+    assert!(
+        told_after >= Duration::from_secs(2),
+        "retried after {told_after:?}"
+    );
     println!(
         "429 + Retry-After: 2: the told job transferred after {:.2} s, the other origin's job at once",
         told_after.as_secs_f64()

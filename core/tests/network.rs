@@ -46,8 +46,18 @@ impl Net {
         ip(&["netns", "add", &net.client])?;
         ip(&["netns", "add", &net.server])?;
         ip(&[
-            "link", "add", &net.client_link, "netns", &net.client, "type", "veth", "peer", "name",
-            &server_link, "netns", &net.server,
+            "link",
+            "add",
+            &net.client_link,
+            "netns",
+            &net.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &server_link,
+            "netns",
+            &net.server,
         ])?;
         for (ns, link, addr) in [
             (&net.client, &net.client_link, "10.231.7.2/24"),
@@ -110,7 +120,7 @@ fn a_job_waits_for_the_network_and_continues_when_it_returns() {
     let state = dir.path().join("state");
     let dest = dir.path().join("big");
     let url = server.url("/big?rate=2097152"); // 2 MiB/s: 4 s in all
-    // The manager's threads (and its network watcher) start in the client namespace.
+                                               // The manager's threads (and its network watcher) start in the client namespace.
     let (m, job) = std::thread::spawn(move || {
         enter(&client_ns);
         let m = Manager::open(Some(&state), Config::default()).unwrap();
@@ -137,12 +147,25 @@ fn a_job_waits_for_the_network_and_continues_when_it_returns() {
         job.progress().unwrap().bytes_transferred > before
     });
     let resumed = back.elapsed();
-    println!("link up -> transfer moving again after {:.2} s", resumed.as_secs_f64());
+    println!(
+        "link up -> transfer moving again after {:.2} s",
+        resumed.as_secs_f64()
+    );
     assert!(resumed < Duration::from_secs(2), "{resumed:?}");
-    assert_eq!(job.wait(Some(Duration::from_secs(60))).unwrap(), JobState::Transferred);
+    assert_eq!(
+        job.wait(Some(Duration::from_secs(60))).unwrap(),
+        JobState::Transferred
+    );
     // It continued from its bytes on disk rather than starting over.
-    assert!(server.bytes_sent() < 2 * size as u64, "{} bytes sent", server.bytes_sent());
+    assert!(
+        server.bytes_sent() < 2 * size as u64,
+        "{} bytes sent",
+        server.bytes_sent()
+    );
     job.complete().unwrap();
-    assert_eq!(std::fs::read(dir.path().join("big")).unwrap(), pattern(size, 7));
+    assert_eq!(
+        std::fs::read(dir.path().join("big")).unwrap(),
+        pattern(size, 7)
+    );
     drop(m);
 }

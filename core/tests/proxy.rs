@@ -118,6 +118,9 @@ fn requests_go_through_the_proxy_the_job_names() {
         job.state().unwrap() == JobState::TransientError
     });
     let r = job.record().unwrap();
-    assert_eq!((r.proxy_usage, &r.extras().proxy_list), (PROXY_USAGE_NO_PROXY, &None));
+    assert_eq!(
+        (r.proxy_usage, &r.extras().proxy_list),
+        (PROXY_USAGE_NO_PROXY, &None)
+    );
     drop(tls_dir);
 }

@@ -519,7 +519,12 @@ fn create_job_validation() {
         hr::E_INVALIDARG
     );
     assert_eq!(
-        f.manager.create_job("u", JobType::Upload).unwrap().record().unwrap().job_type,
+        f.manager
+            .create_job("u", JobType::Upload)
+            .unwrap()
+            .record()
+            .unwrap()
+            .job_type,
         JobType::Upload
     );
     assert_eq!(
@@ -533,7 +538,11 @@ fn create_job_validation() {
     let b = f.manager.create_job("same", JobType::Download).unwrap();
     assert_ne!(a.id(), b.id());
     assert_eq!(f.manager.get_job(&a.id()).unwrap().id(), a.id());
-    assert_eq!(f.manager.jobs().unwrap().len(), 4, "the upload job, the first one and these two");
+    assert_eq!(
+        f.manager.jobs().unwrap().len(),
+        4,
+        "the upload job, the first one and these two"
+    );
 }
 
 #[test]
@@ -927,7 +936,10 @@ fn notification_command_line_runs_and_reruns_on_failure() {
     });
     let r = job.record().unwrap();
     assert_eq!(
-        (r.extras().notify_program.as_deref(), r.extras().notify_parameters.as_deref()),
+        (
+            r.extras().notify_program.as_deref(),
+            r.extras().notify_parameters.as_deref()
+        ),
         (Some("/bin/sh"), Some(params.as_str()))
     );
     assert_eq!(job.complete().unwrap(), hr::S_OK);

@@ -57,7 +57,10 @@ fn an_upload_arrives_byte_for_byte() {
     job.resume().unwrap();
     assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
     let p = job.progress().unwrap();
-    assert_eq!((p.bytes_total, p.bytes_transferred), (bytes.len() as u64, bytes.len() as u64));
+    assert_eq!(
+        (p.bytes_total, p.bytes_transferred),
+        (bytes.len() as u64, bytes.len() as u64)
+    );
     assert_eq!(job.complete().unwrap(), hr::S_OK);
     assert_eq!(std::fs::read(root.join("in/report.bin")).unwrap(), bytes);
     // The local file is read, never changed.
@@ -91,11 +94,21 @@ fn a_restart_mid_upload_continues_the_same_session() {
     let m = manager(&state);
     let job = m.get_job(&id).unwrap();
     let rec = job.record().unwrap();
-    assert_eq!(rec.files[0].upload_session, session, "the session id was kept");
-    assert!(rec.files[0].bytes_transferred >= 4 * MIB, "the acknowledged offset was kept");
+    assert_eq!(
+        rec.files[0].upload_session, session,
+        "the session id was kept"
+    );
+    assert!(
+        rec.files[0].bytes_transferred >= 4 * MIB,
+        "the acknowledged offset was kept"
+    );
     job.set_max_bandwidth(0).unwrap();
     assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
-    assert_eq!(job.record().unwrap().files[0].upload_session, session, "same session");
+    assert_eq!(
+        job.record().unwrap().files[0].upload_session,
+        session,
+        "same session"
+    );
     assert_eq!(job.complete().unwrap(), hr::S_OK);
     assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), bytes);
 }
@@ -111,13 +124,21 @@ fn bits_rules_for_an_upload_jobs_file() {
     let missing = job
         .add_file(url, dir.path().join("missing.bin").to_str().unwrap())
         .unwrap_err();
-    assert!(missing.message.contains("missing.bin"), "{}", missing.message);
+    assert!(
+        missing.message.contains("missing.bin"),
+        "{}",
+        missing.message
+    );
     assert_eq!(
-        job.add_file(url, dir.path().to_str().unwrap()).unwrap_err().code,
+        job.add_file(url, dir.path().to_str().unwrap())
+            .unwrap_err()
+            .code,
         hr::E_INVALIDARG
     );
     assert_eq!(
-        job.add_file("file:///tmp/x", src.to_str().unwrap()).unwrap_err().code,
+        job.add_file("file:///tmp/x", src.to_str().unwrap())
+            .unwrap_err()
+            .code,
         hr::E_INVALIDARG
     );
     // One file: a set of two adds none; a second file is refused.
@@ -139,7 +160,9 @@ fn bits_rules_for_an_upload_jobs_file() {
     );
     // Upload-reply is not there yet, and says so.
     assert_eq!(
-        m.create_job("reply", JobType::UploadReply).unwrap_err().code,
+        m.create_job("reply", JobType::UploadReply)
+            .unwrap_err()
+            .code,
         hr::E_NOTIMPL
     );
 }
@@ -164,7 +187,10 @@ fn the_servers_refusals_reach_the_job() {
     // What IIS answers: 409 with BITS-Error-Code E_ACCESSDENIED, context REMOTE_FILE.
     assert_eq!(e.code, hr::E_ACCESSDENIED, "{}", e.description);
     assert_eq!(e.context, openbits_core::ErrorContext::RemoteFile);
-    assert_eq!(std::fs::read(root.join("taken.bin")).unwrap(), b"already here");
+    assert_eq!(
+        std::fs::read(root.join("taken.bin")).unwrap(),
+        b"already here"
+    );
     // Over the maximum size: BITS_E_TOO_LARGE.
     let big = source(dir.path(), "big.bin", &data(5000, 3));
     let job = m.create_job("too big", JobType::Upload).unwrap();
@@ -218,7 +244,10 @@ fn cancel_cancels_the_session_on_the_server() {
     wait_until("some bytes acknowledged", || {
         job.progress().unwrap().bytes_transferred > 0
     });
-    let session = job.record().unwrap().files[0].upload_session.clone().unwrap();
+    let session = job.record().unwrap().files[0]
+        .upload_session
+        .clone()
+        .unwrap();
     let on_server = root.join(".bits-sessions").join(&*session);
     assert!(on_server.exists(), "{}", on_server.display());
     assert_eq!(job.cancel().unwrap(), hr::S_OK);

@@ -168,7 +168,9 @@ pub unsafe extern "C" fn bits_manager_set_network_cost(
     cost_state: u32,
 ) -> bits_hresult {
     call("bits_manager_set_network_cost", || {
-        arg(manager, "manager")?.inner.set_network_cost(cost_state)?;
+        arg(manager, "manager")?
+            .inner
+            .set_network_cost(cost_state)?;
         Ok(hr::S_OK)
     })
 }
@@ -230,7 +232,8 @@ pub struct bits_bandwidth_schedule {
 
 fn window(days: u32, start: u32, end: u32, limits: [u64; 3]) -> Result<Window, Error> {
     let narrow = |v: u32, what: &str| {
-        u16::try_from(v).map_err(|_| Error::new(hr::E_INVALIDARG, format!("{what} {v} is out of range")))
+        u16::try_from(v)
+            .map_err(|_| Error::new(hr::E_INVALIDARG, format!("{what} {v} is out of range")))
     };
     Ok(Window {
         days: u8::try_from(days)
@@ -269,7 +272,12 @@ pub unsafe extern "C" fn bits_manager_set_bandwidth_schedule(
             }
             let s = schedule.read_unaligned();
             Some(BandwidthSchedule {
-                work: window(s.work_days, s.work_start_minute, s.work_end_minute, s.work_limits)?,
+                work: window(
+                    s.work_days,
+                    s.work_start_minute,
+                    s.work_end_minute,
+                    s.work_limits,
+                )?,
                 other_limits: s.other_limits,
                 maintenance: if s.maintenance_enabled != 0 {
                     Some(window(
@@ -338,7 +346,11 @@ pub unsafe extern "C" fn bits_manager_get_bandwidth_schedule(
             out_schedule.cast::<u8>().add(4),
             size - 4,
         );
-        Ok(if current.is_some() { hr::S_OK } else { hr::S_FALSE })
+        Ok(if current.is_some() {
+            hr::S_OK
+        } else {
+            hr::S_FALSE
+        })
     })
 }
 
@@ -350,19 +362,43 @@ mod tests {
     fn constants_are_cores() {
         let pairs = [
             (BITS_COST_STATE_UNRESTRICTED, job::COST_STATE_UNRESTRICTED),
-            (BITS_COST_STATE_CAPPED_USAGE_UNKNOWN, job::COST_STATE_CAPPED_USAGE_UNKNOWN),
+            (
+                BITS_COST_STATE_CAPPED_USAGE_UNKNOWN,
+                job::COST_STATE_CAPPED_USAGE_UNKNOWN,
+            ),
             (BITS_COST_STATE_BELOW_CAP, job::COST_STATE_BELOW_CAP),
             (BITS_COST_STATE_NEAR_CAP, job::COST_STATE_NEAR_CAP),
-            (BITS_COST_STATE_OVERCAP_CHARGED, job::COST_STATE_OVERCAP_CHARGED),
-            (BITS_COST_STATE_OVERCAP_THROTTLED, job::COST_STATE_OVERCAP_THROTTLED),
+            (
+                BITS_COST_STATE_OVERCAP_CHARGED,
+                job::COST_STATE_OVERCAP_CHARGED,
+            ),
+            (
+                BITS_COST_STATE_OVERCAP_THROTTLED,
+                job::COST_STATE_OVERCAP_THROTTLED,
+            ),
             (BITS_COST_STATE_USAGE_BASED, job::COST_STATE_USAGE_BASED),
             (BITS_COST_STATE_ROAMING, job::COST_STATE_ROAMING),
-            (BITS_COST_OPTION_IGNORE_CONGESTION, job::COST_OPTION_IGNORE_CONGESTION),
+            (
+                BITS_COST_OPTION_IGNORE_CONGESTION,
+                job::COST_OPTION_IGNORE_CONGESTION,
+            ),
             (BITS_JOB_TRANSFER_POLICY_ALWAYS, job::TRANSFER_POLICY_ALWAYS),
-            (BITS_JOB_TRANSFER_POLICY_NOT_ROAMING, job::TRANSFER_POLICY_NOT_ROAMING),
-            (BITS_JOB_TRANSFER_POLICY_NO_SURCHARGE, job::TRANSFER_POLICY_NO_SURCHARGE),
-            (BITS_JOB_TRANSFER_POLICY_STANDARD, job::TRANSFER_POLICY_STANDARD),
-            (BITS_JOB_TRANSFER_POLICY_UNRESTRICTED, job::TRANSFER_POLICY_UNRESTRICTED),
+            (
+                BITS_JOB_TRANSFER_POLICY_NOT_ROAMING,
+                job::TRANSFER_POLICY_NOT_ROAMING,
+            ),
+            (
+                BITS_JOB_TRANSFER_POLICY_NO_SURCHARGE,
+                job::TRANSFER_POLICY_NO_SURCHARGE,
+            ),
+            (
+                BITS_JOB_TRANSFER_POLICY_STANDARD,
+                job::TRANSFER_POLICY_STANDARD,
+            ),
+            (
+                BITS_JOB_TRANSFER_POLICY_UNRESTRICTED,
+                job::TRANSFER_POLICY_UNRESTRICTED,
+            ),
         ];
         for (c, core) in pairs {
             assert_eq!(c, core);

@@ -16,9 +16,10 @@ impl Embedded {
     /// Starts a server as `openbits-server ARGS` would (ARGS without the program name), and
     /// returns once it accepts connections.
     pub fn start(args: &[&str]) -> Result<Embedded, String> {
-        let cfg = Options::try_parse_from(std::iter::once("openbits-server").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?
-            .resolve()?;
+        let cfg =
+            Options::try_parse_from(std::iter::once("openbits-server").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?
+                .resolve()?;
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -41,7 +42,11 @@ impl Embedded {
             })
             .map_err(|e| e.to_string())?;
         match addr_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Ok(Embedded { addr, stop: Some(stop), thread: Some(thread) }),
+            Ok(addr) => Ok(Embedded {
+                addr,
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
             // It stopped before listening: its own error says why.
             Err(_) => Err(match thread.join() {
                 Ok(Err(e)) => e,

@@ -3,7 +3,7 @@
 //! records the change before the command returns.
 
 use super::transfer::{
-    absolute, job_type, parse_priority, parse_bandwidth, shell_quote, start, watch,
+    absolute, job_type, parse_bandwidth, parse_priority, shell_quote, start, watch,
 };
 use super::{apply_credentials, find, Context};
 use crate::cli::{Credentials, Kind, Property};

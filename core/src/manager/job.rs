@@ -116,9 +116,11 @@ impl Job {
                 )
             };
             if let Some(e) = happened.filter(|e| r.wants(e.kind)) {
-                self.shared
-                    .dispatcher
-                    .send(r.deliver.clone(), e, Duration::from_millis(interval.into()));
+                self.shared.dispatcher.send(
+                    r.deliver.clone(),
+                    e,
+                    Duration::from_millis(interval.into()),
+                );
             }
         }
         Ok(())
@@ -226,12 +228,7 @@ impl Job {
     /// An upload job's one file: an http(s) URL and a readable regular file, the source. A second
     /// file, or a set of more than one, is BITS_E_TOO_MANY_FILES.
     fn add_upload_file(&self, files: &[(&str, &str)]) -> Result<()> {
-        let too_many = || {
-            Error::new(
-                hr::E_TOO_MANY_FILES,
-                "an upload job has exactly one file",
-            )
-        };
+        let too_many = || Error::new(hr::E_TOO_MANY_FILES, "an upload job has exactly one file");
         let [(remote, local)] = files else {
             return Err(if files.is_empty() {
                 Error::new(hr::E_INVALIDARG, "no file given")
@@ -243,7 +240,10 @@ impl Job {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::new(
                 hr::E_INVALIDARG,
-                format!("an upload goes to an http or https URL, not {}", url.scheme()),
+                format!(
+                    "an upload goes to an http or https URL, not {}",
+                    url.scheme()
+                ),
             ));
         }
         let path = validate_source(local)?;
@@ -253,7 +253,10 @@ impl Job {
             |rec| {
                 state::modify(rec.state, "add a file to")?;
                 if !rec.files.is_empty() {
-                    return Err((hr::E_TOO_MANY_FILES, "an upload job has exactly one file".into()));
+                    return Err((
+                        hr::E_TOO_MANY_FILES,
+                        "an upload job has exactly one file".into(),
+                    ));
                 }
                 rec.files.push(f);
                 Ok(())

@@ -17,9 +17,9 @@ mod validate;
 pub use job::{Callback, Job};
 
 // Re-exported so the paths `openbits_core::manager::{Config, Error, Result}` keep working.
+use crate::config::BandwidthSchedule;
 pub use crate::config::Config;
 pub use crate::error::{Error, Result};
-use crate::config::BandwidthSchedule;
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobId, JobRecord, COST_STATE_ROAMING};
 use crate::queue::checkpoint;
@@ -274,7 +274,9 @@ impl Manager {
         if !cost_state.is_power_of_two() || cost_state > COST_STATE_ROAMING {
             return Err(Error::new(
                 hr::E_INVALIDARG,
-                format!("network cost {cost_state:#x}: give one BITS_COST_STATE_* value (0x01-0x80)"),
+                format!(
+                    "network cost {cost_state:#x}: give one BITS_COST_STATE_* value (0x01-0x80)"
+                ),
             ));
         }
         self.shared.network_cost.store(cost_state, Ordering::SeqCst);
@@ -331,7 +333,8 @@ impl Manager {
             .values()
             .filter_map(|c| {
                 let slot = c.slot.lock();
-                (all_users || slot.rec.owner == self.shared.owner).then(|| (slot.rec.seq, c.clone()))
+                (all_users || slot.rec.owner == self.shared.owner)
+                    .then(|| (slot.rec.seq, c.clone()))
             })
             .collect();
         cells.sort_by_key(|(seq, _)| *seq);

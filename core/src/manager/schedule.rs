@@ -64,7 +64,11 @@ pub(super) fn decode(text: &str) -> Option<BandwidthSchedule> {
         9 | 15 => BandwidthSchedule {
             work: window(&n[0..6])?,
             other_limits: [n[6], n[7], n[8]],
-            maintenance: if n.len() == 15 { Some(window(&n[9..15])?) } else { None },
+            maintenance: if n.len() == 15 {
+                Some(window(&n[9..15])?)
+            } else {
+                None
+            },
         },
         _ => return None,
     };

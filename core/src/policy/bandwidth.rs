@@ -74,7 +74,9 @@ impl Bucket {
 }
 
 fn refill(fill: &mut Fill, rate: u64, now: Instant) {
-    let elapsed = fill.at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+    let elapsed = fill
+        .at
+        .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
     fill.tokens = (fill.tokens + elapsed * rate as f64).min(rate as f64);
     fill.at = Some(now);
 }
@@ -134,9 +136,15 @@ mod tests {
             // within 5% of the rate, and no second exceeds two seconds' worth (burst + rate).
             for w in seconds[1..].windows(5) {
                 let avg = w.iter().sum::<u64>() as f64 / 5.0;
-                assert!((avg / rate as f64 - 1.0).abs() < 0.05, "{writers} writers: {avg}");
+                assert!(
+                    (avg / rate as f64 - 1.0).abs() < 0.05,
+                    "{writers} writers: {avg}"
+                );
             }
-            assert!(seconds.iter().all(|&s| s <= 2 * rate + 64 * 1024), "{seconds:?}");
+            assert!(
+                seconds.iter().all(|&s| s <= 2 * rate + 64 * 1024),
+                "{seconds:?}"
+            );
         }
     }
 

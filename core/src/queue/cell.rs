@@ -209,7 +209,9 @@ pub(crate) fn emit(shared: &Arc<Shared>, cell: &Arc<JobCell>, event: Event, inte
     let registration = cell.notify.lock().clone();
     if let Some(r) = registration.filter(|r| r.wants(event.kind)) {
         let interval = Duration::from_millis(interval_ms.into());
-        shared.dispatcher.send(r.deliver.clone(), event.clone(), interval);
+        shared
+            .dispatcher
+            .send(r.deliver.clone(), event.clone(), interval);
     }
     shared.events.push(event);
 }

@@ -66,7 +66,12 @@ pub(crate) fn check(program: &str, parameters: Option<&str>) -> Result<(), (HRes
 
 /// Runs the command line for `job` on a thread of its own, and again after the retry delay while
 /// it exits non-zero and the job still waits for its owner (TRANSFERRED or ERROR).
-pub(crate) fn launch(shared: Arc<Shared>, job: JobId, program: Box<str>, parameters: Option<Box<str>>) {
+pub(crate) fn launch(
+    shared: Arc<Shared>,
+    job: JobId,
+    program: Box<str>,
+    parameters: Option<Box<str>>,
+) {
     let args: Vec<String> = parameters
         .as_deref()
         .map(split)

@@ -10,14 +10,14 @@
 mod plan;
 mod window;
 
-use crate::hresult as hr;
-use crate::job::now_ms;
-use crate::hresult::HResult;
-use crate::job::{JobError, JobRecord, TRANSFER_POLICY_ALWAYS};
-use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
 use crate::config::BANDWIDTH_BLOCKED;
+use crate::hresult as hr;
+use crate::hresult::HResult;
+use crate::job::now_ms;
+use crate::job::{JobError, JobRecord, TRANSFER_POLICY_ALWAYS};
 use crate::policy::bandwidth::Bucket;
 use crate::policy::priority_index;
+use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState};
@@ -254,7 +254,10 @@ fn apply_schedule(shared: &Shared, now: u64, due: &mut impl FnMut(u64)) -> [bool
     let schedule = *shared.schedule.lock();
     let (limits, change) = match &schedule {
         Some(s) => {
-            let local = shared.config.local_clock.map_or_else(window::local_now, |c| c());
+            let local = shared
+                .config
+                .local_clock
+                .map_or_else(window::local_now, |c| c());
             window::limits_at(s, local)
         }
         None => ([0; 3], None),
@@ -290,7 +293,11 @@ fn retry(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) -> bool 
 
 /// Whether the job's transfer policy (BITS's cost flags) allows the network's cost `cost`.
 fn cost_allows(rec: &JobRecord, cost: u32) -> bool {
-    rec.extras().transfer_policy.unwrap_or(TRANSFER_POLICY_ALWAYS) & cost != 0
+    rec.extras()
+        .transfer_policy
+        .unwrap_or(TRANSFER_POLICY_ALWAYS)
+        & cost
+        != 0
 }
 
 /// A policy forbids the job's transfer now: it goes to TRANSIENT_ERROR with `code` (no retry

@@ -9,7 +9,10 @@ const MINUTES_PER_WEEK: u32 = 7 * MINUTES_PER_DAY as u32;
 
 /// Whether `window` covers minute `t` of the week (0: Sunday 00:00).
 fn covers(window: &Window, t: u32) -> bool {
-    let (day, minute) = ((t / MINUTES_PER_DAY as u32) as u8, (t % MINUTES_PER_DAY as u32) as u16);
+    let (day, minute) = (
+        (t / MINUTES_PER_DAY as u32) as u8,
+        (t % MINUTES_PER_DAY as u32) as u16,
+    );
     let starts_on = |d: u8| window.days & (1 << d) != 0;
     let yesterday = (day + 6) % 7;
     let (start, end) = (window.start_minute, window.end_minute);
@@ -37,8 +40,8 @@ fn limits_at_minute(s: &BandwidthSchedule, t: u32) -> [u64; 3] {
 pub(crate) fn limits_at(s: &BandwidthSchedule, now: LocalTime) -> ([u64; 3], Option<u32>) {
     let t = (now.weekday as u32 % 7) * MINUTES_PER_DAY as u32 + now.minute as u32;
     let limits = limits_at_minute(s, t);
-    let change = (1..=MINUTES_PER_WEEK)
-        .find(|d| limits_at_minute(s, (t + d) % MINUTES_PER_WEEK) != limits);
+    let change =
+        (1..=MINUTES_PER_WEEK).find(|d| limits_at_minute(s, (t + d) % MINUTES_PER_WEEK) != limits);
     (limits, change)
 }
 
@@ -108,7 +111,10 @@ mod tests {
         assert_eq!(limits_at(&s, at(1, 7, 59)), (OTHER, Some(1)));
         // Saturday and Sunday are outside all day; Friday evening lasts until Monday 08:00.
         assert_eq!(limits_at(&s, at(6, 12, 0)).0, OTHER);
-        assert_eq!(limits_at(&s, at(5, 17, 0)), (OTHER, Some((7 + 48 + 8) * 60)));
+        assert_eq!(
+            limits_at(&s, at(5, 17, 0)),
+            (OTHER, Some((7 + 48 + 8) * 60))
+        );
         // Sunday 23:59 -> Monday 08:00 wraps the week.
         assert_eq!(limits_at(&s, at(0, 23, 59)), (OTHER, Some(8 * 60 + 1)));
     }

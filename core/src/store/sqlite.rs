@@ -763,9 +763,11 @@ impl SqliteStore {
             }
             let taken = rec.seq == 0
                 || tx
-                    .query_row("SELECT 1 FROM jobs WHERE seq = ?1", [rec.seq as i64], |_| {
-                        Ok(())
-                    })
+                    .query_row(
+                        "SELECT 1 FROM jobs WHERE seq = ?1",
+                        [rec.seq as i64],
+                        |_| Ok(()),
+                    )
                     .optional()?
                     .is_some();
             if taken {

@@ -299,10 +299,16 @@ impl<'a> FileTransfer<'a> {
     pub(crate) fn upload_session(&mut self, id: Option<String>) -> Result<(), Failure> {
         let i = self.index;
         let mut slot = self.cell.slot.lock();
-        publish(self.shared, self.cell, &mut slot, Touch::Files(vec![i]), |rec| {
-            rec.files[i].upload_session = id.map(Box::from);
-            Ok(())
-        })
+        publish(
+            self.shared,
+            self.cell,
+            &mut slot,
+            Touch::Files(vec![i]),
+            |rec| {
+                rec.files[i].upload_session = id.map(Box::from);
+                Ok(())
+            },
+        )
         .map(|_| ())
         .map_err(|e| Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message))
     }
@@ -322,7 +328,9 @@ impl<'a> FileTransfer<'a> {
         }
         let point = self.point(received, completed);
         let first = std::mem::replace(&mut self.first_checkpoint, false);
-        self.shared.checkpoints.record(point, None, first || completed);
+        self.shared
+            .checkpoints
+            .record(point, None, first || completed);
         self.cell.changed.notify_all();
     }
 

@@ -10,8 +10,8 @@
 mod download;
 mod file;
 pub(crate) mod http;
-mod upload;
 mod local;
+mod upload;
 
 pub(crate) use file::{FileTransfer, FileView};
 
@@ -288,7 +288,10 @@ pub(crate) async fn cancel_session(
     };
     headers.insert(PACKET_TYPE, packet);
     headers.insert(SESSION_ID, session);
-    headers.insert(hyper::header::CONTENT_LENGTH, hyper::header::HeaderValue::from(0));
+    headers.insert(
+        hyper::header::CONTENT_LENGTH,
+        hyper::header::HeaderValue::from(0),
+    );
     let options = http::RequestOptions {
         server_auth: c.auth,
         ..Default::default()

@@ -101,9 +101,9 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
         let body = match request.body {
             Some(r) => {
                 let now = std::fs::metadata(&start.path).ok();
-                let unchanged = now.as_ref().is_some_and(|m| {
-                    m.len() == size && m.modified().ok() == mtime
-                });
+                let unchanged = now
+                    .as_ref()
+                    .is_some_and(|m| m.len() == size && m.modified().ok() == mtime);
                 if !unchanged {
                     return Err(local_changed(&start.path));
                 }

@@ -335,7 +335,10 @@ fn respond(
         if let (Ok(s), Ok(k)) = (s.parse::<u16>(), k.parse::<u32>()) {
             if hit <= k {
                 let mut r = text_response(s, "failing on purpose");
-                if let Some(v) = q.get("retryafter").and_then(|v| HeaderValue::from_str(v).ok()) {
+                if let Some(v) = q
+                    .get("retryafter")
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 return r;

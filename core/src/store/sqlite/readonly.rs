@@ -141,7 +141,9 @@ mod tests {
     #[test]
     fn refuses_a_missing_database_without_creating_it() {
         let dir = tempfile::tempdir().unwrap();
-        let err = SqliteStore::open_read_only(dir.path()).map(|_| ()).unwrap_err();
+        let err = SqliteStore::open_read_only(dir.path())
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(err.0, HResult::from_win32(hr::win32::ERROR_FILE_NOT_FOUND));
         assert!(!dir.path().join(DB_FILE).exists());
     }

@@ -3,8 +3,8 @@
 //! the parsing they need. No I/O here: everything is tested on its own below.
 
 use crate::hresult::{self as hr, HResult};
-use crate::state::ErrorContext;
 use crate::policy::hosts::MAX_RETRY_AFTER_MS;
+use crate::state::ErrorContext;
 use crate::transfer::Failure;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::StatusCode;

@@ -281,7 +281,11 @@ pub(crate) async fn send_packet(
     use http_body_util::BodyExt;
     let uri = request_uri(url)?;
     let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| {
-        Failure::fatal(ErrorContext::RemoteFile, hr::E_INVALIDARG, format!("method: {e}"))
+        Failure::fatal(
+            ErrorContext::RemoteFile,
+            hr::E_INVALIDARG,
+            format!("method: {e}"),
+        )
     })?;
     let mut req = Request::builder()
         .method(method)
