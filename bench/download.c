@@ -6,6 +6,10 @@
  *
  *   download URL DEST_PATH STATE_DIR
  *
+ * Compiled with -DBENCH_UPLOAD (bench/upload.sh) it uploads instead: the path is the SOURCE, the
+ * job is BITS_JOB_TYPE_UPLOAD, and the server acknowledges only bytes it has made durable (and
+ * Close-Session puts the file in place), so the time includes the flush there too.
+ *
  * stdout: one line, the seconds (e.g. "1.234567"). Diagnostics go to stderr; exit status 1 on any
  * failure. Opening the manager (state folder, thread start) is not timed.
  */
@@ -17,6 +21,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+#ifdef BENCH_UPLOAD
+#define NAME "upload"
+#define JOB_TYPE BITS_JOB_TYPE_UPLOAD
+#else
+#define NAME "download"
+#define JOB_TYPE BITS_JOB_TYPE_DOWNLOAD
+#endif
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -27,7 +39,7 @@ static double now_s(void)
 static int check(bits_hresult hr, const char *what)
 {
     if (BITS_FAILED(hr)) {
-        fprintf(stderr, "download: %s failed: 0x%08X %s\n", what, (unsigned)hr,
+        fprintf(stderr, NAME ": %s failed: 0x%08X %s\n", what, (unsigned)hr,
                 bits_last_error_message());
         return 0;
     }
@@ -37,10 +49,10 @@ static int check(bits_hresult hr, const char *what)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s URL DEST_PATH STATE_DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s URL LOCAL_PATH STATE_DIR\n", argv[0]);
         return 2;
     }
-    const char *url = argv[1], *dest = argv[2], *state_dir = argv[3];
+    const char *url = argv[1], *local = argv[2], *state_dir = argv[3];
     int rc = 1;
     bits_manager *mgr = NULL;
     bits_job *job = NULL;
@@ -51,12 +63,12 @@ int main(int argc, char **argv)
         return 1;
 
     double t0 = now_s();
-    if (!check(bits_create_job(mgr, "bench", BITS_JOB_TYPE_DOWNLOAD, &id, &job), "bits_create_job"))
+    if (!check(bits_create_job(mgr, "bench", JOB_TYPE, &id, &job), "bits_create_job"))
         goto out;
     /* A benchmark must fail fast rather than retry for 14 days: every error is fatal. */
     if (!check(bits_job_set_no_progress_timeout(job, 0), "bits_job_set_no_progress_timeout"))
         goto out;
-    if (!check(bits_add_file(job, url, dest), "bits_add_file"))
+    if (!check(bits_add_file(job, url, local), "bits_add_file"))
         goto out;
     if (!check(bits_resume(job), "bits_resume"))
         goto out;

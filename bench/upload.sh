@@ -5,7 +5,7 @@
 #   bench/upload.sh                          # 1 GiB, 3 rounds
 #   UPLOAD_SIZE_MB=256 UPLOAD_ROUNDS=5 bench/upload.sh
 #
-# openbits: bench/upload.c through the C ABI, from bits_create_job to the return of bits_complete
+# openbits: bench/download.c built with -DBENCH_UPLOAD, through the C ABI, from bits_create_job to the return of bits_complete
 # (openbits-server acknowledges a fragment only once it is durable). curl: `curl -T` then
 # `sync FILE` on the server's copy, timed by bash. Prints the medians and their ratio (bar: <= 1.5);
 # nothing is asserted.
@@ -30,10 +30,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building libopenbits, openbits-server (bench profile) and bench/upload.c"
+echo "== building libopenbits, openbits-server (bench profile) and bench/download.c in upload mode"
 (cd "$repo" && cargo build --profile bench -q -p openbits-ffi -p openbits-server)
 lib="$repo/target/release"
-cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/upload.c" \
+cc -O2 -Wall -Wextra -Werror -std=c11 -DBENCH_UPLOAD -I "$repo/include" "$repo/bench/download.c" \
     -o "$work/upload" -L "$lib" -lopenbits -Wl,-rpath,"$lib"
 
 src="$work/source.bin"
