@@ -180,6 +180,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
     // 11: an upload's session on the server.
     "ALTER TABLE files ADD COLUMN upload_session TEXT;",
+    // 12: upload-reply jobs: the reply file's name the application chose (NULL: beside the
+    // upload), and the reply's URL and progress (so a restart fetches the rest of it).
+    "ALTER TABLE jobs ADD COLUMN reply_file_name TEXT;
+    ALTER TABLE files ADD COLUMN reply_url TEXT;
+    ALTER TABLE files ADD COLUMN reply_total INTEGER;
+    ALTER TABLE files ADD COLUMN reply_received INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
