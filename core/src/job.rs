@@ -125,6 +125,9 @@ pub struct JobExtras {
     /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network costs (BITS_COST_STATE_* bits) the job may
     /// transfer on. None: BITS's default, TRANSFER_POLICY_ALWAYS.
     pub transfer_policy: Option<u32>,
+    /// SetReplyFileName (upload-reply jobs): where `complete` puts the reply. None: beside the
+    /// uploaded file (`JobRecord::reply_path`).
+    pub reply_file_name: Option<Box<str>>,
 }
 
 impl JobExtras {
@@ -136,6 +139,7 @@ impl JobExtras {
         proxy_bypass: None,
         max_bandwidth: 0,
         transfer_policy: None,
+        reply_file_name: None,
     };
 }
 
@@ -172,7 +176,30 @@ pub struct FileRecord {
     /// is created, so a restart continues the same session. `bytes_checkpointed` is then the
     /// offset the server acknowledged.
     pub upload_session: Option<Box<str>>,
+    /// Upload-reply jobs: the reply, once the server has named it. Its bytes go to `temp_path`
+    /// until `complete` renames that onto the job's reply file. Boxed: almost no file has one.
+    pub reply: Option<Box<Reply>>,
 }
+
+/// The reply of an upload-reply job (BG_JOB_REPLY_PROGRESS and where to fetch it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The absolute URL the server's `BITS-Reply-URL` resolved to.
+    pub url: Box<str>,
+    /// None until the reply's response says.
+    pub total: Option<u64>,
+    pub received: u64,
+}
+
+/// BG_JOB_REPLY_PROGRESS: `bytes_total` is SIZE_UNKNOWN until the reply's size is known.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyProgress {
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+}
+
+/// GetReplyData hands over at most this much (BITS's 1 MB); a longer reply is read from its file.
+pub const MAX_REPLY_DATA: u64 = 1 << 20;
 
 /// BG_FILE_RANGE: `length` LENGTH_TO_EOF means "to the end of the remote file".
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -199,6 +226,7 @@ impl FileRecord {
             committed: false,
             ranges: None,
             upload_session: None,
+            reply: None,
         }
     }
     /// Forget the partial content: the next attempt starts this file from byte 0.
@@ -308,6 +336,24 @@ impl JobRecord {
         new.state = state;
         new.files = files;
         same
+    }
+
+    /// Where `complete` puts an upload-reply job's reply: the name the application set, or
+    /// `<uploaded file>.<job id>.reply` beside the uploaded file (BITS also picks a name in that
+    /// folder). None for other job types, and before the job has its file.
+    pub fn reply_path(&self) -> Option<std::path::PathBuf> {
+        if self.job_type != JobType::UploadReply {
+            return None;
+        }
+        if let Some(name) = &self.extras().reply_file_name {
+            return Some(std::path::PathBuf::from(&**name));
+        }
+        let f = self.files.first()?;
+        Some(std::path::PathBuf::from(format!(
+            "{}.{}.reply",
+            f.local_path,
+            self.id.hyphenated()
+        )))
     }
 
     pub fn all_files_done(&self) -> bool {

@@ -182,8 +182,13 @@ fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, intent: Settle) -> R
 /// file whose temporary file is gone but whose destination exists counts as renamed.
 pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = Vec::new();
+    // An upload-reply's one temporary file is its reply, which goes to the reply file; an
+    // upload's local file is its source and is never touched.
+    let reply = rec.reply_path();
     for f in rec.files.iter_mut().filter(|f| !f.committed) {
-        let dest = PathBuf::from(&*f.local_path);
+        let dest = reply
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&*f.local_path));
         let result = match (&f.temp_path, f.completed) {
             (Some(t), true) if recovering && !Path::new(&**t).exists() && dest.exists() => Ok(()),
             (Some(t), true) => {

@@ -1,7 +1,8 @@
 //! Upload jobs against the real openbits-server (run in-process on 127.0.0.1): an upload byte for
 //! byte, a restart of the application mid-upload continuing the same session, BITS's file rules,
-//! the server's refusals (an existing file, the maximum size) reaching the job as BITS codes, and
-//! a local file that changes during the upload.
+//! the server's refusals (an existing file, the maximum size) reaching the job as BITS codes, a
+//! local file that changes during the upload, and upload-reply jobs with a small application
+//! behind the server (their reply, its file, its data, a restart while it is being fetched).
 
 mod common;
 use common::wait_until;
@@ -158,11 +159,11 @@ fn bits_rules_for_an_upload_jobs_file() {
         job.add_file_with_ranges(url, a, &range).unwrap_err().code,
         hr::E_NOTIMPL
     );
-    // Upload-reply is not there yet, and says so.
+    // The reply calls belong to upload-reply jobs.
+    assert_eq!(job.reply_data().unwrap_err().code, hr::E_NOTIMPL);
+    assert_eq!(job.reply_progress().unwrap_err().code, hr::E_NOTIMPL);
     assert_eq!(
-        m.create_job("reply", JobType::UploadReply)
-            .unwrap_err()
-            .code,
+        job.set_reply_file_name(None).unwrap_err().code,
         hr::E_NOTIMPL
     );
 }
@@ -275,6 +276,196 @@ fn an_upload_obeys_the_rate_limits() {
     println!("8 MiB uploaded under a 4 MiB/s manager limit: {secs:.2} s");
     // 8 MiB at 4 MiB/s: 2 s (each acknowledged fragment is paced, as a download's writes are).
     assert!((1.6..=2.4).contains(&secs), "{secs:.2} s");
-    job.complete().unwrap();
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
     assert_eq!(std::fs::read(root.join("paced.bin")).unwrap(), bytes);
+}
+
+/// The application behind an upload-reply server (`--notify-type by-value`): each POST carries an
+/// upload; the answer's body is its reply, made by `reply` from the upload.
+fn application(reply: fn(&[u8]) -> Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/app", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let answer = reply(&body);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&answer);
+        }
+    });
+    url
+}
+
+fn reversed(b: &[u8]) -> Vec<u8> {
+    b.iter().rev().copied().collect()
+}
+
+/// A server whose application answers each upload with `reply` of it.
+fn reply_server(root: &Path, reply: fn(&[u8]) -> Vec<u8>) -> Embedded {
+    let app = application(reply);
+    server(root, &["--notify-type", "by-value", "--notify-url", &app])
+}
+
+#[test]
+fn an_upload_reply_brings_back_the_applications_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = reply_server(&root, reversed);
+    let bytes = data(300_000, 7);
+    let src = source(dir.path(), "question.bin", &bytes);
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("ask", JobType::UploadReply).unwrap();
+    assert_eq!(job.reply_file_name().unwrap(), None, "no file, no default");
+    job.add_file(&server.url("/ask/question.bin"), src.to_str().unwrap())
+        .unwrap();
+    let default = format!("{}.{}.reply", src.display(), job.id().hyphenated());
+    assert_eq!(job.reply_file_name().unwrap().as_deref(), Some(&*default));
+    let before = job.reply_progress().unwrap();
+    assert_eq!(
+        (before.bytes_total, before.bytes_transferred),
+        (u64::MAX, 0),
+        "BG_SIZE_UNKNOWN before the reply"
+    );
+    assert_eq!(job.reply_data().unwrap_err().code, hr::E_INVALID_STATE);
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let p = job.reply_progress().unwrap();
+    assert_eq!((p.bytes_total, p.bytes_transferred), (300_000, 300_000));
+    assert_eq!(job.reply_data().unwrap(), reversed(&bytes));
+    // The reply waits in a temporary file until complete puts it at its name.
+    assert!(!Path::new(&default).exists());
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_eq!(std::fs::read(&default).unwrap(), reversed(&bytes));
+    assert_eq!(
+        job.reply_data().unwrap(),
+        reversed(&bytes),
+        "after complete"
+    );
+    assert!(
+        common::temp_files(dir.path()).is_empty(),
+        "no temporary file left"
+    );
+    // The session was closed after the reply was fetched: the server dropped it.
+    let session = job.record().unwrap().files[0]
+        .upload_session
+        .clone()
+        .unwrap();
+    assert!(!root.join(".bits-sessions").join(&*session).exists());
+}
+
+#[test]
+fn a_reply_goes_to_the_name_the_application_chose_and_large_ones_stay_in_their_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // 1.5 MiB of reply: more than GetReplyData hands over.
+    let server = reply_server(&root, |b| b.repeat(3));
+    let bytes = data(512 * 1024, 8);
+    let src = source(dir.path(), "q.bin", &bytes);
+    let replies = dir.path().join("replies");
+    std::fs::create_dir(&replies).unwrap();
+    let chosen = replies.join("answer.bin");
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("big answer", JobType::UploadReply).unwrap();
+    job.add_file(&server.url("/q.bin"), src.to_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        job.set_reply_file_name(Some("relative/name"))
+            .unwrap_err()
+            .code,
+        hr::E_INVALIDARG
+    );
+    job.set_reply_file_name(Some(chosen.to_str().unwrap()))
+        .unwrap();
+    assert_eq!(job.reply_file_name().unwrap().as_deref(), chosen.to_str());
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(
+        job.set_reply_file_name(None).unwrap_err().code,
+        hr::E_INVALID_STATE,
+        "the reply is already there"
+    );
+    let e = job.reply_data().unwrap_err();
+    assert_eq!(e.code, hr::E_TOO_LARGE, "{}", e.message);
+    assert_eq!(job.reply_progress().unwrap().bytes_total, 3 * 512 * 1024);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_eq!(std::fs::read(&chosen).unwrap(), bytes.repeat(3));
+}
+
+#[test]
+fn a_restart_while_the_reply_is_fetched_fetches_it_again_from_the_same_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // 8 MiB of reply at 2 MiB/s: seconds to stop the manager while it comes.
+    let server = reply_server(&root, |b| b.repeat(64));
+    let bytes = data(128 * 1024, 9);
+    let src = source(dir.path(), "q.bin", &bytes);
+    let state = dir.path().join("state");
+    let (id, session) = {
+        let m = manager(&state);
+        let job = m.create_job("restart", JobType::UploadReply).unwrap();
+        job.add_file(&server.url("/q.bin"), src.to_str().unwrap())
+            .unwrap();
+        job.set_max_bandwidth(2 * MIB).unwrap();
+        job.resume().unwrap();
+        wait_until("part of the reply", || {
+            job.reply_progress().unwrap().bytes_transferred >= MIB
+        });
+        let session = job.record().unwrap().files[0].upload_session.clone();
+        (job.id(), session)
+    };
+    let m = manager(&state);
+    let job = m.get_job(&id).unwrap();
+    let rec = job.record().unwrap();
+    assert_eq!(rec.files[0].upload_session, session);
+    assert!(rec.files[0].reply.is_some(), "the reply's URL was kept");
+    job.set_max_bandwidth(0).unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.record().unwrap().files[0].upload_session, session);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    let reply = job.reply_file_name().unwrap().unwrap();
+    assert_eq!(std::fs::read(reply).unwrap(), bytes.repeat(64));
+}
+
+#[test]
+fn cancel_removes_the_fetched_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let server = reply_server(&root, reversed);
+    let src = source(dir.path(), "q.bin", &data(10_000, 10));
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("cancelled", JobType::UploadReply).unwrap();
+    job.add_file(&server.url("/q.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(common::temp_files(dir.path()).len(), 1, "the reply waits");
+    assert_eq!(job.cancel().unwrap(), hr::S_OK);
+    assert!(common::temp_files(dir.path()).is_empty());
+    assert!(!Path::new(&job.reply_file_name().unwrap().unwrap()).exists());
 }

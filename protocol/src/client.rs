@@ -211,6 +211,16 @@ impl ClientSession {
         s
     }
 
+    /// For [`resume`](Self::resume) of an upload-reply whose reply URL the earlier process had
+    /// recorded: once every byte is acknowledged the session fetches that reply, instead of
+    /// resending the last byte to learn the URL again.
+    pub fn with_reply_url(mut self, url: String) -> ClientSession {
+        if self.cfg.upload_reply {
+            self.reply_url = Some(url);
+        }
+        self
+    }
+
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
     }

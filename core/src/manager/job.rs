@@ -18,6 +18,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// GetReplyData and the other upload-reply calls.
+mod reply;
+
 /// A push callback: called on the manager's notification thread with a handle to the job (valid
 /// for the call) and the event.
 pub type Callback = Arc<dyn Fn(&Job, &Event) + Send + Sync>;

@@ -156,12 +156,6 @@ impl Manager {
             display_name,
             crate::job::MAX_DISPLAY_NAME_CHARS,
         )?;
-        if job_type == JobType::UploadReply {
-            return Err(Error::new(
-                hr::E_NOTIMPL,
-                "upload-reply jobs are not implemented yet (upload jobs are)",
-            ));
-        }
         self.check_job_limits()?;
         let mut rec = JobRecord::new(
             JobId::new_v4(),

@@ -11,7 +11,7 @@
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{
-    FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, Settle, LENGTH_TO_EOF,
+    FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, Reply, Settle, LENGTH_TO_EOF,
 };
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
@@ -323,7 +323,7 @@ fn migrate(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
 /// The columns of a job's own row, in the order `decode_job` reads them after `id`. Every write
 /// binds them by name (`:display_name`), so the order matters only to the decoder, and the
 /// round-trip test fails if a field is missing from either side.
-const JOB_COLUMNS: [&str; 35] = [
+const JOB_COLUMNS: [&str; 36] = [
     "job_type",
     "display_name",
     "description",
@@ -359,10 +359,11 @@ const JOB_COLUMNS: [&str; 35] = [
     "proxy_bypass",
     "max_bandwidth",
     "transfer_policy",
+    "reply_file_name",
 ];
 
 /// The columns of a file row, in the order `decode_file` reads them after `job_seq`.
-const FILE_COLUMNS: [&str; 12] = [
+const FILE_COLUMNS: [&str; 15] = [
     "idx",
     "remote_url",
     "local_path",
@@ -375,6 +376,9 @@ const FILE_COLUMNS: [&str; 12] = [
     "committed",
     "ranges",
     "upload_session",
+    "reply_url",
+    "reply_total",
+    "reply_received",
 ];
 
 /// The statements, built once from the column lists.
@@ -525,6 +529,7 @@ fn decode_job(row: &rusqlite::Row<'_>, owners: &mut Owners) -> rusqlite::Result<
     extras.proxy_bypass = c.get()?;
     extras.max_bandwidth = c.get::<i64>()? as u64;
     extras.transfer_policy = c.get()?;
+    extras.reply_file_name = c.get()?;
     Ok(JobRecord {
         id,
         job_type,
@@ -644,6 +649,7 @@ fn bind_job(
     st.bind(c":proxy_bypass", &extras.proxy_bypass)?;
     st.bind(c":max_bandwidth", extras.max_bandwidth as i64)?;
     st.bind(c":transfer_policy", extras.transfer_policy)?;
+    st.bind(c":reply_file_name", &extras.reply_file_name)?;
     if !insert {
         st.bind(c":seq", job.seq as i64)?;
     }
@@ -698,6 +704,7 @@ fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
         committed: c.get()?,
         ranges: c.get::<Option<String>>()?.map(|s| decode_ranges(&s).into()),
         upload_session: c.get()?,
+        reply: decode_reply(c.get()?, opt_u64(c.get()?), c.get::<i64>()? as u64),
     })
 }
 
@@ -722,7 +729,34 @@ fn bind_file(
     st.bind(c":committed", f.committed)?;
     st.bind(c":ranges", f.ranges.as_deref().map(encode_ranges))?;
     st.bind(c":upload_session", &f.upload_session)?;
-    Ok(())
+    bind_reply(st, f)
+}
+
+fn decode_reply(url: Option<Box<str>>, total: Option<u64>, received: u64) -> Option<Box<Reply>> {
+    url.map(|url| {
+        Box::new(Reply {
+            url,
+            total,
+            received,
+        })
+    })
+}
+
+/// The values of `:reply_url`, `:reply_total` and `:reply_received` (inserts and updates).
+fn reply_columns(f: &FileRecord) -> (Option<&str>, Option<i64>, i64) {
+    let r = f.reply.as_deref();
+    (
+        r.map(|r| &*r.url),
+        r.and_then(|r| r.total).map(|v| v as i64),
+        r.map_or(0, |r| r.received as i64),
+    )
+}
+
+fn bind_reply(st: &mut Binder<'_, '_>, f: &FileRecord) -> rusqlite::Result<()> {
+    let (url, total, received) = reply_columns(f);
+    st.bind(c":reply_url", url)?;
+    st.bind(c":reply_total", total)?;
+    st.bind(c":reply_received", received)
 }
 
 impl SqliteStore {
@@ -889,7 +923,8 @@ impl Store for SqliteStore {
             let mut st = tx.prepare_cached(
                 "UPDATE files SET remote_url = :remote_url, local_path = :local_path,
                     temp_path = :temp_path, committed = :committed,
-                    upload_session = :upload_session
+                    upload_session = :upload_session, reply_url = :reply_url,
+                    reply_total = :reply_total, reply_received = :reply_received
                  WHERE job_seq = :job_seq AND idx = :idx",
             )?;
             for &i in files {
@@ -901,6 +936,10 @@ impl Store for SqliteStore {
                 st.raw_bind_parameter(c":temp_path", &f.temp_path)?;
                 st.raw_bind_parameter(c":committed", f.committed)?;
                 st.raw_bind_parameter(c":upload_session", &f.upload_session)?;
+                let (url, total, received) = reply_columns(f);
+                st.raw_bind_parameter(c":reply_url", url)?;
+                st.raw_bind_parameter(c":reply_total", total)?;
+                st.raw_bind_parameter(c":reply_received", received)?;
                 st.raw_execute()?;
             }
             Ok(())
@@ -1035,6 +1074,7 @@ mod tests {
                 proxy_bypass: Some("<local>;*.example".into()),
                 max_bandwidth: 4_000_000,
                 transfer_policy: Some(crate::job::TRANSFER_POLICY_UNRESTRICTED),
+                reply_file_name: Some("/d/reply ✓.bin".into()),
             }
         });
         j.security_flags = 0x0900;
@@ -1058,6 +1098,11 @@ mod tests {
         a.completed = true;
         a.committed = true;
         a.upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000000}".into());
+        a.reply = Some(Box::new(Reply {
+            url: "http://h/BITS-Sessions/Replies/%7B1%7D/r.bin".into(),
+            total: Some(1 << 33),
+            received: 77,
+        }));
         a.etag = Some("\"e\"".into());
         a.last_modified = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
         let mut b = FileRecord::new("http://h/b".into(), "/d/b".into());
@@ -1142,6 +1187,11 @@ mod tests {
         renamed.files[1].temp_path = Some("/d/BIT1.tmp".into());
         renamed.files[1].committed = true;
         renamed.files[1].upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000001}".into());
+        renamed.files[1].reply = Some(Box::new(Reply {
+            url: "http://h/reply".into(),
+            total: None,
+            received: 3,
+        }));
         let mut claimed = renamed.clone();
         claimed.files[1].bytes_checkpointed = 999;
         claimed.files[1].bytes_transferred = 999;

@@ -8,7 +8,7 @@ use crate::job::now_ms;
 use crate::localfile::{self, Sink};
 use crate::policy::bandwidth::{self, Bucket};
 use crate::queue::events::{Event, EventKind};
-use crate::queue::{emit, publish, JobCell, Shared, Touch};
+use crate::queue::{emit, publish, JobCell, JobSlot, Shared, Touch};
 use crate::state::{engine, ErrorContext, JobType, Priority};
 use crate::store::Checkpoint;
 use std::path::{Path, PathBuf};
@@ -278,6 +278,7 @@ impl<'a> FileTransfer<'a> {
         super::upload::UploadStart {
             path: f.local_path.to_string(),
             session: f.upload_session.as_deref().map(str::to_owned),
+            reply_url: f.reply.as_deref().map(|r| r.url.to_string()),
             acked: f.bytes_checkpointed,
             total: f.bytes_total,
             job_type: slot.rec.job_type,
@@ -297,18 +298,27 @@ impl<'a> FileTransfer<'a> {
     /// Records the server's session id (None: forget it, a new session comes), durably, before
     /// any fragment of it is sent.
     pub(crate) fn upload_session(&mut self, id: Option<String>) -> Result<(), Failure> {
-        let i = self.index;
         let mut slot = self.cell.slot.lock();
-        publish(
-            self.shared,
-            self.cell,
-            &mut slot,
-            Touch::Files(vec![i]),
-            |rec| {
-                rec.files[i].upload_session = id.map(Box::from);
-                Ok(())
-            },
-        )
+        self.record_file(&mut slot, |f| {
+            if id.is_none() {
+                // A new session gives a new reply.
+                f.reply = None;
+            }
+            f.upload_session = id.map(Box::from);
+        })
+    }
+
+    /// Changes this file's record and writes its row (an upload's session and reply).
+    fn record_file(
+        &self,
+        slot: &mut JobSlot,
+        change: impl FnOnce(&mut crate::job::FileRecord),
+    ) -> Result<(), Failure> {
+        let i = self.index;
+        publish(self.shared, self.cell, slot, Touch::Files(vec![i]), |rec| {
+            change(&mut rec.files[i]);
+            Ok(())
+        })
         .map(|_| ())
         .map_err(|e| Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message))
     }
@@ -332,6 +342,56 @@ impl<'a> FileTransfer<'a> {
             .checkpoints
             .record(point, None, first || completed);
         self.cell.changed.notify_all();
+    }
+
+    /// Upload-reply: the server named the reply at `url`. Records the URL and a temporary file
+    /// beside the job's reply file (the one an earlier attempt chose, if any) in one store write
+    /// before a byte is fetched, so a restart knows both. Returns the temporary file.
+    pub(crate) fn reply_begin(&mut self, url: &str) -> Result<PathBuf, Failure> {
+        let i = self.index;
+        let mut slot = self.cell.slot.lock();
+        let dest = slot.rec.reply_path().ok_or_else(|| {
+            Failure::fatal(
+                ErrorContext::LocalFile,
+                hr::E_INVALIDARG,
+                "the job has no reply file name",
+            )
+        })?;
+        let temp = match &slot.rec.files[i].temp_path {
+            Some(t) => PathBuf::from(&**t),
+            None => localfile::temp_name_beside(&dest)
+                .map_err(|e| Failure::local_io("cannot name a temporary file beside", &dest, &e))?,
+        };
+        let name: Box<str> = temp.to_string_lossy().into();
+        self.record_file(&mut slot, |f| {
+            f.temp_path = Some(name);
+            f.reply = Some(Box::new(crate::job::Reply {
+                url: url.into(),
+                total: None,
+                received: 0,
+            }));
+        })?;
+        Ok(temp)
+    }
+
+    /// Bytes of the reply fetched so far (kept in memory; `reply_done` records the end).
+    pub(crate) fn reply_progress(&mut self, received: u64, total: Option<u64>) {
+        let mut slot = self.cell.slot.lock();
+        if let Some(r) = slot.rec.files[self.index].reply.as_deref_mut() {
+            r.received = received;
+            r.total = total.or(r.total);
+        }
+        self.cell.changed.notify_all();
+    }
+
+    /// The reply, `size` bytes, is flushed in its temporary file.
+    pub(crate) fn reply_done(&mut self, size: u64) -> Result<(), Failure> {
+        let mut slot = self.cell.slot.lock();
+        self.record_file(&mut slot, |f| {
+            if let Some(r) = f.reply.as_deref_mut() {
+                (r.received, r.total) = (size, Some(size));
+            }
+        })
     }
 
     /// Paces `bytes` just sent against the rate limits, as a download's writes are.

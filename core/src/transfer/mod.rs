@@ -11,6 +11,7 @@ mod download;
 mod file;
 pub(crate) mod http;
 mod local;
+mod reply;
 mod upload;
 
 pub(crate) use file::{FileTransfer, FileView};

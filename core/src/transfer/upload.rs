@@ -23,6 +23,8 @@ const FRAGMENT: u64 = 8 << 20;
 pub(crate) struct UploadStart {
     pub path: String,
     pub session: Option<String>,
+    /// Upload-reply: the reply's URL, if the server had named it before the interruption.
+    pub reply_url: Option<String>,
     pub acked: u64,
     /// The size recorded by an earlier attempt (None on the first).
     pub total: Option<u64>,
@@ -72,15 +74,21 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
     let mut session = match start.session {
-        Some(id) => ClientSession::resume(cfg, id, start.acked, None),
+        Some(id) => {
+            let s = ClientSession::resume(cfg, id, start.acked, None);
+            match start.reply_url {
+                Some(url) => s.with_reply_url(url),
+                None => s,
+            }
+        }
         None => ClientSession::new(cfg),
     };
     let stall = t.shared_arc().config.stall_timeout;
     loop {
         let request = match session.next() {
             Next::Send(r) => r,
-            Next::DownloadReply { .. } => {
-                // Upload-reply jobs are refused at creation until replies are downloaded.
+            Next::DownloadReply { url } => {
+                super::reply::fetch(t, &url).await?;
                 session.reply_downloaded();
                 continue;
             }
