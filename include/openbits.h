@@ -513,6 +513,17 @@ typedef struct bits_bandwidth_schedule {
   uint64_t maintenance_limits[3];
 } bits_bandwidth_schedule;
 
+/*
+ BG_JOB_REPLY_PROGRESS: an upload-reply job's reply (`bits_job_get_reply_progress`).
+ */
+typedef struct bits_job_reply_progress {
+  /*
+   BITS_SIZE_UNKNOWN (UINT64_MAX) until the reply's size is known.
+   */
+  uint64_t bytes_total;
+  uint64_t bytes_transferred;
+} bits_job_reply_progress;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1181,20 +1192,22 @@ bits_hresult bits_manager_open_ex(const struct bits_manager_options *options,
 void bits_manager_close(struct bits_manager *manager);
 
 /*
- Creates a download job (IBackgroundCopyManager::CreateJob). The job starts SUSPENDED with a
- new random id.
+ Creates a job (IBackgroundCopyManager::CreateJob). The job starts SUSPENDED with a new random
+ id.
 
  - `display_name`: UTF-8, at most 256 characters, need not be unique; borrowed for the call.
- - `job_type`: BITS_JOB_TYPE_DOWNLOAD, or BITS_JOB_TYPE_UPLOAD (one file, sent with the BITS upload
+ - `job_type`: BITS_JOB_TYPE_DOWNLOAD; BITS_JOB_TYPE_UPLOAD (one file, sent with the BITS upload
    protocol to an IIS BITS extension or openbits-server; resumes its server session after a
-   failure, a restart or a crash). UPLOAD_REPLY returns BITS_E_NOTIMPL for now.
+   failure, a restart or a crash); or BITS_JOB_TYPE_UPLOAD_REPLY (an upload whose server
+   application answers: the reply is fetched before the session closes, read with
+   `bits_job_get_reply_data`, and put in its file by `bits_complete`).
  - `out_job_id`: receives the id (may be NULL if not wanted); zeroed on failure.
  - `out_job`: receives a new job reference, released with `bits_job_release`; NULL on failure.
 
  Thread: any. Does not block.
 
  Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (name too long, bad UTF-8, undefined
- `job_type`); BITS_E_NOTIMPL; BITS_E_TOO_MANY_JOBS_PER_MACHINE / BITS_E_TOO_MANY_JOBS_PER_USER
+ `job_type`); BITS_E_TOO_MANY_JOBS_PER_MACHINE / BITS_E_TOO_MANY_JOBS_PER_USER
  (the manager's max_jobs / max_jobs_per_owner, outside service mode); BITS_E_INVALID_STATE
  (manager closed).
  */
@@ -1383,6 +1396,61 @@ bits_hresult bits_manager_set_bandwidth_schedule(struct bits_manager *manager,
  */
 bits_hresult bits_manager_get_bandwidth_schedule(struct bits_manager *manager,
                                                  struct bits_bandwidth_schedule *out_schedule);
+
+/*
+ Reads the reply's progress into `out_progress` (zero on failure): `bytes_total` is
+ BITS_SIZE_UNKNOWN until the server's answer gives the reply's size; `bytes_transferred` counts
+ the bytes fetched so far.
+
+ Thread: any. Does not block.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_NOTIMPL (not an upload-reply job);
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_reply_progress(struct bits_job *job,
+                                         struct bits_job_reply_progress *out_progress);
+
+/*
+ The whole reply, once the job is TRANSFERRED (also after `bits_complete`, read from the reply
+ file): `*out_data` receives a new buffer of `*out_length` bytes, owned by the caller and freed
+ with `bits_free` (non-NULL even for an empty reply). NULL and 0 on failure.
+
+ Thread: any. Blocks while it reads the reply from disk (at most 1 MiB).
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_NOTIMPL (not an upload-reply job);
+ BITS_E_INVALID_STATE (the reply is not there yet; manager closed); BITS_E_TOO_LARGE (the reply
+ is over 1 MiB: read the reply file, `bits_job_get_reply_file_name`, after `bits_complete`;
+ `bits_job_get_reply_progress` gives its size); an I/O error as an HRESULT.
+ */
+bits_hresult bits_job_get_reply_data(struct bits_job *job,
+                                     uint8_t **out_data,
+                                     uint64_t *out_length);
+
+/*
+ Sets where `bits_complete` puts the reply: an absolute path (UTF-8, borrowed for the call)
+ whose folder exists; NULL goes back to the default, `<uploaded file>.<job id>.reply` beside the
+ uploaded file. Set it before `bits_resume`: once the reply is being fetched (into a temporary
+ file in that folder) it is refused. Persisted.
+
+ Thread: any. Does not block.
+
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_NOTIMPL (not an upload-reply job);
+ BITS_E_INVALIDARG (not an absolute path, a folder, bad UTF-8); the HRESULT of
+ ERROR_PATH_NOT_FOUND (no such folder); BITS_E_INVALID_STATE (the reply is being fetched or is
+ there; final state; manager closed).
+ */
+bits_hresult bits_job_set_reply_file_name(struct bits_job *job, const char *path);
+
+/*
+ The reply file's name: the one set, or the default once the job has its file. A new string
+ freed with `bits_free_string`; BITS_S_FALSE and NULL when the job has neither.
+
+ Thread: any. Does not block.
+
+ Returns BITS_S_OK; BITS_S_FALSE; BITS_E_POINTER; BITS_E_NOTIMPL (not an upload-reply job);
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_reply_file_name(struct bits_job *job, char **out_path);
 
 /*
  Formats `id` as `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (upper case, as Windows does) into the

@@ -406,7 +406,7 @@ fn every_changing_verb_on_a_free_queue() {
 }
 
 #[test]
-fn uploads_go_to_openbits_server_and_upload_reply_is_refused() {
+fn uploads_and_upload_replies_go_to_openbits_server() {
     let f = Fixture::new();
     let root = f.path("root");
     std::fs::create_dir(&root).unwrap();
@@ -435,19 +435,55 @@ fn uploads_go_to_openbits_server_and_upload_reply_is_refused() {
         "{r:?}"
     );
     assert_eq!(std::fs::read(root.join("in/up.bin")).unwrap(), content);
-    // Upload-reply jobs are not in the core yet: BITS's code, exit 1, nothing left behind.
-    let r = f.expect(1, &["create", "--upload-reply", "up"]);
-    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    // Upload-reply: the server's application answers; the reply lands beside the upload.
+    let app = openbits_testserver::app::reply_application(|b| b.iter().rev().copied().collect());
+    let reply_root = f.path("reply-root");
+    std::fs::create_dir(&reply_root).unwrap();
+    let reply_server = openbits_server::embedded::Embedded::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--root",
+        reply_root.to_str().unwrap(),
+        "--notify-type",
+        "by-value",
+        "--notify-url",
+        &app,
+    ])
+    .unwrap();
     let r = f.expect(
-        1,
+        0,
         &[
             "transfer",
             "--upload-reply",
             &f.p("up.bin"),
-            &server.url("/r"),
+            &reply_server.url("/r"),
         ],
     );
-    assert!(r.stderr.contains("0x80004001 BITS_E_NOTIMPL"), "{r:?}");
+    let reply = r
+        .stderr
+        .lines()
+        .chain(r.stdout.lines())
+        .find_map(|l| l.strip_prefix("reply: "))
+        .unwrap_or_else(|| panic!("no reply line: {r:?}"))
+        .to_string();
+    let reversed: Vec<u8> = content.iter().rev().copied().collect();
+    assert_eq!(std::fs::read(&reply).unwrap(), reversed);
+    assert!(f.jobs().is_empty());
+    // getreplydata on a transferred upload-reply job writes the reply.
+    let id = f
+        .expect(0, &["--json", "create", "--upload-reply", "ask"])
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.expect(
+        0,
+        &["addfile", &id, &reply_server.url("/r2"), &f.p("up.bin")],
+    );
+    f.expect(0, &["resume", &id, "--wait"]);
+    f.expect(0, &["getreplydata", &id, "--output", &f.p("answer.bin")]);
+    assert_eq!(std::fs::read(f.path("answer.bin")).unwrap(), reversed);
+    f.expect(0, &["complete", &id]);
     assert!(f.jobs().is_empty());
 }
 

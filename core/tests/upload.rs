@@ -280,51 +280,13 @@ fn an_upload_obeys_the_rate_limits() {
     assert_eq!(std::fs::read(root.join("paced.bin")).unwrap(), bytes);
 }
 
-/// The application behind an upload-reply server (`--notify-type by-value`): each POST carries an
-/// upload; the answer's body is its reply, made by `reply` from the upload.
-fn application(reply: fn(&[u8]) -> Vec<u8>) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/app", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; len];
-            if r.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let answer = reply(&body);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                answer.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&answer);
-        }
-    });
-    url
-}
-
 fn reversed(b: &[u8]) -> Vec<u8> {
     b.iter().rev().copied().collect()
 }
 
 /// A server whose application answers each upload with `reply` of it.
 fn reply_server(root: &Path, reply: fn(&[u8]) -> Vec<u8>) -> Embedded {
-    let app = application(reply);
+    let app = openbits_testserver::app::reply_application(reply);
     server(root, &["--notify-type", "by-value", "--notify-url", &app])
 }
 

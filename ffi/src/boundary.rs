@@ -127,6 +127,7 @@ zero_is_default!(
     u64,
     crate::types::bits_guid,
     crate::types::bits_job_progress,
+    crate::types::bits_job_reply_progress,
     crate::types::bits_event,
     crate::types::bits_job_times,
     crate::types::bits_file_progress,

@@ -196,20 +196,22 @@ pub unsafe extern "C" fn bits_manager_close(manager: *mut bits_manager) {
     })
 }
 
-/// Creates a download job (IBackgroundCopyManager::CreateJob). The job starts SUSPENDED with a
-/// new random id.
+/// Creates a job (IBackgroundCopyManager::CreateJob). The job starts SUSPENDED with a new random
+/// id.
 ///
 /// - `display_name`: UTF-8, at most 256 characters, need not be unique; borrowed for the call.
-/// - `job_type`: BITS_JOB_TYPE_DOWNLOAD, or BITS_JOB_TYPE_UPLOAD (one file, sent with the BITS upload
+/// - `job_type`: BITS_JOB_TYPE_DOWNLOAD; BITS_JOB_TYPE_UPLOAD (one file, sent with the BITS upload
 ///   protocol to an IIS BITS extension or openbits-server; resumes its server session after a
-///   failure, a restart or a crash). UPLOAD_REPLY returns BITS_E_NOTIMPL for now.
+///   failure, a restart or a crash); or BITS_JOB_TYPE_UPLOAD_REPLY (an upload whose server
+///   application answers: the reply is fetched before the session closes, read with
+///   `bits_job_get_reply_data`, and put in its file by `bits_complete`).
 /// - `out_job_id`: receives the id (may be NULL if not wanted); zeroed on failure.
 /// - `out_job`: receives a new job reference, released with `bits_job_release`; NULL on failure.
 ///
 /// Thread: any. Does not block.
 ///
 /// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (name too long, bad UTF-8, undefined
-/// `job_type`); BITS_E_NOTIMPL; BITS_E_TOO_MANY_JOBS_PER_MACHINE / BITS_E_TOO_MANY_JOBS_PER_USER
+/// `job_type`); BITS_E_TOO_MANY_JOBS_PER_MACHINE / BITS_E_TOO_MANY_JOBS_PER_USER
 /// (the manager's max_jobs / max_jobs_per_owner, outside service mode); BITS_E_INVALID_STATE
 /// (manager closed).
 #[no_mangle]

@@ -61,6 +61,16 @@ pub struct bits_job_progress {
     pub files_transferred: u32,
 }
 
+/// BG_JOB_REPLY_PROGRESS: an upload-reply job's reply (`bits_job_get_reply_progress`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct bits_job_reply_progress {
+    /// BITS_SIZE_UNKNOWN (UINT64_MAX) until the reply's size is known.
+    pub bytes_total: u64,
+    pub bytes_transferred: u64,
+}
+
 impl From<Progress> for bits_job_progress {
     fn from(p: Progress) -> bits_job_progress {
         bits_job_progress {

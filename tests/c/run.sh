@@ -20,8 +20,8 @@ LIBDIR="$ROOT/target/debug"
 BUILD="$ROOT/tests/c/build"
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 
-echo "== cargo build -p openbits-ffi -p openbits-testserver (debug)"
-cargo build --quiet -p openbits-ffi -p openbits-testserver
+echo "== cargo build -p openbits-ffi -p openbits-testserver -p openbits-server (debug)"
+cargo build --quiet -p openbits-ffi -p openbits-testserver -p openbits-server
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/openbits-ctest.XXXXXX")
 SERVER_PID=""
@@ -31,6 +31,10 @@ cleanup() {
     local rc=$?
     # Closing the server's stdin stops it; kill it only if it does not stop by itself.
     exec 3>&- 2>/dev/null || true
+    if [[ -n "${UPLOAD_PID:-}" ]]; then
+        kill "$UPLOAD_PID" 2>/dev/null || true
+        wait "$UPLOAD_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SERVER_PID" ]]; then
         for _ in $(seq 50); do
             kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -71,6 +75,20 @@ source "$ROOT/tests/server/start.sh"
 start_test_server "$LIBDIR/openbits-testserver" "$WORK" "${server_args[@]}"
 SERVER_PID=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 echo "== test server pid $SERVER_PID on port $port"
+
+# openbits-server for upload-reply jobs; its application is the test server's POST /_reverse.
+mkdir -p "$WORK/uploads"
+coproc UPLOAD_SERVER { exec "$LIBDIR/openbits-server" --listen 127.0.0.1:0 --root "$WORK/uploads" \
+    --notify-type by-value --notify-url "http://127.0.0.1:$port/_reverse" 2>"$WORK/upload-server.err"; }
+UPLOAD_PID=$UPLOAD_SERVER_PID
+read -r -t 20 listening <&"${UPLOAD_SERVER[0]}" || true
+if [[ $listening != "listening on "* ]]; then
+    echo "FAIL: openbits-server did not start: $listening" >&2
+    cat "$WORK/upload-server.err" >&2
+    exit 1
+fi
+export OPENBITS_REPLY_URL=${listening#listening on }
+echo "== openbits-server pid $UPLOAD_PID at $OPENBITS_REPLY_URL"
 
 export OPENBITS_TEST_URL="http://127.0.0.1:$port"
 export OPENBITS_TEST_SRC="$SRC"
@@ -144,7 +162,7 @@ done
 # ---- Valgrind ---------------------------------------------------------------------------------------
 # The download test (and the error paths) again under memcheck: any definite or indirect leak, or
 # any memory error, fails the run.
-VALGRIND_TESTS=${VALGRIND_TESTS:-download errors events callbacks}
+VALGRIND_TESTS=${VALGRIND_TESTS:-download errors events callbacks upload}
 if [[ "${VALGRIND:-1}" != 0 ]]; then
     if ! command -v valgrind >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "== installing valgrind"

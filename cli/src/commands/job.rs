@@ -12,7 +12,7 @@ use crate::format;
 use crate::interrupt;
 use crate::queue::{self, Hold};
 use openbits_core::hresult::{self as hr, HResult};
-use openbits_core::{Error, JobType};
+
 use std::path::Path;
 
 pub fn create(cx: &Context, kind: Kind, name: &str) -> Result<i32, Fail> {
@@ -268,22 +268,14 @@ fn parse_number(text: &str) -> Option<u32> {
     }
 }
 
-/// GetReplyData: only upload-reply jobs have a reply (else BITS_E_NOTIMPL, as BITS answers).
+/// GetReplyData: the reply of an upload-reply job, to stdout or `--output` (other job types:
+/// BITS_E_NOTIMPL, as BITS answers).
 pub fn get_reply_data(cx: &Context, query: &str, output: Option<&Path>) -> Result<i32, Fail> {
     let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
-    let rec = job.record().map_err(Fail::call("cannot read the job"))?;
-    if rec.job_type != JobType::UploadReply {
-        return Err(Fail::call("cannot get the reply data")(Error::new(
-            hr::E_NOTIMPL,
-            format!(
-                "job {} is a {} job; only upload-reply jobs have reply data",
-                format::braced(&rec.id),
-                format::type_name(rec.job_type)
-            ),
-        )));
-    }
-    let data = reply_data(&job)?;
+    let data = job
+        .reply_data()
+        .map_err(Fail::call("cannot get the reply data"))?;
     match output {
         Some(path) => std::fs::write(path, &data).map_err(|e| {
             Fail::Other(format!("cannot write the reply to {}: {e}", path.display()))
@@ -296,16 +288,5 @@ pub fn get_reply_data(cx: &Context, query: &str, output: Option<&Path>) -> Resul
                 .map_err(|e| Fail::Other(format!("cannot write the reply: {e}")))?;
         }
     }
-    let _ = cx;
     Ok(0)
-}
-
-/// The reply of an upload-reply job. The core cannot create such jobs yet (it answers
-/// BITS_E_NOTIMPL), so no job reaches here today; when uploads land, this becomes the core's
-/// reply-data call.
-fn reply_data(_job: &openbits_core::Job) -> Result<Vec<u8>, Fail> {
-    Err(Fail::call("cannot get the reply data")(Error::new(
-        hr::E_NOTIMPL,
-        "reply data is not in this openbits yet",
-    )))
 }

@@ -366,5 +366,8 @@ fn finished(
     if code != hr::S_OK {
         cx.note(format!("complete: {}", crate::fail::code_and_name(code)));
     }
+    if let Some(reply) = rec.reply_path() {
+        cx.note(format!("reply: {}", reply.display()));
+    }
     Ok(0)
 }

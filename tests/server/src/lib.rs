@@ -25,9 +25,13 @@
 //! processes too:
 //!
 //! - `GET /_stats`: `bytes_sent=<n>` and `requests=<n>` (requests received before this one), one a line;
+//! - `POST /_reverse`: answers the body reversed (an upload-reply application behind
+//!   openbits-server's `--notify-type by-value`);
 //! - `GET /_requests`: one line per request received before this one, in arrival order, four fields
 //!   separated by tabs: `<status>\t<path-and-query>\t<Range>\t<If-Range>` (`-` for a header the
 //!   request did not carry; a CONNECT shows as `CONNECT host:port`).
+
+pub mod app;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -263,6 +267,17 @@ async fn handle(
         seen.status = 200;
         state.seen.lock().push(seen);
         return Ok(tunnel(req));
+    }
+    if req.method() == hyper::Method::POST && req.uri().path() == "/_reverse" {
+        // An upload-reply application for openbits-server (`--notify-url .../_reverse`).
+        let mut body = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes().to_vec(),
+            Err(_) => return Ok(text_response(400, "body")),
+        };
+        body.reverse();
+        seen.status = 200;
+        state.seen.lock().push(seen);
+        return Ok(Response::new(Chunks::whole(Bytes::from(body))));
     }
     let resp = respond(&state, &req, &q, hit);
     seen.status = resp.status().as_u16();
