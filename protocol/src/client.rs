@@ -234,6 +234,11 @@ impl ClientSession {
     pub fn fragment_len(&self) -> u64 {
         self.fragment_len
     }
+    /// The engine's choice for the next fragments (it measures the link), clamped to
+    /// `MIN_FRAGMENT..=MAX_FRAGMENT`.
+    pub fn set_fragment_len(&mut self, len: u64) {
+        self.fragment_len = len.clamp(MIN_FRAGMENT, MAX_FRAGMENT);
+    }
     pub fn host_id(&self) -> Option<&str> {
         self.host_id.as_deref()
     }

@@ -45,6 +45,9 @@ pub(crate) struct JobSlot {
     pub(crate) credentials: Credentials,
     /// The start counter's value when the job's last task started (round-robin order).
     pub(crate) last_ran: u64,
+    /// An upload's fragment length in KiB as the last task left it (0: not measured yet), so
+    /// the next attempt after a failure starts smaller. Memory only: a restart measures anew.
+    pub(crate) fragment_kib: u32,
     /// The destinations of the job's files, built when a file is first added after open (so idle
     /// jobs hold none): one lookup per new file instead of a comparison with every file.
     pub(crate) destinations: Option<Box<HashSet<Destination>>>,
@@ -87,6 +90,7 @@ impl JobCell {
                 settling: false,
                 credentials: Credentials::default(),
                 last_ran: 0,
+                fragment_kib: 0,
                 destinations: None,
             }),
             changed: Condvar::new(),

@@ -282,7 +282,13 @@ impl<'a> FileTransfer<'a> {
             acked: f.bytes_checkpointed,
             total: f.bytes_total,
             job_type: slot.rec.job_type,
+            fragment: (slot.fragment_kib > 0).then(|| u64::from(slot.fragment_kib) << 10),
         }
+    }
+
+    /// The fragment length the next upload attempt of this job starts with.
+    pub(crate) fn upload_fragment(&mut self, len: u64) {
+        self.cell.slot.lock().fragment_kib = u32::try_from(len >> 10).unwrap_or(u32::MAX).max(1);
     }
 
     /// The size of the file being uploaded (its bytes_total).
@@ -399,6 +405,18 @@ impl<'a> FileTransfer<'a> {
         let priority = self.cell.slot.lock().rec.priority;
         let offset = self.paced + bytes;
         self.pace(offset, priority).await;
+    }
+
+    /// The lowest rate limit that binds this job now (bytes per second), if any.
+    pub(crate) fn pace_rate(&self) -> Option<u64> {
+        let priority = self.cell.slot.lock().rec.priority;
+        let [manager, scheduled] = self.shared.limits.for_priority(priority);
+        [self.bucket.as_deref(), manager, scheduled]
+            .iter()
+            .flatten()
+            .map(|b| b.rate())
+            .filter(|&r| r > 0)
+            .min()
     }
 
     /// Charges the bytes written since the last call to the job's bucket and, for a background

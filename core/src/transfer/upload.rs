@@ -16,8 +16,26 @@ use openbits_protocol::error::ProtocolError;
 use std::os::unix::fs::FileExt;
 use url::Url;
 
-/// The first fragment's size (the protocol shrinks it after 413s).
-const FRAGMENT: u64 = 8 << 20;
+/// The first fragment's length when the link is not measured yet: small enough that a slow link
+/// loses little to an interruption; fast links double it per fragment up to the protocol's 13 MB.
+const FIRST_FRAGMENT: u64 = 1 << 20;
+/// A fragment acknowledged faster than this doubles the next ones; one slower than
+/// `SLOW_FRAGMENT` halves them, so an interruption costs about that much time again. On a fast
+/// link each fragment costs a round trip and, on the server, a flush before its Ack: the largest
+/// fragments keep that small (bench/upload.sh: 1 MiB fragments took 4x curl's time, 8 MiB 1.9x).
+const FAST_FRAGMENT: std::time::Duration = std::time::Duration::from_millis(500);
+const SLOW_FRAGMENT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The next fragment length after one of `len` bytes took `took` to be acknowledged.
+fn adapt(len: u64, took: std::time::Duration) -> u64 {
+    if took < FAST_FRAGMENT {
+        len.saturating_mul(2)
+    } else if took > SLOW_FRAGMENT {
+        len / 2
+    } else {
+        len
+    }
+}
 
 /// What the record says about the upload when the task starts.
 pub(crate) struct UploadStart {
@@ -29,6 +47,8 @@ pub(crate) struct UploadStart {
     /// The size recorded by an earlier attempt (None on the first).
     pub total: Option<u64>,
     pub job_type: JobType,
+    /// The fragment length the job's last attempt ended with (None: not measured yet).
+    pub fragment: Option<u64>,
 }
 
 fn failure(e: &ProtocolError, transient: bool) -> Failure {
@@ -66,10 +86,7 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
     t.upload_size(size);
     let mut cfg = ClientConfig::new(url.as_str(), size);
     cfg.upload_reply = start.job_type == JobType::UploadReply;
-    // Each fragment costs a round trip and, on the server, a flush before its Ack: 8 MiB keeps
-    // that to about 2% of the time on a fast link (bench/upload.sh: 1 MiB fragments took 4x curl's
-    // time), within Windows's 13 MB, and a lost connection costs at most 8 MiB again.
-    cfg.fragment_len = FRAGMENT;
+    cfg.fragment_len = start.fragment.unwrap_or(FIRST_FRAGMENT);
     cfg.content_name = std::path::Path::new(&start.path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
@@ -83,6 +100,42 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
         }
         None => ClientSession::new(cfg),
     };
+    let source = Source {
+        file,
+        path: &start.path,
+        size,
+        mtime,
+    };
+    let result = exchange(t, &mut session, url, &source).await;
+    // The next attempt starts from what this one measured, halved if it failed.
+    let len = session.fragment_len();
+    t.upload_fragment(if result.is_ok() { len } else { len / 2 });
+    result
+}
+
+/// The local file being uploaded, as it was when the attempt started.
+struct Source<'a> {
+    file: std::fs::File,
+    path: &'a str,
+    size: u64,
+    mtime: Option<std::time::SystemTime>,
+}
+
+/// Sends the session's packets until it is done or fails, adapting the fragment length to how
+/// fast the server acknowledges them.
+async fn exchange(
+    t: &mut FileTransfer<'_>,
+    session: &mut ClientSession,
+    url: &Url,
+    source: &Source<'_>,
+) -> Result<(), Failure> {
+    let Source {
+        file,
+        path,
+        size,
+        mtime,
+    } = source;
+    let (size, mtime) = (*size, *mtime);
     let stall = t.shared_arc().config.stall_timeout;
     loop {
         let request = match session.next() {
@@ -108,16 +161,16 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
         // The fragment's bytes, read now: the file must still be the one being uploaded.
         let body = match request.body {
             Some(r) => {
-                let now = std::fs::metadata(&start.path).ok();
+                let now = std::fs::metadata(path).ok();
                 let unchanged = now
                     .as_ref()
                     .is_some_and(|m| m.len() == size && m.modified().ok() == mtime);
                 if !unchanged {
-                    return Err(local_changed(&start.path));
+                    return Err(local_changed(path));
                 }
                 let mut buf = vec![0u8; r.len() as usize];
                 file.read_exact_at(&mut buf, r.first).map_err(|e| {
-                    Failure::local_io("cannot read", std::path::Path::new(&start.path), &e)
+                    Failure::local_io("cannot read", std::path::Path::new(path), &e)
                 })?;
                 bytes::Bytes::from(buf)
             }
@@ -137,6 +190,7 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
             None => url.clone(),
         };
         let view = t.view();
+        let sent_at = std::time::Instant::now();
         let answer = http::send_packet(
             t.clients(),
             &t.shared_arc().config,
@@ -159,6 +213,13 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
             Event::SessionCreated { id } => t.upload_session(Some(id))?,
             Event::Progress { received } => {
                 t.upload_acked(received, false);
+                // Only whole fragments say how the link copes with that length. Under a rate
+                // limit a fragment is at most a second of it: pacing then spreads the bytes
+                // instead of sending bursts.
+                if sent == session.fragment_len() {
+                    let cap = t.pace_rate().unwrap_or(u64::MAX);
+                    session.set_fragment_len(adapt(sent, sent_at.elapsed()).min(cap));
+                }
                 t.pace_bytes(sent).await;
             }
             Event::Resync { received } => t.upload_acked(received, false),
@@ -181,5 +242,24 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
             | Event::Complete
             | Event::Cancelled => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fragments_grow_on_fast_links_and_shrink_on_slow_ones() {
+        assert_eq!(adapt(1 << 20, Duration::from_millis(20)), 2 << 20);
+        assert_eq!(adapt(4 << 20, Duration::from_secs(1)), 4 << 20);
+        assert_eq!(adapt(4 << 20, Duration::from_secs(5)), 2 << 20);
+        // The protocol clamps what this proposes to 5 KB..13 MB.
+        let mut s = ClientSession::new(ClientConfig::new("http://h/f", 1 << 30));
+        s.set_fragment_len(adapt(13 << 20, Duration::ZERO));
+        assert_eq!(s.fragment_len(), openbits_protocol::client::MAX_FRAGMENT);
+        s.set_fragment_len(adapt(6 << 10, Duration::from_secs(9)));
+        assert_eq!(s.fragment_len(), openbits_protocol::client::MIN_FRAGMENT);
     }
 }
