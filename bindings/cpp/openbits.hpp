@@ -399,6 +399,13 @@ struct Progress {
     std::uint32_t files_transferred = 0;
 };
 
+/// An upload-reply job's reply (BG_JOB_REPLY_PROGRESS).
+struct ReplyProgress {
+    /// The reply's size; std::nullopt until the server's answer gives it.
+    std::optional<std::uint64_t> bytes_total;
+    std::uint64_t bytes_transferred = 0;
+};
+
 /// A job's error (IBackgroundCopyJob::GetError and IBackgroundCopyError).
 struct JobError {
     ErrorContext context = ErrorContext::None;
@@ -642,6 +649,46 @@ public:
         r.files_total = p.files_total;
         r.files_transferred = p.files_transferred;
         return r;
+    }
+
+    /// An upload-reply job's reply progress (other job types: Error(BITS_E_NOTIMPL)).
+    [[nodiscard]] ReplyProgress reply_progress() const {
+        bits_job_reply_progress p{};
+        detail::check(bits_job_get_reply_progress(ptr_.get(), &p));
+        ReplyProgress r;
+        if (p.bytes_total != BITS_SIZE_UNKNOWN) r.bytes_total = p.bytes_total;
+        r.bytes_transferred = p.bytes_transferred;
+        return r;
+    }
+
+    /// The whole reply of an upload-reply job once it is TRANSFERRED. Throws
+    /// Error(BITS_E_TOO_LARGE) over 1 MiB (read reply_file_name() after complete()), and
+    /// Error(BITS_E_INVALID_STATE) before the reply is there.
+    [[nodiscard]] std::vector<std::uint8_t> reply_data() const {
+        std::uint8_t *data = nullptr;
+        std::uint64_t length = 0;
+        detail::check(bits_job_get_reply_data(ptr_.get(), &data, &length));
+        const std::unique_ptr<std::uint8_t, detail::free_memory> owned(data);
+        return std::vector<std::uint8_t>(data, data + length);
+    }
+
+    /// Where complete() puts the reply: the name set, else `<uploaded file>.<job id>.reply` beside
+    /// the upload once the job has its file (std::nullopt before).
+    [[nodiscard]] std::optional<std::string> reply_file_name() const {
+        detail::out_string text;
+        if (detail::check(bits_job_get_reply_file_name(ptr_.get(), text.put())) == BITS_S_FALSE)
+            return std::nullopt;
+        return text.str();
+    }
+
+    /// An absolute path whose folder exists; set it before resume(). std::nullopt: the default.
+    void set_reply_file_name(const std::optional<std::string_view> &path) {
+        if (!path) {
+            detail::check(bits_job_set_reply_file_name(ptr_.get(), nullptr));
+            return;
+        }
+        const std::string s = detail::c_string(*path, "reply file name");
+        detail::check(bits_job_set_reply_file_name(ptr_.get(), s.c_str()));
     }
 
     /// The job's error while it is in ERROR or TRANSIENT_ERROR; std::nullopt in any other state.

@@ -55,8 +55,8 @@ command -v patchelf >/dev/null 2>&1 && have_patchelf=1
 if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
     echo "== SKIP_BUILD=1: using target/debug as it is"
 else
-    echo "== cargo build -p openbits-ffi -p openbits-testserver -p openbits-cli (debug)"
-    (cd "$ROOT" && cargo build --quiet -p openbits-ffi -p openbits-testserver -p openbits-cli)
+    echo "== cargo build -p openbits-ffi -p openbits-testserver -p openbits-cli -p openbits-server (debug)"
+    (cd "$ROOT" && cargo build --quiet -p openbits-ffi -p openbits-testserver -p openbits-cli -p openbits-server)
 fi
 
 # ---- Scratch folder, server ----------------------------------------------------------------------------
@@ -68,6 +68,10 @@ results=()
 cleanup() {
     local rc=$?
     exec 3>&- 2>/dev/null || true # closing the server's stdin stops it
+    if [[ -n "${REPLY_SERVER_PID:-}" ]]; then
+        kill "$REPLY_SERVER_PID" 2>/dev/null || true
+        wait "$REPLY_SERVER_PID" 2>/dev/null || true
+    fi
     if [[ -n "$SERVER_PID" ]]; then
         for _ in $(seq 50); do
             kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -102,7 +106,10 @@ start_test_server "$ROOT/target/debug/openbits-testserver" "$WORK" "${server_arg
 SERVER_PID=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 BASE="http://127.0.0.1:$port"
 echo "== test server pid $SERVER_PID on $BASE"
+start_reply_server "$ROOT/target/debug/openbits-server" "$WORK" "$BASE/_reverse"
+echo "== openbits-server pid $REPLY_SERVER_PID at $REPLY_SERVER_URL (upload-reply)"
 export OPENBITS_TEST_URL="$BASE" OPENBITS_TEST_SRC="$SRC" OPENBITS_TEST_WORK="$WORK/scratch"
+export OPENBITS_REPLY_URL="$REPLY_SERVER_URL"
 export OPENBITS_HOME="$WORK/home" # the library's default state folder: never the user's own
 
 # ---- Steps ------------------------------------------------------------------------------------------------
@@ -229,6 +236,9 @@ valgrind_step() {
     return "$rc"
 }
 
+# A file's bytes in reverse order (what the test server's /_reverse application answers).
+rev_bytes() { python3 -c 'import sys; sys.stdout.buffer.write(open(sys.argv[1], "rb").read()[::-1])' "$1"; }
+
 cmake_step() {
     local project="$WORK/cmake-consumer" # outside the repository
     rm -rf "$project"
@@ -249,6 +259,14 @@ cmake_step() {
             readelf -d "$build/download" | grep -E 'NEEDED.*libopenbits' # the shared library…
             # …found through the build tree's RPATH, without LD_LIBRARY_PATH.
             run_example cmake-shared "$build/download" small.bin mid.bin "big.bin?rate=2000000"
+            # The upload example, an upload-reply job: the reply is the file reversed.
+            local up="$WORK/upload-example"
+            mkdir -p "$up"
+            cp "$SRC/mid.bin" "$up/report.bin"
+            "$build/upload" --reply "$up/report.bin" "$REPLY_SERVER_URL/cpp-example/report.bin" | tee "$up/out"
+            local answer
+            answer=$(sed -n 's/^reply file: //p' "$up/out")
+            cmp <(rev_bytes "$up/report.bin") "$answer"
         fi
     done
     # The version file: 0.x releases accept only their own 0.x.

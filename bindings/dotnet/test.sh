@@ -4,7 +4,8 @@
 #   bindings/dotnet/test.sh [TEST-NAME-SUBSTRING...]
 #
 # 1. installs Mono from Debian if mcs or mono is missing (as root: mono-mcs mono-runtime);
-# 2. builds libopenbits and the test server (cargo build -p openbits-ffi -p openbits-testserver);
+# 2. builds libopenbits, the test server and openbits-server (cargo build -p openbits-ffi
+#    -p openbits-testserver -p openbits-server);
 # 3. compiles OpenBits.dll, the test program and examples/Download.cs with mcs into
 #    bindings/dotnet/build/;
 # 4. runs the tests with mono (they start the test server themselves), then the example against a
@@ -36,9 +37,10 @@ fi
 echo "== $(mono --version | head -n1)"
 
 echo "== building libopenbits and openbits-testserver (debug)"
-(cd "$repo" && cargo build -q -p openbits-ffi -p openbits-testserver)
+(cd "$repo" && cargo build -q -p openbits-ffi -p openbits-testserver -p openbits-server)
 lib="$repo/target/debug"
 server_bin="$lib/openbits-testserver"
+export OPENBITS_SERVER_BIN="$lib/openbits-server" # upload-reply tests
 
 echo "== compiling OpenBits.dll, OpenBits.Tests.exe, Download.exe"
 mkdir -p "$build"
@@ -48,6 +50,7 @@ cp "$here/OpenBits.dll.config" "$build/"
 mcs -nologo -out:"$build/OpenBits.Tests.exe" -r:"$build/OpenBits.dll" -r:System.Core.dll \
     -warnaserror+ -debug "$here"/tests/*.cs
 mcs -nologo -out:"$build/Download.exe" -r:"$build/OpenBits.dll" -warnaserror+ "$here/examples/Download.cs"
+mcs -nologo -out:"$build/Upload.exe" -r:"$build/OpenBits.dll" -warnaserror+ "$here/examples/Upload.cs"
 
 # DllImport("openbits") -> libopenbits.so (OpenBits.dll.config), found on LD_LIBRARY_PATH.
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -90,4 +93,14 @@ done
 leftover=("$dest"/BIT*.tmp)
 [[ ! -e "${leftover[0]}" ]] || { echo "temporary files left behind: ${leftover[*]}" >&2; exit 1; }
 echo "== example verified: ${#names[@]} files identical"
+
+echo "== running examples/Upload.cs (an upload-reply job to openbits-server)"
+start_reply_server "$OPENBITS_SERVER_BIN" "$work" "http://127.0.0.1:$port/_reverse"
+cp "$src/alpha.bin" "$work/report.bin"
+timeout 120 mono "$build/Upload.exe" --reply "$work/report.bin" "$REPLY_SERVER_URL/dotnet/report.bin" | tee "$work/upload.out"
+answer=$(sed -n 's/^reply file: //p' "$work/upload.out")
+python3 -c 'import sys; a, b = (open(p, "rb").read() for p in sys.argv[1:]); sys.exit(a[::-1] != b)' \
+    "$work/report.bin" "$answer"
+kill "$REPLY_SERVER_PID"
+echo "== upload example verified: the reply is the file reversed"
 echo "== bindings/dotnet: all passed"

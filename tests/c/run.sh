@@ -31,9 +31,9 @@ cleanup() {
     local rc=$?
     # Closing the server's stdin stops it; kill it only if it does not stop by itself.
     exec 3>&- 2>/dev/null || true
-    if [[ -n "${UPLOAD_PID:-}" ]]; then
-        kill "$UPLOAD_PID" 2>/dev/null || true
-        wait "$UPLOAD_PID" 2>/dev/null || true
+    if [[ -n "${REPLY_SERVER_PID:-}" ]]; then
+        kill "$REPLY_SERVER_PID" 2>/dev/null || true
+        wait "$REPLY_SERVER_PID" 2>/dev/null || true
     fi
     if [[ -n "$SERVER_PID" ]]; then
         for _ in $(seq 50); do
@@ -76,19 +76,9 @@ start_test_server "$LIBDIR/openbits-testserver" "$WORK" "${server_args[@]}"
 SERVER_PID=$TEST_SERVER_PID port=$TEST_SERVER_PORT
 echo "== test server pid $SERVER_PID on port $port"
 
-# openbits-server for upload-reply jobs; its application is the test server's POST /_reverse.
-mkdir -p "$WORK/uploads"
-coproc UPLOAD_SERVER { exec "$LIBDIR/openbits-server" --listen 127.0.0.1:0 --root "$WORK/uploads" \
-    --notify-type by-value --notify-url "http://127.0.0.1:$port/_reverse" 2>"$WORK/upload-server.err"; }
-UPLOAD_PID=$UPLOAD_SERVER_PID
-read -r -t 20 listening <&"${UPLOAD_SERVER[0]}" || true
-if [[ $listening != "listening on "* ]]; then
-    echo "FAIL: openbits-server did not start: $listening" >&2
-    cat "$WORK/upload-server.err" >&2
-    exit 1
-fi
-export OPENBITS_REPLY_URL=${listening#listening on }
-echo "== openbits-server pid $UPLOAD_PID at $OPENBITS_REPLY_URL"
+start_reply_server "$LIBDIR/openbits-server" "$WORK" "http://127.0.0.1:$port/_reverse"
+export OPENBITS_REPLY_URL=$REPLY_SERVER_URL
+echo "== openbits-server pid $REPLY_SERVER_PID at $OPENBITS_REPLY_URL (upload-reply)"
 
 export OPENBITS_TEST_URL="http://127.0.0.1:$port"
 export OPENBITS_TEST_SRC="$SRC"

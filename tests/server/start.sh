@@ -22,3 +22,23 @@ start_test_server() {
     cat "$dir/server.err" >&2 || true
     exit 1
 }
+
+# start_reply_server BINARY DIR APP_URL
+#   Starts openbits-server (BINARY) storing into DIR/uploads, for upload-reply jobs whose
+#   application is APP_URL (`--notify-type by-value`; the test server's POST /_reverse answers
+#   each upload with its bytes reversed). Sets REPLY_SERVER_PID and REPLY_SERVER_URL (its base
+#   URL); the caller kills REPLY_SERVER_PID when done. Exits 1 if it does not start within 20 s.
+start_reply_server() {
+    local bin=$1 dir=$2 app=$3 listening=""
+    mkdir -p "$dir/uploads"
+    coproc REPLY_SERVER { exec "$bin" --listen 127.0.0.1:0 --root "$dir/uploads" \
+        --notify-type by-value --notify-url "$app" 2>"$dir/reply-server.err"; }
+    REPLY_SERVER_PID=$REPLY_SERVER_PID
+    read -r -t 20 listening <&"${REPLY_SERVER[0]}" || true
+    if [[ $listening != "listening on "* ]]; then
+        echo "FAIL: openbits-server did not start: $listening" >&2
+        cat "$dir/reply-server.err" >&2 || true
+        exit 1
+    fi
+    REPLY_SERVER_URL=${listening#listening on }
+}

@@ -34,6 +34,7 @@ using openbits::Error;
 using openbits::Job;
 using openbits::JobState;
 using openbits::Manager;
+using openbits::ReplyProgress;
 
 // ---- A small test kit ----------------------------------------------------------------------------
 
@@ -128,7 +129,7 @@ std::string env(const char *name) {
     return v;
 }
 
-std::string base_url, src_dir, work_dir;
+std::string base_url, src_dir, work_dir, reply_url;
 
 // A URL on the test server, unique per call so per-URL fault counters start afresh.
 std::string url(const std::string &file, const std::string &query = "") {
@@ -319,7 +320,7 @@ void test_invalid_arguments() {
     CHECK_THROWS(BITS_E_INVALIDARG, job.add_file("gopher://example.com/x", dir + "/x.bin"));
     CHECK_THROWS(BITS_E_INVALIDARG, job.add_file(url("small.bin"), dir + std::string("/a\0b", 4)));
     CHECK_THROWS(BITS_E_INVALIDARG, manager.create_job("bad type", static_cast<openbits::JobType>(42)));
-    CHECK_THROWS(BITS_E_NOTIMPL, manager.create_job("upload", openbits::JobType::UploadReply));
+    CHECK_THROWS(BITS_E_NOTIMPL, job.reply_data()); // a download job has no reply
     CHECK_THROWS(BITS_E_INVALIDARG, manager.create_job(std::string(300, 'n')));
     CHECK_THROWS(BITS_E_INVALIDARG, Manager{"relative/state"});
     CHECK_THROWS(BITS_E_INVALIDARG, job.set_minimum_retry_delay(std::chrono::seconds(-1)));
@@ -891,7 +892,37 @@ void test_notify_callbacks() {
     CHECK_EQ(job.complete(), BITS_S_OK);
 }
 
+// An upload-reply job to openbits-server, whose application answers with the upload reversed.
+void test_upload_reply() {
+    const std::string dir = fresh_dir("upload_reply");
+    Manager manager(dir + "/state");
+    Job job = manager.create_job("ask", openbits::JobType::UploadReply);
+    CHECK(!job.reply_file_name().has_value());
+    const std::string source = src_dir + "/mid.bin";
+    job.add_file(reply_url + "/cpp/mid.bin", source);
+    CHECK_THROWS(BITS_E_TOO_MANY_FILES, job.add_file(reply_url + "/cpp/other.bin", source));
+    const std::string answer = dir + "/answer.bin";
+    job.set_reply_file_name(answer);
+    CHECK_EQ(job.reply_file_name().value_or(""), answer);
+    CHECK(!job.reply_progress().bytes_total.has_value());
+    CHECK_THROWS(BITS_E_INVALID_STATE, job.reply_data());
+    job.resume();
+    CHECK_EQ(job.wait_for(std::chrono::seconds(60)).value_or(JobState::Error), JobState::Transferred);
+    const std::string sent = read_file(source);
+    const ReplyProgress p = job.reply_progress();
+    CHECK_EQ(p.bytes_total.value_or(0), sent.size());
+    CHECK_EQ(p.bytes_transferred, sent.size());
+    const std::vector<std::uint8_t> reply = job.reply_data();
+    const std::string reversed(sent.rbegin(), sent.rend());
+    CHECK(std::string(reply.begin(), reply.end()) == reversed);
+    CHECK(!fs::exists(answer));
+    CHECK_EQ(job.complete(), BITS_S_OK);
+    const std::string kept = read_file(answer);
+    CHECK(kept == reversed);
+}
+
 const Test tests[] = {
+    {"upload_reply", test_upload_reply},
     {"types", test_types},
     {"guid", test_guid},
     {"download", test_download},
@@ -921,6 +952,7 @@ int main(int argc, char **argv) {
     base_url = env("OPENBITS_TEST_URL");
     src_dir = env("OPENBITS_TEST_SRC");
     work_dir = env("OPENBITS_TEST_WORK");
+    reply_url = env("OPENBITS_REPLY_URL");
     std::vector<std::string> only(argv + 1, argv + argc);
     int passed = 0, failed = 0, ran = 0;
     for (const Test &t : tests) {

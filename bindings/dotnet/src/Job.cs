@@ -117,6 +117,58 @@ namespace OpenBits
             }
         }
 
+        /// <summary>An upload-reply job's reply progress (other job types: <see cref="BitsException"/> E_NotImpl).</summary>
+        public ReplyProgress ReplyProgress
+        {
+            get
+            {
+                NativeReplyProgress p;
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_job_get_reply_progress(H, out p));
+                return new ReplyProgress(p.BytesTotal, p.BytesTransferred);
+            }
+        }
+
+        /// <summary>The whole reply of an upload-reply job once it is TRANSFERRED (GetReplyData). Over 1 MiB:
+        /// <see cref="BitsException"/> E_TooLarge (read <see cref="ReplyFileName"/> after <see cref="Complete"/>).</summary>
+        public byte[] ReplyData
+        {
+            get
+            {
+                IntPtr data;
+                ulong length;
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_job_get_reply_data(H, out data, out length));
+                try
+                {
+                    var bytes = new byte[checked((int)length)];
+                    Marshal.Copy(data, bytes, 0, bytes.Length);
+                    return bytes;
+                }
+                finally
+                {
+                    NativeMethods.bits_free(data);
+                }
+            }
+        }
+
+        /// <summary>Where <see cref="Complete"/> puts an upload-reply job's reply: the name set, else
+        /// <c>&lt;uploaded file&gt;.&lt;job id&gt;.reply</c> beside the upload once the job has its file (null before).
+        /// Set an absolute path before <see cref="Resume"/>; null goes back to the default.</summary>
+        public string ReplyFileName
+        {
+            get
+            {
+                IntPtr text;
+                int hr = NativeMethods.bits_job_get_reply_file_name(H, out text);
+                NativeMethods.ThrowIfFailed(hr);
+                return hr == HResults.S_False ? null : NativeMethods.TakeString(text);
+            }
+            set
+            {
+                byte[] path = value == null ? null : NativeMethods.ToUtf8(value, "value");
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_reply_file_name(H, path));
+            }
+        }
+
         /// <summary>The job's error in ERROR and TRANSIENT_ERROR; null in every other state.</summary>
         public JobErrorInfo Error
         {

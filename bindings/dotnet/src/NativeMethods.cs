@@ -66,6 +66,13 @@ namespace OpenBits
     }
 
     [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeReplyProgress
+    {
+        public ulong BytesTotal;
+        public ulong BytesTransferred;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
     internal struct NativeProgress
     {
         public ulong BytesTotal;
@@ -247,6 +254,18 @@ namespace OpenBits
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int bits_job_set_display_name(JobHandle job, byte[] name);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_reply_progress(JobHandle job, out NativeReplyProgress progress);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_reply_data(JobHandle job, out IntPtr data, out ulong length);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_reply_file_name(JobHandle job, byte[] path);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_reply_file_name(JobHandle job, out IntPtr path);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int bits_job_get_description(JobHandle job, out IntPtr text);

@@ -165,6 +165,28 @@ namespace OpenBits
         }
     }
 
+    /// <summary>An upload-reply job's reply (BG_JOB_REPLY_PROGRESS).</summary>
+    public struct ReplyProgress
+    {
+        private readonly ulong bytesTotal, bytesTransferred;
+
+        public ReplyProgress(ulong bytesTotal, ulong bytesTransferred)
+        {
+            this.bytesTotal = bytesTotal;
+            this.bytesTransferred = bytesTransferred;
+        }
+
+        /// <summary>The reply's size; <see cref="JobProgress.SizeUnknown"/> until the server's answer gives it.</summary>
+        public ulong BytesTotal { get { return bytesTotal; } }
+        public ulong BytesTransferred { get { return bytesTransferred; } }
+        public bool IsTotalKnown { get { return bytesTotal != JobProgress.SizeUnknown; } }
+
+        public override string ToString()
+        {
+            return string.Format("{0} / {1} bytes", bytesTransferred, IsTotalKnown ? bytesTotal.ToString() : "?");
+        }
+    }
+
     /// <summary>The times of a job (BG_JOB_TIMES).</summary>
     public struct JobTimes
     {
@@ -321,6 +343,8 @@ namespace OpenBits
         public const int E_TooManyJobsPerUser = unchecked((int)0x80200049);
         public const int E_TooManyJobsPerMachine = unchecked((int)0x80200050);
         public const int E_TooManyFilesInJob = unchecked((int)0x80200051);
+        public const int E_TooManyFiles = unchecked((int)0x8020001C);
+        public const int E_TooLarge = unchecked((int)0x80200020);
 
         /// <summary>The library's sentence for any code it returns (IBackgroundCopyManager::GetErrorDescription).</summary>
         public static string Describe(int hresult)

@@ -54,6 +54,40 @@ namespace OpenBits.Tests
         }
 
         [Test]
+        public static void UploadReplyBringsBackTheAnswer()
+        {
+            string dir = Fixture.TempDir("upload-reply");
+            byte[] question = new byte[200 * 1024];
+            new Random(7).NextBytes(question);
+            string source = Path.Combine(dir, "question.bin");
+            File.WriteAllBytes(source, question);
+            string answer = Path.Combine(dir, "answer.bin");
+            using (var server = new ReplyServer(Server))
+            using (var m = new Manager(Path.Combine(dir, "state")))
+            using (var job = m.CreateJob("ask", JobType.UploadReply))
+            {
+                Assert.True(job.ReplyFileName == null, "no file, no reply file name");
+                job.AddFile(server.BaseUrl + "/ask/question.bin", source);
+                var e = Assert.Throws<BitsException>(() => job.AddFile(server.BaseUrl + "/other.bin", source), "a second file");
+                Assert.HResult(HResults.E_TooManyFiles, e.HResult, "HResult");
+                job.ReplyFileName = answer;
+                Assert.Equal(answer, job.ReplyFileName, "reply file name");
+                Assert.True(!job.ReplyProgress.IsTotalKnown, "reply size unknown before the transfer");
+                job.Resume();
+                Assert.Equal(JobState.Transferred, job.Wait(TimeSpan.FromSeconds(60)), "wait");
+                Assert.Equal((ulong)question.Length, job.ReplyProgress.BytesTotal, "reply size");
+                byte[] reply = job.ReplyData;
+                Array.Reverse(reply);
+                Assert.True(reply.Length == question.Length && Convert.ToBase64String(reply) == Convert.ToBase64String(question), "the reply is the upload reversed");
+                Assert.True(!File.Exists(answer), "the reply file appears at Complete");
+                Assert.True(job.Complete(), "Complete");
+            }
+            byte[] kept = File.ReadAllBytes(answer);
+            Array.Reverse(kept);
+            Assert.True(Convert.ToBase64String(kept) == Convert.ToBase64String(question), "the reply file");
+        }
+
+        [Test]
         public static void DownloadByteForByte()
         {
             string dir = Fixture.TempDir("download");
@@ -236,7 +270,7 @@ namespace OpenBits.Tests
                 e = Assert.Throws<BitsException>(() => job.AddFile(Server.Url("/a.bin"), Path.Combine(dir, "missing", "x")), "missing folder");
                 Assert.HResult(HResults.E_PathNotFound, e.HResult, "HResult");
 
-                e = Assert.Throws<BitsException>(() => m.CreateJob("up", JobType.UploadReply), "upload-reply");
+                e = Assert.Throws<BitsException>(() => { var unused = job.ReplyData; }, "a download job has no reply");
                 Assert.HResult(HResults.E_NotImpl, e.HResult, "HResult");
 
                 e = Assert.Throws<BitsException>(() => job.Resume(), "resume without files");

@@ -59,6 +59,7 @@ from ._types import (
     JobError,
     JobTimes,
     Progress,
+    ReplyProgress,
     ScheduleWindow,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "NotSupported",
     "NotifyFlags",
     "Progress",
+    "ReplyProgress",
     "ScheduleWindow",
     "SecurityFlags",
     "Timeout",

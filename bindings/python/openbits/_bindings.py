@@ -402,6 +402,13 @@ class bits_bandwidth_schedule(Structure):
         ('maintenance_limits', c_uint64 * 3),
     ]
 
+
+class bits_job_reply_progress(Structure):
+    _fields_ = [
+        ('bytes_total', c_uint64),
+        ('bytes_transferred', c_uint64),
+    ]
+
 bits_notify_callback = CFUNCTYPE(None, c_void_p, POINTER(bits_job), POINTER(bits_event))
 bits_free_user_data = CFUNCTYPE(None, c_void_p)
 
@@ -480,6 +487,10 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     'bits_manager_get_network_cost': (bits_hresult, [POINTER(bits_manager), POINTER(c_uint32)]),
     'bits_manager_set_bandwidth_schedule': (bits_hresult, [POINTER(bits_manager), POINTER(bits_bandwidth_schedule)]),
     'bits_manager_get_bandwidth_schedule': (bits_hresult, [POINTER(bits_manager), POINTER(bits_bandwidth_schedule)]),
+    'bits_job_get_reply_progress': (bits_hresult, [POINTER(bits_job), POINTER(bits_job_reply_progress)]),
+    'bits_job_get_reply_data': (bits_hresult, [POINTER(bits_job), POINTER(POINTER(c_uint8)), POINTER(c_uint64)]),
+    'bits_job_set_reply_file_name': (bits_hresult, [POINTER(bits_job), c_char_p]),
+    'bits_job_get_reply_file_name': (bits_hresult, [POINTER(bits_job), POINTER(POINTER(c_char))]),
     'bits_guid_to_string': (bits_hresult, [POINTER(bits_guid), POINTER(c_char), c_size_t]),
     'bits_guid_from_string': (bits_hresult, [c_char_p, POINTER(bits_guid)]),
     'bits_free_string': (None, [POINTER(c_char)]),

@@ -43,6 +43,7 @@ from ._types import (
     JobError,
     JobTimes,
     Progress,
+    ReplyProgress,
     Seconds,
     milliseconds,
     whole_seconds,
@@ -196,6 +197,44 @@ class Job(Handle):
         return Progress(
             total, int(p.bytes_transferred), int(p.files_total), int(p.files_transferred)
         )
+
+    @property
+    def reply_progress(self) -> ReplyProgress:
+        """An upload-reply job's reply (IBackgroundCopyJob2::GetReplyProgress); other job types
+        raise NotSupported."""
+        p = b.bits_job_reply_progress()
+        with self._use() as ptr:
+            check(lib.bits_job_get_reply_progress(ptr, ctypes.byref(p)))
+        total = None if p.bytes_total == b.BITS_SIZE_UNKNOWN else int(p.bytes_total)
+        return ReplyProgress(total, int(p.bytes_transferred))
+
+    @property
+    def reply_data(self) -> bytes:
+        """The whole reply of an upload-reply job once it is TRANSFERRED (GetReplyData). Over
+        1 MiB raises BitsError E_TOO_LARGE: read ``reply_file_name`` after ``complete()``."""
+        data = ctypes.POINTER(ctypes.c_uint8)()
+        length = ctypes.c_uint64()
+        with self._use() as ptr:
+            check(lib.bits_job_get_reply_data(ptr, ctypes.byref(data), ctypes.byref(length)))
+        try:
+            return ctypes.string_at(data, length.value)
+        finally:
+            lib.bits_free(ctypes.cast(data, ctypes.c_void_p))
+
+    @property
+    def reply_file_name(self) -> Optional[str]:
+        """Where ``complete()`` puts an upload-reply job's reply: the name set, else
+        ``<uploaded file>.<job id>.reply`` beside the upload once the job has its file (None
+        before). Assign a path before ``resume()``; None goes back to the default."""
+        text = ctypes.POINTER(ctypes.c_char)()
+        with self._use() as ptr:
+            check(lib.bits_job_get_reply_file_name(ptr, ctypes.byref(text)))
+        return take_string(text) if text else None
+
+    @reply_file_name.setter
+    def reply_file_name(self, value: Optional[PathArg]) -> None:
+        arg = None if value is None else path_arg(value, "reply_file_name")
+        self._set(lib.bits_job_set_reply_file_name, arg)
 
     @property
     def error(self) -> Optional[JobError]:

@@ -19,6 +19,15 @@ UINT32_MAX = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
+class ReplyProgress:
+    """An upload-reply job's reply (BG_JOB_REPLY_PROGRESS)."""
+
+    bytes_total: Optional[int]
+    """The reply's size; None until the server's answer gives it."""
+    bytes_transferred: int
+
+
+@dataclass(frozen=True)
 class Progress:
     """A job's progress (BG_JOB_PROGRESS)."""
 

@@ -7,13 +7,14 @@ with cargo if missing; OPENBITS_TESTSERVER points at another one.
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -107,17 +108,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
-@pytest.fixture
-def upload_server(tmp_path: Path) -> Iterator[Tuple[str, Path]]:
-    """An openbits-server (the upload server of this repository) storing into a fresh folder:
-    yields its base URL and that folder."""
+def _openbits_server(root: Path, extra: List[str]) -> Iterator[str]:
+    """Runs openbits-server storing into `root` (built if needed); yields its base URL."""
     binary = REPO / "target" / "debug" / "openbits-server"
     if not binary.exists():
         subprocess.run(["cargo", "build", "-q", "-p", "openbits-server"], cwd=REPO, check=True)
-    root = tmp_path / "uploads"
     root.mkdir()
     proc = subprocess.Popen(
-        [str(binary), "--listen", "127.0.0.1:0", "--root", str(root)],
+        [str(binary), "--listen", "127.0.0.1:0", "--root", str(root), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
@@ -128,7 +126,7 @@ def upload_server(tmp_path: Path) -> Iterator[Tuple[str, Path]]:
         pytest.fail(f"openbits-server did not start: {line!r}")
     threading.Thread(target=proc.stdout.read, daemon=True).start()
     try:
-        yield line[len("listening on "):], root
+        yield line[len("listening on "):]
     finally:
         proc.terminate()
         try:
@@ -136,3 +134,39 @@ def upload_server(tmp_path: Path) -> Iterator[Tuple[str, Path]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def upload_server(tmp_path: Path) -> Iterator[Tuple[str, Path]]:
+    """An openbits-server (the upload server of this repository) storing into a fresh folder:
+    yields its base URL and that folder."""
+    root = tmp_path / "uploads"
+    for base in _openbits_server(root, []):
+        yield base, root
+
+
+@pytest.fixture
+def reply_server(tmp_path: Path) -> Iterator[str]:
+    """An openbits-server for upload-reply jobs whose application (an http.server here) answers
+    each upload with its bytes reversed: yields its base URL."""
+
+    class Reverse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))[::-1]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Reverse)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{app.server_address[1]}/app"
+    try:
+        yield from _openbits_server(
+            tmp_path / "replies", ["--notify-type", "by-value", "--notify-url", url]
+        )
+    finally:
+        app.shutdown()

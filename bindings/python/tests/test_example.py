@@ -38,3 +38,20 @@ def test_download_example_reports_a_failure(server, dest: Path) -> None:
     )
     assert proc.returncode == 1
     assert "0x80190194" in proc.stderr.decode()
+
+
+def test_upload_example(reply_server: str, tmp_path: Path) -> None:
+    upload = EXAMPLE.parent / "upload.py"
+    src = tmp_path / "report.bin"
+    src.write_bytes(os.urandom(70_000))
+    proc = subprocess.run(
+        [sys.executable, str(upload), "--reply", str(src), f"{reply_server}/in/report.bin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()
+    assert "uploaded 70000 bytes" in out and "reply: 70000 bytes" in out
+    reply_file = out.split("reply file: ")[1].strip()
+    assert Path(reply_file).read_bytes() == src.read_bytes()[::-1]
