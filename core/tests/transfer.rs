@@ -530,9 +530,11 @@ fn create_job_validation() {
     assert_eq!(
         f.manager
             .create_job("u", JobType::UploadReply)
-            .unwrap_err()
-            .code,
-        hr::E_NOTIMPL
+            .unwrap()
+            .record()
+            .unwrap()
+            .job_type,
+        JobType::UploadReply
     );
     let a = f.manager.create_job("same", JobType::Download).unwrap();
     let b = f.manager.create_job("same", JobType::Download).unwrap();
@@ -540,8 +542,8 @@ fn create_job_validation() {
     assert_eq!(f.manager.get_job(&a.id()).unwrap().id(), a.id());
     assert_eq!(
         f.manager.jobs().unwrap().len(),
-        4,
-        "the upload job, the first one and these two"
+        5,
+        "the upload and upload-reply jobs, the first one and these two"
     );
 }
 

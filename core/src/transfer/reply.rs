@@ -4,6 +4,7 @@
 //! is never one the disk might not hold. A retry fetches it again from its start: replies are
 //! small, and the server keeps them until Close-Session.
 
+use super::download::LOW_SPEED_BYTES;
 use super::http::{evaluate, get, timeout_failure, with_url, Decision, Want};
 use super::{Failure, FileTransfer};
 use crate::hresult as hr;
@@ -53,8 +54,13 @@ pub(crate) async fn fetch(t: &mut FileTransfer<'_>, reply_url: &str) -> Result<(
     t.reply_progress(0, total);
     let mut body = resp.into_body();
     let mut received = 0u64;
+    // As a download's: the stall timer restarts only after LOW_SPEED_BYTES more.
+    let (mut mark, mut deadline) = (0u64, tokio::time::Instant::now() + stall);
     loop {
-        let frame = match tokio::time::timeout(stall, body.frame()).await {
+        if received - mark >= LOW_SPEED_BYTES {
+            (mark, deadline) = (received, tokio::time::Instant::now() + stall);
+        }
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(with_url(timeout_failure("the reply"), &final_url)),
             Ok(None) => break,
             Ok(Some(Err(e))) => {

@@ -32,6 +32,7 @@
 //!   request did not carry; a CONNECT shows as `CONNECT host:port`).
 
 pub mod app;
+pub mod raw;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;

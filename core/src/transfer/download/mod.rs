@@ -15,6 +15,9 @@ use hyper::body::Incoming;
 use std::time::Duration;
 use url::Url;
 
+/// A transfer that receives fewer bytes than this within the stall timeout has stalled.
+pub(crate) const LOW_SPEED_BYTES: u64 = 1024;
+
 /// Restarts of one file within one attempt before the server is called broken.
 const MAX_RESTARTS: u32 = 3;
 
@@ -160,11 +163,20 @@ pub(super) async fn stream_body(
 ) -> Result<(), Failure> {
     let timer = tokio::time::sleep(stall);
     tokio::pin!(timer);
+    // The stall timer restarts only once LOW_SPEED_BYTES more have arrived: a server that sends
+    // a byte now and then (hostile, or a dying link's trickle) times out like a silent one.
+    let mut mark = sink.offset();
     loop {
-        timer.as_mut().reset(tokio::time::Instant::now() + stall);
+        if sink.offset() - mark >= LOW_SPEED_BYTES {
+            mark = sink.offset();
+            timer.as_mut().reset(tokio::time::Instant::now() + stall);
+        }
         let frame = tokio::select! {
             f = body.frame() => f,
-            _ = &mut timer => return Err(timeout_failure(&format!("{} s", stall.as_secs_f64()))),
+            _ = &mut timer => return Err(timeout_failure(&format!(
+                "{} s (or fewer than {LOW_SPEED_BYTES} bytes)",
+                stall.as_secs_f64()
+            ))),
         };
         let frame = match frame {
             None => return Ok(()),

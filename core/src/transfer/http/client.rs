@@ -80,6 +80,9 @@ impl Clients {
     }
 }
 
+/// The largest response head (status line and headers) openbits reads.
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 << 10;
+
 /// The platform's root certificates, loaded once per process. If none can be loaded the store is
 /// empty and HTTPS fails with a certificate error, while HTTP keeps working.
 fn tls_config() -> rustls::ClientConfig {
@@ -116,6 +119,9 @@ where
 {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
+        // A response head larger than this (a hostile server's endless headers) fails the
+        // request instead of growing the buffer; it also caps each read of a body.
+        .http1_max_buf_size(MAX_RESPONSE_HEAD)
         .build(connector)
 }
 

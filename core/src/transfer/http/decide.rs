@@ -57,6 +57,9 @@ pub(crate) fn evaluate(
             why,
         ))
     };
+    if let Some(f) = encoded(status, headers) {
+        return Decision::Fail(f);
+    }
     match status {
         200 => {
             // A 200 that carries a partial Content-Range is a mislabelled 206; writing it at 0 corrupts.
@@ -138,6 +141,21 @@ pub(crate) fn evaluate(
     }
 }
 
+/// openbits asks for identity (`Accept-Encoding: identity`): a success whose body is encoded
+/// (gzip, …) does not hold the file's bytes, and writing it would corrupt the file.
+fn encoded(status: u16, headers: &HeaderMap) -> Option<Failure> {
+    let coding = headers.get(header::CONTENT_ENCODING)?;
+    let coding = String::from_utf8_lossy(coding.as_bytes());
+    if !(200..300).contains(&status) || coding.trim().eq_ignore_ascii_case("identity") {
+        return None;
+    }
+    Some(Failure::transient(
+        ErrorContext::RemoteFile,
+        hr::E_INVALID_SERVER_RESPONSE,
+        format!("the server sent the file encoded (Content-Encoding: {coding}), not as asked (identity)"),
+    ))
+}
+
 /// 408, 429 and 5xx are worth retrying; any other status the resume logic does not handle is fatal.
 /// A 429 or 503 with Retry-After says when to retry.
 pub(super) fn status_failure(status: u16, headers: &HeaderMap) -> Failure {
@@ -212,6 +230,9 @@ pub(crate) fn evaluate_range(
             why,
         ))
     };
+    if let Some(f) = encoded(status, headers) {
+        return RangeDecision::Fail(f);
+    }
     match status {
         206 => {
             let Some((start, last, total)) = headers
@@ -366,6 +387,21 @@ mod tests {
         etag: Option<&str>,
     ) -> Decision {
         super::evaluate(status, headers, offset, total, etag, false)
+    }
+
+    #[test]
+    fn an_encoded_body_is_not_the_file() {
+        let gz = h(&[("content-length", "3"), ("content-encoding", "gzip")]);
+        let Decision::Fail(f) = super::evaluate(200, &gz, 0, None, None, false) else {
+            panic!("gzip accepted")
+        };
+        assert_eq!(f.code, hr::E_INVALID_SERVER_RESPONSE);
+        assert!(f.description.contains("gzip"), "{}", f.description);
+        let id = h(&[("content-length", "3"), ("content-encoding", "Identity")]);
+        assert_eq!(
+            super::evaluate(200, &id, 0, None, None, false),
+            write(0, 3, 3, None)
+        );
     }
 
     #[test]

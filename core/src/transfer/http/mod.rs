@@ -37,6 +37,8 @@ use std::time::Duration;
 use url::Url;
 
 const MAX_REDIRECTS: usize = 10;
+/// The most of an upload Ack's body that is read.
+const MAX_ACK_BODY: usize = 64 << 10;
 const USER_AGENT: &str = concat!("openbits/", env!("CARGO_PKG_VERSION"));
 
 /// What the application added to the job's requests.
@@ -138,6 +140,29 @@ pub(crate) fn timeout_failure(what: &str) -> Failure {
     )
 }
 
+/// Refuses a response whose header block is over `MAX_RESPONSE_HEAD`. hyper's buffer limit
+/// already ends a head that keeps coming, but one that arrives in a single read can exceed it.
+fn check_head(headers: &hyper::HeaderMap, url: &Url) -> Result<(), Failure> {
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if size <= client::MAX_RESPONSE_HEAD {
+        return Ok(());
+    }
+    Err(with_url(
+        Failure::transient(
+            ErrorContext::RemoteFile,
+            hr::E_INVALID_SERVER_RESPONSE,
+            format!(
+                "the response's headers are too large ({size} bytes; at most {} are read)",
+                client::MAX_RESPONSE_HEAD
+            ),
+        ),
+        url,
+    ))
+}
+
 /// The request target for `url` (a URL hyper cannot send is a fatal error of the job).
 fn request_uri(url: &Url) -> Result<hyper::Uri, Failure> {
     url.as_str().parse().map_err(|e| {
@@ -215,6 +240,7 @@ pub(crate) async fn get(
             Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
             Ok(Ok(r)) => r,
         };
+        check_head(resp.headers(), &url)?;
         let status = resp.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let Some(next) = resp
@@ -326,7 +352,11 @@ pub(crate) async fn send_packet(
         Ok(Err(e)) => return Err(with_url(request_failure(&e), url)),
         Ok(Ok(r)) => r,
     };
+    check_head(resp.headers(), url)?;
     let (parts, body) = resp.into_parts();
+    // An Ack's body is empty or a few words; a server that sends more is not believed, and
+    // never makes this buffer grow.
+    let body = http_body_util::Limited::new(body, MAX_ACK_BODY);
     match tokio::time::timeout(stall, body.collect()).await {
         Err(_) => return Err(with_url(timeout_failure("the response body"), url)),
         Ok(Err(e)) => {
