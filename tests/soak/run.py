@@ -27,13 +27,18 @@ ROOT = Path(__file__).resolve().parents[2]
 JOBS = 50
 
 
-def build() -> Path:
+def build(work: Path) -> Path:
+    """Builds the library, the server and the child into `work` (copies: a rebuild in the tree
+    during a long soak does not change what it runs)."""
     subprocess.run(
         ["cargo", "build", "--quiet", "-p", "openbits-ffi", "-p", "openbits-testserver"],
         cwd=ROOT,
         check=True,
     )
-    lib = ROOT / "target" / "debug"
+    lib = work / "bin"
+    lib.mkdir()
+    for name in ("libopenbits.so", "openbits-testserver"):
+        shutil.copy2(ROOT / "target" / "debug" / name, lib / name)
     exe = lib / "soak_child"
     subprocess.run(
         ["cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I", str(ROOT / "include"),
@@ -64,8 +69,8 @@ def main() -> int:
     seed = int(os.environ.get("SOAK_SEED", str(random.randrange(1 << 31))))
     rng = random.Random(seed)
     print(f"== soak for {minutes} min, SOAK_SEED={seed}", flush=True)
-    child = build()
     work = Path(tempfile.mkdtemp(prefix="openbits-soak."))
+    child = build(work)
     src = work / "src"
     src.mkdir()
     digests = {}
@@ -76,7 +81,7 @@ def main() -> int:
         digests[i] = hashlib.sha256(data).hexdigest()
         args += ["--file", f"/f{i}.bin={src}/f{i}.bin"]
     server = subprocess.Popen(
-        [str(ROOT / "target" / "debug" / "openbits-testserver"), *args],
+        [str(work / "bin" / "openbits-testserver"), *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     assert server.stdout is not None
