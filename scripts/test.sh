@@ -46,6 +46,8 @@ echo "== C tests"
 tests/c/run.sh
 echo "== crash test (SIGKILL at random moments; CRASH_SEED reproduces a run)"
 tests/crash/run.py
+echo "== soak, short (random faults and SIGKILLs; scripts/soak.sh 30 for the long run)"
+scripts/soak.sh 0.3
 echo "== C and C++ consumers (install, CMake, pkg-config, openbits.hpp)"
 bindings/cpp/test.sh
 echo "== Python binding (pip install, pytest, wheel)"

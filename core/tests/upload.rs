@@ -431,3 +431,41 @@ fn cancel_removes_the_fetched_reply() {
     assert!(common::temp_files(dir.path()).is_empty());
     assert!(!Path::new(&job.reply_file_name().unwrap().unwrap()).exists());
 }
+
+#[test]
+fn an_upload_to_a_server_that_wants_basic_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // The password file as Apache's `htpasswd -B` writes it.
+    let users = dir.path().join("htpasswd");
+    let made = std::process::Command::new("htpasswd")
+        .args(["-cbB", users.to_str().unwrap(), "ann", "s3cret"])
+        .output()
+        .expect("htpasswd (apache2-utils) is needed; scripts/test.sh installs it");
+    assert!(made.status.success(), "{made:?}");
+    let server = server(&root, &["--htpasswd", users.to_str().unwrap()]);
+    let bytes = data(100_000, 11);
+    let src = source(dir.path(), "private.bin", &bytes);
+    let m = manager(&dir.path().join("state"));
+    // Without credentials: the server's 401 is the job's error.
+    let job = m.create_job("no credentials", JobType::Upload).unwrap();
+    job.add_file(&server.url("/a.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    assert_eq!(job.error().unwrap().code, hr::HResult::http(401));
+    // With the wrong password, the same; with the right one, the upload goes through.
+    let job = m.create_job("credentials", JobType::Upload).unwrap();
+    job.add_file(&server.url("/b.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.set_credentials(1, 1, "ann", "wrong").unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Error);
+    job.set_credentials(1, 1, "ann", "s3cret").unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    assert_eq!(std::fs::read(root.join("b.bin")).unwrap(), bytes);
+    assert!(!root.join("a.bin").exists());
+}
