@@ -5,7 +5,6 @@
 //! backwards, a lost session is replaced, a 413 shrinks fragments, `BITS-Host-Id` is honoured.
 
 mod common;
-#[allow(unused_imports)] // used by the tests added with their fixes
 use common::wait_until;
 use openbits_core::hresult as hr;
 use openbits_core::{Config, ErrorContext, HResult, Job, JobState, JobType, Manager};
@@ -122,6 +121,28 @@ fn a_503_is_transient() {
     let statuses: Vec<u16> = server.bits_packets().iter().map(|p| p.status).collect();
     assert_eq!(&statuses[..4], &[503, 503, 503, 200], "{statuses:?}");
     assert_eq!(errors(&u.job), 3);
+}
+
+#[test]
+fn a_503_with_retry_after_waits_that_long() {
+    let server = TestServer::start();
+    let u = upload(&server, "/later.bin?fail=503:1&retryafter=2", MIB);
+    wait_until("the 503", || {
+        u.job.state().unwrap() == JobState::TransientError
+    });
+    let e = u.job.error().unwrap();
+    assert_eq!(
+        (e.code, e.context),
+        (HResult::http(503), ErrorContext::RemoteFile)
+    );
+    finish(&u, &server, "/later.bin");
+    let packets = server.bits_packets();
+    let waited = packets[1].at - packets[0].at;
+    // The job's own retry delay is 0: only the server's Retry-After explains a pause.
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "retried after {waited:?}"
+    );
 }
 
 #[test]

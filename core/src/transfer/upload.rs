@@ -202,8 +202,12 @@ async fn exchange(
             stall,
         )
         .await;
+        let mut retry_after_ms = None;
         let event = match answer {
-            Ok((status, headers)) => session.on_response(status, &headers),
+            Ok((status, headers)) => {
+                retry_after_ms = http::told_retry_after(status, &headers);
+                session.on_response(status, &headers)
+            }
             Err(f) => {
                 session.on_transport_error(&f.description);
                 return Err(f);
@@ -227,7 +231,12 @@ async fn exchange(
                 t.upload_session(None)?;
                 t.upload_acked(0, false);
             }
-            Event::Retry(e) => return Err(failure(&e, true)),
+            Event::Retry(e) => {
+                return Err(Failure {
+                    retry_after_ms,
+                    ..failure(&e, true)
+                })
+            }
             Event::Fatal(e) => return Err(failure(&e, false)),
             Event::Authenticate { .. } => {
                 return Err(Failure::fatal(
