@@ -248,6 +248,73 @@ fn a_413_below_the_smallest_fragment_is_fatal() {
 }
 
 #[test]
+fn a_host_id_takes_the_later_packets_even_after_a_fault() {
+    let server = TestServer::start();
+    let port = server.addr.port();
+    // The origin is 127.0.0.1; the Host-Id names the same server as "localhost". The first
+    // fragment is cut, so the session is resumed after a transient error.
+    let u = upload(&server, "/farm.bin?hostid=localhost&cut=1000000", 10 * MIB);
+    finish(&u, &server, "/farm.bin");
+    let packets = server.bits_packets();
+    assert_eq!(packets[0].packet, Some(PacketType::CreateSession));
+    assert_eq!(packets[0].host, format!("127.0.0.1:{port}"));
+    let hosts: Vec<&str> = packets[1..].iter().map(|p| p.host.as_str()).collect();
+    assert!(
+        hosts.iter().all(|h| *h == format!("localhost:{port}")),
+        "{hosts:?}"
+    );
+    // [MC-BUP] §3.1: a Ping goes to the Host-Id first.
+    assert_eq!(packets[1].packet, Some(PacketType::Ping));
+    assert_eq!(sessions_created(&packets).len(), 1);
+}
+
+#[test]
+fn an_unreachable_host_id_falls_back_to_the_origin_after_its_timeout() {
+    let server = TestServer::start();
+    // 127.0.0.2 is loopback too, but nothing listens there on this port: connections are refused.
+    let u = upload(&server, "/gone.bin?hostid=127.0.0.2:1", 2 * MIB);
+    finish(&u, &server, "/gone.bin");
+    let packets = server.bits_packets();
+    let created = sessions_created(&packets);
+    assert_eq!(
+        created.len(),
+        2,
+        "a new session at the origin: {packets:#?}"
+    );
+    assert_eq!(packets[1].packet, Some(PacketType::CreateSession));
+    let waited = packets[1].at - packets[0].at;
+    assert!(
+        waited >= Duration::from_millis(950),
+        "fell back after {waited:?}, before the 1 s BITS-Host-Id-Fallback-Timeout"
+    );
+    assert!(errors(&u.job) >= 1);
+}
+
+#[test]
+fn without_a_fallback_timeout_the_host_id_is_kept() {
+    let server = TestServer::start();
+    let u = upload(&server, "/stay.bin?hostid=127.0.0.2", 2 * MIB);
+    let mut error = None;
+    wait_until("three failed attempts", || {
+        let r = u.job.record().unwrap();
+        if r.error_count >= 3 && r.state == JobState::TransientError {
+            error = r.error;
+        }
+        error.is_some()
+    });
+    let e = error.unwrap();
+    assert_eq!(e.code, hr::E_CONNECT_FAILURE, "{}", e.description);
+    assert!(e.description.contains("127.0.0.2"), "{}", e.description);
+    let packets = server.bits_packets();
+    assert_eq!(
+        packets.len(),
+        1,
+        "nothing but the Create-Session reached the origin: {packets:#?}"
+    );
+    assert_eq!(u.job.cancel().unwrap(), hr::S_OK);
+}
+
+#[test]
 fn acks_without_session_ids_are_accepted() {
     let server = TestServer::start();
     let u = upload(&server, "/iis.bin?nosid=1", 9 * MIB);

@@ -54,6 +54,7 @@ use tokio::sync::Notify;
 /// | `network_up`, `reconnects` | `Manager::open` and its network watcher | scheduler pass, `transfer::fail` |
 /// | `reconnects_seen` | scheduler pass | scheduler pass |
 /// | `cancel_sessions` | `settle::cancel` (push) | scheduler loop (drain) |
+/// | `upload_hosts` | upload tasks (a session's `BITS-Host-Id` and its fall-back timer) | upload tasks |
 /// | `starts` | scheduler `start` (fetch_add) | — |
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
@@ -113,6 +114,9 @@ pub(crate) struct Shared {
     pub(crate) cancel_sessions: Mutex<Vec<CancelSession>>,
     /// The bandwidth schedule, if one is set (a leaf lock).
     pub(crate) schedule: Mutex<Option<BandwidthSchedule>>,
+    /// The `BITS-Host-Id` of upload sessions, by session id, so a retry goes on talking to that
+    /// host (a leaf lock; not kept across a restart, as the store has no column for it).
+    pub(crate) upload_hosts: Mutex<HashMap<String, crate::transfer::HostAffinity>>,
     /// Counts task starts (round-robin order).
     pub(crate) starts: AtomicU64,
 }
@@ -161,6 +165,7 @@ impl Shared {
             network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
             schedule: Mutex::new(None),
             cancel_sessions: Mutex::new(Vec::new()),
+            upload_hosts: Mutex::new(HashMap::new()),
             network_up: AtomicBool::new(true),
             reconnects: AtomicU64::new(0),
             reconnects_seen: AtomicU64::new(0),

@@ -37,6 +37,17 @@ fn adapt(len: u64, took: std::time::Duration) -> u64 {
     }
 }
 
+/// A session's `BITS-Host-Id` ([MC-BUP] §3.1.2.3): later packets go to `host`; once it has been
+/// unreachable for `fallback` (None: never give up on it), the upload goes back to the URL's own
+/// host with a new session.
+#[derive(Clone, Debug)]
+pub(crate) struct HostAffinity {
+    host: String,
+    fallback: Option<std::time::Duration>,
+    /// When the host was first unreachable since its last answer.
+    failing_since: Option<std::time::Instant>,
+}
+
 /// What the record says about the upload when the task starts.
 pub(crate) struct UploadStart {
     pub path: String,
@@ -90,9 +101,11 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
     cfg.content_name = std::path::Path::new(&start.path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
+    let shared = t.shared_arc();
     let mut session = match start.session {
         Some(id) => {
-            let s = ClientSession::resume(cfg, id, start.acked, None);
+            let host = shared.upload_hosts.lock().get(&id).map(|a| a.host.clone());
+            let s = ClientSession::resume(cfg, id, start.acked, host);
             match start.reply_url {
                 Some(url) => s.with_reply_url(url),
                 None => s,
@@ -136,7 +149,8 @@ async fn exchange(
         mtime,
     } = source;
     let (size, mtime) = (*size, *mtime);
-    let stall = t.shared_arc().config.stall_timeout;
+    let shared = t.shared_arc();
+    let stall = shared.config.stall_timeout;
     loop {
         let request = match session.next() {
             Next::Send(r) => r,
@@ -146,6 +160,9 @@ async fn exchange(
                 continue;
             }
             Next::Done => {
+                if let Some(id) = session.session_id() {
+                    shared.upload_hosts.lock().remove(id);
+                }
                 t.upload_acked(size, true);
                 return Ok(());
             }
@@ -205,16 +222,40 @@ async fn exchange(
         let mut retry_after_ms = None;
         let event = match answer {
             Ok((status, headers)) => {
+                if let (Some(_), Some(id)) = (&request.host, session.session_id()) {
+                    if let Some(a) = shared.upload_hosts.lock().get_mut(id) {
+                        a.failing_since = None;
+                    }
+                }
                 retry_after_ms = http::told_retry_after(status, &headers);
                 session.on_response(status, &headers)
             }
             Err(f) => {
                 session.on_transport_error(&f.description);
+                if request.host.is_some() && host_given_up(&shared, session) {
+                    // The session lives on the host that cannot be reached: a new one, here.
+                    session.fall_back_to_origin();
+                    t.upload_session(None)?;
+                    t.upload_acked(0, false);
+                    continue;
+                }
                 return Err(f);
             }
         };
         match event {
-            Event::SessionCreated { id } => t.upload_session(Some(id))?,
+            Event::SessionCreated { id } => {
+                if let Some(host) = session.host_id() {
+                    let affinity = HostAffinity {
+                        host: host.to_owned(),
+                        fallback: session
+                            .host_id_fallback_timeout()
+                            .map(std::time::Duration::from_secs),
+                        failing_since: None,
+                    };
+                    shared.upload_hosts.lock().insert(id.clone(), affinity);
+                }
+                t.upload_session(Some(id))?
+            }
             Event::Progress { received } => {
                 t.upload_acked(received, false);
                 // Only whole fragments say how the link copes with that length. Under a rate
@@ -252,6 +293,24 @@ async fn exchange(
             | Event::Cancelled => {}
         }
     }
+}
+
+/// Starts the session's fall-back timer at its host's first failure; true (and the host is
+/// forgotten) once the timer has run for the `BITS-Host-Id-Fallback-Timeout`.
+fn host_given_up(shared: &crate::queue::Shared, session: &ClientSession) -> bool {
+    let Some(id) = session.session_id() else {
+        return false;
+    };
+    let mut hosts = shared.upload_hosts.lock();
+    let Some(a) = hosts.get_mut(id) else {
+        return false;
+    };
+    let since = *a.failing_since.get_or_insert_with(std::time::Instant::now);
+    if !a.fallback.is_some_and(|t| since.elapsed() >= t) {
+        return false;
+    }
+    hosts.remove(id);
+    true
 }
 
 #[cfg(test)]
