@@ -315,6 +315,17 @@ fn without_a_fallback_timeout_the_host_id_is_kept() {
 }
 
 #[test]
+fn a_lost_fragment_ack_is_answered_again() {
+    // The server stored the fragment; the client, which never heard so, resends it.
+    let server = TestServer::start();
+    let u = upload(&server, "/dup.bin?noack=fragment:2", 12 * MIB);
+    finish(&u, &server, "/dup.bin");
+    let packets = server.bits_packets();
+    assert_eq!(sessions_created(&packets).len(), 1);
+    assert_eq!(errors(&u.job), 2);
+}
+
+#[test]
 fn acks_without_session_ids_are_accepted() {
     let server = TestServer::start();
     let u = upload(&server, "/iis.bin?nosid=1", 9 * MIB);

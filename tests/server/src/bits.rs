@@ -14,6 +14,7 @@
 //! | `cut=N[:K]`      | the first K Fragments (1 if K is not given) are cut after N body bytes: the session keeps those bytes and the connection is aborted without an Ack |
 //! | `rewind=AT:TO`   | once, when a session holds AT bytes or more: its next Fragment is answered 416 with `BITS-Received-Content-Range: TO` and the session is cut back to TO bytes (a server restored from a backup) |
 //! | `lose=AT`        | once, when a session holds AT bytes or more: it is forgotten, and its next packet is answered 500 + BG_E_SESSION_NOT_FOUND (0x8020001F) |
+//! | `noack=P[:K]`    | the first K packets of type P (1 if K is not given; any case, e.g. `close-session`) are carried out, then the connection is aborted instead of the Ack (the Ack was lost) |
 //! | `maxfrag=B`      | Fragments of more than B body bytes are answered 413 (no BITS error headers, as a request filter does) |
 //! | `hostid=NAME[:T]`| the first Create-Session Ack carries `BITS-Host-Id: NAME` (and `BITS-Host-Id-Fallback-Timeout: T`); later sessions get none, as from a farm whose node went away |
 //! | `nosid=1`        | no `BITS-Session-Id` on any Ack but Create-Session's (IIS's Fragment and Close Acks have none) |
@@ -65,6 +66,8 @@ pub(crate) struct Bits {
     fragments: HashMap<String, u32>,
     /// One-shot faults already fired, as "fault URL".
     fired: HashSet<String>,
+    /// Acks not sent so far per URL (for `noack`).
+    acks_lost: HashMap<String, u32>,
 }
 
 impl Bits {
@@ -268,6 +271,21 @@ pub(crate) async fn handle(
         reply
     };
     record.status = reply.status;
+    let noack = q
+        .get("noack")
+        .map(|v| v.split_once(':').unwrap_or((v, "1")));
+    if let (Some(p), Some((lost, k))) = (packet, noack) {
+        let lost_so_far = b.acks_lost.entry(key.clone()).or_insert(0);
+        if PacketType::parse(lost) == Some(p) && k.parse::<u32>().is_ok_and(|k| *lost_so_far < k) {
+            *lost_so_far += 1;
+            record.status = 0;
+            b.packets.push(record);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "losing the Ack on purpose",
+            ));
+        }
+    }
     b.packets.push(record);
     Ok(ack_response(reply))
 }
