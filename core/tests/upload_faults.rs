@@ -326,6 +326,18 @@ fn a_lost_fragment_ack_is_answered_again() {
 }
 
 #[test]
+fn a_lost_close_session_ack_still_completes_the_job() {
+    // The Close-Session placed the file and its Ack was lost: the resent Close finds no session,
+    // which means the first one did its work, not that the upload must start again (a new
+    // Create-Session would be refused now that the file exists).
+    let server = TestServer::start();
+    let u = upload(&server, "/closed.bin?noack=close-session", 3 * MIB);
+    finish(&u, &server, "/closed.bin");
+    let packets = server.bits_packets();
+    assert_eq!(sessions_created(&packets).len(), 1, "{packets:#?}");
+}
+
+#[test]
 fn acks_without_session_ids_are_accepted() {
     let server = TestServer::start();
     let u = upload(&server, "/iis.bin?nosid=1", 9 * MIB);
