@@ -15,6 +15,7 @@
 //! | `rewind=AT:TO`   | once, when a session holds AT bytes or more: its next Fragment is answered 416 with `BITS-Received-Content-Range: TO` and the session is cut back to TO bytes (a server restored from a backup) |
 //! | `lose=AT`        | once, when a session holds AT bytes or more: it is forgotten, and its next packet is answered 500 + BG_E_SESSION_NOT_FOUND (0x8020001F) |
 //! | `noack=P[:K]`    | the first K packets of type P (1 if K is not given; any case, e.g. `close-session`) are carried out, then the connection is aborted instead of the Ack (the Ack was lost) |
+//! | `early=K`        | the first K Fragments are answered 503 with `Connection: close` as soon as their headers arrive, body unread (the client is still writing it when the connection closes) |
 //! | `maxfrag=B`      | Fragments of more than B body bytes are answered 413 (no BITS error headers, as a request filter does) |
 //! | `hostid=NAME[:T]`| the first Create-Session Ack carries `BITS-Host-Id: NAME` (and `BITS-Host-Id-Fallback-Timeout: T`); later sessions get none, as from a farm whose node went away |
 //! | `nosid=1`        | no `BITS-Session-Id` on any Ack but Create-Session's (IIS's Fragment and Close Acks have none) |
@@ -122,14 +123,32 @@ pub(crate) async fn handle(
     let host = headers::get(h, "host").unwrap_or("").to_owned();
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
 
-    // `cut` applies to this request if it is one of the first K Fragments of the URL.
-    let cut_at = if packet == Some(PacketType::Fragment) {
-        let n = {
-            let mut b = state.bits.lock();
-            let n = b.fragments.entry(key.clone()).or_insert(0);
-            *n += 1;
-            *n
-        };
+    // `cut` and `early` apply to this request if it is one of the first K Fragments of the URL.
+    let fragment_no = (packet == Some(PacketType::Fragment)).then(|| {
+        let mut b = state.bits.lock();
+        let n = b.fragments.entry(key.clone()).or_insert(0);
+        *n += 1;
+        *n
+    });
+    if fragment_no.is_some_and(|n| num("early").is_some_and(|k| u64::from(n) <= k)) {
+        state.bits.lock().packets.push(Packet {
+            packet,
+            session,
+            host,
+            range,
+            body: 0,
+            status: 503,
+            created: None,
+            at: std::time::Instant::now(),
+        });
+        let mut r = ack_response(Reply::ack(503));
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return Ok(r);
+    }
+    let cut_at = if let Some(n) = fragment_no {
         q.get("cut").and_then(|c| {
             let (at, k) = c.split_once(':').unwrap_or((c, "1"));
             let (at, k) = (at.parse::<u64>().ok()?, k.parse::<u32>().ok()?);
