@@ -219,7 +219,7 @@ async fn exchange(
             stall,
         )
         .await;
-        let mut retry_after_ms = None;
+        let retry_after_ms;
         let event = match answer {
             Ok((status, headers)) => {
                 if let (Some(_), Some(id)) = (&request.host, session.session_id()) {
