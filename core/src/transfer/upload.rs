@@ -306,7 +306,7 @@ fn host_given_up(shared: &crate::queue::Shared, session: &ClientSession) -> bool
         return false;
     };
     let since = *a.failing_since.get_or_insert_with(std::time::Instant::now);
-    if !a.fallback.is_some_and(|t| since.elapsed() >= t) {
+    if a.fallback.is_none_or(|t| since.elapsed() < t) {
         return false;
     }
     hosts.remove(id);
