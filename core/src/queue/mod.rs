@@ -116,7 +116,7 @@ pub(crate) struct Shared {
     pub(crate) schedule: Mutex<Option<BandwidthSchedule>>,
     /// The `BITS-Host-Id` of upload sessions, by session id, so a retry goes on talking to that
     /// host (a leaf lock; not kept across a restart, as the store has no column for it).
-    pub(crate) upload_hosts: Mutex<HashMap<String, crate::transfer::HostAffinity>>,
+    pub(crate) upload_hosts: Mutex<HashMap<String, HostAffinity>>,
     /// Counts task starts (round-robin order).
     pub(crate) starts: AtomicU64,
 }
@@ -177,6 +177,17 @@ impl Shared {
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// An upload session's `BITS-Host-Id` ([MC-BUP] §3.1.2.3): later packets go to `host`; once it
+/// has been unreachable for `fallback` (None: never give up on it), the upload goes back to the
+/// URL's own host with a new session.
+#[derive(Clone, Debug)]
+pub(crate) struct HostAffinity {
+    pub(crate) host: String,
+    pub(crate) fallback: Option<Duration>,
+    /// When the host was first unreachable since its last answer.
+    pub(crate) failing_since: Option<std::time::Instant>,
 }
 
 /// An upload session to cancel on its server (Cancel-Session), with the credentials the job had.

@@ -15,7 +15,6 @@ mod reply;
 mod upload;
 
 pub(crate) use file::{FileTransfer, FileView};
-pub(crate) use upload::HostAffinity;
 
 use crate::hresult::{self as hr, HResult};
 use crate::job::{now_ms, JobError};

@@ -10,6 +10,7 @@
 use super::file::FileTransfer;
 use super::{http, Failure};
 use crate::hresult::HResult;
+use crate::queue::HostAffinity;
 use crate::state::{ErrorContext, JobType};
 use openbits_protocol::client::{ClientConfig, ClientSession, Event, Next};
 use openbits_protocol::error::ProtocolError;
@@ -35,17 +36,6 @@ fn adapt(len: u64, took: std::time::Duration) -> u64 {
     } else {
         len
     }
-}
-
-/// A session's `BITS-Host-Id` ([MC-BUP] §3.1.2.3): later packets go to `host`; once it has been
-/// unreachable for `fallback` (None: never give up on it), the upload goes back to the URL's own
-/// host with a new session.
-#[derive(Clone, Debug)]
-pub(crate) struct HostAffinity {
-    host: String,
-    fallback: Option<std::time::Duration>,
-    /// When the host was first unreachable since its last answer.
-    failing_since: Option<std::time::Instant>,
 }
 
 /// What the record says about the upload when the task starts.
