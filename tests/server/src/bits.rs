@@ -23,7 +23,7 @@
 //!
 //! Every packet is recorded ([`Packet`]: type, session, `Host`, range, body bytes read, status),
 //! with the body bytes read per session; Close-Session places the file, readable with
-//! [`crate::TestServer::uploaded`]. `GET /_stats` adds `bits_bytes_received=<n>` for other processes.
+//! [`crate::TestServer::uploaded`].
 
 use crate::{Chunks, State};
 use bytes::Bytes;

@@ -27,8 +27,7 @@
 //! It counts the body bytes it sends and records each request's Range-related headers, for other
 //! processes too:
 //!
-//! - `GET /_stats`: `bytes_sent=<n>`, `requests=<n>` (requests received before this one) and
-//!   `bits_bytes_received=<n>` (upload body bytes read), one a line;
+//! - `GET /_stats`: `bytes_sent=<n>` and `requests=<n>` (requests received before this one), one a line;
 //! - `POST /_reverse`: answers the body reversed (an upload-reply application behind
 //!   openbits-server's `--notify-type by-value`);
 //! - `GET /_requests`: one line per request received before this one, in arrival order, four fields
@@ -353,9 +352,8 @@ fn respond(
         return text_response(
             200,
             &format!(
-                "bytes_sent={}\nrequests={n}\nbits_bytes_received={}\n",
-                state.bytes_sent.load(Ordering::SeqCst),
-                state.bits.lock().total_received()
+                "bytes_sent={}\nrequests={n}\n",
+                state.bytes_sent.load(Ordering::SeqCst)
             ),
         );
     }
