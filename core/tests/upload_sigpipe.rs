@@ -13,16 +13,21 @@ fn a_connection_closed_under_a_fragment_does_not_raise_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let bytes = pattern(24 << 20, 9);
+    let bytes = pattern(48 << 20, 9);
     let src = dir.path().join("source.bin");
     std::fs::write(&src, &bytes).unwrap();
     let m = Manager::open(Some(&dir.path().join("state")), Config::default()).unwrap();
     let job = m.create_job("early", JobType::Upload).unwrap();
     job.set_minimum_retry_delay(0).unwrap();
-    // Each of the first 4 fragments is answered 503 before its 8 MiB are read, and the
-    // connection closed under the client's writes.
-    job.add_file(&server.url("/early.bin?early=4"), src.to_str().unwrap())
-        .unwrap();
+    // The first two fragments of 6 MiB or more (fragments grow from 1 MiB on a fast link) are
+    // answered 503 before their bodies are read, and the connection closed under the client's
+    // writes: a body that large does not fit in the sockets' buffers.
+    let six = 6 << 20;
+    job.add_file(
+        &server.url(&format!("/early.bin?early={six}:2")),
+        src.to_str().unwrap(),
+    )
+    .unwrap();
     job.resume().unwrap();
     assert_eq!(
         job.wait(Some(Duration::from_secs(60))).unwrap(),
@@ -30,4 +35,10 @@ fn a_connection_closed_under_a_fragment_does_not_raise_sigpipe() {
     );
     let _ = job.complete().unwrap();
     assert!(server.uploaded("/early.bin").unwrap() == bytes);
+    let early: Vec<_> = server
+        .bits_packets()
+        .into_iter()
+        .filter(|p| p.status == 503)
+        .collect();
+    assert_eq!(early.len(), 2, "fragments never reached 6 MiB: {early:?}");
 }

@@ -345,7 +345,7 @@ impl<'a> FileTransfer<'a> {
         let point = self.point(received, completed);
         self.first_checkpoint = false;
         // Written at once rather than in the next batch: an Ack the store does not hold yet is a
-        // whole fragment (8 MiB) sent again after a crash, and one commit per fragment is cheap.
+        // whole fragment (up to 13 MB) sent again after a crash; one commit per fragment is cheap.
         self.shared.checkpoints.record(point, None, true);
         self.cell.changed.notify_all();
     }

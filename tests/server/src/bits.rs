@@ -15,7 +15,7 @@
 //! | `rewind=AT:TO`   | once, when a session holds AT bytes or more: its next Fragment is answered 416 with `BITS-Received-Content-Range: TO` and the session is cut back to TO bytes (a server restored from a backup) |
 //! | `lose=AT`        | once, when a session holds AT bytes or more: it is forgotten, and its next packet is answered 500 + BG_E_SESSION_NOT_FOUND (0x8020001F) |
 //! | `noack=P[:K]`    | the first K packets of type P (1 if K is not given; any case, e.g. `close-session`) are carried out, then the connection is aborted instead of the Ack (the Ack was lost) |
-//! | `early=K`        | the first K Fragments are answered 503 with `Connection: close` as soon as their headers arrive, body unread (the client is still writing it when the connection closes) |
+//! | `early=N[:K]`    | the first K Fragments (1 if K is not given) of N bytes or more are answered 503 with `Connection: close` as soon as their headers arrive, body unread (the client is still writing it when the connection closes) |
 //! | `maxfrag=B`      | Fragments of more than B body bytes are answered 413 (no BITS error headers, as a request filter does) |
 //! | `hostid=NAME[:T]`| the first Create-Session Ack carries `BITS-Host-Id: NAME` (and `BITS-Host-Id-Fallback-Timeout: T`); later sessions get none, as from a farm whose node went away |
 //! | `nosid=1`        | no `BITS-Session-Id` on any Ack but Create-Session's (IIS's Fragment and Close Acks have none) |
@@ -67,6 +67,8 @@ pub(crate) struct Bits {
     fragments: HashMap<String, u32>,
     /// One-shot faults already fired, as "fault URL".
     fired: HashSet<String>,
+    /// Fragments answered before their body per URL (for `early`).
+    answered_early: HashMap<String, u32>,
     /// Acks not sent so far per URL (for `noack`).
     acks_lost: HashMap<String, u32>,
 }
@@ -130,23 +132,33 @@ pub(crate) async fn handle(
         *n += 1;
         *n
     });
-    if fragment_no.is_some_and(|n| num("early").is_some_and(|k| u64::from(n) <= k)) {
-        state.bits.lock().packets.push(Packet {
-            packet,
-            session,
-            host,
-            range,
-            body: 0,
-            status: 503,
-            created: None,
-            at: std::time::Instant::now(),
-        });
-        let mut r = ack_response(Reply::ack(503));
-        r.headers_mut().insert(
-            hyper::header::CONNECTION,
-            hyper::header::HeaderValue::from_static("close"),
-        );
-        return Ok(r);
+    let early = q.get("early").and_then(|e| {
+        let (n, k) = e.split_once(':').unwrap_or((e, "1"));
+        Some((n.parse::<u64>().ok()?, k.parse::<u32>().ok()?))
+    });
+    let long = |n: u64| range.is_some_and(|r| r.len() >= n);
+    if let (Some(_), Some((_, k))) = (fragment_no, early.filter(|&(n, _)| long(n))) {
+        let mut b = state.bits.lock();
+        let answered = b.answered_early.entry(key.clone()).or_insert(0);
+        if *answered < k {
+            *answered += 1;
+            b.packets.push(Packet {
+                packet,
+                session,
+                host,
+                range,
+                body: 0,
+                status: 503,
+                created: None,
+                at: std::time::Instant::now(),
+            });
+            let mut r = ack_response(Reply::ack(503));
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return Ok(r);
+        }
     }
     let cut_at = if let Some(n) = fragment_no {
         q.get("cut").and_then(|c| {
