@@ -141,6 +141,8 @@ async fn exchange(
     let (size, mtime) = (*size, *mtime);
     let shared = t.shared_arc();
     let stall = shared.config.stall_timeout;
+    // The largest fragment the server may take: lowered by its 413s.
+    let mut accepted = u64::MAX;
     loop {
         let request = match session.next() {
             Next::Send(r) => r,
@@ -252,7 +254,7 @@ async fn exchange(
                 // limit a fragment is at most a second of it: pacing then spreads the bytes
                 // instead of sending bursts.
                 if sent == session.fragment_len() {
-                    let cap = t.pace_rate().unwrap_or(u64::MAX);
+                    let cap = t.pace_rate().unwrap_or(u64::MAX).min(accepted);
                     session.set_fragment_len(adapt(sent, sent_at.elapsed()).min(cap));
                 }
                 t.pace_bytes(sent).await;
@@ -276,11 +278,9 @@ async fn exchange(
                     "the server refused the job's credentials (or the job has none)",
                 ))
             }
-            Event::Continue
-            | Event::ShrinkFragment { .. }
-            | Event::ReplyReady { .. }
-            | Event::Complete
-            | Event::Cancelled => {}
+            // Growing back past what the server refused would only earn the same 413 again.
+            Event::ShrinkFragment { len } => accepted = len,
+            Event::Continue | Event::ReplyReady { .. } | Event::Complete | Event::Cancelled => {}
         }
     }
 }
