@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 
 const WAIT: Option<Duration> = Some(Duration::from_secs(60));
 const MIB: usize = 1 << 20;
-/// The client's first fragment (core/src/transfer/upload.rs `FRAGMENT`).
-const FRAGMENT: u64 = 8 << 20;
 
 /// An upload of `len` pattern bytes to `path_and_query` on `server`, resumed, retrying at once
 /// after transient errors. The manager and the folder live as long as the returned values.
@@ -83,7 +81,8 @@ fn errors(job: &Job) -> u32 {
 #[test]
 fn a_connection_cut_mid_fragment_resumes_the_session() {
     let server = TestServer::start();
-    let cut = 3_000_000;
+    // Under the first fragment's 1 MiB, and the second attempt's 512 KiB.
+    let cut = 500_000;
     let u = upload(&server, &format!("/cut.bin?cut={cut}:2"), 20 * MIB);
     finish(&u, &server, "/cut.bin");
     let packets = server.bits_packets();
@@ -106,10 +105,12 @@ fn a_connection_cut_mid_fragment_resumes_the_session() {
         assert_eq!(packets[i + 2].range.map(|r| r.first), Some(0));
         assert_eq!(p.body, cut);
     }
-    assert_eq!(
-        server.bits_bytes_received(),
-        u.bytes.len() as u64 + 2 * cut,
-        "the file once, plus the two cut fragments' bytes"
+    // What a cut costs: the bytes sent before it, and those the server kept are sent once more
+    // (the client never heard of them: BITS has no offset query), so at most 3 cuts' worth.
+    let extra = server.bits_bytes_received() - u.bytes.len() as u64;
+    assert!(
+        (cut..=3 * cut).contains(&extra),
+        "{extra} bytes beyond the file"
     );
 }
 
@@ -148,7 +149,7 @@ fn a_503_with_retry_after_waits_that_long() {
 #[test]
 fn a_416_moving_the_offset_backwards_is_followed() {
     let server = TestServer::start();
-    let (at, to) = (2 * FRAGMENT, 5 * MIB as u64);
+    let (at, to) = (6 * MIB as u64, 5 * MIB as u64);
     let u = upload(
         &server,
         &format!("/back.bin?rewind={at}:{to}"),
@@ -157,7 +158,7 @@ fn a_416_moving_the_offset_backwards_is_followed() {
     finish(&u, &server, "/back.bin");
     let packets = server.bits_packets();
     let i = packets.iter().position(|p| p.status == 416).expect("a 416");
-    assert_eq!(packets[i].range.map(|r| r.first), Some(at));
+    assert!(packets[i].range.is_some_and(|r| r.first >= at));
     assert_eq!(
         packets[i + 1].range.map(|r| r.first),
         Some(to),
@@ -170,7 +171,7 @@ fn a_416_moving_the_offset_backwards_is_followed() {
 #[test]
 fn a_lost_session_is_replaced_by_a_new_one() {
     let server = TestServer::start();
-    let u = upload(&server, &format!("/lost.bin?lose={FRAGMENT}"), 20 * MIB);
+    let u = upload(&server, &format!("/lost.bin?lose={}", 4 * MIB), 20 * MIB);
     finish(&u, &server, "/lost.bin");
     let packets = server.bits_packets();
     let created = sessions_created(&packets);
@@ -407,16 +408,21 @@ fn a_clean_upload_is_create_fragments_in_order_close() {
     let started = Instant::now();
     let u = upload(&server, "/clean.bin", 17 * MIB);
     finish(&u, &server, "/clean.bin");
-    let kinds: Vec<_> = server.bits_packets().iter().map(|p| p.packet).collect();
-    use PacketType::*;
+    let packets = server.bits_packets();
+    assert_eq!(packets[0].packet, Some(PacketType::CreateSession));
     assert_eq!(
-        kinds,
-        [CreateSession, Fragment, Fragment, Fragment, CloseSession].map(Some)
+        packets.last().unwrap().packet,
+        Some(PacketType::CloseSession)
     );
-    let firsts: Vec<_> = fragments(&server.bits_packets())
-        .iter()
-        .map(|p| p.range.map(|r| r.first))
-        .collect();
-    assert_eq!(firsts, [Some(0), Some(FRAGMENT), Some(2 * FRAGMENT)]);
+    // Each fragment starts where the one before ended, all acknowledged, and they cover the file.
+    let frags = fragments(&packets);
+    assert_eq!(frags.len(), packets.len() - 2);
+    let mut next = 0;
+    for p in frags {
+        let r = p.range.unwrap();
+        assert_eq!((r.first, p.status, p.body), (next, 200, r.len()));
+        next = r.end();
+    }
+    assert_eq!(next, u.bytes.len() as u64);
     println!("17 MiB clean upload: {:?}", started.elapsed());
 }
