@@ -8,7 +8,8 @@ from what the server acknowledged, and ends with the exact bytes on the server, 
 store, and no more bytes sent than the file plus one fragment per kill.
 
 The link. The child talks to openbits-server through a TCP relay in this harness that counts every
-byte the client sends and passes them on at RATE (16 MiB/s, one 8 MiB fragment in 0.5 s). Counting on
+byte the client sends and passes them on at RATE (16 MiB/s: fragments, which start at 1 MiB and
+double while they go through in under 0.5 s, settle at about 8 MiB). Counting on
 the wire is the honest measure of "bytes sent": it includes what a killed process had pushed into its
 socket and what the server threw away, which the server's own log (Content-Length of each request it
 answered) cannot tell. Pacing on the wire, rather than with the job's rate limit, is what puts kills
@@ -32,8 +33,10 @@ CREATED the job is there with its one file until the complete; its acknowledged 
 same; the session changes only while nothing was acknowledged (a new session after progress would
 send the file again); no child fails or reports a job error. At the end: the server's file equals
 the source byte for byte; the store holds no job (sqlite, and `crash_child --count` says COUNT 0);
-the bytes the relay carried from the client are at most SIZE + kills x FRAGMENT + HEADER_ALLOWANCE x
-requests (the requests from the server's log; request headers are a few hundred bytes).
+the bytes the relay carried from the client are at most SIZE + kills x F + HEADER_ALLOWANCE x
+requests, with F the largest fragment the client sent (the fragment length adapts; the largest
+Content-Length of a Fragment in the server's log, which must be within the protocol's 13 MB) and
+the requests counted in that log (request headers are a few hundred bytes).
 
 Environment: CRASH_SEED (default: random; printed first), CRASH_KILLS (default 20, >= 4),
 CRASH_KEEP=1 keeps the scratch folder (it is always kept on failure), CRASH_NO_BUILD=1 skips cargo.
@@ -59,9 +62,9 @@ from run import Child, Failed, Harness, fmt_mib, log  # noqa: E402
 
 MiB = crash.MiB
 SIZE = 128 * MiB
-FRAGMENT = 8 * MiB  # core/src/transfer/upload.rs FRAGMENT: the most a kill can cost
+MAX_FRAGMENT = 13 * MiB  # protocol/src/client.rs MAX_FRAGMENT
 RATE = 16 * MiB  # bytes/s from the client to the server
-GUARD = 3 * FRAGMENT
+GUARD = 24 * MiB
 HEADER_ALLOWANCE = 1024  # bytes of request line and headers per request
 S_DELAY = 0.050
 M_DELAY = 1.5
@@ -224,8 +227,7 @@ class UploadCrashTest:
         self.source = random.Random(self.seed).randbytes(SIZE)
         self.source_path = self.work / "source.bin"
         self.source_path.write_bytes(self.source)
-        log(f"source: {SIZE} bytes from seed {self.seed}; link {RATE // MiB} MiB/s; "
-            f"fragment {FRAGMENT // MiB} MiB")
+        log(f"source: {SIZE} bytes from seed {self.seed}; link {RATE // MiB} MiB/s")
         log("plan: " + " ".join(f"{k}@{d * 1000:.0f}ms" for k, d in plan))
         self.server = Server(server_exe, self.root, self.work / "server.log")
         self.relay = Relay(self.server.addr, RATE)
@@ -249,7 +251,10 @@ class UploadCrashTest:
             self.relay.close()
             self.server.stop()
         kills = sum(self.counts.values())
-        bound = SIZE + kills * FRAGMENT + HEADER_ALLOWANCE * len(requests)
+        fragment = max(r.get("bytes_in", 0) for r in requests if r.get("packet") == "Fragment")
+        if fragment > MAX_FRAGMENT:
+            raise Failed(f"a fragment of {fragment} bytes, over the protocol's {MAX_FRAGMENT}")
+        bound = SIZE + kills * fragment + HEADER_ALLOWANCE * len(requests)
         stored = sum(r.get("bytes_in", 0) for r in requests
                      if r.get("packet") == "Fragment" and r.get("status") in (200, 416))
         sessions_dir = self.root / ".bits-sessions"  # openbits-server's: {id}/ and .lock, .clients
@@ -267,7 +272,7 @@ class UploadCrashTest:
                 f"of {len(self.unrecorded)} kills (from the last PROGRESS line: a lower estimate)")
         log(f"bytes sent by the client: {sent} ({sent / SIZE:.3f} x the file); fragments the server "
             f"answered carried {stored} bytes; {len(requests)} requests")
-        log(f"bound: {bound} = {SIZE} + {kills} x {FRAGMENT} + {len(requests)} x {HEADER_ALLOWANCE}; "
+        log(f"bound: {bound} = {SIZE} + {kills} x {fragment} (the largest fragment) + {len(requests)} x {HEADER_ALLOWANCE}; "
             f"waste {(sent - SIZE) / MiB:.1f} MiB = {(sent - SIZE) / (bound - SIZE) * 100:.0f}% of the slack")
         if sent < SIZE:
             raise Failed(f"the client sent {sent} bytes, less than the file: the relay is not counting")
