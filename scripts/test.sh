@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of openbits: Rust unit and integration tests (including the check that
 # include/openbits.h is what the generator produces), the C test suite (with a valgrind run), the
-# crash test (a C child SIGKILLed at random moments), openbits-server's curl compatibility check,
+# crash tests (a C child SIGKILLed at random moments, downloading and uploading), openbits-server's curl compatibility check,
 # and the demo. Installs the system packages it needs when run as root on Debian/Ubuntu, and moto
 # (an S3 server for the openbits-server fleet test) from PyPI.
 set -euo pipefail
@@ -46,6 +46,8 @@ echo "== C tests"
 tests/c/run.sh
 echo "== crash test (SIGKILL at random moments; CRASH_SEED reproduces a run)"
 tests/crash/run.py
+echo "== upload crash test (SIGKILL at random moments during a 128 MiB upload; CRASH_SEED reproduces a run)"
+tests/crash/upload_run.py
 echo "== soak, short (random faults and SIGKILLs; scripts/soak.sh 30 for the long run)"
 scripts/soak.sh 0.3
 echo "== C and C++ consumers (install, CMake, pkg-config, openbits.hpp)"

@@ -1,14 +1,18 @@
 /*
  * tests/crash/crash_child.c: the process tests/crash/run.py kills with SIGKILL at chosen moments.
  *
- *   crash_child STATE_DIR URL DEST   drive the folder's single job to the end (see below)
+ *   crash_child STATE_DIR URL DEST   drive the folder's single download job to the end (see below)
+ *   crash_child --upload STATE_DIR URL SOURCE DONE
+ *                                    the same with an upload job of SOURCE to URL; DONE is where
+ *                                    the server places the file (the test's own server folder)
  *   crash_child --count STATE_DIR    open the manager, print `COUNT <n>` (jobs in the store after
  *                                    the open's recovery) and one `JOB ...` line per job, exit 0
  *
  * Drive mode: opens the manager on STATE_DIR (which recovers whatever a killed predecessor left) and
  * enumerates its jobs:
- *   - none and DEST exists: a predecessor completed the job -> `ALREADY_DONE`, exit 0;
- *   - none: creates a job, sets its minimum retry delay to 0, adds URL -> DEST -> `CREATED`;
+ *   - none and DEST (DONE) exists: a predecessor completed the job -> `ALREADY_DONE`, exit 0;
+ *   - none: creates a job, sets its minimum retry delay to 0, adds URL -> DEST (URL <- SOURCE for
+ *     an upload) -> `CREATED`;
  *   - one: takes it -> `FOUND ...`; if it has no file (a predecessor died between create and
  *     add-file) the setup is finished -> `ADOPTED`;
  *   - more than one: exit 4.
@@ -90,19 +94,23 @@ static int count_mode(const char *dir) {
     return 0;
 }
 
-/* Finishes the setup of a job that has no file yet (also used right after creating it). */
-static void set_up(bits_job *job, const char *url, const char *dest) {
+/* Finishes the setup of a job that has no file yet (also used right after creating it). `local` is
+ * the destination of a download, the source of an upload. */
+static void set_up(bits_job *job, const char *url, const char *local) {
     check("bits_job_set_minimum_retry_delay", bits_job_set_minimum_retry_delay(job, 0));
-    check("bits_add_file", bits_add_file(job, url, dest));
+    check("bits_add_file", bits_add_file(job, url, local));
 }
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--count") == 0) return count_mode(argv[2]);
-    if (argc != 4) {
-        fprintf(stderr, "usage: crash_child STATE_DIR URL DEST | crash_child --count STATE_DIR\n");
+    int upload = argc == 6 && strcmp(argv[1], "--upload") == 0;
+    if (argc != 4 && !upload) {
+        fprintf(stderr, "usage: crash_child STATE_DIR URL DEST | crash_child --upload STATE_DIR URL "
+                        "SOURCE DONE | crash_child --count STATE_DIR\n");
         return 2;
     }
-    const char *dir = argv[1], *url = argv[2], *dest = argv[3];
+    const char *dir = argv[1 + upload], *url = argv[2 + upload], *dest = argv[3 + upload];
+    const char *done = upload ? argv[5] : dest;
 
     bits_manager *mgr = open_manager(dir);
     say("OPENED");
@@ -131,14 +139,15 @@ int main(int argc, char **argv) {
         }
     } else {
         struct stat st;
-        if (stat(dest, &st) == 0) {
+        if (stat(done, &st) == 0) {
             say("ALREADY_DONE");
             bits_manager_close(mgr);
             return 0;
         }
         bits_guid id;
         check("bits_create_job",
-              bits_create_job(mgr, "crash test", BITS_JOB_TYPE_DOWNLOAD, &id, &job));
+              bits_create_job(mgr, "crash test",
+                              upload ? BITS_JOB_TYPE_UPLOAD : BITS_JOB_TYPE_DOWNLOAD, &id, &job));
         set_up(job, url, dest);
         say("CREATED");
     }

@@ -291,6 +291,39 @@ def progress_bytes(line):
     return int(parts[1]) if len(parts) >= 2 and parts[0] == "PROGRESS" else None
 
 
+def progress_for(c, delay, limit):
+    """Reads `c`'s lines until `delay` s after its first PROGRESS line, or until a PROGRESS line
+    shows `limit` bytes or more; returns the last progress seen. A COMPLETING line (the transfer
+    finished before the kill meant for its middle) fails the test."""
+    t, first = c.wait_for(lambda l: l.startswith("PROGRESS"), LINE_TIMEOUT)
+    got = progress_bytes(first)
+    while got < limit:
+        try:
+            _, line = c.next_line(t + delay)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        if line == "COMPLETING":
+            c.kill()
+            raise Failed(f"{c.name}: the transfer finished before its mid-transfer kill; "
+                         "the plan's time budget broke (machine far too slow?)")
+        got = progress_bytes(line) or got
+    return got
+
+
+def check_reports(c):
+    """Fails on a FAIL or JOB_ERROR line of the child `c`, logs its TRANSIENT_ERROR lines; returns
+    its lines."""
+    lines = c.text()
+    for l in lines:
+        if l.startswith(("FAIL", "JOB_ERROR")):
+            raise Failed(f"{c.name}: {l}")
+        if l.startswith("TRANSIENT_ERROR"):
+            log(f"   note: {c.name}: {l}")
+    return lines
+
+
 def found_info(lines):
     """(state, files_total, bytes) of the FOUND line, or None."""
     for l in lines:
@@ -315,11 +348,13 @@ def target_dir():
     return ROOT / "target"
 
 
-def build(work):
+def build(work, server="openbits-testserver"):
+    """Builds the library and `server` (a package whose binary has the same name) and compiles
+    crash_child; returns the paths of the child and the server."""
     if os.environ.get("CRASH_NO_BUILD") != "1":
-        run(["cargo", "build", "-p", "openbits-ffi", "-p", "openbits-testserver"], cwd=ROOT)
+        run(["cargo", "build", "-p", "openbits-ffi", "-p", server], cwd=ROOT)
     libdir = target_dir() / "debug"
-    for f in ("libopenbits.so", "openbits-testserver"):
+    for f in ("libopenbits.so", server):
         if not (libdir / f).exists():
             raise Harness(f"{libdir / f} is missing")
     child = work / "crash_child"
@@ -327,7 +362,17 @@ def build(work):
     run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-I", ROOT / "include",
          "-o", child, ROOT / "tests/crash/crash_child.c",
          "-L", libdir, f"-Wl,-rpath,{libdir}", "-lopenbits"])
-    return child, libdir / "openbits-testserver"
+    return child, libdir / server
+
+
+def first_line(proc, timeout=30):
+    """The first line `proc` writes on its stdout (a server's address), or a note that none came."""
+    got = queue.Queue()
+    threading.Thread(target=lambda: got.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return got.get(timeout=timeout).decode().strip()
+    except queue.Empty:
+        return f"(nothing within {timeout} s)"
 
 
 class Server:
@@ -335,12 +380,7 @@ class Server:
         self.proc = subprocess.Popen(
             [exe, "--file", f"/big.bin={src}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        got = queue.Queue()
-        threading.Thread(target=lambda: got.put(self.proc.stdout.readline()), daemon=True).start()
-        try:
-            first = got.get(timeout=30).decode().strip()
-        except queue.Empty:
-            first = "(nothing within 30 s)"
+        first = first_line(self.proc)
         if not first.startswith("port="):
             self.proc.kill()
             self.proc.wait()
@@ -393,9 +433,13 @@ def temp_files(dl):
     return sorted(os.path.basename(p) for p in glob.glob(str(dl / "BIT*.tmp")))
 
 
-def store_snapshot(state, snap):
+FILE_COLUMNS = ("temp_path", "bytes_total", "bytes_checkpointed", "completed", "committed")
+
+
+def store_snapshot(state, snap, cols=FILE_COLUMNS):
     """(jobs, files) as the next open will find them, read from a copy of the database and its WAL,
-    so this reader never changes the library's files (no WAL recovery or checkpoint on them)."""
+    so this reader never changes the library's files (no WAL recovery or checkpoint on them).
+    Each file is a dict of the `cols` of its row. A database without tables holds no job."""
     shutil.rmtree(snap, ignore_errors=True)
     snap.mkdir()
     if not (state / "openbits.db").exists():
@@ -405,11 +449,12 @@ def store_snapshot(state, snap):
             shutil.copyfile(state / name, snap / name)
     con = sqlite3.connect(snap / "openbits.db", timeout=5)
     try:
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
+            return [], []  # killed while the first open was creating the schema
         jobs = [
             {"state": STATE_NAMES[st] if 0 <= st < len(STATE_NAMES) else str(st), "settling": se}
             for st, se in con.execute("SELECT state, settling FROM jobs")
         ]
-        cols = ("temp_path", "bytes_total", "bytes_checkpointed", "completed", "committed")
         files = [dict(zip(cols, r)) for r in con.execute(
             f"SELECT {', '.join(cols)} FROM files ORDER BY job_seq, idx")]
     finally:
@@ -595,22 +640,7 @@ class CrashTest:
                 t, _ = c.wait_for(lambda l: l == "COMPLETING", TRANSFER_TIMEOUT)
                 time.sleep(max(0.0, t + delay - time.monotonic()))
             else:  # b: `delay` after the first PROGRESS line, or at once near the end of the file
-                t, first = c.wait_for(lambda l: l.startswith("PROGRESS"), LINE_TIMEOUT)
-                got = progress_bytes(first)
-                deadline = t + delay
-                while got < SIZE - GUARD:
-                    try:
-                        _, line = c.next_line(deadline)
-                    except queue.Empty:
-                        break
-                    if line is None:
-                        break
-                    if line == "COMPLETING":
-                        c.kill()
-                        raise Failed(f"{c.name}: the transfer finished before its mid-transfer kill; "
-                                     "the plan's time budget broke (machine far too slow?)")
-                    got = progress_bytes(line) or got
-                guard = got >= SIZE - GUARD
+                guard = progress_for(c, delay, SIZE - GUARD) >= SIZE - GUARD
                 self.guarded += guard
             t_kill = time.monotonic() - c.t0
             killed = c.kill()
@@ -693,12 +723,7 @@ class CrashTest:
 
     def check_child(self, c, rs, finishing):
         """What a child printed, against what earlier children left."""
-        lines = c.text()
-        for l in lines:
-            if l.startswith(("FAIL", "JOB_ERROR")):
-                raise Failed(f"{c.name}: {l}")
-            if l.startswith("TRANSIENT_ERROR"):
-                log(f"   note: {c.name}: {l}")
+        lines = check_reports(c)
         if "ALREADY_DONE" in lines and not finishing:
             raise Failed(f"{c.name}: ALREADY_DONE before the round's complete")
         if "CREATED" in lines and rs.job_known:
@@ -830,28 +855,26 @@ def fmt_range(rng):
     return {None: "no Range", "none": "no GET"}.get(rng, f"Range: {rng}")
 
 
-def main():
+def seed_from_env():
+    """CRASH_SEED, or a random seed; printed first, with the command that reruns it."""
     seed_env = os.environ.get("CRASH_SEED")
     seed = int(seed_env) if seed_env else random.SystemRandom().randrange(1 << 32)
     log(f"seed={seed}   (rerun: CRASH_SEED={seed} {sys.argv[0]})")
-    kills = int(os.environ.get("CRASH_KILLS", "24"))
-    early = int(os.environ.get("CRASH_EARLY", "6"))
-    if early < 0:
-        log(f"CRASH_EARLY={early}: must be >= 0")
-        return 2
-    work = Path(tempfile.mkdtemp(prefix="openbits-crash."))
-    test = CrashTest(seed, kills, early, work)
+    return seed
+
+
+def supervise(name, seed, work, body, on_failure):
+    """Runs `body()`, which returns the details of the PASSED line, and reports: exit status 0,
+    1 on Failed, 2 on Harness (after `on_failure()` has printed what helps). The scratch folder
+    `work` is kept on failure or with CRASH_KEEP=1; no child outlives the harness."""
     t0 = time.monotonic()
     try:
-        served, bound, rounds = test.main()
+        details = body()
     except (Failed, Harness) as e:
         log(f"\nFAILED: {e}")
-        if test.last_child is not None:
-            log(test.last_child.dump())
-        log(f"state folder {test.state}: {listing(test.state)}")
-        log(f"DEST folder {test.dl}: {listing(test.dl)}")
+        on_failure()
         log(f"scratch folder kept: {work} (children.log has every child's output)")
-        log(f"crash test FAILED: seed={seed} ({type(e).__name__}): {e}")
+        log(f"{name} FAILED: seed={seed} ({type(e).__name__}): {e}")
         return 1 if isinstance(e, Failed) else 2
     except BaseException:
         log(f"scratch folder kept: {work}")
@@ -866,11 +889,33 @@ def main():
         log(f"scratch folder kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    c = test.counts
-    log(f"crash test PASSED: seed={seed} kills={sum(c.values())} (a={c['a']} b={c['b']} c={c['c']} d={c['d']} e={c['e']}) "
-        f"rounds={rounds} served={served} bound={bound} served/size={served / SIZE:.3f} "
-        f"time={time.monotonic() - t0:.1f}s")
+    log(f"{name} PASSED: seed={seed} {details} time={time.monotonic() - t0:.1f}s")
     return 0
+
+
+def main():
+    seed = seed_from_env()
+    kills = int(os.environ.get("CRASH_KILLS", "24"))
+    early = int(os.environ.get("CRASH_EARLY", "6"))
+    if early < 0:
+        log(f"CRASH_EARLY={early}: must be >= 0")
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="openbits-crash."))
+    test = CrashTest(seed, kills, early, work)
+
+    def body():
+        served, bound, rounds = test.main()
+        c = test.counts
+        return (f"kills={sum(c.values())} (a={c['a']} b={c['b']} c={c['c']} d={c['d']} e={c['e']}) "
+                f"rounds={rounds} served={served} bound={bound} served/size={served / SIZE:.3f}")
+
+    def on_failure():
+        if test.last_child is not None:
+            log(test.last_child.dump())
+        log(f"state folder {test.state}: {listing(test.state)}")
+        log(f"DEST folder {test.dl}: {listing(test.dl)}")
+
+    return supervise("crash test", seed, work, body, on_failure)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ impl Manager {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("openbits-worker")
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .map_err(|e| {
@@ -494,5 +495,19 @@ impl Events {
                 ))
             }
         }
+    }
+}
+
+/// A write to a connection the server has closed raises SIGPIPE in the writing thread (hyper
+/// writes with writev, which has no MSG_NOSIGNAL), and its default action ends the process: Rust
+/// programs ignore it, C programs usually do not. Blocked in the library's own threads, the signal
+/// stays pending there and the write fails with EPIPE, a transport error like any other.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local signal set; they only change this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }

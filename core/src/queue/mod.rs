@@ -54,6 +54,7 @@ use tokio::sync::Notify;
 /// | `network_up`, `reconnects` | `Manager::open` and its network watcher | scheduler pass, `transfer::fail` |
 /// | `reconnects_seen` | scheduler pass | scheduler pass |
 /// | `cancel_sessions` | `settle::cancel` (push) | scheduler loop (drain) |
+/// | `upload_hosts` | upload tasks (a session's `BITS-Host-Id` and its fall-back timer) | upload tasks |
 /// | `starts` | scheduler `start` (fetch_add) | — |
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
@@ -113,6 +114,9 @@ pub(crate) struct Shared {
     pub(crate) cancel_sessions: Mutex<Vec<CancelSession>>,
     /// The bandwidth schedule, if one is set (a leaf lock).
     pub(crate) schedule: Mutex<Option<BandwidthSchedule>>,
+    /// The `BITS-Host-Id` of upload sessions, by session id, so a retry goes on talking to that
+    /// host (a leaf lock; not kept across a restart, as the store has no column for it).
+    pub(crate) upload_hosts: Mutex<HashMap<String, HostAffinity>>,
     /// Counts task starts (round-robin order).
     pub(crate) starts: AtomicU64,
 }
@@ -161,6 +165,7 @@ impl Shared {
             network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
             schedule: Mutex::new(None),
             cancel_sessions: Mutex::new(Vec::new()),
+            upload_hosts: Mutex::new(HashMap::new()),
             network_up: AtomicBool::new(true),
             reconnects: AtomicU64::new(0),
             reconnects_seen: AtomicU64::new(0),
@@ -172,6 +177,17 @@ impl Shared {
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// An upload session's `BITS-Host-Id` ([MC-BUP] §3.1.2.3): later packets go to `host`; once it
+/// has been unreachable for `fallback` (None: never give up on it), the upload goes back to the
+/// URL's own host with a new session.
+#[derive(Clone, Debug)]
+pub(crate) struct HostAffinity {
+    pub(crate) host: String,
+    pub(crate) fallback: Option<Duration>,
+    /// When the host was first unreachable since its last answer.
+    pub(crate) failing_since: Option<std::time::Instant>,
 }
 
 /// An upload session to cancel on its server (Cancel-Session), with the credentials the job had.

@@ -343,10 +343,10 @@ impl<'a> FileTransfer<'a> {
             f.bytes_checkpointed = received;
         }
         let point = self.point(received, completed);
-        let first = std::mem::replace(&mut self.first_checkpoint, false);
-        self.shared
-            .checkpoints
-            .record(point, None, first || completed);
+        self.first_checkpoint = false;
+        // Written at once rather than in the next batch: an Ack the store does not hold yet is a
+        // whole fragment (up to 13 MB) sent again after a crash; one commit per fragment is cheap.
+        self.shared.checkpoints.record(point, None, true);
         self.cell.changed.notify_all();
     }
 

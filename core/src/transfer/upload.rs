@@ -10,6 +10,7 @@
 use super::file::FileTransfer;
 use super::{http, Failure};
 use crate::hresult::HResult;
+use crate::queue::HostAffinity;
 use crate::state::{ErrorContext, JobType};
 use openbits_protocol::client::{ClientConfig, ClientSession, Event, Next};
 use openbits_protocol::error::ProtocolError;
@@ -90,9 +91,11 @@ pub(crate) async fn upload(t: &mut FileTransfer<'_>, url: &Url) -> Result<(), Fa
     cfg.content_name = std::path::Path::new(&start.path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
+    let shared = t.shared_arc();
     let mut session = match start.session {
         Some(id) => {
-            let s = ClientSession::resume(cfg, id, start.acked, None);
+            let host = shared.upload_hosts.lock().get(&id).map(|a| a.host.clone());
+            let s = ClientSession::resume(cfg, id, start.acked, host);
             match start.reply_url {
                 Some(url) => s.with_reply_url(url),
                 None => s,
@@ -136,7 +139,10 @@ async fn exchange(
         mtime,
     } = source;
     let (size, mtime) = (*size, *mtime);
-    let stall = t.shared_arc().config.stall_timeout;
+    let shared = t.shared_arc();
+    let stall = shared.config.stall_timeout;
+    // The largest fragment the server may take: lowered by its 413s.
+    let mut accepted = u64::MAX;
     loop {
         let request = match session.next() {
             Next::Send(r) => r,
@@ -146,6 +152,9 @@ async fn exchange(
                 continue;
             }
             Next::Done => {
+                if let Some(id) = session.session_id() {
+                    shared.upload_hosts.lock().remove(id);
+                }
                 t.upload_acked(size, true);
                 return Ok(());
             }
@@ -202,22 +211,50 @@ async fn exchange(
             stall,
         )
         .await;
+        let retry_after_ms;
         let event = match answer {
-            Ok((status, headers)) => session.on_response(status, &headers),
+            Ok((status, headers)) => {
+                if let (Some(_), Some(id)) = (&request.host, session.session_id()) {
+                    if let Some(a) = shared.upload_hosts.lock().get_mut(id) {
+                        a.failing_since = None;
+                    }
+                }
+                retry_after_ms = http::told_retry_after(status, &headers);
+                session.on_response(status, &headers)
+            }
             Err(f) => {
                 session.on_transport_error(&f.description);
+                if request.host.is_some() && host_given_up(&shared, session) {
+                    // The session lives on the host that cannot be reached: a new one, here.
+                    session.fall_back_to_origin();
+                    t.upload_session(None)?;
+                    t.upload_acked(0, false);
+                    continue;
+                }
                 return Err(f);
             }
         };
         match event {
-            Event::SessionCreated { id } => t.upload_session(Some(id))?,
+            Event::SessionCreated { id } => {
+                if let Some(host) = session.host_id() {
+                    let affinity = HostAffinity {
+                        host: host.to_owned(),
+                        fallback: session
+                            .host_id_fallback_timeout()
+                            .map(std::time::Duration::from_secs),
+                        failing_since: None,
+                    };
+                    shared.upload_hosts.lock().insert(id.clone(), affinity);
+                }
+                t.upload_session(Some(id))?
+            }
             Event::Progress { received } => {
                 t.upload_acked(received, false);
                 // Only whole fragments say how the link copes with that length. Under a rate
                 // limit a fragment is at most a second of it: pacing then spreads the bytes
                 // instead of sending bursts.
                 if sent == session.fragment_len() {
-                    let cap = t.pace_rate().unwrap_or(u64::MAX);
+                    let cap = t.pace_rate().unwrap_or(u64::MAX).min(accepted);
                     session.set_fragment_len(adapt(sent, sent_at.elapsed()).min(cap));
                 }
                 t.pace_bytes(sent).await;
@@ -227,7 +264,12 @@ async fn exchange(
                 t.upload_session(None)?;
                 t.upload_acked(0, false);
             }
-            Event::Retry(e) => return Err(failure(&e, true)),
+            Event::Retry(e) => {
+                return Err(Failure {
+                    retry_after_ms,
+                    ..failure(&e, true)
+                })
+            }
             Event::Fatal(e) => return Err(failure(&e, false)),
             Event::Authenticate { .. } => {
                 return Err(Failure::fatal(
@@ -236,13 +278,29 @@ async fn exchange(
                     "the server refused the job's credentials (or the job has none)",
                 ))
             }
-            Event::Continue
-            | Event::ShrinkFragment { .. }
-            | Event::ReplyReady { .. }
-            | Event::Complete
-            | Event::Cancelled => {}
+            // Growing back past what the server refused would only earn the same 413 again.
+            Event::ShrinkFragment { len } => accepted = len,
+            Event::Continue | Event::ReplyReady { .. } | Event::Complete | Event::Cancelled => {}
         }
     }
+}
+
+/// Starts the session's fall-back timer at its host's first failure; true (and the host is
+/// forgotten) once the timer has run for the `BITS-Host-Id-Fallback-Timeout`.
+fn host_given_up(shared: &crate::queue::Shared, session: &ClientSession) -> bool {
+    let Some(id) = session.session_id() else {
+        return false;
+    };
+    let mut hosts = shared.upload_hosts.lock();
+    let Some(a) = hosts.get_mut(id) else {
+        return false;
+    };
+    let since = *a.failing_since.get_or_insert_with(std::time::Instant::now);
+    if a.fallback.is_none_or(|t| since.elapsed() < t) {
+        return false;
+    }
+    hosts.remove(id);
+    true
 }
 
 #[cfg(test)]

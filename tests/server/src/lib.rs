@@ -17,6 +17,9 @@
 //! | `redirect=P`   | 302 to P (a path on this server, or an absolute URL) |
 //! | `auth=U:P`     | 401 unless the request has `Authorization: Basic` for U:P |
 //!
+//! It is also a BITS upload server: `BITS_POST` packets go to [`bits`], whose own table lists the
+//! faults an upload URL's query string injects, and which records what it received.
+//!
 //! It is also an HTTP proxy: an absolute-form request (`GET http://any-host/path`) is served from
 //! its own files, as if it had forwarded it, and `CONNECT host:port` opens a tunnel to that address
 //! (a host ending in `.test` stands for 127.0.0.1, so tests can name "remote" origins).
@@ -32,6 +35,7 @@
 //!   request did not carry; a CONNECT shows as `CONNECT host:port`).
 
 pub mod app;
+pub mod bits;
 pub mod raw;
 
 use bytes::Bytes;
@@ -66,6 +70,7 @@ pub struct State {
     files: Mutex<HashMap<String, Bytes>>,
     hits: Mutex<HashMap<String, u32>>,
     seen: Mutex<Vec<Seen>>,
+    bits: Mutex<bits::Bits>,
     bytes_sent: AtomicU64,
     /// Response bodies not yet finished or dropped (a dropped body means the connection closed).
     open_bodies: AtomicU64,
@@ -150,6 +155,31 @@ impl TestServer {
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().clone()
     }
+
+    /// Every upload packet received, in arrival order.
+    pub fn bits_packets(&self) -> Vec<bits::Packet> {
+        self.state.bits.lock().packets()
+    }
+
+    /// The file an upload placed at `path` (by Close-Session), if any.
+    pub fn uploaded(&self, path: &str) -> Option<Vec<u8>> {
+        self.state.bits.lock().uploaded(path)
+    }
+
+    /// Upload body bytes read for `session`, kept or not.
+    pub fn bits_received(&self, session: &str) -> u64 {
+        self.state.bits.lock().received(session)
+    }
+
+    /// Upload body bytes read, all sessions together.
+    pub fn bits_bytes_received(&self) -> u64 {
+        self.state.bits.lock().total_received()
+    }
+
+    /// Upload sessions neither closed nor cancelled nor lost.
+    pub fn bits_open_sessions(&self) -> Vec<String> {
+        self.state.bits.lock().open_sessions()
+    }
 }
 
 impl Drop for TestServer {
@@ -224,10 +254,11 @@ fn tunnel(req: Request<Incoming>) -> Response<Chunks> {
     text_response(200, "")
 }
 
+/// Answers a request; an error aborts the connection without an answer (the `bits` faults).
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Chunks>, std::convert::Infallible> {
+) -> Result<Response<Chunks>, std::io::Error> {
     let q = query(&req);
     let key = req
         .uri()
@@ -263,6 +294,10 @@ async fn handle(
             })
             .collect(),
     };
+    if openbits_protocol::server::is_bits_request(req.method().as_str(), req.headers()) {
+        // Recorded there, as `bits::Packet`s.
+        return bits::handle(state, req, q, hit).await;
+    }
     if req.method() == hyper::Method::CONNECT {
         seen.path_and_query = format!("CONNECT {}", req.uri());
         seen.status = 200;

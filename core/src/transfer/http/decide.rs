@@ -169,13 +169,19 @@ pub(super) fn status_failure(status: u16, headers: &HeaderMap) -> Failure {
         HResult::http(status),
         status_text(status),
     );
-    if matches!(status, 429 | 503) {
-        failure.retry_after_ms = headers
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after_ms(v, std::time::SystemTime::now()));
-    }
+    failure.retry_after_ms = told_retry_after(status, headers);
     failure
+}
+
+/// When a 429 or 503 says to come back (Retry-After), in ms from now.
+pub(crate) fn told_retry_after(status: u16, headers: &HeaderMap) -> Option<u64> {
+    if !matches!(status, 429 | 503) {
+        return None;
+    }
+    headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after_ms(v, std::time::SystemTime::now()))
 }
 
 /// Retry-After: delay-seconds or an HTTP date, as milliseconds from `now`, at most

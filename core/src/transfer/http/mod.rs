@@ -22,7 +22,8 @@ mod proxy;
 
 pub(crate) use client::Clients;
 pub(crate) use decide::{
-    evaluate, evaluate_range, if_range, resume_headers, Decision, RangeDecision, Want,
+    evaluate, evaluate_range, if_range, resume_headers, told_retry_after, Decision, RangeDecision,
+    Want,
 };
 
 use super::{Failure, FileView};
