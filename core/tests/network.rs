@@ -162,7 +162,7 @@ fn a_job_waits_for_the_network_and_continues_when_it_returns() {
         "{} bytes sent",
         server.bytes_sent()
     );
-    job.complete().unwrap();
+    assert_eq!(job.complete().unwrap(), openbits_core::hresult::S_OK);
     assert_eq!(
         std::fs::read(dir.path().join("big")).unwrap(),
         pattern(size, 7)
