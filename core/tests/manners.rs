@@ -60,7 +60,7 @@ fn a_job_limited_to_4_mib_per_second_takes_10_s_for_40_mib() {
         (9.5..=10.5).contains(&secs),
         "{secs:.2} s, expected 10 s ± 5%"
     );
-    j.complete().unwrap();
+    assert_eq!(j.complete().unwrap(), openbits_core::hresult::S_OK);
 }
 
 #[test]
