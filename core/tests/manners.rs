@@ -216,7 +216,7 @@ fn a_job_waits_for_a_network_cost_its_policy_allows() {
     wait_until("the big job moves again", || {
         transferred(&big) > stopped_at + MIB / 2
     });
-    big.cancel().unwrap();
+    assert_eq!(big.cancel().unwrap(), openbits_core::hresult::S_OK);
 }
 
 /// The schedule's clock in `bandwidth_schedule_end_to_end`: minute of the week (0: Sunday 00:00).
