@@ -125,6 +125,21 @@ pub struct JobExtras {
     /// BITS_JOB_PROPERTY_ID_COST_FLAGS: the network costs (BITS_COST_STATE_* bits) the job may
     /// transfer on. None: BITS's default, TRANSFER_POLICY_ALWAYS.
     pub transfer_policy: Option<u32>,
+    /// HttpOptions3::MakeCustomHeadersWriteOnly: the headers are sent (and stored, as BITS
+    /// stores them) but no API reads them back. Cannot be undone.
+    pub custom_headers_write_only: bool,
+    /// Beyond BITS: a PEM file of root certificates the job trusts instead of the platform's.
+    pub trusted_roots: Option<Box<str>>,
+    /// SetClientCertificateByName with files: PEM files of the client certificate (chain) and key.
+    pub client_certificate: Option<Box<str>>,
+    pub client_key: Option<Box<str>>,
+    /// Beyond BITS: a PEM file of certificate revocation lists the server's chain is checked
+    /// against (there is no system revocation service to ask).
+    pub crl_file: Option<Box<str>>,
+    /// The job had a server certificate callback. Callbacks live in the process only (as in
+    /// BITS); until the application sets one again, HTTPS transfers stop with
+    /// BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED.
+    pub certificate_callback_required: bool,
 }
 
 impl JobExtras {
@@ -136,6 +151,12 @@ impl JobExtras {
         proxy_bypass: None,
         max_bandwidth: 0,
         transfer_policy: None,
+        custom_headers_write_only: false,
+        trusted_roots: None,
+        client_certificate: None,
+        client_key: None,
+        crl_file: None,
+        certificate_callback_required: false,
     };
 }
 

@@ -42,9 +42,9 @@ pub unsafe extern "C" fn bits_job_get_custom_headers(
 ) -> bits_hresult {
     call("bits_job_get_custom_headers", || {
         let out_headers = out(out_headers, "out_headers")?;
-        match &arg(job, "job")?.inner.record()?.extras().custom_headers {
+        match arg(job, "job")?.inner.custom_headers()? {
             Some(h) => {
-                *out_headers = owned_string(h);
+                *out_headers = owned_string(&h);
                 Ok(hr::S_OK)
             }
             None => Ok(hr::S_FALSE),

@@ -51,6 +51,8 @@ pub(crate) struct RequestOptions {
     pub proxy_list: Option<Box<str>>,
     pub proxy_bypass: Option<Box<str>>,
     pub proxy_auth: Option<HeaderValue>,
+    /// Roots, client certificate, CRL, BG_SSL_* flags and the server certificate callback.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// A URL for messages: user and password removed.
@@ -85,11 +87,12 @@ fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
 fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
     use std::error::Error as _;
     if let Some(tls) = e.source().and_then(find_tls_error) {
-        return Failure::fatal(
-            ErrorContext::GeneralTransport,
-            HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
-            format!("TLS error: {tls}"),
-        );
+        let (context, code, sentence, transient) = crate::tls::classify(tls);
+        return if transient {
+            Failure::transient(context, code, sentence)
+        } else {
+            Failure::fatal(context, code, sentence)
+        };
     }
     let mut io_kind = None;
     let mut detail = e.to_string();
@@ -128,6 +131,12 @@ fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
         hr::E_CONNECTION_CLOSED,
         format!("connection failed ({detail})"),
     )
+}
+
+/// The job's TLS files (roots, client certificate, CRL) cannot be used: the application must
+/// fix them, so the job stops in ERROR.
+fn tls_files_failure((code, sentence): client::TlsRefusal) -> Failure {
+    Failure::fatal(ErrorContext::GeneralTransport, code, sentence)
 }
 
 pub(crate) fn timeout_failure(what: &str) -> Failure {
@@ -172,10 +181,18 @@ pub(crate) async fn get(
         for (name, value) in resume_headers(want, etag, last_modified) {
             req = req.header(name, value);
         }
+        // Credentials go only to the origin they were given for, never to where it redirects;
+        // those of SetCredentials replace an Authorization custom header.
+        let same_origin = url.origin() == origin;
         for (name, value) in &options.headers {
+            if crate::http_options::is_credential(name)
+                && (!same_origin
+                    || (name == header::AUTHORIZATION && options.server_auth.is_some()))
+            {
+                continue;
+            }
             req = req.header(name, value);
         }
-        // Credentials go only to the origin they were given for, never to where it redirects.
         if let Some(auth) = options
             .server_auth
             .as_ref()
@@ -201,16 +218,15 @@ pub(crate) async fn get(
                 format!("cannot build the request ({e})"),
             )
         })?;
-        let resp = match tokio::time::timeout(
-            stall,
-            clients.request(
+        let pending = clients
+            .request(
                 config,
                 req,
                 proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
-            ),
-        )
-        .await
-        {
+                &options.tls,
+            )
+            .map_err(|r| with_url(tls_files_failure(r), &url))?;
+        let resp = match tokio::time::timeout(stall, pending).await {
             Err(_) => return Err(with_url(timeout_failure("the response headers"), &url)),
             Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
             Ok(Ok(r)) => r,
@@ -295,6 +311,9 @@ pub(crate) async fn send_packet(
         req = req.header(name, value);
     }
     for (name, value) in &options.headers {
+        if name == header::AUTHORIZATION && options.server_auth.is_some() {
+            continue;
+        }
         req = req.header(name, value);
     }
     if let Some(auth) = &options.server_auth {
@@ -316,11 +335,14 @@ pub(crate) async fn send_packet(
             format!("cannot build the request ({e})"),
         )
     })?;
-    let pending = clients.request(
-        config,
-        req,
-        proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
-    );
+    let pending = clients
+        .request(
+            config,
+            req,
+            proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
+            &options.tls,
+        )
+        .map_err(|r| with_url(tls_files_failure(r), url))?;
     let resp = match tokio::time::timeout(stall, pending).await {
         Err(_) => return Err(with_url(timeout_failure("the response headers"), url)),
         Ok(Err(e)) => return Err(with_url(request_failure(&e), url)),
