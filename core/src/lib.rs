@@ -66,5 +66,5 @@ pub use error::{Error, Result};
 pub use events::{Event, EventKind};
 pub use hresult::HResult;
 pub use job::{FileRecord, JobError, JobId, JobRecord, Progress, SIZE_UNKNOWN};
-pub use manager::{Events, Job, Manager};
+pub use manager::{Events, Job, Manager, ServerCertificateCheck};
 pub use state::{ErrorContext, JobState, JobType, Priority};
