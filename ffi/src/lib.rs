@@ -12,5 +12,6 @@ pub mod job;
 pub mod job_properties;
 pub mod manager;
 pub mod policy;
+pub mod tls;
 pub mod types;
 pub mod util;
