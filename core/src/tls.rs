@@ -120,19 +120,24 @@ fn io_refusal(what: &str, path: &str, e: std::io::Error) -> Refusal {
     )
 }
 
-/// Reads the certificates of a PEM file (at least one).
-pub fn load_certificates(what: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, Refusal> {
+/// Reads the items of one kind (`T`) from a PEM file: at least one, or a refusal naming `what`.
+fn load_pem<T: PemObject>(what: &str, path: &str, kind: &str) -> Result<Vec<T>, Refusal> {
     let bytes = std::fs::read(path).map_err(|e| io_refusal(what, path, e))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let items = T::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| read_failure(what, path, &e))?;
-    if certs.is_empty() {
+    if items.is_empty() {
         return Err((
             hr::E_INVALIDARG,
-            format!("the {what} {path} holds no PEM certificate"),
+            format!("the {what} {path} holds no PEM {kind}"),
         ));
     }
-    Ok(certs)
+    Ok(items)
+}
+
+/// Reads the certificates of a PEM file (at least one).
+pub fn load_certificates(what: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, Refusal> {
+    load_pem(what, path, "certificate")
 }
 
 fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, Refusal> {
@@ -142,18 +147,7 @@ fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, Refusal> {
 
 /// Reads the CRLs of a PEM file (at least one).
 pub fn load_crls(path: &str) -> Result<Vec<CertificateRevocationListDer<'static>>, Refusal> {
-    let what = "revocation list file";
-    let bytes = std::fs::read(path).map_err(|e| io_refusal(what, path, e))?;
-    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read_failure(what, path, &e))?;
-    if crls.is_empty() {
-        return Err((
-            hr::E_INVALIDARG,
-            format!("the {what} {path} holds no PEM X509 CRL"),
-        ));
-    }
-    Ok(crls)
+    load_pem("revocation list file", path, "X509 CRL")
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -3,7 +3,7 @@
 //! certificate callback (IBackgroundCopyJobHttpOptions3).
 
 use crate::boundary::{arg, call, out, owned_string, text};
-use crate::callbacks::bits_free_user_data;
+use crate::callbacks::{bits_free_user_data, Registered};
 use crate::types::{bits_hresult, bits_job};
 use openbits_core::hresult as hr;
 use openbits_core::HResult;
@@ -178,27 +178,6 @@ pub type bits_server_certificate_callback = Option<
         library_result: bits_hresult,
     ) -> bits_hresult,
 >;
-
-/// The caller's function and data; dropping it (once no handshake uses it) frees the data.
-struct Registered {
-    callback: bits_server_certificate_callback,
-    user_data: *mut c_void,
-    free_user_data: bits_free_user_data,
-}
-
-// SAFETY: the caller promises (in the header) that the callback and free function may be called
-// from the library's threads with this user data.
-unsafe impl Send for Registered {}
-unsafe impl Sync for Registered {}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        if let Some(free) = self.free_user_data {
-            // SAFETY: the function and data the caller gave, called exactly once.
-            unsafe { free(self.user_data) }
-        }
-    }
-}
 
 /// Sets the job's server certificate callback
 /// (IBackgroundCopyJobHttpOptions3::SetServerCertificateValidationInterface); NULL `callback`

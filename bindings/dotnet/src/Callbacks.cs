@@ -72,7 +72,8 @@ namespace OpenBits
             }
         }
 
-        private static void OnFree(IntPtr userData)
+        // Shared by every registration kind: user_data is always a GCHandle to the registration.
+        internal static void OnFree(IntPtr userData)
         {
             try
             {
@@ -81,7 +82,7 @@ namespace OpenBits
             }
             catch (Exception e)
             {
-                Environment.FailFast("OpenBits: freeing a notify callback failed: " + e, e);
+                Environment.FailFast("OpenBits: freeing a callback registration failed: " + e, e);
             }
         }
     }
@@ -96,7 +97,7 @@ namespace OpenBits
     internal sealed class CertificateRegistration
     {
         private static readonly NativeMethods.CertificateCallback CheckThunk = OnCheck;
-        private static readonly NativeMethods.FreeUserData FreeThunk = OnFree;
+        private static readonly NativeMethods.FreeUserData FreeThunk = Registration.OnFree;
 
         private readonly WeakReference<Job> job;
         private readonly ServerCertificateCallback callback;
@@ -145,19 +146,6 @@ namespace OpenBits
             catch (Exception)
             {
                 return HResults.E_Unexpected;
-            }
-        }
-
-        private static void OnFree(IntPtr userData)
-        {
-            try
-            {
-                GCHandle.FromIntPtr(userData).Free();
-                HandleCounts.Released(ref HandleCounts.callbacks);
-            }
-            catch (Exception e)
-            {
-                Environment.FailFast("OpenBits: freeing a server certificate callback failed: " + e, e);
             }
         }
     }

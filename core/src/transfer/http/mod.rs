@@ -158,6 +158,32 @@ fn request_uri(url: &Url) -> Result<hyper::Uri, Failure> {
     })
 }
 
+/// Sends `req` by the route `proxy` (with the job's TLS settings) and waits up to `stall` for the
+/// response headers.
+async fn send(
+    clients: &Clients,
+    config: &Config,
+    req: Request<client::Body>,
+    proxy: Option<&hyper::Uri>,
+    options: &RequestOptions,
+    url: &Url,
+    stall: Duration,
+) -> Result<Response<Incoming>, Failure> {
+    let pending = clients
+        .request(
+            config,
+            req,
+            proxy.map(|p| (p, options.proxy_auth.as_ref())),
+            &options.tls,
+        )
+        .map_err(|r| with_url(tls_files_failure(r), url))?;
+    match tokio::time::timeout(stall, pending).await {
+        Err(_) => Err(with_url(timeout_failure("the response headers"), url)),
+        Ok(Err(e)) => Err(with_url(request_failure(&e), url)),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
 /// Sends a GET for `want` of the file, following redirects; `view` gives the validators and
 /// the application's request options.
 pub(crate) async fn get(
@@ -218,19 +244,7 @@ pub(crate) async fn get(
                 format!("cannot build the request ({e})"),
             )
         })?;
-        let pending = clients
-            .request(
-                config,
-                req,
-                proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
-                &options.tls,
-            )
-            .map_err(|r| with_url(tls_files_failure(r), &url))?;
-        let resp = match tokio::time::timeout(stall, pending).await {
-            Err(_) => return Err(with_url(timeout_failure("the response headers"), &url)),
-            Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
-            Ok(Ok(r)) => r,
-        };
+        let resp = send(clients, config, req, proxy.as_ref(), options, &url, stall).await?;
         let status = resp.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let Some(next) = resp
@@ -335,19 +349,7 @@ pub(crate) async fn send_packet(
             format!("cannot build the request ({e})"),
         )
     })?;
-    let pending = clients
-        .request(
-            config,
-            req,
-            proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
-            &options.tls,
-        )
-        .map_err(|r| with_url(tls_files_failure(r), url))?;
-    let resp = match tokio::time::timeout(stall, pending).await {
-        Err(_) => return Err(with_url(timeout_failure("the response headers"), url)),
-        Ok(Err(e)) => return Err(with_url(request_failure(&e), url)),
-        Ok(Ok(r)) => r,
-    };
+    let resp = send(clients, config, req, proxy.as_ref(), options, url, stall).await?;
     let (parts, body) = resp.into_parts();
     match tokio::time::timeout(stall, body.collect()).await {
         Err(_) => return Err(with_url(timeout_failure("the response body"), url)),
