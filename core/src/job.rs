@@ -286,6 +286,14 @@ impl JobRecord {
         }
     }
 
+    /// Leaves write-only custom headers out of a copy given to a reader (the API, tools reading
+    /// the database beside the queue): they are sent, never shown.
+    pub fn redact_write_only(&mut self) {
+        if self.extras().custom_headers_write_only {
+            self.set_extras(|e| e.custom_headers = None);
+        }
+    }
+
     /// The rarely set settings (all None if the job has none).
     pub fn extras(&self) -> &JobExtras {
         self.extras.as_deref().unwrap_or(&JobExtras::NONE)

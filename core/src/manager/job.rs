@@ -156,9 +156,7 @@ impl Job {
     pub fn record(&self) -> Result<JobRecord> {
         self.check_open()?;
         let mut rec = self.cell.slot.lock().rec.clone();
-        if rec.extras().custom_headers_write_only {
-            rec.set_extras(|e| e.custom_headers = None);
-        }
+        rec.redact_write_only();
         Ok(rec)
     }
 
