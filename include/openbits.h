@@ -109,6 +109,13 @@
 #define BITS_HTTP_REDIRECT_POLICY_MASK 0x0700
 #define BITS_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP 0x0800
 
+/* BG_SSL_* (bits_job_set_security_flags): an IGNORE flag hands that failure to the server certificate callback */
+#define BITS_SSL_ENABLE_CRL_CHECK 0x0001
+#define BITS_SSL_IGNORE_CERT_CN_INVALID 0x0002
+#define BITS_SSL_IGNORE_CERT_DATE_INVALID 0x0004
+#define BITS_SSL_IGNORE_UNKNOWN_CA 0x0008
+#define BITS_SSL_IGNORE_CERT_WRONG_USAGE 0x0010
+
 /* BG_ERROR_CONTEXT */
 #define BITS_ERROR_CONTEXT_NONE 0
 #define BITS_ERROR_CONTEXT_UNKNOWN 1
@@ -524,6 +531,34 @@ typedef struct bits_job_reply_progress {
   uint64_t bytes_transferred;
 } bits_job_reply_progress;
 
+/*
+ One certificate of a chain, DER-encoded, borrowed for the duration of a callback.
+ */
+typedef struct bits_certificate {
+  const uint8_t *der;
+  size_t len;
+} bits_certificate;
+
+/*
+ A server certificate check (IBackgroundCopyServerCertificateValidationCallback::
+ ValidateServerCertificate). `job` is a borrowed reference valid for the call only (do not
+ release it); `host_name` is the name or address connected to (UTF-8); `chain` holds
+ `chain_len` certificates as the server sent them, its own first; `library_result` is
+ BITS_S_OK, or the certificate failure a BITS_SSL_IGNORE_* flag handed over (e.g. 0x80072F06
+ for a wrong host name). All are borrowed for the call. Return BITS_S_OK to accept; any other
+ value refuses the certificate.
+
+ It runs on one of the library's transfer threads during the TLS handshake: return quickly,
+ and do not wait there for this job (`bits_job_wait`). It must not unwind (no C++ exception,
+ no longjmp) out of the call.
+ */
+typedef bits_hresult (*bits_server_certificate_callback)(void *user_data,
+                                                         struct bits_job *job,
+                                                         const char *host_name,
+                                                         const struct bits_certificate *chain,
+                                                         size_t chain_len,
+                                                         bits_hresult library_result);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -677,7 +712,13 @@ bits_hresult bits_job_get_file_ranges(struct bits_job *job,
  borrowed); NULL or "" removes them. Refused with BITS_E_INVALIDARG: a line that is not
  `Name: value`, a CR or LF inside a line (it would split the request), and the headers openbits
  sets itself (Host, Range, If-Range, Accept-Encoding, Content-Length, Transfer-Encoding,
- Connection, Upgrade, TE, Trailer, Authorization, Proxy-Authorization). Persisted.
+ Connection, Upgrade, TE, Trailer). Persisted.
+
+ Credentials are allowed, as in BITS (`Authorization: Bearer ...`, `Proxy-Authorization`,
+ `Cookie`): they are sent only to the origin (scheme, host, port) of the file's URL, never to a
+ host it redirects to; credentials set with `bits_job_set_credentials` replace an
+ `Authorization` header. No header value appears in error messages or events; see
+ `bits_job_make_custom_headers_write_only` to keep them from being read back.
 
  Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALIDARG,
  BITS_E_INVALID_STATE (final state, manager closed).
@@ -686,10 +727,11 @@ bits_hresult bits_job_set_custom_headers(struct bits_job *job, const char *heade
 
 /*
  The custom headers as set: a new string freed with `bits_free_string`. Returns BITS_S_FALSE
- and NULL when none are set, as Windows does.
+ and NULL when none are set, as Windows does, and BITS_E_ACCESSDENIED (and NULL) once they are
+ write-only (`bits_job_make_custom_headers_write_only`).
 
  Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
- BITS_E_INVALID_STATE (manager closed).
+ BITS_E_ACCESSDENIED, BITS_E_INVALID_STATE (manager closed).
  */
 bits_hresult bits_job_get_custom_headers(struct bits_job *job, char **out_headers);
 
@@ -698,10 +740,19 @@ bits_hresult bits_job_get_custom_headers(struct bits_job *job, char **out_header
  (default: follow), _ALLOW_REPORT (follow, and the file's remote name becomes the final URL),
  _DISALLOW (a redirect puts the job in ERROR with HRESULT_FROM_WIN32(status)), optionally ORed
  with BITS_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP (otherwise an HTTPS to HTTP redirect is
- refused). The certificate-relaxing BG_SSL_* flags are not supported: BITS_E_NOTIMPL. Persisted.
+ refused with HRESULT_FROM_WIN32(status)). Persisted.
 
- Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL,
- BITS_E_INVALID_STATE.
+ The BITS_SSL_* flags: BITS_SSL_ENABLE_CRL_CHECK makes the job's revocation list
+ (`bits_job_set_certificate_revocation_list`) strict: every certificate of the chain needs a
+ list from its issuer. BITS_SSL_IGNORE_CERT_CN_INVALID, _IGNORE_CERT_DATE_INVALID,
+ _IGNORE_UNKNOWN_CA and _IGNORE_CERT_WRONG_USAGE hand that certificate failure to the job's
+ server certificate callback, which decides instead (see
+ `bits_job_set_server_certificate_callback`); openbits never relaxes a check on its own, so
+ with such a flag and no callback, the failure stops the transfer in TRANSIENT_ERROR with
+ BITS_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL (undefined
+ bits or redirect policy), BITS_E_INVALID_STATE.
  */
 bits_hresult bits_job_set_security_flags(struct bits_job *job, uint32_t flags);
 
@@ -1451,6 +1502,114 @@ bits_hresult bits_job_set_reply_file_name(struct bits_job *job, const char *path
  BITS_E_INVALID_STATE (manager closed).
  */
 bits_hresult bits_job_get_reply_file_name(struct bits_job *job, char **out_path);
+
+/*
+ Beyond BITS: the job trusts the root certificates of the PEM file `pem_path` (an absolute
+ path, UTF-8, borrowed) instead of the platform's; NULL gives it the platform's again. Nothing
+ in the process's environment changes, and other jobs are not affected. The file is checked
+ now; the path (not the certificates) is persisted, and the file is read again when it changes.
+
+ Thread: any; blocks only to read the file. Returns BITS_S_OK; BITS_E_POINTER (`job` NULL);
+ BITS_E_INVALIDARG (a relative path, no PEM certificate in the file, or one that cannot be a
+ trust anchor); the file's error as HRESULT_FROM_WIN32 (e.g. 0x80070002, not found);
+ BITS_E_INVALID_STATE (final state, manager closed).
+ */
+bits_hresult bits_job_set_trusted_roots(struct bits_job *job, const char *pem_path);
+
+/*
+ Beyond BITS: the server's certificate chain is checked against the certificate revocation
+ lists of the PEM file `pem_path` (absolute, UTF-8, borrowed); NULL removes the check. There is
+ no system revocation service to ask, so the application provides the lists (and renews the
+ file; it is read again when it changes). A revoked certificate stops the job in ERROR with
+ HRESULT_FROM_WIN32(ERROR_INTERNET_SEC_CERT_REVOKED) (0x80072F8A). By default a certificate
+ whose issuer has no list in the file passes; with BITS_SSL_ENABLE_CRL_CHECK in the security
+ flags it fails with 0x80072F19 (ERROR_INTERNET_SEC_CERT_REV_FAILED). Persisted (the path).
+
+ Thread: any; blocks only to read the file. Returns BITS_S_OK; BITS_E_POINTER;
+ BITS_E_INVALIDARG (a relative path, no PEM X509 CRL in the file); the file's error as
+ HRESULT_FROM_WIN32; BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_certificate_revocation_list(struct bits_job *job, const char *pem_path);
+
+/*
+ The client certificate the job presents when a server asks for one
+ (IBackgroundCopyJobHttpOptions::SetClientCertificateByName, with PEM files in place of a
+ certificate store): `cert_pem_path`, the certificate (then any intermediates), and
+ `key_pem_path`, its private key (PKCS#8, PKCS#1 or SEC1, unencrypted). Absolute paths, UTF-8,
+ borrowed. Both are checked now (the key must match the certificate). The paths are persisted,
+ not the key: keep the key file readable only by the application's user.
+
+ Thread: any; blocks only to read the files. Returns BITS_S_OK; BITS_E_POINTER;
+ BITS_E_INVALIDARG (relative paths, no certificate, no key, a key that does not match); a
+ file's error as HRESULT_FROM_WIN32; BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_set_client_certificate_file(struct bits_job *job,
+                                                  const char *cert_pem_path,
+                                                  const char *key_pem_path);
+
+/*
+ Removes the job's client certificate (IBackgroundCopyJobHttpOptions::RemoveClientCertificate).
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_S_FALSE (the job had none);
+ BITS_E_POINTER; BITS_E_INVALID_STATE.
+ */
+bits_hresult bits_job_remove_client_certificate(struct bits_job *job);
+
+/*
+ The job's client certificate files (GetClientCertificate's analogue): new strings freed with
+ `bits_free_string`, both NULL and BITS_S_FALSE when none is set.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
+ BITS_E_INVALID_STATE (manager closed).
+ */
+bits_hresult bits_job_get_client_certificate_file(struct bits_job *job,
+                                                  char **out_cert_pem_path,
+                                                  char **out_key_pem_path);
+
+/*
+ Makes the job's custom headers write-only (IBackgroundCopyJobHttpOptions3::
+ MakeCustomHeadersWriteOnly): they are still sent, but `bits_job_get_custom_headers` answers
+ BITS_E_ACCESSDENIED from now on, for these headers and any set later. It cannot be undone.
+ As BITS does, the headers are kept in the state folder (the database is readable only by its
+ user); they never appear in error descriptions or events.
+
+ Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALID_STATE (final
+ state, manager closed).
+ */
+bits_hresult bits_job_make_custom_headers_write_only(struct bits_job *job);
+
+/*
+ Sets the job's server certificate callback
+ (IBackgroundCopyJobHttpOptions3::SetServerCertificateValidationInterface); NULL `callback`
+ removes it. As in BITS: the callback runs after the library's own checks pass (chain to a
+ trusted root, dates, host name, usage, and the job's revocation list) and can only add to
+ them; a failure of those checks stops the job without calling it, unless a BITS_SSL_IGNORE_*
+ security flag hands that failure to the callback, which then decides instead (the library's
+ checks stop at that failure: the callback answers for the rest). Without a callback an IGNORE
+ flag relaxes nothing. When the callback refuses, the job goes to TRANSIENT_ERROR with context
+ BITS_ERROR_CONTEXT_SERVER_CERTIFICATE_CALLBACK and the callback's code (BITS_E_FAIL for a
+ non-failure value other than BITS_S_OK); fix the cause and resume.
+
+ Not persisted (as in BITS): the job remembers that it had a callback, and after the manager
+ is reopened its HTTPS transfers stop in TRANSIENT_ERROR with
+ BITS_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED until the application sets one again
+ (suspend the job, set it, resume). Removing it (NULL) clears that. A pooled connection that
+ passed the callback may be reused by the job without calling it again.
+
+ Ownership: `user_data` passes to the library in every call, failing ones included;
+ `free_user_data` (may be NULL) is called with it exactly once: at once if this call fails or
+ `callback` is NULL; otherwise when the callback is replaced or removed, when the job is
+ completed or cancelled and released, or when the manager closes; always after the last call
+ of `callback` with it (so possibly on a library thread).
+
+ Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER (`job` NULL);
+ BITS_E_READ_ONLY_WHEN_JOB_ACTIVE (the job is QUEUED, CONNECTING or TRANSFERRING: suspend it
+ first); BITS_E_INVALID_STATE (final state, manager closed).
+ */
+bits_hresult bits_job_set_server_certificate_callback(struct bits_job *job,
+                                                      bits_server_certificate_callback callback,
+                                                      void *user_data,
+                                                      bits_free_user_data free_user_data);
 
 /*
  Formats `id` as `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (upper case, as Windows does) into the

@@ -872,6 +872,98 @@ public:
         detail::check(bits_job_set_notify_callback(ptr_.get(), f, &notify_trampoline, owned, &free_notify_callback));
     }
 
+    /// Extra request headers in BITS's form, "Name: value\r\n..." (bits_job_set_custom_headers);
+    /// empty removes them. Credentials (Authorization: Bearer ...) are allowed and go only to
+    /// each file's own origin.
+    void set_custom_headers(std::string_view headers) {
+        const std::string h = detail::c_string(headers, "custom headers");
+        detail::check(bits_job_set_custom_headers(ptr_.get(), h.empty() ? nullptr : h.c_str()));
+    }
+
+    /// The custom headers as set; std::nullopt when none. Error(BITS_E_ACCESSDENIED) once they
+    /// are write-only.
+    [[nodiscard]] std::optional<std::string> custom_headers() const {
+        detail::out_string text;
+        if (detail::check(bits_job_get_custom_headers(ptr_.get(), text.put())) == BITS_S_FALSE) return std::nullopt;
+        return text.str();
+    }
+
+    /// From now on the custom headers are sent but never read back (HttpOptions3). Cannot be undone.
+    void make_custom_headers_write_only() { detail::check(bits_job_make_custom_headers_write_only(ptr_.get())); }
+
+    /// BITS_HTTP_REDIRECT_POLICY_* and BITS_SSL_* flags (bits_job_set_security_flags).
+    void set_security_flags(std::uint32_t flags) { detail::check(bits_job_set_security_flags(ptr_.get(), flags)); }
+
+    [[nodiscard]] std::uint32_t security_flags() const {
+        std::uint32_t f = 0;
+        detail::check(bits_job_get_security_flags(ptr_.get(), &f));
+        return f;
+    }
+
+    /// This job trusts the roots of a PEM file (absolute path) instead of the platform's; an
+    /// empty path gives it the platform's again. Checked now.
+    void set_trusted_roots(std::string_view pem_path) {
+        const std::string p = detail::c_string(pem_path, "trusted roots path");
+        detail::check(bits_job_set_trusted_roots(ptr_.get(), p.empty() ? nullptr : p.c_str()));
+    }
+
+    /// The server's chain is checked against the CRLs of a PEM file (absolute path); empty
+    /// removes the check.
+    void set_certificate_revocation_list(std::string_view pem_path) {
+        const std::string p = detail::c_string(pem_path, "revocation list path");
+        detail::check(bits_job_set_certificate_revocation_list(ptr_.get(), p.empty() ? nullptr : p.c_str()));
+    }
+
+    /// The client certificate (PEM chain) and its private key (PEM), absolute paths, presented
+    /// when a server asks (SetClientCertificateByName with files). Checked now.
+    void set_client_certificate_file(std::string_view cert_pem_path, std::string_view key_pem_path) {
+        const std::string c = detail::c_string(cert_pem_path, "client certificate path");
+        const std::string k = detail::c_string(key_pem_path, "private key path");
+        detail::check(bits_job_set_client_certificate_file(ptr_.get(), c.c_str(), k.c_str()));
+    }
+
+    /// RemoveClientCertificate: false when the job had none.
+    bool remove_client_certificate() {
+        return detail::check(bits_job_remove_client_certificate(ptr_.get())) == BITS_S_OK;
+    }
+
+    /// The client certificate and key files, or std::nullopt.
+    [[nodiscard]] std::optional<std::pair<std::string, std::string>> client_certificate_file() const {
+        detail::out_string cert, key;
+        if (detail::check(bits_job_get_client_certificate_file(ptr_.get(), cert.put(), key.put())) == BITS_S_FALSE)
+            return std::nullopt;
+        return std::make_pair(cert.str(), key.str());
+    }
+
+    /// What a server certificate callback is shown: the host connected to, the chain (DER, the
+    /// server's own certificate first), and BITS_S_OK or the failure a BITS_SSL_IGNORE_* flag
+    /// handed over.
+    struct CertificateCheck {
+        std::string host;
+        std::vector<std::vector<std::uint8_t>> chain;
+        hresult library_result = BITS_S_OK;
+    };
+
+    /// Returns BITS_S_OK to accept the certificate; anything else refuses it.
+    using CertificateCallback = std::function<hresult(Job &, const CertificateCheck &)>;
+
+    /// Sets the server certificate callback (bits_job_set_server_certificate_callback): it runs
+    /// on a library transfer thread during the TLS handshake, after the library's own checks. A
+    /// refusal puts the job in TRANSIENT_ERROR with context ServerCertificateCallback. An
+    /// exception escaping it refuses the certificate (BITS_E_UNEXPECTED) and goes to
+    /// set_callback_exception_handler's handler. Only while the job is not active; not
+    /// persisted (set it again after reopening). An empty callback removes it.
+    void set_server_certificate_callback(CertificateCallback callback) {
+        if (!callback) {
+            detail::check(bits_job_set_server_certificate_callback(ptr_.get(), nullptr, nullptr, nullptr));
+            return;
+        }
+        // The library owns the copy from here on, even if the call fails (it then frees it at once).
+        auto *owned = new CertificateCallback(std::move(callback));
+        detail::check(bits_job_set_server_certificate_callback(ptr_.get(), &certificate_trampoline, owned,
+                                                               &free_certificate_callback));
+    }
+
     /// Selects the events of push callbacks (the pull queue gets every event). Undefined bits give
     /// Error(BITS_E_NOTIMPL).
     void set_notify_flags(NotifyFlags flags) {
@@ -929,6 +1021,26 @@ private:
     }
 
     static void free_notify_callback(void *user) noexcept { delete static_cast<NotifyCallback *>(user); }
+
+    static hresult certificate_trampoline(void *user, bits_job *job, const char *host, const bits_certificate *chain,
+                                          std::size_t chain_len, hresult library_result) noexcept {
+        bits_job *ref = nullptr;
+        if (BITS_FAILED(bits_job_add_ref(job, &ref))) return BITS_E_UNEXPECTED;
+        try {
+            Job own(ref);
+            CertificateCheck c;
+            c.host = host;
+            for (std::size_t i = 0; i < chain_len; i++) c.chain.emplace_back(chain[i].der, chain[i].der + chain[i].len);
+            c.library_result = library_result;
+            return (*static_cast<CertificateCallback *>(user))(own, c);
+        } catch (...) {
+            auto handler = detail::callback_exception_handler().load();
+            if (handler != nullptr) handler(std::current_exception());
+            return BITS_E_UNEXPECTED;
+        }
+    }
+
+    static void free_certificate_callback(void *user) noexcept { delete static_cast<CertificateCallback *>(user); }
 
     std::optional<JobState> wait_ms(std::uint32_t ms) {
         std::int32_t s = 0;

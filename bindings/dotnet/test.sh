@@ -55,8 +55,22 @@ mcs -nologo -out:"$build/Upload.exe" -r:"$build/OpenBits.dll" -warnaserror+ "$he
 # DllImport("openbits") -> libopenbits.so (OpenBits.dll.config), found on LD_LIBRARY_PATH.
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
+# An HTTPS server for the TLS test, with certificates made for this run.
+tls_work="$(mktemp -d "${TMPDIR:-/tmp}/openbits-dotnet-tls.XXXXXX")"
+stop_tls() {
+    if [[ -n "${TLS_SERVER_PID:-}" ]]; then kill "$TLS_SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$tls_work"
+}
+trap stop_tls EXIT
+mkdir -p "$tls_work/www"
+head -c 200003 /dev/urandom >"$tls_work/www/tls.bin"
+source "$repo/tests/server/start_tls.sh"
+start_tls_server "$tls_work" "$tls_work/www"
+export OPENBITS_TEST_TLS_URL="$TLS_SERVER_URL" OPENBITS_TEST_TLS_DIR="$TLS_DIR" OPENBITS_TEST_TLS_FILE="$tls_work/www/tls.bin"
+
 echo "== running the tests"
 timeout 600 mono --debug "$build/OpenBits.Tests.exe" --server "$server_bin" "$@"
+stop_tls
 
 # The example, against a server started here (as examples/demo.sh does for demo.c).
 work="$(mktemp -d "${TMPDIR:-/tmp}/openbits-dotnet-example.XXXXXX")"

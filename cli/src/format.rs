@@ -154,6 +154,7 @@ pub fn job_json(job: &JobRecord) -> Value {
         "proxy_list": extras.proxy_list.as_deref(),
         "proxy_bypass": extras.proxy_bypass.as_deref(),
         "custom_headers": extras.custom_headers.as_deref(),
+        "custom_headers_write_only": extras.custom_headers_write_only,
         "notify_program": extras.notify_program.as_deref(),
         "notify_parameters": extras.notify_parameters.as_deref(),
         "max_bandwidth": extras.max_bandwidth,
@@ -296,10 +297,11 @@ pub fn info(job: &JobRecord) -> String {
     );
     add(
         "Custom headers",
-        extras
-            .custom_headers
-            .as_ref()
-            .map_or("none".into(), |h| h.trim_end().replace("\r\n", "; ")),
+        match (&extras.custom_headers, extras.custom_headers_write_only) {
+            (_, true) => "write-only".into(),
+            (None, false) => "none".into(),
+            (Some(h), false) => h.trim_end().replace("\r\n", "; "),
+        },
     );
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out: String = lines

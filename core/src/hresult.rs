@@ -240,6 +240,14 @@ pub mod win32 {
     pub const ERROR_INTERNET_NAME_NOT_RESOLVED: u32 = 12007;
     /// WinINet: a TLS (secure channel) error, e.g. an untrusted certificate.
     pub const ERROR_INTERNET_SECURE_FAILURE: u32 = 12175;
+    /// WinINet / WinHTTP certificate failures, as BITS reports them.
+    pub const ERROR_INTERNET_SEC_CERT_DATE_INVALID: u32 = 12037;
+    pub const ERROR_INTERNET_SEC_CERT_CN_INVALID: u32 = 12038;
+    pub const ERROR_INTERNET_INVALID_CA: u32 = 12045;
+    pub const ERROR_INTERNET_SEC_CERT_REV_FAILED: u32 = 12057;
+    pub const ERROR_INTERNET_SEC_INVALID_CERT: u32 = 12169;
+    pub const ERROR_INTERNET_SEC_CERT_REVOKED: u32 = 12170;
+    pub const ERROR_WINHTTP_SECURE_CERT_WRONG_USAGE: u32 = 12179;
 }
 
 const WIN32_TEXT: &[(u32, &str)] = {
@@ -267,6 +275,13 @@ const WIN32_TEXT: &[(u32, &str)] = {
         (ERROR_CANT_RESOLVE_FILENAME, "The name of the file cannot be resolved by the system."),
         (ERROR_INTERNET_NAME_NOT_RESOLVED, "The server name or address could not be resolved."),
         (ERROR_INTERNET_SECURE_FAILURE, "One or more errors were found in the Secure Sockets Layer (SSL) certificate sent by the server."),
+        (ERROR_INTERNET_SEC_CERT_DATE_INVALID, "The SSL certificate date that was received from the server is bad. The certificate is expired."),
+        (ERROR_INTERNET_SEC_CERT_CN_INVALID, "The SSL certificate common name (host name field) is incorrect."),
+        (ERROR_INTERNET_INVALID_CA, "The certificate authority is invalid or incorrect."),
+        (ERROR_INTERNET_SEC_CERT_REV_FAILED, "Certificate revocation check failed."),
+        (ERROR_INTERNET_SEC_INVALID_CERT, "The SSL certificate is invalid."),
+        (ERROR_INTERNET_SEC_CERT_REVOKED, "The SSL certificate was revoked."),
+        (ERROR_WINHTTP_SECURE_CERT_WRONG_USAGE, "The SSL certificate is not valid for the requested usage."),
     ]
 };
 

@@ -22,9 +22,16 @@ const RESERVED: &[&str] = &[
     "upgrade",
     "te",
     "trailer",
-    "authorization",
-    "proxy-authorization",
 ];
+
+/// Headers that carry credentials: allowed, as BITS allows them (a bearer token is sent this
+/// way), but marked sensitive, and sent only to the origin of the file's URL, never to a host it
+/// redirects to.
+const CREDENTIALS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+
+pub fn is_credential(name: &HeaderName) -> bool {
+    CREDENTIALS.contains(&name.as_str())
+}
 
 /// Parses BITS's `"Name: value\r\nName: value\r\n"` form (the last CR/LF optional). A line that
 /// is not `Name: value`, a bare CR or LF inside a line (it would split the request), or a header
@@ -45,7 +52,7 @@ pub fn parse_headers(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Refus
         }
         let Some((name, value)) = line.split_once(':') else {
             return Err(invalid(format!(
-                "header line {} is not \"Name: value\": {line:?}",
+                "header line {} is not \"Name: value\"",
                 i + 1
             )));
         };
@@ -60,12 +67,14 @@ pub fn parse_headers(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Refus
                 "the {name} header is set by openbits itself"
             )));
         }
-        let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        // The message names the header, never its value: it may be a secret.
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
             invalid(format!(
                 "header line {}: the value of {name} has characters HTTP forbids",
                 i + 1
             ))
         })?;
+        value.set_sensitive(is_credential(&name));
         headers.push((name, value));
     }
     Ok(headers)
@@ -137,10 +146,11 @@ pub fn basic(user: &str, password: &str) -> Result<HeaderValue, Refusal> {
     Ok(value)
 }
 
-/// Checks SetSecurityFlags: the redirect policy bits are supported; certificate-relaxing bits
-/// (BG_SSL_*) are not, since openbits never weakens TLS verification (BITS_E_NOTIMPL).
+/// Checks SetSecurityFlags: the redirect policy and the BG_SSL_* bits (see `tls`: an IGNORE flag
+/// lets a failure through only to the application's server certificate callback).
 pub fn check_security_flags(flags: u32) -> Result<(), Refusal> {
-    let supported = REDIRECT_POLICY_MASK | REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP;
+    let supported =
+        REDIRECT_POLICY_MASK | REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP | crate::tls::SSL_MASK;
     if flags & !supported != 0 {
         return Err((
             hr::E_NOTIMPL,
@@ -198,6 +208,9 @@ mod tests {
         );
         assert_eq!(h[1].1.to_str().unwrap(), "two words");
         assert!(parse_headers("").unwrap().is_empty());
+        let auth = parse_headers("Authorization: Bearer t0k3n\r\n").unwrap();
+        assert!(auth[0].1.is_sensitive(), "a credential is marked sensitive");
+        assert!(!h[0].1.is_sensitive());
         assert_eq!(
             parse_headers("X-A: 1").unwrap().len(),
             1,
@@ -211,6 +224,7 @@ mod tests {
             "X-A: 1\r\n\r\nX-B: 2",
             "Range: bytes=0-",
             "Host: evil",
+            "X-Token: a\x01b",
         ] {
             assert_eq!(
                 parse_headers(bad).unwrap_err().0,
@@ -251,10 +265,10 @@ mod tests {
 
     #[test]
     fn security_flags() {
-        for ok in [0, 0x100, 0x200, 0x800, 0x900] {
+        for ok in [0, 0x1, 0x8, 0x1F, 0x100, 0x200, 0x800, 0x91F] {
             assert!(check_security_flags(ok).is_ok(), "{ok:#x}");
         }
-        for bad in [0x1, 0x8, 0x300, 0x400, 0x1000] {
+        for bad in [0x20, 0x300, 0x400, 0x1000] {
             assert_eq!(
                 check_security_flags(bad).unwrap_err().0,
                 hr::E_NOTIMPL,

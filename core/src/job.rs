@@ -128,6 +128,21 @@ pub struct JobExtras {
     /// SetReplyFileName (upload-reply jobs): where `complete` puts the reply. None: beside the
     /// uploaded file (`JobRecord::reply_path`).
     pub reply_file_name: Option<Box<str>>,
+    /// HttpOptions3::MakeCustomHeadersWriteOnly: the headers are sent (and stored, as BITS
+    /// stores them) but no API reads them back. Cannot be undone.
+    pub custom_headers_write_only: bool,
+    /// Beyond BITS: a PEM file of root certificates the job trusts instead of the platform's.
+    pub trusted_roots: Option<Box<str>>,
+    /// SetClientCertificateByName with files: PEM files of the client certificate (chain) and key.
+    pub client_certificate: Option<Box<str>>,
+    pub client_key: Option<Box<str>>,
+    /// Beyond BITS: a PEM file of certificate revocation lists the server's chain is checked
+    /// against (there is no system revocation service to ask).
+    pub crl_file: Option<Box<str>>,
+    /// The job had a server certificate callback. Callbacks live in the process only (as in
+    /// BITS); until the application sets one again, HTTPS transfers stop with
+    /// BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED.
+    pub certificate_callback_required: bool,
 }
 
 impl JobExtras {
@@ -140,6 +155,12 @@ impl JobExtras {
         max_bandwidth: 0,
         transfer_policy: None,
         reply_file_name: None,
+        custom_headers_write_only: false,
+        trusted_roots: None,
+        client_certificate: None,
+        client_key: None,
+        crl_file: None,
+        certificate_callback_required: false,
     };
 }
 
@@ -290,6 +311,14 @@ impl JobRecord {
             retry_at_ms: None,
             no_progress_since_ms: None,
             settling: None,
+        }
+    }
+
+    /// Leaves write-only custom headers out of a copy given to a reader (the API, tools reading
+    /// the database beside the queue): they are sent, never shown.
+    pub fn redact_write_only(&mut self) {
+        if self.extras().custom_headers_write_only {
+            self.set_extras(|e| e.custom_headers = None);
         }
     }
 

@@ -17,6 +17,8 @@
 //! - `localfile`: temporary files, positioned writes, atomic commit.
 //! - `http_options`: custom headers, credentials, redirect and proxy settings: validation.
 //! - `network`: whether the machine has a network, and a netlink watcher of changes.
+//! - `tls`: a job's TLS settings, the rustls configuration and certificate verifier built from
+//!   them, and BITS's codes for certificate failures.
 //!
 //! Layer 2, the kernel:
 //! - `queue`: `Shared` (the state everything below the API shares: field owners and the lock
@@ -56,6 +58,7 @@ mod scheduler;
 mod settle;
 pub mod state;
 pub mod store;
+pub mod tls;
 mod transfer;
 
 pub use config::{BandwidthSchedule, Config, LocalTime, Window, BANDWIDTH_BLOCKED};
@@ -63,5 +66,5 @@ pub use error::{Error, Result};
 pub use events::{Event, EventKind};
 pub use hresult::HResult;
 pub use job::{FileRecord, JobError, JobId, JobRecord, Progress, SIZE_UNKNOWN};
-pub use manager::{Events, Job, Manager};
+pub use manager::{Events, Job, Manager, ServerCertificateCheck};
 pub use state::{ErrorContext, JobState, JobType, Priority};

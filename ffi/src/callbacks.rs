@@ -23,19 +23,20 @@ pub type bits_notify_callback = Option<
 #[allow(non_camel_case_types)]
 pub type bits_free_user_data = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
-/// The caller's function and data; dropping it (once no delivery uses it) frees the data.
-struct Registered {
-    callback: bits_notify_callback,
-    user_data: *mut c_void,
-    free_user_data: bits_free_user_data,
+/// The caller's function `C` and data; dropping it (once no call uses it) frees the data. Shared
+/// by the callbacks that take `user_data` and `free_user_data`.
+pub(crate) struct Registered<C> {
+    pub(crate) callback: C,
+    pub(crate) user_data: *mut c_void,
+    pub(crate) free_user_data: bits_free_user_data,
 }
 
 // SAFETY: the caller promises (in the header) that the callback and free function may be called
-// from the notification thread with this user data.
-unsafe impl Send for Registered {}
-unsafe impl Sync for Registered {}
+// from the library's threads with this user data.
+unsafe impl<C> Send for Registered<C> {}
+unsafe impl<C> Sync for Registered<C> {}
 
-impl Drop for Registered {
+impl<C> Drop for Registered<C> {
     fn drop(&mut self) {
         if let Some(free) = self.free_user_data {
             // SAFETY: the function and data the caller gave, called exactly once.

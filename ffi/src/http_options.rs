@@ -9,7 +9,13 @@ use std::ffi::c_char;
 /// borrowed); NULL or "" removes them. Refused with BITS_E_INVALIDARG: a line that is not
 /// `Name: value`, a CR or LF inside a line (it would split the request), and the headers openbits
 /// sets itself (Host, Range, If-Range, Accept-Encoding, Content-Length, Transfer-Encoding,
-/// Connection, Upgrade, TE, Trailer, Authorization, Proxy-Authorization). Persisted.
+/// Connection, Upgrade, TE, Trailer). Persisted.
+///
+/// Credentials are allowed, as in BITS (`Authorization: Bearer ...`, `Proxy-Authorization`,
+/// `Cookie`): they are sent only to the origin (scheme, host, port) of the file's URL, never to a
+/// host it redirects to; credentials set with `bits_job_set_credentials` replace an
+/// `Authorization` header. No header value appears in error messages or events; see
+/// `bits_job_make_custom_headers_write_only` to keep them from being read back.
 ///
 /// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_INVALIDARG,
 /// BITS_E_INVALID_STATE (final state, manager closed).
@@ -31,10 +37,11 @@ pub unsafe extern "C" fn bits_job_set_custom_headers(
 }
 
 /// The custom headers as set: a new string freed with `bits_free_string`. Returns BITS_S_FALSE
-/// and NULL when none are set, as Windows does.
+/// and NULL when none are set, as Windows does, and BITS_E_ACCESSDENIED (and NULL) once they are
+/// write-only (`bits_job_make_custom_headers_write_only`).
 ///
 /// Thread: any; does not block. Returns BITS_S_OK, BITS_S_FALSE, BITS_E_POINTER,
-/// BITS_E_INVALID_STATE (manager closed).
+/// BITS_E_ACCESSDENIED, BITS_E_INVALID_STATE (manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_job_get_custom_headers(
     job: *mut bits_job,
@@ -42,9 +49,9 @@ pub unsafe extern "C" fn bits_job_get_custom_headers(
 ) -> bits_hresult {
     call("bits_job_get_custom_headers", || {
         let out_headers = out(out_headers, "out_headers")?;
-        match &arg(job, "job")?.inner.record()?.extras().custom_headers {
+        match arg(job, "job")?.inner.custom_headers()? {
             Some(h) => {
-                *out_headers = owned_string(h);
+                *out_headers = owned_string(&h);
                 Ok(hr::S_OK)
             }
             None => Ok(hr::S_FALSE),
@@ -56,10 +63,19 @@ pub unsafe extern "C" fn bits_job_get_custom_headers(
 /// (default: follow), _ALLOW_REPORT (follow, and the file's remote name becomes the final URL),
 /// _DISALLOW (a redirect puts the job in ERROR with HRESULT_FROM_WIN32(status)), optionally ORed
 /// with BITS_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP (otherwise an HTTPS to HTTP redirect is
-/// refused). The certificate-relaxing BG_SSL_* flags are not supported: BITS_E_NOTIMPL. Persisted.
+/// refused with HRESULT_FROM_WIN32(status)). Persisted.
 ///
-/// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL,
-/// BITS_E_INVALID_STATE.
+/// The BITS_SSL_* flags: BITS_SSL_ENABLE_CRL_CHECK makes the job's revocation list
+/// (`bits_job_set_certificate_revocation_list`) strict: every certificate of the chain needs a
+/// list from its issuer. BITS_SSL_IGNORE_CERT_CN_INVALID, _IGNORE_CERT_DATE_INVALID,
+/// _IGNORE_UNKNOWN_CA and _IGNORE_CERT_WRONG_USAGE hand that certificate failure to the job's
+/// server certificate callback, which decides instead (see
+/// `bits_job_set_server_certificate_callback`); openbits never relaxes a check on its own, so
+/// with such a flag and no callback, the failure stops the transfer in TRANSIENT_ERROR with
+/// BITS_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED.
+///
+/// Thread: any; does not block. Returns BITS_S_OK, BITS_E_POINTER, BITS_E_NOTIMPL (undefined
+/// bits or redirect policy), BITS_E_INVALID_STATE.
 #[no_mangle]
 pub unsafe extern "C" fn bits_job_set_security_flags(
     job: *mut bits_job,

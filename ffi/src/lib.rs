@@ -13,5 +13,6 @@ pub mod job_properties;
 pub mod manager;
 pub mod policy;
 pub mod reply;
+pub mod tls;
 pub mod types;
 pub mod util;

@@ -55,7 +55,7 @@ int main(void) {
     uint32_t flags = 99;
     CHECK_HR(bits_job_get_security_flags(job, &flags), BITS_S_OK);
     CHECK(flags == 0);
-    CHECK_HR(bits_job_set_security_flags(job, 0x08 /* BG_SSL_IGNORE_UNKNOWN_CA */), BITS_E_NOTIMPL);
+    CHECK_HR(bits_job_set_security_flags(job, 0x20 /* undefined */), BITS_E_NOTIMPL);
     CHECK_HR(bits_job_set_security_flags(job, BITS_HTTP_REDIRECT_POLICY_DISALLOW), BITS_S_OK);
     CHECK_HR(bits_add_file(job, redirect_url, d2), BITS_S_OK);
     CHECK_HR(bits_resume(job), BITS_S_OK);

@@ -152,7 +152,7 @@ done
 # ---- Valgrind ---------------------------------------------------------------------------------------
 # The download test (and the error paths) again under memcheck: any definite or indirect leak, or
 # any memory error, fails the run.
-VALGRIND_TESTS=${VALGRIND_TESTS:-download errors events callbacks upload}
+VALGRIND_TESTS=${VALGRIND_TESTS:-download errors events callbacks upload tls}
 if [[ "${VALGRIND:-1}" != 0 ]]; then
     if ! command -v valgrind >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "== installing valgrind"

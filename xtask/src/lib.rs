@@ -146,6 +146,17 @@ fn constants() -> String {
     ] {
         writeln!(s, "#define BITS_HTTP_REDIRECT_POLICY_{name} 0x{v:04X}").unwrap();
     }
+    s.push_str("\n/* BG_SSL_* (bits_job_set_security_flags): an IGNORE flag hands that failure to the server certificate callback */\n");
+    use openbits_core::tls as t;
+    for (name, v) in [
+        ("ENABLE_CRL_CHECK", t::SSL_ENABLE_CRL_CHECK),
+        ("IGNORE_CERT_CN_INVALID", t::SSL_IGNORE_CERT_CN_INVALID),
+        ("IGNORE_CERT_DATE_INVALID", t::SSL_IGNORE_CERT_DATE_INVALID),
+        ("IGNORE_UNKNOWN_CA", t::SSL_IGNORE_UNKNOWN_CA),
+        ("IGNORE_CERT_WRONG_USAGE", t::SSL_IGNORE_CERT_WRONG_USAGE),
+    ] {
+        writeln!(s, "#define BITS_SSL_{name} 0x{v:04X}").unwrap();
+    }
     s.push_str("\n/* BG_ERROR_CONTEXT */\n");
     use ErrorContext::*;
     for (name, c) in [

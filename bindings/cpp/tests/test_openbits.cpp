@@ -921,6 +921,66 @@ void test_upload_reply() {
     CHECK(kept == reversed);
 }
 
+// TLS against a Python HTTPS server test.sh starts with openssl-made certificates for localhost.
+void test_tls() {
+    const std::string tls_url = env("OPENBITS_TEST_TLS_URL") + "/small.bin";
+    const std::string pki = env("OPENBITS_TEST_TLS_DIR");
+    const std::string dir = fresh_dir("tls");
+    Manager manager(dir + "/state");
+
+    Job untrusted = manager.create_job("platform roots");
+    untrusted.add_file(tls_url, dir + "/untrusted.bin");
+    untrusted.resume();
+    CHECK_EQ(untrusted.wait(), JobState::Error);
+    CHECK_EQ(untrusted.error().value().code, static_cast<openbits::hresult>(0x80072F0Du));
+
+    std::vector<std::string> hosts;
+    std::size_t chain_length = 0;
+    Job job = manager.create_job("own roots");
+    job.set_trusted_roots(pki + "/ca.pem");
+    job.set_custom_headers("Authorization: Bearer cpp-t0k3n\r\n");
+    job.make_custom_headers_write_only();
+    CHECK_THROWS(BITS_E_ACCESSDENIED, job.custom_headers());
+    job.set_server_certificate_callback([&](Job &, const Job::CertificateCheck &c) {
+        hosts.push_back(c.host);
+        chain_length = c.chain.size();
+        return c.library_result;
+    });
+    job.add_file(tls_url, dir + "/small.bin");
+    job.resume();
+    CHECK_EQ(job.wait(), JobState::Transferred);
+    CHECK_EQ(job.complete(), BITS_S_OK);
+    CHECK(same_bytes(src_dir + "/small.bin", dir + "/small.bin"));
+    REQUIRE(!hosts.empty());
+    CHECK_EQ(hosts[0], std::string("localhost"));
+    CHECK(chain_length >= 1);
+
+    // A callback that throws refuses the certificate.
+    Job refused = manager.create_job("refused");
+    refused.set_trusted_roots(pki + "/ca.pem");
+    refused.set_server_certificate_callback(
+        [](Job &, const Job::CertificateCheck &) -> openbits::hresult { throw std::runtime_error("no"); });
+    refused.add_file(tls_url, dir + "/refused.bin");
+    refused.resume();
+    CHECK(eventually([&] { return refused.state() == JobState::TransientError; }));
+    const auto e = refused.error().value();
+    CHECK_EQ(e.context, openbits::ErrorContext::ServerCertificateCallback);
+    CHECK_EQ(e.code, BITS_E_UNEXPECTED);
+    refused.cancel();
+
+    Job client = manager.create_job("client certificate");
+    CHECK(!client.client_certificate_file().has_value());
+    client.set_client_certificate_file(pki + "/client.pem", pki + "/client.key");
+    const auto files = client.client_certificate_file();
+    REQUIRE(files.has_value());
+    CHECK_EQ(files->first, pki + "/client.pem");
+    CHECK_EQ(files->second, pki + "/client.key");
+    CHECK(client.remove_client_certificate());
+    CHECK(!client.remove_client_certificate());
+    CHECK_THROWS(BITS_E_INVALIDARG, client.set_client_certificate_file(pki + "/client.pem", pki + "/ca.pem"));
+    client.cancel();
+}
+
 const Test tests[] = {
     {"upload_reply", test_upload_reply},
     {"types", test_types},
@@ -944,6 +1004,7 @@ const Test tests[] = {
     {"owners_and_limits", test_owners_and_limits},
     {"close_ends_event_wait", test_close_ends_event_wait},
     {"notify_callbacks", test_notify_callbacks},
+    {"tls", test_tls},
 };
 
 } // namespace

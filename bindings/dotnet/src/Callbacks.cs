@@ -72,7 +72,8 @@ namespace OpenBits
             }
         }
 
-        private static void OnFree(IntPtr userData)
+        // Shared by every registration kind: user_data is always a GCHandle to the registration.
+        internal static void OnFree(IntPtr userData)
         {
             try
             {
@@ -81,7 +82,70 @@ namespace OpenBits
             }
             catch (Exception e)
             {
-                Environment.FailFast("OpenBits: freeing a notify callback failed: " + e, e);
+                Environment.FailFast("OpenBits: freeing a callback registration failed: " + e, e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A server certificate check (see <see cref="Job.SetServerCertificateCallback"/>): the host
+    /// connected to, the chain (DER, the server's own certificate first), and 0 or the failure a
+    /// BITS_SSL_IGNORE_* flag handed over. Returns 0 (S_OK) to accept.
+    /// </summary>
+    public delegate int ServerCertificateCallback(Job job, string hostName, byte[][] chain, int libraryResult);
+
+    internal sealed class CertificateRegistration
+    {
+        private static readonly NativeMethods.CertificateCallback CheckThunk = OnCheck;
+        private static readonly NativeMethods.FreeUserData FreeThunk = Registration.OnFree;
+
+        private readonly WeakReference<Job> job;
+        private readonly ServerCertificateCallback callback;
+
+        private CertificateRegistration(Job job, ServerCertificateCallback callback)
+        {
+            this.job = new WeakReference<Job>(job);
+            this.callback = callback;
+        }
+
+        internal static void Register(Job job, JobHandle handle, ServerCertificateCallback callback)
+        {
+            if (callback == null)
+            {
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_server_certificate_callback(handle, null, IntPtr.Zero, null));
+                return;
+            }
+            IntPtr userData = GCHandle.ToIntPtr(GCHandle.Alloc(new CertificateRegistration(job, callback)));
+            HandleCounts.Acquired(ref HandleCounts.callbacks);
+            // From here the library owns userData, failing calls included (it frees it at once then).
+            NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_server_certificate_callback(handle, CheckThunk, userData, FreeThunk));
+        }
+
+        // Whatever goes wrong refuses the certificate: no exception reaches native code, and none
+        // can turn into an acceptance.
+        private static int OnCheck(IntPtr userData, IntPtr jobPtr, IntPtr hostName, IntPtr chain, UIntPtr chainLen, int libraryResult)
+        {
+            try
+            {
+                var reg = (CertificateRegistration)GCHandle.FromIntPtr(userData).Target;
+                Job j;
+                if (!reg.job.TryGetTarget(out j))
+                    return HResults.E_Unexpected;
+                int n = checked((int)chainLen.ToUInt64());
+                var ders = new byte[n][];
+                int size = Marshal.SizeOf(typeof(NativeMethods.NativeCertificate));
+                for (int i = 0; i < n; i++)
+                {
+                    var c = (NativeMethods.NativeCertificate)Marshal.PtrToStructure(
+                        new IntPtr(chain.ToInt64() + (long)i * size), typeof(NativeMethods.NativeCertificate));
+                    ders[i] = new byte[checked((int)c.Len.ToUInt64())];
+                    Marshal.Copy(c.Der, ders[i], 0, ders[i].Length);
+                }
+                return reg.callback(j, NativeMethods.FromUtf8(hostName), ders, libraryResult);
+            }
+            catch (Exception)
+            {
+                return HResults.E_Unexpected;
             }
         }
     }

@@ -351,6 +351,110 @@ namespace OpenBits
             Registration.Register(this, H, null, NotifyFlags);
         }
 
+        // ---- HTTP options and TLS ----
+
+        /// <summary>
+        /// Extra request headers in BITS's form, "Name: value\r\n..." (SetCustomHeaders); null when
+        /// none are set. Credentials (Authorization: Bearer ...) are allowed and go only to each
+        /// file's own origin. Reading throws BitsException(E_ACCESSDENIED) once
+        /// <see cref="MakeCustomHeadersWriteOnly"/> was called. Null or "" removes them.
+        /// </summary>
+        public string CustomHeaders
+        {
+            get
+            {
+                IntPtr text;
+                int hr = NativeMethods.bits_job_get_custom_headers(H, out text);
+                string headers = NativeMethods.TakeString(text);
+                NativeMethods.ThrowIfFailed(hr);
+                return headers;
+            }
+            set
+            {
+                byte[] h = string.IsNullOrEmpty(value) ? null : NativeMethods.ToUtf8(value, "value");
+                NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_custom_headers(H, h));
+            }
+        }
+
+        /// <summary>The custom headers are sent but never read back from now on (HttpOptions3). Cannot be undone.</summary>
+        public void MakeCustomHeadersWriteOnly()
+        {
+            NativeMethods.ThrowIfFailed(NativeMethods.bits_job_make_custom_headers_write_only(H));
+        }
+
+        /// <summary>BITS_HTTP_REDIRECT_POLICY_* and BITS_SSL_* flags (SetSecurityFlags).</summary>
+        public uint SecurityFlags
+        {
+            get { return GetUInt(NativeMethods.bits_job_get_security_flags); }
+            set { NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_security_flags(H, value)); }
+        }
+
+        /// <summary>This job trusts the root certificates of a PEM file instead of the platform's; null gives it the platform's again. Checked now.</summary>
+        public void SetTrustedRoots(string pemPath)
+        {
+            byte[] p = pemPath == null ? null : NativeMethods.ToUtf8(Path.GetFullPath(pemPath), "pemPath");
+            NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_trusted_roots(H, p));
+        }
+
+        /// <summary>The server's chain is checked against the CRLs of a PEM file; null removes the check.</summary>
+        public void SetCertificateRevocationList(string pemPath)
+        {
+            byte[] p = pemPath == null ? null : NativeMethods.ToUtf8(Path.GetFullPath(pemPath), "pemPath");
+            NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_certificate_revocation_list(H, p));
+        }
+
+        /// <summary>The client certificate (PEM chain) and its private key (PEM) presented when a server asks (SetClientCertificateByName with files). Checked now.</summary>
+        public void SetClientCertificateFile(string certPemPath, string keyPemPath)
+        {
+            if (certPemPath == null)
+                throw new ArgumentNullException("certPemPath");
+            if (keyPemPath == null)
+                throw new ArgumentNullException("keyPemPath");
+            NativeMethods.ThrowIfFailed(NativeMethods.bits_job_set_client_certificate_file(
+                H, NativeMethods.ToUtf8(Path.GetFullPath(certPemPath), "certPemPath"),
+                NativeMethods.ToUtf8(Path.GetFullPath(keyPemPath), "keyPemPath")));
+        }
+
+        /// <summary>RemoveClientCertificate: false when the job had none.</summary>
+        public bool RemoveClientCertificate()
+        {
+            int hr = NativeMethods.bits_job_remove_client_certificate(H);
+            NativeMethods.ThrowIfFailed(hr);
+            return hr == HResults.S_OK;
+        }
+
+        /// <summary>The client certificate file, or null when none is set.</summary>
+        public string ClientCertificateFile
+        {
+            get
+            {
+                IntPtr cert, key;
+                int hr = NativeMethods.bits_job_get_client_certificate_file(H, out cert, out key);
+                string c = NativeMethods.TakeString(cert);
+                NativeMethods.TakeString(key);
+                NativeMethods.ThrowIfFailed(hr);
+                return c;
+            }
+        }
+
+        /// <summary>
+        /// Sets the server certificate callback (SetServerCertificateValidationInterface); null
+        /// removes it. It sees each chain that passed the library's checks (or failed only one a
+        /// BITS_SSL_IGNORE_* flag hands over) and returns 0 (S_OK) to accept; anything else refuses,
+        /// and the job goes to TRANSIENT_ERROR with context ServerCertificateCallback.
+        /// </summary>
+        /// <remarks>
+        /// It runs on a library transfer thread during the TLS handshake: return quickly. An
+        /// exception it throws refuses the certificate (E_UNEXPECTED). It is held with this Job
+        /// object weakly: keep a reference to the Job while its transfers need the callback
+        /// (once the Job is collected the callback refuses). Only while the job is not active;
+        /// not persisted (set it again after reopening the manager).
+        /// </remarks>
+        public void SetServerCertificateCallback(ServerCertificateCallback callback)
+        {
+            CertificateRegistration.Register(this, H, callback);
+        }
+
         // ---- files ----
 
         /// <summary>The number of files in the job.</summary>

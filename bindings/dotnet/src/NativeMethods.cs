@@ -356,6 +356,51 @@ namespace OpenBits
                                                                 IntPtr userData, FreeUserData freeUserData);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_custom_headers(JobHandle job, byte[] headers);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_custom_headers(JobHandle job, out IntPtr headers);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_make_custom_headers_write_only(JobHandle job);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_security_flags(JobHandle job, uint flags);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_security_flags(JobHandle job, out uint flags);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_trusted_roots(JobHandle job, byte[] pemPath);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_certificate_revocation_list(JobHandle job, byte[] pemPath);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_client_certificate_file(JobHandle job, byte[] certPemPath, byte[] keyPemPath);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_remove_client_certificate(JobHandle job);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_get_client_certificate_file(JobHandle job, out IntPtr certPemPath, out IntPtr keyPemPath);
+
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct NativeCertificate
+        {
+            public IntPtr Der;
+            public UIntPtr Len;
+        }
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int CertificateCallback(IntPtr userData, IntPtr job, IntPtr hostName, IntPtr chain,
+                                                  UIntPtr chainLen, int libraryResult);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int bits_job_set_server_certificate_callback(JobHandle job, CertificateCallback callback,
+                                                                            IntPtr userData, FreeUserData freeUserData);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void bits_job_release(IntPtr job);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

@@ -114,6 +114,79 @@ namespace OpenBits.Tests
             Fixture.AssertNoTempFiles(dir);
         }
 
+        // Against the HTTPS server test.sh starts (tests/server/start_tls.sh: openssl-made certificates).
+        [Test]
+        public static void TlsTrustedRootsCallbackClientCertificateAndWriteOnlyHeaders()
+        {
+            string url = Environment.GetEnvironmentVariable("OPENBITS_TEST_TLS_URL");
+            string pki = Environment.GetEnvironmentVariable("OPENBITS_TEST_TLS_DIR");
+            string served = Environment.GetEnvironmentVariable("OPENBITS_TEST_TLS_FILE");
+            Assert.True(url != null && pki != null && served != null,
+                        "OPENBITS_TEST_TLS_URL, _DIR and _FILE are set (bindings/dotnet/test.sh starts the TLS server)");
+            string dir = Fixture.TempDir("tls");
+            using (var m = new Manager(Path.Combine(dir, "state")))
+            {
+                using (var untrusted = m.CreateJob("platform roots"))
+                {
+                    untrusted.AddFile(url + "/tls.bin", Path.Combine(dir, "untrusted.bin"));
+                    untrusted.Resume();
+                    Assert.Equal(JobState.Error, untrusted.Wait(TimeSpan.FromSeconds(30)), "untrusted root");
+                    Assert.HResult(unchecked((int)0x80072F0D), untrusted.Error.Code, "ERROR_INTERNET_INVALID_CA");
+                    untrusted.Cancel();
+                }
+                string host = null;
+                int chainLength = 0;
+                string dest = Path.Combine(dir, "tls.bin");
+                using (var job = m.CreateJob("own roots"))
+                {
+                    job.SetTrustedRoots(Path.Combine(pki, "ca.pem"));
+                    job.CustomHeaders = "Authorization: Bearer dotnet-t0k3n\r\n";
+                    Assert.Equal("Authorization: Bearer dotnet-t0k3n\r\n", job.CustomHeaders, "readable before");
+                    job.MakeCustomHeadersWriteOnly();
+                    var e = Assert.Throws<BitsException>(() => { string h = job.CustomHeaders; }, "write-only");
+                    Assert.HResult(HResults.E_AccessDenied, e.HResult, "write-only code");
+                    job.SetServerCertificateCallback((j, h, chain, libraryResult) =>
+                    {
+                        host = h;
+                        chainLength = chain.Length;
+                        return libraryResult;
+                    });
+                    job.AddFile(url + "/tls.bin", dest);
+                    job.Resume();
+                    Assert.Equal(JobState.Transferred, job.Wait(TimeSpan.FromSeconds(30)), "own roots");
+                    Assert.True(job.Complete(), "complete");
+                }
+                Fixture.AssertFileEquals(File.ReadAllBytes(served), dest);
+                Assert.Equal("localhost", host, "the callback's host");
+                Assert.True(chainLength >= 1, "the callback's chain");
+
+                using (var refused = m.CreateJob("refused"))
+                {
+                    refused.SetTrustedRoots(Path.Combine(pki, "ca.pem"));
+                    refused.SetServerCertificateCallback((j, h, chain, r) => { throw new InvalidOperationException("no"); });
+                    refused.AddFile(url + "/tls.bin", Path.Combine(dir, "refused.bin"));
+                    refused.Resume();
+                    var deadline = DateTime.UtcNow.AddSeconds(30);
+                    while (refused.State != JobState.TransientError && DateTime.UtcNow < deadline)
+                        Thread.Sleep(5);
+                    Assert.Equal(JobState.TransientError, refused.State, "an exception refuses");
+                    Assert.Equal(ErrorContext.ServerCertificateCallback, refused.Error.Context, "context");
+                    Assert.HResult(HResults.E_Unexpected, refused.Error.Code, "code");
+                    refused.Cancel();
+                }
+
+                using (var client = m.CreateJob("client certificate"))
+                {
+                    Assert.True(client.ClientCertificateFile == null, "none yet");
+                    client.SetClientCertificateFile(Path.Combine(pki, "client.pem"), Path.Combine(pki, "client.key"));
+                    Assert.Equal(Path.Combine(pki, "client.pem"), client.ClientCertificateFile, "set");
+                    Assert.True(client.RemoveClientCertificate(), "removed");
+                    Assert.True(!client.RemoveClientCertificate(), "none to remove");
+                    client.Cancel();
+                }
+            }
+        }
+
         [Test]
         public static void SeveralFilesUtf8NamesAndRelativePath()
         {

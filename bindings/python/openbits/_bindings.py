@@ -61,6 +61,11 @@ BITS_HTTP_REDIRECT_POLICY_ALLOW_REPORT = 0x100
 BITS_HTTP_REDIRECT_POLICY_DISALLOW = 0x200
 BITS_HTTP_REDIRECT_POLICY_MASK = 0x700
 BITS_HTTP_REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP = 0x800
+BITS_SSL_ENABLE_CRL_CHECK = 1
+BITS_SSL_IGNORE_CERT_CN_INVALID = 2
+BITS_SSL_IGNORE_CERT_DATE_INVALID = 4
+BITS_SSL_IGNORE_UNKNOWN_CA = 8
+BITS_SSL_IGNORE_CERT_WRONG_USAGE = 0x10
 BITS_ERROR_CONTEXT_NONE = 0
 BITS_ERROR_CONTEXT_UNKNOWN = 1
 BITS_ERROR_CONTEXT_GENERAL_QUEUE_MANAGER = 2
@@ -409,8 +414,16 @@ class bits_job_reply_progress(Structure):
         ('bytes_transferred', c_uint64),
     ]
 
+
+class bits_certificate(Structure):
+    _fields_ = [
+        ('der', POINTER(c_uint8)),
+        ('len', c_size_t),
+    ]
+
 bits_notify_callback = CFUNCTYPE(None, c_void_p, POINTER(bits_job), POINTER(bits_event))
 bits_free_user_data = CFUNCTYPE(None, c_void_p)
+bits_server_certificate_callback = CFUNCTYPE(bits_hresult, c_void_p, POINTER(bits_job), c_char_p, POINTER(bits_certificate), c_size_t, bits_hresult)
 
 # Every function of the header: name -> (restype, argtypes).
 FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
@@ -491,6 +504,13 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     'bits_job_get_reply_data': (bits_hresult, [POINTER(bits_job), POINTER(POINTER(c_uint8)), POINTER(c_uint64)]),
     'bits_job_set_reply_file_name': (bits_hresult, [POINTER(bits_job), c_char_p]),
     'bits_job_get_reply_file_name': (bits_hresult, [POINTER(bits_job), POINTER(POINTER(c_char))]),
+    'bits_job_set_trusted_roots': (bits_hresult, [POINTER(bits_job), c_char_p]),
+    'bits_job_set_certificate_revocation_list': (bits_hresult, [POINTER(bits_job), c_char_p]),
+    'bits_job_set_client_certificate_file': (bits_hresult, [POINTER(bits_job), c_char_p, c_char_p]),
+    'bits_job_remove_client_certificate': (bits_hresult, [POINTER(bits_job)]),
+    'bits_job_get_client_certificate_file': (bits_hresult, [POINTER(bits_job), POINTER(POINTER(c_char)), POINTER(POINTER(c_char))]),
+    'bits_job_make_custom_headers_write_only': (bits_hresult, [POINTER(bits_job)]),
+    'bits_job_set_server_certificate_callback': (bits_hresult, [POINTER(bits_job), bits_server_certificate_callback, c_void_p, bits_free_user_data]),
     'bits_guid_to_string': (bits_hresult, [POINTER(bits_guid), POINTER(c_char), c_size_t]),
     'bits_guid_from_string': (bits_hresult, [c_char_p, POINTER(bits_guid)]),
     'bits_free_string': (None, [POINTER(c_char)]),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 from . import _bindings as b
 from . import _callbacks as _cb
 from ._bindings import HResult
-from ._callbacks import NotifyCallback
+from ._callbacks import CertificateCallback, NotifyCallback
 from ._enums import (
     AuthScheme,
     AuthTarget,
@@ -462,8 +462,10 @@ class Job(Handle):
     def custom_headers(self) -> Dict[str, str]:
         """Extra request headers (IBackgroundCopyJobHttpOptions::SetCustomHeaders), as a dict;
         empty when none are set. Assign a mapping (or (name, value) pairs) to set them, an empty
-        one or None to remove them. The headers openbits sets itself (Host, Range, ...,
-        Authorization) are refused with InvalidArgument; so are CR and LF in names and values."""
+        one or None to remove them. The headers openbits sets itself (Host, Range, ...) are
+        refused with InvalidArgument; so are CR and LF in names and values. Credentials
+        (Authorization: Bearer ..., Cookie) are allowed and go only to each file's own origin.
+        Raises AccessDenied once the headers are write-only."""
         text = ctypes.POINTER(ctypes.c_char)()
         with self._use() as ptr:
             check(lib.bits_job_get_custom_headers(ptr, ctypes.byref(text)))
@@ -493,10 +495,88 @@ class Job(Handle):
         with self._use() as ptr:
             check(lib.bits_job_set_custom_headers(ptr, data))
 
+    def make_custom_headers_write_only(self) -> None:
+        """Makes the custom headers write-only (HttpOptions3::MakeCustomHeadersWriteOnly): they
+        are still sent, but reading custom_headers raises AccessDenied from now on. Cannot be
+        undone."""
+        with self._use() as ptr:
+            check(lib.bits_job_make_custom_headers_write_only(ptr))
+
+    # -- TLS ------------------------------------------------------------------------------------
+    def set_trusted_roots(self, pem_path: Optional[PathArg]) -> None:
+        """Trusts the root certificates of a PEM file (absolute path) instead of the platform's,
+        for this job only; None gives it the platform's again. Checked now; the path is kept."""
+        data = None if pem_path is None else path_arg(pem_path, "pem_path")
+        with self._use() as ptr:
+            check(lib.bits_job_set_trusted_roots(ptr, data))
+
+    def set_certificate_revocation_list(self, pem_path: Optional[PathArg]) -> None:
+        """Checks the server's chain against the CRLs of a PEM file (absolute path); None removes
+        the check. A revoked certificate stops the job (0x80072F8A)."""
+        data = None if pem_path is None else path_arg(pem_path, "pem_path")
+        with self._use() as ptr:
+            check(lib.bits_job_set_certificate_revocation_list(ptr, data))
+
+    def set_client_certificate_file(self, cert_pem_path: PathArg, key_pem_path: PathArg) -> None:
+        """Presents this client certificate (PEM chain, PEM private key; absolute paths) when a
+        server asks for one (SetClientCertificateByName with files). Checked now."""
+        cert_b = path_arg(cert_pem_path, "cert_pem_path")
+        key_b = path_arg(key_pem_path, "key_pem_path")
+        with self._use() as ptr:
+            check(lib.bits_job_set_client_certificate_file(ptr, cert_b, key_b))
+
+    def remove_client_certificate(self) -> bool:
+        """Removes the client certificate (RemoveClientCertificate); False if there was none."""
+        with self._use() as ptr:
+            return check(lib.bits_job_remove_client_certificate(ptr)) == HResult.S_OK
+
+    @property
+    def client_certificate_file(self) -> Optional[Tuple[str, str]]:
+        """The client certificate and key files, or None."""
+        cert = ctypes.POINTER(ctypes.c_char)()
+        key = ctypes.POINTER(ctypes.c_char)()
+        with self._use() as ptr:
+            hr = check(
+                lib.bits_job_get_client_certificate_file(ptr, ctypes.byref(cert), ctypes.byref(key))
+            )
+        if hr != HResult.S_OK:
+            return None
+        return take_string(cert), take_string(key)
+
+    def set_server_certificate_callback(self, callback: Optional[CertificateCallback]) -> None:
+        """Calls ``callback(job, host, chain, library_result)`` for each server certificate
+        chain (DER bytes, the server's own first) that passed the library's checks, or failed
+        only one a SecurityFlags.SSL_IGNORE_* flag hands over (library_result is then its code;
+        else 0). Return True (or 0) to accept; anything else refuses, and the job goes to
+        TRANSIENT_ERROR with context SERVER_CERTIFICATE_CALLBACK (HttpOptions3::
+        SetServerCertificateValidationInterface). An exception refuses too (printed on stderr).
+
+        It runs on a library transfer thread during the TLS handshake: return quickly. Only
+        while the job is not active (suspend it first). Not persisted: after the manager is
+        reopened the job stops with SERVER_CERT_VALIDATION_INTERFACE_REQUIRED until it is set
+        again. None removes it."""
+        if callback is None:
+            with self._use() as ptr:
+                check(
+                    lib.bits_job_set_server_certificate_callback(
+                        ptr, _cb.NULL_CERTIFICATE_CALLBACK, None, _cb.NULL_FREE
+                    )
+                )
+            return
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        with self._use() as ptr:
+            key = _cb.register(callback, self._manager)
+            # From here the library owns the key: it calls FREE_USER_DATA once, failure included.
+            hr = lib.bits_job_set_server_certificate_callback(
+                ptr, _cb.CERTIFICATE_TRAMPOLINE, key, _cb.FREE_USER_DATA
+            )
+            check(hr)
+
     @property
     def security_flags(self) -> SecurityFlags:
-        """The redirect policy (SecurityFlags; default REDIRECT_POLICY_ALLOW_SILENT: follow).
-        The certificate-relaxing BG_SSL_* flags are not supported (NotSupported)."""
+        """The redirect policy and BG_SSL_* flags (SecurityFlags; default
+        REDIRECT_POLICY_ALLOW_SILENT: follow)."""
         return SecurityFlags(self._get_u32(lib.bits_job_get_security_flags))
 
     @security_flags.setter

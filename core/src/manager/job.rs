@@ -25,6 +25,23 @@ mod reply;
 /// for the call) and the event.
 pub type Callback = Arc<dyn Fn(&Job, &Event) + Send + Sync>;
 
+/// A server certificate check (`Job::set_server_certificate_callback`): called on a transfer
+/// thread with a handle to the job and the certificate; BITS_S_OK accepts.
+pub type ServerCertificateCheck =
+    Box<dyn Fn(&Job, &crate::tls::CertificateCheck<'_>) -> HResult + Send + Sync>;
+
+/// Paths the library keeps and opens later must not depend on the working directory.
+fn check_absolute(what: &str, path: &str) -> Result<()> {
+    if Path::new(path).is_absolute() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            hr::E_INVALIDARG,
+            format!("the {what} path must be absolute: {path}"),
+        ))
+    }
+}
+
 /// A handle to one job. Cloning gives another handle to the same job.
 pub struct Job {
     cell: Arc<JobCell>,
@@ -137,10 +154,13 @@ impl Job {
         self.cell.slot.lock().rec.id
     }
 
-    /// A copy of the job's record.
+    /// A copy of the job's record. Write-only custom headers are left out (`custom_headers` is
+    /// None and `custom_headers_write_only` says why).
     pub fn record(&self) -> Result<JobRecord> {
         self.check_open()?;
-        Ok(self.cell.slot.lock().rec.clone())
+        let mut rec = self.cell.slot.lock().rec.clone();
+        rec.redact_write_only();
+        Ok(rec)
     }
 
     pub fn state(&self) -> Result<JobState> {
@@ -488,8 +508,137 @@ impl Job {
         self.change(|rec| rec.set_extras(|e| e.custom_headers = headers.map(Box::from)))
     }
 
-    /// SetSecurityFlags: the redirect policy (BG_HTTP_REDIRECT_POLICY_*); certificate-relaxing
-    /// flags are not supported.
+    /// GetCustomHeaders: None when none are set; BITS_E_ACCESSDENIED once they are write-only.
+    pub fn custom_headers(&self) -> Result<Option<String>> {
+        self.check_open()?;
+        let slot = self.cell.slot.lock();
+        let e = slot.rec.extras();
+        if e.custom_headers_write_only {
+            return Err(Error::new(
+                hr::E_ACCESSDENIED,
+                "the job's custom headers are write-only",
+            ));
+        }
+        Ok(e.custom_headers.as_deref().map(str::to_string))
+    }
+
+    /// HttpOptions3::MakeCustomHeadersWriteOnly: from now on the headers are sent but never read
+    /// back. Cannot be undone; headers set later are write-only too.
+    pub fn make_custom_headers_write_only(&self) -> Result<()> {
+        self.change(|rec| rec.set_extras(|e| e.custom_headers_write_only = true))
+    }
+
+    /// Beyond BITS: the job trusts the root certificates of a PEM file instead of the platform's
+    /// (None: the platform's again). The file is checked now and read again by each new
+    /// connection pool (the path is stored, not the certificates).
+    pub fn set_trusted_roots(&self, pem_path: Option<&str>) -> Result<()> {
+        if let Some(p) = pem_path {
+            check_absolute("trusted roots file", p)?;
+            crate::tls::check_trusted_roots(p).map_err(Error::from)?;
+        }
+        self.change(|rec| rec.set_extras(|e| e.trusted_roots = pem_path.map(Box::from)))
+    }
+
+    /// Beyond BITS: the server's chain is checked against the CRLs of a PEM file (None: no
+    /// list). With BG_SSL_ENABLE_CRL_CHECK every certificate of the chain needs a list from its
+    /// issuer in the file.
+    pub fn set_certificate_revocation_list(&self, pem_path: Option<&str>) -> Result<()> {
+        if let Some(p) = pem_path {
+            check_absolute("revocation list file", p)?;
+            crate::tls::load_crls(p).map_err(Error::from)?;
+        }
+        self.change(|rec| rec.set_extras(|e| e.crl_file = pem_path.map(Box::from)))
+    }
+
+    /// SetClientCertificateByName, with PEM files in place of a certificate store: the chain
+    /// (the client's certificate first) and its private key. Checked now (the key must match).
+    pub fn set_client_certificate_file(&self, cert_path: &str, key_path: &str) -> Result<()> {
+        check_absolute("client certificate", cert_path)?;
+        check_absolute("private key", key_path)?;
+        crate::tls::check_client_certificate(cert_path, key_path).map_err(Error::from)?;
+        self.change(|rec| {
+            rec.set_extras(|e| {
+                e.client_certificate = Some(cert_path.into());
+                e.client_key = Some(key_path.into());
+            })
+        })
+    }
+
+    /// RemoveClientCertificate: S_FALSE when the job had none.
+    pub fn remove_client_certificate(&self) -> Result<HResult> {
+        self.update(|rec| {
+            state::modify(rec.state, "change")?;
+            let had = rec.extras().client_certificate.is_some();
+            rec.set_extras(|e| {
+                e.client_certificate = None;
+                e.client_key = None;
+            });
+            Ok(if had { hr::S_OK } else { hr::S_FALSE })
+        })
+    }
+
+    /// The client certificate and key files, if set (GetClientCertificate's analogue).
+    pub fn client_certificate_file(&self) -> Result<Option<(String, String)>> {
+        let rec = self.record()?;
+        let e = rec.extras();
+        Ok(e.client_certificate
+            .as_deref()
+            .zip(e.client_key.as_deref())
+            .map(|(c, k)| (c.to_string(), k.to_string())))
+    }
+
+    /// HttpOptions3::SetServerCertificateValidationInterface: `check` sees each server
+    /// certificate chain that passed the library's checks (or failed only those a BG_SSL_IGNORE_*
+    /// flag names) and accepts it with BITS_S_OK. Runs on a transfer thread during the TLS
+    /// handshake. Only while the job is not active (BITS_E_READ_ONLY_WHEN_JOB_ACTIVE). Not
+    /// stored: the job remembers it had one, and after a restart its HTTPS transfers stop with
+    /// BG_E_SERVER_CERT_VALIDATION_INTERFACE_REQUIRED until one is set again. None removes it.
+    pub fn set_server_certificate_callback(
+        &self,
+        check: Option<ServerCertificateCheck>,
+    ) -> Result<()> {
+        let callback = check.map(|check| {
+            // Both weak: the cell holds the callback, so a strong reference would be a cycle.
+            let shared = Arc::downgrade(&self.shared);
+            let cell = Arc::downgrade(&self.cell);
+            crate::tls::ServerCertificateCallback::new(Box::new(
+                move |c: &crate::tls::CertificateCheck<'_>| match (shared.upgrade(), cell.upgrade())
+                {
+                    (Some(shared), Some(cell)) => check(&Job::from_cell(shared, cell), c),
+                    _ => hr::E_UNEXPECTED,
+                },
+            ))
+        });
+        let required = callback.is_some();
+        self.check_open()?;
+        let mut slot = self.cell.slot.lock();
+        state::modify(slot.rec.state, "change")?;
+        if matches!(
+            slot.rec.state,
+            JobState::Queued | JobState::Connecting | JobState::Transferring
+        ) {
+            return Err(Error::new(
+                hr::E_READ_ONLY_WHEN_JOB_ACTIVE,
+                format!(
+                    "the server certificate callback can be set only while the job is not active (it is {})",
+                    slot.rec.state.name()
+                ),
+            ));
+        }
+        if slot.rec.extras().certificate_callback_required != required {
+            publish(&self.shared, &self.cell, &mut slot, Touch::Job, |rec| {
+                rec.set_extras(|e| e.certificate_callback_required = required);
+                Ok(())
+            })?;
+        }
+        // The old registration (and the application's data) goes once no handshake uses it.
+        let previous = std::mem::replace(&mut slot.certificate_callback, callback);
+        drop(slot);
+        drop(previous);
+        Ok(())
+    }
+
+    /// SetSecurityFlags: the redirect policy (BG_HTTP_REDIRECT_POLICY_*) and BG_SSL_* flags.
     pub fn set_security_flags(&self, flags: u32) -> Result<()> {
         http_options::check_security_flags(flags).map_err(Error::from)?;
         self.change(|rec| rec.security_flags = flags)

@@ -14,7 +14,7 @@ mod job;
 mod schedule;
 mod validate;
 
-pub use job::{Callback, Job};
+pub use job::{Callback, Job, ServerCertificateCheck};
 
 // Re-exported so the paths `openbits_core::manager::{Config, Error, Result}` keep working.
 use crate::config::BandwidthSchedule;
@@ -388,6 +388,8 @@ impl Manager {
         for cell in cells {
             let registration = cell.notify.lock().take();
             drop(registration);
+            let check = cell.slot.lock().certificate_callback.take();
+            drop(check);
         }
     }
 }

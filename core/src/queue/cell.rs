@@ -43,6 +43,9 @@ pub(crate) struct JobSlot {
     /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
     /// the application sets them again after a reopen.
     pub(crate) credentials: Credentials,
+    /// The application's server certificate callback (never stored; see
+    /// `JobExtras::certificate_callback_required`).
+    pub(crate) certificate_callback: Option<Arc<crate::tls::ServerCertificateCallback>>,
     /// The start counter's value when the job's last task started (round-robin order).
     pub(crate) last_ran: u64,
     /// An upload's fragment length in KiB as the last task left it (0: not measured yet), so
@@ -51,6 +54,21 @@ pub(crate) struct JobSlot {
     /// The destinations of the job's files, built when a file is first added after open (so idle
     /// jobs hold none): one lookup per new file instead of a comparison with every file.
     pub(crate) destinations: Option<Box<HashSet<Destination>>>,
+}
+
+impl JobSlot {
+    /// The job's TLS settings as its next request uses them.
+    pub(crate) fn tls(&self) -> crate::tls::TlsSettings {
+        let e = self.rec.extras();
+        crate::tls::TlsSettings {
+            trusted_roots: e.trusted_roots.clone(),
+            client_certificate: e.client_certificate.clone().zip(e.client_key.clone()),
+            crl_file: e.crl_file.clone(),
+            ssl_flags: self.rec.security_flags & crate::tls::SSL_MASK,
+            callback_required: e.certificate_callback_required,
+            callback: self.certificate_callback.clone(),
+        }
+    }
 }
 
 /// A job's transfer task, from the job's side.
@@ -89,6 +107,7 @@ impl JobCell {
                 runner: None,
                 settling: false,
                 credentials: Credentials::default(),
+                certificate_callback: None,
                 last_ran: 0,
                 fragment_kib: 0,
                 destinations: None,

@@ -186,6 +186,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE files ADD COLUMN reply_url TEXT;
     ALTER TABLE files ADD COLUMN reply_total INTEGER;
     ALTER TABLE files ADD COLUMN reply_received INTEGER NOT NULL DEFAULT 0;",
+    // 13: TLS settings (paths of PEM files, never their contents), whether the job needs a server
+    // certificate callback again, and write-only custom headers. The headers themselves stay in
+    // `custom_headers`, as BITS keeps them: the database is 0600 in a 0700 folder.
+    "ALTER TABLE jobs ADD COLUMN custom_headers_write_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN trusted_roots TEXT;
+    ALTER TABLE jobs ADD COLUMN client_certificate TEXT;
+    ALTER TABLE jobs ADD COLUMN client_key TEXT;
+    ALTER TABLE jobs ADD COLUMN crl_file TEXT;
+    ALTER TABLE jobs ADD COLUMN certificate_callback_required INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -323,7 +332,7 @@ fn migrate(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
 /// The columns of a job's own row, in the order `decode_job` reads them after `id`. Every write
 /// binds them by name (`:display_name`), so the order matters only to the decoder, and the
 /// round-trip test fails if a field is missing from either side.
-const JOB_COLUMNS: [&str; 36] = [
+const JOB_COLUMNS: [&str; 42] = [
     "job_type",
     "display_name",
     "description",
@@ -360,6 +369,12 @@ const JOB_COLUMNS: [&str; 36] = [
     "max_bandwidth",
     "transfer_policy",
     "reply_file_name",
+    "custom_headers_write_only",
+    "trusted_roots",
+    "client_certificate",
+    "client_key",
+    "crl_file",
+    "certificate_callback_required",
 ];
 
 /// The columns of a file row, in the order `decode_file` reads them after `job_seq`.
@@ -530,6 +545,12 @@ fn decode_job(row: &rusqlite::Row<'_>, owners: &mut Owners) -> rusqlite::Result<
     extras.max_bandwidth = c.get::<i64>()? as u64;
     extras.transfer_policy = c.get()?;
     extras.reply_file_name = c.get()?;
+    extras.custom_headers_write_only = c.get()?;
+    extras.trusted_roots = c.get()?;
+    extras.client_certificate = c.get()?;
+    extras.client_key = c.get()?;
+    extras.crl_file = c.get()?;
+    extras.certificate_callback_required = c.get()?;
     Ok(JobRecord {
         id,
         job_type,
@@ -650,6 +671,18 @@ fn bind_job(
     st.bind(c":max_bandwidth", extras.max_bandwidth as i64)?;
     st.bind(c":transfer_policy", extras.transfer_policy)?;
     st.bind(c":reply_file_name", &extras.reply_file_name)?;
+    st.bind(
+        c":custom_headers_write_only",
+        extras.custom_headers_write_only,
+    )?;
+    st.bind(c":trusted_roots", &extras.trusted_roots)?;
+    st.bind(c":client_certificate", &extras.client_certificate)?;
+    st.bind(c":client_key", &extras.client_key)?;
+    st.bind(c":crl_file", &extras.crl_file)?;
+    st.bind(
+        c":certificate_callback_required",
+        extras.certificate_callback_required,
+    )?;
     if !insert {
         st.bind(c":seq", job.seq as i64)?;
     }
@@ -1075,6 +1108,12 @@ mod tests {
                 max_bandwidth: 4_000_000,
                 transfer_policy: Some(crate::job::TRANSFER_POLICY_UNRESTRICTED),
                 reply_file_name: Some("/d/reply ✓.bin".into()),
+                custom_headers_write_only: true,
+                trusted_roots: Some("/etc/roots.pem".into()),
+                client_certificate: Some("/etc/client.pem".into()),
+                client_key: Some("/etc/client.key".into()),
+                crl_file: Some("/etc/crl.pem".into()),
+                certificate_callback_required: true,
             }
         });
         j.security_flags = 0x0900;

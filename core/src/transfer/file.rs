@@ -115,6 +115,7 @@ impl<'a> FileTransfer<'a> {
                 proxy_list: rec.extras().proxy_list.clone(),
                 proxy_bypass: rec.extras().proxy_bypass.clone(),
                 proxy_auth: slot.credentials.get(1),
+                tls: slot.tls(),
             },
             dynamic_content: rec.dynamic_content,
             max_download_size: rec.max_download_size,

@@ -41,7 +41,8 @@ impl SqliteStore {
         })
     }
 
-    /// Every job, as one consistent snapshot (one read transaction), in creation order. A
+    /// Every job, as one consistent snapshot (one read transaction), in creation order, without
+    /// write-only custom headers. A
     /// database whose schema is not this library's is refused with the reason (an older one is
     /// brought forward by the next manager that opens it; this reader may not write).
     pub fn snapshot(&self) -> Result<Vec<JobRecord>, StoreError> {
@@ -54,6 +55,7 @@ impl SqliteStore {
         let _ = self.conn.lock().execute_batch("ROLLBACK");
         let mut jobs = result?;
         jobs.sort_by_key(|j| j.seq);
+        jobs.iter_mut().for_each(JobRecord::redact_write_only);
         Ok(jobs)
     }
 
@@ -123,6 +125,31 @@ mod tests {
         writer.save(&record(3, "third")).unwrap();
         assert_eq!(names(&reader), ["first", "second", "third"]);
         assert_eq!(reader.snapshot().unwrap()[0].files.len(), 1);
+    }
+
+    #[test]
+    fn write_only_headers_are_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SqliteStore::open(dir.path()).unwrap();
+        let mut j = record(1, "token");
+        j.set_extras(|e| {
+            e.custom_headers = Some("Authorization: Bearer t\r\n".into());
+            e.custom_headers_write_only = true;
+        });
+        writer.save(&j).unwrap();
+        let mut open = record(2, "open");
+        open.set_extras(|e| e.custom_headers = Some("X-A: 1\r\n".into()));
+        writer.save(&open).unwrap();
+        let jobs = SqliteStore::open_read_only(dir.path())
+            .unwrap()
+            .snapshot()
+            .unwrap();
+        assert_eq!(jobs[0].extras().custom_headers, None);
+        assert!(jobs[0].extras().custom_headers_write_only);
+        assert_eq!(
+            jobs[1].extras().custom_headers.as_deref(),
+            Some("X-A: 1\r\n")
+        );
     }
 
     #[test]

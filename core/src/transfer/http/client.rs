@@ -1,8 +1,9 @@
 //! The manager's connection pools (`Clients`): direct http and https, and per proxy a forwarding
-//! pool and a tunnelling one; the TLS configuration and the connectors under them.
+//! pool and a tunnelling one; per job TLS settings, an https pool; the connectors under them.
 
 use super::proxy::ForwardProxy;
 use crate::config::Config;
+use crate::tls::{self, TlsKey, TlsSettings};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::HeaderValue;
@@ -28,15 +29,28 @@ type TunnelClient =
 /// A proxy and the credentials sent to it.
 type ProxyKey = (String, Option<HeaderValue>);
 
+/// A pool for jobs with their own TLS settings, and the callback its verifier refers to (weakly):
+/// once the job drops that callback, the pool is dropped at the next insertion.
+type JobTls = (
+    TlsClient,
+    Option<std::sync::Weak<crate::tls::ServerCertificateCallback>>,
+);
+
 /// The manager's connection pools: direct http and https, and per proxy (and proxy credentials)
 /// a forwarding pool for http and a tunnelling one for https. Pools are built on first use, so
-/// plain-http users never pay for reading the certificate store.
+/// plain-http users never pay for reading the certificate store. Jobs with default TLS settings
+/// share one https pool (and its kept-alive connections); jobs with their own (roots, client
+/// certificate, CRL, flags, callback) share a pool per distinct setting.
 #[derive(Default)]
 pub(crate) struct Clients {
     plain: OnceLock<PlainClient>,
     tls: OnceLock<TlsClient>,
-    proxied: parking_lot::Mutex<HashMap<ProxyKey, (ForwardClient, TunnelClient)>>,
+    job_tls: parking_lot::Mutex<HashMap<TlsKey, JobTls>>,
+    proxied: parking_lot::Mutex<HashMap<(ProxyKey, TlsKey), (ForwardClient, TunnelClient)>>,
 }
+
+/// Why a request could not be sent: the job's TLS files cannot be used.
+pub(crate) type TlsRefusal = (crate::hresult::HResult, String);
 
 impl Clients {
     pub(super) fn request(
@@ -44,21 +58,53 @@ impl Clients {
         config: &Config,
         req: Request<Body>,
         proxy: Option<(&hyper::Uri, Option<&HeaderValue>)>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
+        tls: &TlsSettings,
+    ) -> Result<hyper_util::client::legacy::ResponseFuture, TlsRefusal> {
         let https = req.uri().scheme_str() == Some("https");
-        match proxy {
-            None if https => self.tls.get_or_init(|| tls_client(config)).request(req),
+        let default_tls = tls.is_default();
+        Ok(match proxy {
+            None if https && default_tls => self
+                .tls
+                .get_or_init(|| {
+                    pool(tls_over(
+                        http_connector(config),
+                        tls::default_client_config(),
+                    ))
+                })
+                .request(req),
+            None if https => {
+                let key = tls.key();
+                let mut pools = self.job_tls.lock();
+                let client = match pools.get(&key) {
+                    Some((c, _)) => c.clone(),
+                    None => {
+                        let c = pool(tls_over(http_connector(config), tls.client_config()?));
+                        pools.retain(|_, (_, cb)| cb.as_ref().is_none_or(|w| w.strong_count() > 0));
+                        pools.insert(key, (c.clone(), tls.callback.as_ref().map(Arc::downgrade)));
+                        c
+                    }
+                };
+                drop(pools);
+                client.request(req)
+            }
             None => self
                 .plain
                 .get_or_init(|| pool(http_connector(config)))
                 .request(req),
             Some((proxy, auth)) => {
-                let key = (proxy.to_string(), auth.cloned());
-                let (forward, tunnel) = self
-                    .proxied
-                    .lock()
-                    .entry(key)
-                    .or_insert_with(|| {
+                let key = (
+                    (proxy.to_string(), auth.cloned()),
+                    if https { tls.key() } else { TlsKey::default() },
+                );
+                let mut pools = self.proxied.lock();
+                let (forward, tunnel) = match pools.get(&key) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let tls_config = if https && !default_tls {
+                            tls.client_config()?
+                        } else {
+                            tls::default_client_config()
+                        };
                         let forward = pool(ForwardProxy {
                             http: http_connector(config),
                             proxy: proxy.clone(),
@@ -67,43 +113,24 @@ impl Clients {
                         if let Some(a) = auth {
                             tunnel = tunnel.with_auth(a.clone());
                         }
-                        (forward, pool(tls_over(tunnel)))
-                    })
-                    .clone();
+                        let p = (forward, pool(tls_over(tunnel, tls_config)));
+                        pools.insert(key, p.clone());
+                        p
+                    }
+                };
+                drop(pools);
                 if https {
                     tunnel.request(req)
                 } else {
                     forward.request(req)
                 }
             }
-        }
+        })
     }
 }
 
 /// The largest response head (status line and headers) openbits reads.
 pub(crate) const MAX_RESPONSE_HEAD: usize = 64 << 10;
-
-/// The platform's root certificates, loaded once per process. If none can be loaded the store is
-/// empty and HTTPS fails with a certificate error, while HTTP keeps working.
-fn tls_config() -> rustls::ClientConfig {
-    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            match rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-            {
-                Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
-                // ring supports the default versions; this arm exists so no panic is possible.
-                Err(_) => rustls::ClientConfig::builder()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            }
-        })
-        .clone()
-}
 
 fn http_connector(config: &Config) -> HttpConnector {
     let mut http = HttpConnector::new();
@@ -125,14 +152,10 @@ where
         .build(connector)
 }
 
-fn tls_over<C>(connector: C) -> hyper_rustls::HttpsConnector<C> {
+fn tls_over<C>(connector: C, config: rustls::ClientConfig) -> hyper_rustls::HttpsConnector<C> {
     hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config())
+        .with_tls_config(config)
         .https_only()
         .enable_http1()
         .wrap_connector(connector)
-}
-
-fn tls_client(config: &Config) -> TlsClient {
-    pool(tls_over(http_connector(config)))
 }

@@ -54,6 +54,8 @@ pub(crate) struct RequestOptions {
     pub proxy_list: Option<Box<str>>,
     pub proxy_bypass: Option<Box<str>>,
     pub proxy_auth: Option<HeaderValue>,
+    /// Roots, client certificate, CRL, BG_SSL_* flags and the server certificate callback.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// A URL for messages: user and password removed.
@@ -88,11 +90,12 @@ fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
 fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
     use std::error::Error as _;
     if let Some(tls) = e.source().and_then(find_tls_error) {
-        return Failure::fatal(
-            ErrorContext::GeneralTransport,
-            HResult::from_win32(hr::win32::ERROR_INTERNET_SECURE_FAILURE),
-            format!("TLS error: {tls}"),
-        );
+        let (context, code, sentence, transient) = crate::tls::classify(tls);
+        return if transient {
+            Failure::transient(context, code, sentence)
+        } else {
+            Failure::fatal(context, code, sentence)
+        };
     }
     let mut io_kind = None;
     let mut detail = e.to_string();
@@ -131,6 +134,12 @@ fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
         hr::E_CONNECTION_CLOSED,
         format!("connection failed ({detail})"),
     )
+}
+
+/// The job's TLS files (roots, client certificate, CRL) cannot be used: the application must
+/// fix them, so the job stops in ERROR.
+fn tls_files_failure((code, sentence): client::TlsRefusal) -> Failure {
+    Failure::fatal(ErrorContext::GeneralTransport, code, sentence)
 }
 
 pub(crate) fn timeout_failure(what: &str) -> Failure {
@@ -175,6 +184,35 @@ fn request_uri(url: &Url) -> Result<hyper::Uri, Failure> {
     })
 }
 
+/// Sends `req` by the route `proxy` (with the job's TLS settings) and waits up to `stall` for the
+/// response headers.
+async fn send(
+    clients: &Clients,
+    config: &Config,
+    req: Request<client::Body>,
+    proxy: Option<&hyper::Uri>,
+    options: &RequestOptions,
+    url: &Url,
+    stall: Duration,
+) -> Result<Response<Incoming>, Failure> {
+    let pending = clients
+        .request(
+            config,
+            req,
+            proxy.map(|p| (p, options.proxy_auth.as_ref())),
+            &options.tls,
+        )
+        .map_err(|r| with_url(tls_files_failure(r), url))?;
+    match tokio::time::timeout(stall, pending).await {
+        Err(_) => Err(with_url(timeout_failure("the response headers"), url)),
+        Ok(Err(e)) => Err(with_url(request_failure(&e), url)),
+        Ok(Ok(r)) => {
+            check_head(r.headers(), url)?;
+            Ok(r)
+        }
+    }
+}
+
 /// Sends a GET for `want` of the file, following redirects; `view` gives the validators and
 /// the application's request options.
 pub(crate) async fn get(
@@ -198,10 +236,18 @@ pub(crate) async fn get(
         for (name, value) in resume_headers(want, etag, last_modified) {
             req = req.header(name, value);
         }
+        // Credentials go only to the origin they were given for, never to where it redirects;
+        // those of SetCredentials replace an Authorization custom header.
+        let same_origin = url.origin() == origin;
         for (name, value) in &options.headers {
+            if crate::http_options::is_credential(name)
+                && (!same_origin
+                    || (name == header::AUTHORIZATION && options.server_auth.is_some()))
+            {
+                continue;
+            }
             req = req.header(name, value);
         }
-        // Credentials go only to the origin they were given for, never to where it redirects.
         if let Some(auth) = options
             .server_auth
             .as_ref()
@@ -227,21 +273,7 @@ pub(crate) async fn get(
                 format!("cannot build the request ({e})"),
             )
         })?;
-        let resp = match tokio::time::timeout(
-            stall,
-            clients.request(
-                config,
-                req,
-                proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
-            ),
-        )
-        .await
-        {
-            Err(_) => return Err(with_url(timeout_failure("the response headers"), &url)),
-            Ok(Err(e)) => return Err(with_url(request_failure(&e), &url)),
-            Ok(Ok(r)) => r,
-        };
-        check_head(resp.headers(), &url)?;
+        let resp = send(clients, config, req, proxy.as_ref(), options, &url, stall).await?;
         let status = resp.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let Some(next) = resp
@@ -322,6 +354,9 @@ pub(crate) async fn send_packet(
         req = req.header(name, value);
     }
     for (name, value) in &options.headers {
+        if name == header::AUTHORIZATION && options.server_auth.is_some() {
+            continue;
+        }
         req = req.header(name, value);
     }
     if let Some(auth) = &options.server_auth {
@@ -343,17 +378,7 @@ pub(crate) async fn send_packet(
             format!("cannot build the request ({e})"),
         )
     })?;
-    let pending = clients.request(
-        config,
-        req,
-        proxy.as_ref().map(|p| (p, options.proxy_auth.as_ref())),
-    );
-    let resp = match tokio::time::timeout(stall, pending).await {
-        Err(_) => return Err(with_url(timeout_failure("the response headers"), url)),
-        Ok(Err(e)) => return Err(with_url(request_failure(&e), url)),
-        Ok(Ok(r)) => r,
-    };
-    check_head(resp.headers(), url)?;
+    let resp = send(clients, config, req, proxy.as_ref(), options, url, stall).await?;
     let (parts, body) = resp.into_parts();
     // An Ack's body is empty or a few words; a server that sends more is not believed, and
     // never makes this buffer grow.
