@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of openbits: Rust unit and integration tests (including the check that
-# include/openbits.h is what the generator produces), the C test suite (with a valgrind run), the
-# crash tests (a C child SIGKILLed at random moments, downloading and uploading), openbits-server's curl compatibility check,
+# include/openbits.h is what the generator produces, and the fuzz targets replaying their corpora),
+# the C test suite (with a valgrind run, then again built with ASan and UBSan), the crash tests (a
+# C child SIGKILLed at random moments, downloading and uploading), a short soak, openbits-server's
+# curl compatibility check,
 # and the demo. Installs the system packages it needs when run as root on Debian/Ubuntu, and moto
 # (an S3 server for the openbits-server fleet test) from PyPI.
 set -euo pipefail
@@ -44,6 +46,8 @@ server/tests/curl_compat.sh
 server/tests/curl_compat.sh --via-nginx
 echo "== C tests"
 tests/c/run.sh
+echo "== C tests built with -fsanitize=address,undefined (about a minute)"
+SANITIZE=1 tests/c/run.sh
 echo "== crash test (SIGKILL at random moments; CRASH_SEED reproduces a run)"
 tests/crash/run.py
 echo "== upload crash test (SIGKILL at random moments during a 128 MiB upload; CRASH_SEED reproduces a run)"

@@ -82,7 +82,8 @@ pub fn plan(headers: &HeaderMap, info: &FileInfo) -> Plan {
             None => return Plan::Full,
         },
         (s, e) => match (num(s), num(e)) {
-            (Some(s), Some(e)) if s <= e => (s, (e + 1).min(len)),
+            // `bytes=0-18446744073709551615` is legal: the last byte of the largest file.
+            (Some(s), Some(e)) if s <= e => (s, e.saturating_add(1).min(len)),
             _ => return Plan::Full,
         },
     };

@@ -82,6 +82,28 @@ async fn sweep(app: Arc<App>) {
     }
 }
 
+/// One HTTP/1.1 connection from `peer` on `io` (TCP, TLS, or an in-memory pipe for tests and
+/// the fuzz targets), served by the request handler with the server's limits on request heads.
+pub fn connection<I>(
+    app: Arc<App>,
+    io: I,
+    peer: SocketAddr,
+) -> impl hyper_util::server::graceful::GracefulConnection
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let read_timeout = app.cfg.read_timeout;
+    let svc = hyper::service::service_fn(move |req| service::handle(app.clone(), req, peer));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_BUF)
+        .max_header_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    http.serve_connection(TokioIo::new(io), svc)
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
 /// (at most [`DRAIN`]) and returns. `ready` gets the bound address once connections are accepted.
 pub async fn run(
@@ -139,15 +161,6 @@ pub async fn run(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc =
-                hyper::service::service_fn(move |req| service::handle(app.clone(), req, peer));
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .max_headers(MAX_HEADERS)
-                .max_buf_size(MAX_BUF)
-                .max_header_size(MAX_HEADER_BYTES)
-                .keep_alive(true);
             match tls {
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
@@ -155,12 +168,10 @@ pub async fn run(
                     else {
                         return;
                     };
-                    let conn = http.serve_connection(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn).await;
+                    let _ = watcher.watch(connection(app, stream, peer)).await;
                 }
                 None => {
-                    let conn = http.serve_connection(TokioIo::new(tcp), svc);
-                    let _ = watcher.watch(conn).await;
+                    let _ = watcher.watch(connection(app, tcp, peer)).await;
                 }
             }
         });

@@ -12,16 +12,38 @@
 #   VALGRIND_TESTS="download errors"  the tests run again under valgrind
 #   KEEP=1                   keep the scratch folder (it is also kept when a test fails)
 #   TEST_TIMEOUT=300         seconds before a hung test is killed and counted as failed
+#   SANITIZE=1               compile the tests with -fsanitize=address,undefined (into
+#                            tests/c/build-sanitize): any report fails the test. The library is
+#                            built as usual. No valgrind run then: valgrind and ASan do not mix.
+#   LIBDIR=DIR               use libopenbits.so and openbits-testserver from DIR instead of
+#                            building target/debug (scripts/sanitize.sh: a library built with ASan)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
-LIBDIR="$ROOT/target/debug"
 BUILD="$ROOT/tests/c/build"
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 
-echo "== cargo build -p openbits-ffi -p openbits-testserver -p openbits-server (debug)"
-cargo build --quiet -p openbits-ffi -p openbits-testserver -p openbits-server
+if [[ -n "${LIBDIR:-}" ]]; then
+    LIBDIR=$(cd "$LIBDIR" && pwd)
+    cargo build --quiet -p openbits-testserver -p openbits-server
+else
+    LIBDIR="$ROOT/target/debug"
+    echo "== cargo build -p openbits-ffi -p openbits-testserver -p openbits-server (debug)"
+    cargo build --quiet -p openbits-ffi -p openbits-testserver -p openbits-server
+fi
+
+CC=${CC:-cc}
+CFLAGS=(-std=c11 -Wall -Wextra -Werror -pthread -g -I include)
+if [[ "${SANITIZE:-0}" == 1 ]]; then
+    BUILD="$ROOT/tests/c/build-sanitize"
+    CFLAGS+=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    # A report ends the test with a failure; leaks count (the library's own allocations are
+    # intercepted too, but only the C tests are instrumented).
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=98}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    VALGRIND=0
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/openbits-ctest.XXXXXX")
 SERVER_PID=""
@@ -97,8 +119,6 @@ else
     done
 fi
 
-CC=${CC:-cc}
-CFLAGS=(-std=c11 -Wall -Wextra -Werror -pthread -g -I include)
 LDFLAGS=(-L "$LIBDIR" -Wl,-rpath,"$LIBDIR" -lopenbits)
 
 pass=0
@@ -137,6 +157,8 @@ run_test() { # label log command...
         why="timed out after ${TEST_TIMEOUT}s"
     elif [[ $rc == 99 && $1 == valgrind ]]; then
         why="valgrind found memory errors or leaks"
+    elif [[ $rc == 98 ]]; then
+        why="AddressSanitizer found memory errors or leaks"
     elif [[ $rc != 0 ]]; then
         why="exit $rc"
     fi

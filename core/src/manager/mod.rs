@@ -12,7 +12,7 @@
 
 mod job;
 mod schedule;
-mod validate;
+pub(crate) mod validate;
 
 pub use job::{Callback, Job, ServerCertificateCheck};
 

@@ -22,8 +22,8 @@ mod proxy;
 
 pub(crate) use client::Clients;
 pub(crate) use decide::{
-    evaluate, evaluate_range, if_range, resume_headers, told_retry_after, Decision, RangeDecision,
-    Want,
+    evaluate, evaluate_range, if_range, parse_content_range, resume_headers, retry_after_ms,
+    told_retry_after, Decision, RangeDecision, Want,
 };
 
 use super::{Failure, FileView};
@@ -174,7 +174,7 @@ fn check_head(headers: &hyper::HeaderMap, url: &Url) -> Result<(), Failure> {
 }
 
 /// The request target for `url` (a URL hyper cannot send is a fatal error of the job).
-fn request_uri(url: &Url) -> Result<hyper::Uri, Failure> {
+pub(crate) fn request_uri(url: &Url) -> Result<hyper::Uri, Failure> {
     url.as_str().parse().map_err(|e| {
         Failure::fatal(
             ErrorContext::RemoteFile,
