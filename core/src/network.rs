@@ -6,16 +6,32 @@
 //! and route changes (each message makes it look at the interfaces again); elsewhere there is no
 //! watcher and the network is taken as always present (jobs retry on their timers).
 
-/// A watcher's thread runs until the watcher is dropped.
+/// A watcher's thread runs until the watcher is dropped, which wakes it and waits for it: a closed
+/// manager leaves no thread, socket or buffer behind.
 pub(crate) struct Watcher {
     #[cfg(target_os = "linux")]
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::os::fd::OwnedFd,
+    #[cfg(target_os = "linux")]
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        {
+            let one: u64 = 1;
+            // SAFETY: an 8-byte write from a live u64 to the eventfd this watcher owns.
+            let _ = unsafe {
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.stop),
+                    (&one as *const u64).cast(),
+                    8,
+                )
+            };
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -23,8 +39,7 @@ impl Drop for Watcher {
 mod linux {
     use super::Watcher;
     use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::time::Duration;
 
     const IFF_UP: u32 = 0x1;
@@ -60,34 +75,48 @@ mod linux {
     pub(crate) fn watch(changed: impl Fn(bool) + Send + 'static) -> std::io::Result<Watcher> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind(&SocketAddr::new(0, GROUPS))?;
-        // A timeout, so the thread sees `stop` even when nothing changes.
-        let timeout = libc::timeval {
-            tv_sec: 1,
-            tv_usec: 0,
-        };
-        // SAFETY: setsockopt on a descriptor we own, with a timeval that outlives the call.
-        let set = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if set != 0 {
+        // The thread waits on the socket and on this eventfd, which `Drop` signals.
+        // SAFETY: eventfd returns a new descriptor (or -1), which OwnedFd then owns alone.
+        let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if stop < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let quit = stop.clone();
-        std::thread::Builder::new()
+        // SAFETY: `stop` is a fresh descriptor nothing else owns.
+        let stop = unsafe { OwnedFd::from_raw_fd(stop) };
+        let wake = stop.as_raw_fd();
+        let thread = std::thread::Builder::new()
             .name("openbits-network".into())
             .spawn(move || {
                 let mut up = is_up();
                 let mut buf = vec![0u8; 16 * 1024];
-                while !quit.load(Ordering::SeqCst) {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: socket.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: wake,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                loop {
+                    // SAFETY: poll on two descriptors that stay open while this thread runs
+                    // (Drop joins it before closing the eventfd; the socket is the thread's).
+                    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+                    if n < 0 {
+                        if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                        {
+                            continue;
+                        }
+                        return;
+                    }
+                    if fds[1].revents != 0 {
+                        return;
+                    }
                     buf.clear();
-                    match socket.recv(&mut buf, 0) {
+                    match socket.recv(&mut buf, libc::MSG_DONTWAIT) {
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -101,7 +130,10 @@ mod linux {
                     }
                 }
             })?;
-        Ok(Watcher { stop })
+        Ok(Watcher {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

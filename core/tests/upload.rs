@@ -405,8 +405,14 @@ fn a_restart_while_the_reply_is_fetched_fetches_it_again_from_the_same_session()
     let rec = job.record().unwrap();
     assert_eq!(rec.files[0].upload_session, session);
     assert!(rec.files[0].reply.is_some(), "the reply's URL was kept");
+    assert_eq!(
+        rec.files[0].bytes_transferred,
+        bytes.len() as u64,
+        "every acknowledged byte was kept"
+    );
     job.set_max_bandwidth(0).unwrap();
-    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    let end = job.wait(WAIT);
+    assert_eq!(end.ok(), Some(JobState::Transferred), "{:?}", job.error());
     assert_eq!(job.record().unwrap().files[0].upload_session, session);
     assert_eq!(job.complete().unwrap(), hr::S_OK);
     let reply = job.reply_file_name().unwrap().unwrap();

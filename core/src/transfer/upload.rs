@@ -280,7 +280,10 @@ async fn exchange(
             }
             // Growing back past what the server refused would only earn the same 413 again.
             Event::ShrinkFragment { len } => accepted = len,
-            Event::Continue | Event::ReplyReady { .. } | Event::Complete | Event::Cancelled => {}
+            // The last fragment's Ack names the reply: every byte is acknowledged, and a restart
+            // must know it (it then fetches the reply instead of sending the file again).
+            Event::ReplyReady { .. } => t.upload_acked(session.offset(), false),
+            Event::Continue | Event::Complete | Event::Cancelled => {}
         }
     }
 }
