@@ -475,3 +475,26 @@ fn an_upload_to_a_server_that_wants_basic_credentials() {
     assert_eq!(std::fs::read(root.join("b.bin")).unwrap(), bytes);
     assert!(!root.join("a.bin").exists());
 }
+
+#[test]
+fn an_upload_reply_by_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let app = openbits_testserver::app::by_reference_application(reversed);
+    let server = server(&root, &["--notify-type", "by-ref", "--notify-url", &app]);
+    let bytes = data(70_000, 12);
+    let src = source(dir.path(), "doc.bin", &bytes);
+    let m = manager(&dir.path().join("state"));
+    let job = m.create_job("by reference", JobType::UploadReply).unwrap();
+    job.add_file(&server.url("/docs/doc.bin"), src.to_str().unwrap())
+        .unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.reply_data().unwrap(), reversed(&bytes));
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    let reply = job.reply_file_name().unwrap().unwrap();
+    assert_eq!(std::fs::read(reply).unwrap(), reversed(&bytes));
+    // The application asked for the upload to be stored at its URL too.
+    assert_eq!(std::fs::read(root.join("docs/doc.bin")).unwrap(), bytes);
+}
