@@ -37,14 +37,13 @@
 //!
 //! Layer 4, the public API:
 //! - `manager`: `Manager`, `Job` (`manager::job`), and the argument checks (`manager::validate`).
-//!
-//! Layer 5, test doors:
-//! - `fuzzing`: the parsers and decisions the fuzz targets reach (hidden; not an API).
+//! - `manager::fuzzing` (re-exported as `fuzzing`, hidden; not an API): the parsers and decisions
+//!   the fuzz targets reach, a door beside the public API at its layer.
 
 mod config;
 mod error;
 #[doc(hidden)]
-pub mod fuzzing;
+pub use manager::fuzzing;
 pub mod events {
     //! The event types (`queue/events.rs`) and the callback type (`manager`), at their
     //! historical path.

@@ -23,7 +23,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("transfer", 3),
     ("settle", 3),
     ("manager", 4),
-    ("fuzzing", 5),
 ];
 
 fn layer(module: &str) -> Option<u8> {

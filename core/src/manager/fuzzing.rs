@@ -108,17 +108,17 @@ pub fn retry_after_ms(value: &str, now: std::time::SystemTime) -> Option<u64> {
 
 /// The check `add_file` makes of a remote name, and the request target the engine would send.
 pub fn remote_url(remote: &str) -> Result<(url::Url, Option<hyper::Uri>)> {
-    let url = crate::manager::validate::validate_remote(remote)?;
+    let url = super::validate::validate_remote(remote)?;
     let uri = http::request_uri(&url).ok();
     Ok((url, uri))
 }
 
 /// The check `add_file` makes of a local name (it looks at the folder on disk).
 pub fn local_name(local: &str) -> Result<PathBuf> {
-    crate::manager::validate::validate_local(local).map(|(path, _)| path)
+    super::validate::validate_local(local).map(|(path, _)| path)
 }
 
 /// The check `add_file_with_ranges` makes of its ranges.
 pub fn ranges(ranges: &[FileRange]) -> Result<()> {
-    crate::manager::validate::check_ranges(ranges)
+    super::validate::check_ranges(ranges)
 }

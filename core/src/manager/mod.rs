@@ -10,9 +10,11 @@
 //! caller (not a runtime thread) while a transfer winds down, files are renamed, or the state changes.
 //! The lock order and who owns what: see `Shared` in `queue/mod.rs`.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 mod schedule;
-pub(crate) mod validate;
+mod validate;
 
 pub use job::{Callback, Job, ServerCertificateCheck};
 

@@ -9,7 +9,7 @@ use crate::localfile::Destination;
 use crate::state::Refusal;
 use std::path::{Component, Path, PathBuf};
 
-pub(crate) fn check_ranges(ranges: &[FileRange]) -> Result<()> {
+pub(super) fn check_ranges(ranges: &[FileRange]) -> Result<()> {
     let invalid = |why: String| Err(Error::new(hr::E_INVALID_RANGE, why));
     if ranges.is_empty() {
         return Err(Error::new(hr::E_INVALIDARG, "at least one range is needed"));
@@ -77,7 +77,7 @@ fn same_destination(a: &Path, b: &Path) -> bool {
     crate::localfile::Destination::of(a) == crate::localfile::Destination::of(b)
 }
 
-pub(crate) fn validate_remote(remote: &str) -> Result<url::Url> {
+pub(super) fn validate_remote(remote: &str) -> Result<url::Url> {
     let chars = remote.chars().count();
     if chars > job::MAX_REMOTE_URL_CHARS {
         return Err(Error::new(
@@ -150,7 +150,7 @@ pub(super) fn validate_source(local: &str) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
-pub(crate) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
+pub(super) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
     let path = Path::new(local);
     if !path.is_absolute() {
         return Err(Error::new(
