@@ -224,7 +224,8 @@ run_openbits() { # MODE: t = inner seconds, pt = process seconds
     pt=$(secs "$t0" "$t1")
     [[ "$(get "$out" files)" == "$nfiles" ]] || { echo "openbits ($mode) did not report $nfiles files" >&2; exit 1; }
     extra=$(awk -v o="$(get "$out" open_seconds)" -v c="$(get "$out" close_seconds)" \
-        'BEGIN { printf "  open %.3f s, close %.3f s", o, c }')
+        -v k="$(get "$out" complete_seconds)" \
+        'BEGIN { printf "  in bits_complete %.3f s; open %.3f s, close %.3f s", k, o, c }')
 }
 run_curl() { # ARGS...: extra curl options; t = seconds of curl + sync -f
     local t0 t1

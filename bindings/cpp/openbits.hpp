@@ -520,6 +520,9 @@ struct ManagerOptions {
     std::chrono::milliseconds time_slice{0};
     /// Files transferred from one origin at once, over every job (default 6).
     std::uint32_t max_connections_per_host = 0;
+    /// Files of one job transferring at once (default 4; 1 moves them one after another, as
+    /// BITS does). Files are reported transferred in order either way.
+    std::uint32_t files_in_flight = 0;
 };
 
 // ---- Job -----------------------------------------------------------------------------------------
@@ -1093,6 +1096,7 @@ public:
         o.max_ranges_per_file = options.max_ranges_per_file;
         o.time_slice_ms = detail::timeout_ms(options.time_slice);
         o.max_connections_per_host = options.max_connections_per_host;
+        o.files_in_flight = options.files_in_flight;
         bits_manager *raw = nullptr;
         detail::check(bits_manager_open_ex(&o, &raw));
         ptr_.reset(raw);

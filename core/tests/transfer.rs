@@ -1026,3 +1026,102 @@ fn byte_ranges_are_written_one_after_another_and_resume_inside_a_range() {
         hr::E_READ_ONLY_PROPERTY_AFTER_RESUME
     );
 }
+
+/// A job of many small files names their temporary files ahead in batches but creates each one
+/// only when its turn comes: a suspend, or a close and reopen, in the middle leaves no file behind
+/// that the record does not name, and the next task opens the names the first one recorded.
+#[test]
+fn many_files_across_suspend_and_reopen() {
+    let f = fixture();
+    const N: usize = 150;
+    let data: Vec<Vec<u8>> = (0..N).map(|i| pattern(3_000 + i * 7, i as u64)).collect();
+    for (i, d) in data.iter().enumerate() {
+        f.server.add(&format!("/m{i}"), d.clone());
+    }
+    let pairs: Vec<(String, String)> = (0..N)
+        .map(|i| {
+            // Slow enough that the job is still going when it is suspended.
+            (
+                f.server.url(&format!("/m{i}?rate=200000")),
+                f.dest_str(&format!("m{i}")),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(u, d)| (&**u, &**d)).collect();
+    let job = f.manager.create_job("many", JobType::Download).unwrap();
+    job.add_file_set(&refs).unwrap();
+    job.resume().unwrap();
+    wait_until("a few files", || {
+        job.progress().unwrap().files_transferred >= 5
+    });
+    job.suspend().unwrap();
+    let p = job.progress().unwrap();
+    assert!(
+        p.files_transferred < N as u32,
+        "the job finished before the suspend"
+    );
+    // Names were recorded ahead (64 at a time) but files exist only for those started.
+    let on_disk = f.temp_files().len();
+    assert!(
+        on_disk >= p.files_transferred as usize && on_disk < 64,
+        "{on_disk} temporary files with {} files transferred",
+        p.files_transferred
+    );
+    job.resume().unwrap();
+    wait_until("more files", || {
+        job.progress().unwrap().files_transferred >= p.files_transferred + 5
+    });
+    let id = job.id();
+    drop(job);
+    let state = f.dir.path().join("state");
+    let Fixture {
+        server: _server,
+        dir,
+        manager,
+    } = f;
+    drop(manager);
+    let dest = |name: &str| dir.path().join(name);
+    let manager = Manager::open(Some(&state), Config::default()).unwrap();
+    let job = manager.get_job(&id).unwrap();
+    job.resume().unwrap();
+    assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(job.complete().unwrap(), hr::S_OK);
+    for (i, d) in data.iter().enumerate() {
+        assert_file(&dest(&format!("m{i}")), d);
+    }
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+/// A job's files go several at a time by default, and one after another (as in BITS) with
+/// `files_in_flight = 1`; either way they are reported transferred in order.
+#[test]
+fn files_in_flight_bounds_a_jobs_parallel_files() {
+    for (width, expect) in [(None, 3), (Some(1), 1)] {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        if let Some(w) = width {
+            config.files_in_flight = w;
+        }
+        let manager = Manager::open(Some(&dir.path().join("state")), config).unwrap();
+        let job = manager.create_job("width", JobType::Download).unwrap();
+        let data = pattern(60_000, 3);
+        server.add("/w", data.clone());
+        for i in 0..3 {
+            let dest = dir.path().join(format!("w{i}"));
+            job.add_file(&server.url("/w?rate=200000"), dest.to_str().unwrap())
+                .unwrap();
+        }
+        job.resume().unwrap();
+        assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
+        assert_eq!(
+            server.max_open_bodies(),
+            expect,
+            "files_in_flight {width:?}"
+        );
+        assert_eq!(job.complete().unwrap(), hr::S_OK);
+        for i in 0..3 {
+            assert_file(&dir.path().join(format!("w{i}")), &data);
+        }
+    }
+}

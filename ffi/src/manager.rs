@@ -97,6 +97,9 @@ pub unsafe extern "C" fn bits_manager_open_ex(
         if o.max_connections_per_host > 0 {
             config.max_connections_per_host = o.max_connections_per_host as usize;
         }
+        if o.files_in_flight > 0 {
+            config.files_in_flight = o.files_in_flight as usize;
+        }
         if !o.owner.is_null() {
             config.owner = Some(text(o.owner, "owner")?.to_string());
         }

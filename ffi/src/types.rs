@@ -127,6 +127,11 @@ pub struct bits_manager_options {
     /// Files transferred from one origin (scheme, host, port) at once, over every job of the
     /// manager: each holds one connection while it transfers. Default 6.
     pub max_connections_per_host: u32,
+    /// Files of one job transferring at once, each on its own kept-alive connection (within
+    /// `max_connections_per_host`). Default 4, which hides each small file's round trip; 1 moves
+    /// a job's files one after another, as BITS does. Either way files are reported transferred
+    /// (events, `files_transferred`) in the job's order, and complete keeps only whole files.
+    pub files_in_flight: u32,
 }
 
 /// An event of a job (see `bits_manager_next_event`).

@@ -302,6 +302,18 @@ static inline uint64_t poll_bytes(bits_job *job, uint64_t min_bytes, int64_t tim
     }
 }
 
+/* Polls until at least `min_files` files are reported transferred (or the deadline). Returns the
+   count seen. */
+static inline uint32_t poll_files(bits_job *job, uint32_t min_files, int64_t timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    bits_job_progress p = {0};
+    for (;;) {
+        if (bits_job_get_progress(job, &p) != BITS_S_OK) return 0;
+        if (p.files_transferred >= min_files || now_ms() >= deadline) return p.files_transferred;
+        poll_pause();
+    }
+}
+
 /* Prints the job's error information (if it has any) under a failed check. */
 static inline void print_job_error(bits_job *job) {
     int32_t ctx = 0;

@@ -48,6 +48,10 @@ namespace OpenBits
 
         /// <summary>Files transferred from one origin at once, over every job (default 6).</summary>
         public int? MaxConnectionsPerHost { get; set; }
+
+        /// <summary>Files of one job transferring at once (default 4; 1 moves them one after
+        /// another, as BITS does). Files are reported transferred in order either way.</summary>
+        public int? FilesInFlight { get; set; }
     }
 
     /// <summary>A weekly window of a bandwidth schedule: the days it starts on (bit 0 Sunday ...
@@ -161,6 +165,7 @@ namespace OpenBits
                 TimeSliceMs = options.TimeSlice.HasValue
                     ? Milliseconds(options.TimeSlice.Value, "TimeSlice") : 0u,
                 MaxConnectionsPerHost = ToUInt(options.MaxConnectionsPerHost, "MaxConnectionsPerHost"),
+                FilesInFlight = ToUInt(options.FilesInFlight, "FilesInFlight"),
             };
             GCHandle pin = default(GCHandle), ownerPin = default(GCHandle);
             try
@@ -203,7 +208,7 @@ namespace OpenBits
         {
             bool extended = o.Owner != null || o.ServiceMode || o.MaxJobs.HasValue || o.MaxJobsPerOwner.HasValue
                 || o.MaxFilesPerJob.HasValue || o.MaxRangesPerFile.HasValue || o.TimeSlice.HasValue
-                || o.MaxConnectionsPerHost.HasValue;
+                || o.MaxConnectionsPerHost.HasValue || o.FilesInFlight.HasValue;
             return extended
                 ? (uint)Marshal.SizeOf(typeof(NativeManagerOptions))
                 : (uint)Marshal.OffsetOf(typeof(NativeManagerOptions), "Owner").ToInt32();

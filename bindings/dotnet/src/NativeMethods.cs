@@ -100,6 +100,7 @@ namespace OpenBits
         public uint MaxRangesPerFile;
         public uint TimeSliceMs;
         public uint MaxConnectionsPerHost;
+        public uint FilesInFlight;
     }
 
     // bits_bandwidth_schedule; the limit arrays are spelled out so the struct marshals as is.

@@ -389,6 +389,7 @@ class bits_manager_options(Structure):
         ('max_ranges_per_file', c_uint32),
         ('time_slice_ms', c_uint32),
         ('max_connections_per_host', c_uint32),
+        ('files_in_flight', c_uint32),
     ]
 
 

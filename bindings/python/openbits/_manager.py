@@ -93,7 +93,9 @@ class Manager(Handle):
     ``inactivity_timeout_s`` (90 days); ``owner`` (the user the manager acts for: new jobs belong
     to it and it sees only its own; default the OS user name), ``service_mode`` (every owner's
     jobs are visible and the limits do not apply), and BITS's limits ``max_jobs`` (300),
-    ``max_jobs_per_owner`` (60), ``max_files_per_job`` (200), ``max_ranges_per_file`` (500).
+    ``max_jobs_per_owner`` (60), ``max_files_per_job`` (200), ``max_ranges_per_file`` (500);
+    ``max_connections_per_host`` (6) and ``files_in_flight`` (4: files of one job transferring at
+    once; 1 moves them one after another, as BITS does).
 
     Use it as a context manager, or call close(): it stops the transfers, records progress and
     joins the manager's threads (up to 5 s). Jobs stay in the folder and continue at the next open.
@@ -117,6 +119,7 @@ class Manager(Handle):
         max_files_per_job: Optional[int] = None,
         max_ranges_per_file: Optional[int] = None,
         max_connections_per_host: Optional[int] = None,
+        files_in_flight: Optional[int] = None,
     ) -> None:
         state_dir = None if path is None else path_arg(path, "path")
         options = b.bits_manager_options()
@@ -142,6 +145,7 @@ class Manager(Handle):
         options.max_connections_per_host = _uint(
             max_connections_per_host, "max_connections_per_host", UINT32_MAX
         )
+        options.files_in_flight = _uint(files_in_flight, "files_in_flight", UINT32_MAX)
         ptr = ctypes.POINTER(b.bits_manager)()
         check(lib.bits_manager_open_ex(ctypes.byref(options), ctypes.byref(ptr)))
         super().__init__(ptr)

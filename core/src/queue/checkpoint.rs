@@ -5,12 +5,13 @@
 //! - already flushed (the pipelined fdatasync of a large download): the checkpoint waits here for
 //!   the next batch;
 //! - with the file still to flush (a file that just finished, or stopped): the batch flushes every
-//!   such file first, with as few sync calls as the platform allows (`localfile::sync_files`), so
+//!   such file first, with as few sync calls as the platform allows (`localfile::sync_batch`), so
 //!   a thousand small files cost one syncfs and one commit instead of a thousand of each.
 //!
 //! A batch is written every `checkpoint_interval`, at once when a transfer reports its first
-//! checkpoint (so a process that dies a second after starting still leaves progress behind), and
-//! whenever `write_now` is called (complete needs its job's files durable). Complete and cancel
+//! checkpoint (so a process that dies a second after starting still leaves progress behind), as
+//! soon as a job becomes TRANSFERRED (its complete will need its files durable), and whenever
+//! `write_now` is called. Complete and cancel
 //! also leave their jobs here to retire: their folders are synced and their rows deleted in the
 //! next batch, one sync per folder and one transaction for all of them.
 
@@ -106,6 +107,14 @@ impl Checkpoints {
         self.write(store)
     }
 
+    /// Asks for a batch now rather than at the end of the interval: a job just became
+    /// TRANSFERRED, and its application is likely to call complete, which needs its files
+    /// durable. Batches follow one another, so jobs finishing while one is written share the
+    /// next (one sync for all of them).
+    pub(crate) fn soon(&self) {
+        self.now.notify_one();
+    }
+
     /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).
     pub(crate) fn forget(&self, job: &JobId) {
         self.queue.lock().pending.retain(|(j, _), _| j != job);
@@ -146,11 +155,13 @@ impl Checkpoints {
         retiring: Retiring,
     ) -> Result<(), StoreError> {
         let files: Vec<&File> = batch.iter().filter_map(|p| p.flush.as_ref()).collect();
-        if let Err(e) = localfile::sync_files(&files, false) {
+        // The settled jobs' folders in the same sync: their renames happened before they were
+        // handed over, so whatever makes the files durable now makes the renames durable too.
+        if let Err(e) = localfile::sync_batch(&files, &retiring.dirs) {
             self.put_back(batch, retiring);
             return Err((
                 hr::from_io(&e),
-                format!("cannot flush downloaded data: {e}"),
+                format!("cannot flush downloaded data or a folder: {e}"),
             ));
         }
         // The files are flushed: their handles close here, and only the checkpoints remain.
@@ -167,9 +178,7 @@ impl Checkpoints {
         if retiring.jobs.is_empty() {
             return Ok(());
         }
-        let result = localfile::sync_dirs(&retiring.dirs)
-            .map_err(|e| (hr::from_io(&e), format!("cannot flush a folder: {e}")))
-            .and_then(|()| store.remove(&retiring.jobs));
+        let result = store.remove(&retiring.jobs);
         if result.is_err() {
             self.put_back(Vec::new(), retiring);
         }

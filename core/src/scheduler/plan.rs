@@ -51,11 +51,17 @@ pub(crate) fn plan(candidates: &[Candidate], slots: usize, slice: Duration) -> P
         .iter()
         .filter(|c| c.running_for.is_none() && c.priority == top)
         .collect();
-    waiting.sort_by_key(|c| c.order);
     // Preempted jobs keep their slot until their task has stopped; the next pass fills it.
     let free = slots.saturating_sub(running.len());
-    plan.start.extend(waiting.iter().take(free).map(|c| c.key));
     let still_waiting = waiting.len().saturating_sub(free);
+    // Only the first `free` in round-robin order matter: a queue of thousands is partitioned
+    // (linear), not sorted, on every pass.
+    if free < waiting.len() {
+        waiting.select_nth_unstable_by_key(free, |c| c.order);
+        waiting.truncate(free);
+    }
+    waiting.sort_by_key(|c| c.order);
+    plan.start.extend(waiting.iter().take(free).map(|c| c.key));
     if still_waiting > 0 {
         let mut turns: Vec<&&&Candidate> = running.iter().filter(|c| c.priority == top).collect();
         turns.sort_by_key(|c| std::cmp::Reverse(c.running_for));

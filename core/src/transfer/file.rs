@@ -125,20 +125,27 @@ impl<'a> FileTransfer<'a> {
 
     /// BG_HTTP_REDIRECT_POLICY_ALLOW_REPORT: the file's remote name becomes the final URL.
     pub(crate) fn report_final_url(&mut self, url: &url::Url) {
-        let mut slot = self.cell.slot.lock();
-        let i = self.index;
-        if *slot.rec.files[i].remote_url != *url.as_str() {
-            let _ = publish(
-                self.shared,
-                self.cell,
-                &mut slot,
-                Touch::Files(vec![i]),
-                |rec| {
-                    rec.files[i].remote_url = url.as_str().into();
-                    Ok(())
-                },
-            );
+        let same = *self.cell.slot.lock().rec.files[self.index].remote_url == *url.as_str();
+        if !same {
+            self.change_file(|f| f.remote_url = url.as_str().into());
         }
+    }
+
+    /// Changes this file's record, in memory and in the store (its row only). A store that
+    /// refuses undoes it (`publish`): the record stays what the store holds.
+    fn change_file(&self, change: impl FnOnce(&mut crate::job::FileRecord)) {
+        let i = self.index;
+        let mut slot = self.cell.slot.lock();
+        let _ = publish(
+            self.shared,
+            self.cell,
+            &mut slot,
+            Touch::Files(vec![i]),
+            |rec| {
+                change(&mut rec.files[i]);
+                Ok(())
+            },
+        );
     }
 
     /// The source learnt the file's size and validators (from the response it is about to write).
@@ -516,8 +523,9 @@ impl<'a> FileTransfer<'a> {
 
     /// Names, records, and then creates the file's temporary file (in that order: see
     /// `localfile::temp_name_beside`). The next files of the job that have none get theirs in the
-    /// same store transaction, so a job of many small files records its names in a few writes.
-    fn new_temp(&mut self, dest: &Path) -> Result<PathBuf, Failure> {
+    /// same store transaction, so a job of many small files records its names in a few writes;
+    /// theirs are created when their turn comes (`open_sink`), each file costing one open.
+    fn new_temp(&mut self, dest: &Path) -> Result<Sink, Failure> {
         let cannot = |e: &std::io::Error| {
             Failure::local_io("cannot create a temporary file beside", dest, e)
         };
@@ -526,42 +534,26 @@ impl<'a> FileTransfer<'a> {
             let named = self.name_temps(ahead).map_err(|e| {
                 Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
             })?;
-            let mut taken = Vec::new();
-            for (i, t) in &named {
-                match localfile::create_new(t) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => taken.push(*i),
-                    Err(e) if *i == self.index => return Err(cannot(&e)),
-                    // Another file's turn will report it.
-                    Err(_) => taken.push(*i),
-                }
-            }
-            if !taken.is_empty() {
-                // Names that belong to files nobody knows about are forgotten at once.
-                let mut slot = self.cell.slot.lock();
-                let _ = publish(
-                    self.shared,
-                    self.cell,
-                    &mut slot,
-                    Touch::Files(taken.clone()),
-                    |rec| {
-                        for &i in &taken {
-                            rec.files[i].temp_path = None;
-                        }
-                        Ok(())
-                    },
-                );
-            }
-            if !taken.contains(&self.index) {
-                return Ok(named[0].1.clone());
+            let temp = named[0].1.clone();
+            match Sink::create(&temp) {
+                Ok(sink) => return Ok(sink),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.forget_temp(),
+                Err(e) => return Err(cannot(&e)),
             }
             ahead = 1;
         }
         Err(cannot(&std::io::Error::from_raw_os_error(libc::EEXIST)))
     }
 
+    /// The file's recorded temporary file name belongs to somebody else's file: forget it at
+    /// once, so nothing of ours ever touches that file.
+    fn forget_temp(&mut self) {
+        self.change_file(|f| f.temp_path = None);
+    }
+
     /// Gives this file, and up to `ahead - 1` following files that have no temporary file yet, a
-    /// fresh name, recorded in one transaction. This file comes first in the result.
+    /// fresh name, recorded in one transaction. This file comes first in the result; the others
+    /// join the task's unborn files.
     fn name_temps(&mut self, ahead: usize) -> crate::error::Result<Vec<(usize, PathBuf)>> {
         let mut slot = self.cell.slot.lock();
         let files = &slot.rec.files;
@@ -593,25 +585,51 @@ impl<'a> FileTransfer<'a> {
                 Ok(())
             },
         )?;
+        if let Some(runner) = slot.runner.as_mut() {
+            runner.unborn.extend(named.iter().skip(1).map(|(i, _)| *i));
+        }
         Ok(named)
     }
 
     fn open_sink(&mut self) -> Result<Sink, Failure> {
-        let (temp, recorded, dest) = {
-            let slot = self.cell.slot.lock();
-            let f = &slot.rec.files[self.index];
+        let (temp, recorded, dest, unborn) = {
+            let mut slot = self.cell.slot.lock();
+            let i = self.index;
+            // Named ahead by this task and not created yet: created now, exclusively.
+            let unborn = slot.runner.as_mut().is_some_and(|r| {
+                let at = r.unborn.iter().position(|&u| u == i);
+                at.map(|at| r.unborn.swap_remove(at)).is_some()
+            });
+            let f = &slot.rec.files[i];
             (
                 f.temp_path.clone(),
                 f.bytes_transferred,
                 PathBuf::from(&*f.local_path),
+                unborn,
             )
         };
-        let temp = match temp {
-            Some(t) => PathBuf::from(&*t),
+        let sink = match temp {
+            Some(t) if unborn => match Sink::create(Path::new(&*t)) {
+                Ok(sink) => sink,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self.forget_temp();
+                    self.new_temp(&dest)?
+                }
+                Err(e) => {
+                    return Err(Failure::local_io(
+                        "cannot create a temporary file beside",
+                        &dest,
+                        &e,
+                    ))
+                }
+            },
+            Some(t) => {
+                let temp = PathBuf::from(&*t);
+                Sink::open(&temp, recorded)
+                    .map_err(|e| Failure::local_io("cannot open", &temp, &e))?
+            }
             None => self.new_temp(&dest)?,
         };
-        let sink =
-            Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
         if sink.offset() != recorded {
             let mut slot = self.cell.slot.lock();
             let f = &mut slot.rec.files[self.index];

@@ -160,6 +160,9 @@ pub(crate) async fn run_job(
                     }
                     Ok(())
                 });
+                if slot.rec.state == crate::state::JobState::Transferred {
+                    shared.checkpoints.soon();
+                }
                 if let Err(e) = done {
                     drop(slot);
                     let f =
