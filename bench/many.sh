@@ -168,9 +168,9 @@ got=$(curl -sI "$base_url/$(tail -n1 "$names")" | tr -d '\r' | awk -F': ' 'tolow
 [[ "$got" == "$fbytes" ]] || { echo "nginx reports Content-Length '$got', expected $fbytes" >&2; exit 1; }
 
 # --- build -------------------------------------------------------------------------------------
-echo "== building libopenbits (release) and bench/many.c"
-(cd "$repo" && cargo build --profile bench -q -p openbits-ffi)
-lib="$repo/target/release"
+echo "== building libopenbits (optimized, with symbols: --profile profiling) and bench/many.c"
+(cd "$repo" && cargo build --profile profiling -q -p openbits-ffi)
+lib="$repo/target/profiling"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/many.c" \
     -o "$work/many" -L "$lib" -lopenbits -Wl,-rpath,"$lib"

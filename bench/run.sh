@@ -154,9 +154,9 @@ got=$(curl -sI "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-length" {
 [[ "$got" == "$bytes" ]] || { echo "nginx reports Content-Length '$got', expected $bytes" >&2; exit 1; }
 
 # --- build -------------------------------------------------------------------------------------
-echo "== building libopenbits (release)"
-(cd "$repo" && cargo build --profile bench -q -p openbits-ffi)
-lib="$repo/target/release"
+echo "== building libopenbits (optimized, with symbols: --profile profiling)"
+(cd "$repo" && cargo build --profile profiling -q -p openbits-ffi)
+lib="$repo/target/profiling"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/download.c" \
     -o "$work/download" -L "$lib" -lopenbits -Wl,-rpath,"$lib"

@@ -9,7 +9,7 @@
 #   STORE_DIR   parent of the fresh work folder (default $TMPDIR or /tmp); the work folder (state
 #               folder and destination folder) is deleted at exit.
 #
-# Steps: builds libopenbits (release) and bench/store.c; process 1 runs `store create` (N
+# Steps: builds libopenbits (--profile profiling) and bench/store.c; process 1 runs `store create` (N
 # bits_create_job + bits_add_file, jobs left SUSPENDED, no network); process 2 runs `store reopen`
 # (bits_manager_open on that folder, then bits_enum_jobs and the state of every job, then memory).
 # The page cache is warm for process 2 (the database was just written); nothing is dropped.
@@ -35,9 +35,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "== building libopenbits (release) and bench/store.c"
-(cd "$repo" && cargo build --profile bench -q -p openbits-ffi)
-lib="$repo/target/release"
+echo "== building libopenbits (optimized, with symbols: --profile profiling) and bench/store.c"
+(cd "$repo" && cargo build --profile profiling -q -p openbits-ffi)
+lib="$repo/target/profiling"
 [[ -f "$lib/libopenbits.so" ]] || { echo "missing $lib/libopenbits.so" >&2; exit 1; }
 cc -O2 -Wall -Wextra -Werror -std=c11 -I "$repo/include" "$repo/bench/store.c" \
     -o "$work/store" -L "$lib" -lopenbits -Wl,-rpath,"$lib"

@@ -30,9 +30,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building libopenbits, openbits-server (bench profile) and bench/download.c in upload mode"
-(cd "$repo" && cargo build --profile bench -q -p openbits-ffi -p openbits-server)
-lib="$repo/target/release"
+echo "== building libopenbits, openbits-server (profiling profile) and bench/download.c in upload mode"
+(cd "$repo" && cargo build --profile profiling -q -p openbits-ffi -p openbits-server)
+lib="$repo/target/profiling"
 cc -O2 -Wall -Wextra -Werror -std=c11 -DBENCH_UPLOAD -I "$repo/include" "$repo/bench/download.c" \
     -o "$work/upload" -L "$lib" -lopenbits -Wl,-rpath,"$lib"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# examples/demo.sh: the openbits demo, offline. Builds libopenbits and the test server, serves
-# three random files from 127.0.0.1 at a throttled rate, downloads them in one BITS job with
-# examples/demo.c (progress shown while it runs), then checks every byte with cmp.
+# examples/demo.sh: the openbits demo, offline. Builds libopenbits, the `openbits` command and the
+# test server, serves three random files from 127.0.0.1 at a throttled rate, downloads them in one
+# BITS job with examples/demo.c (progress shown while it runs), then checks every byte with cmp;
+# then downloads one of them again with `openbits transfer` (the command line, Start-BitsTransfer
+# style), into a queue of its own, and checks it too.
 #
 #   examples/demo.sh
 #
@@ -12,10 +14,11 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rate="${DEMO_RATE:-1300000}"
 
-echo "== building libopenbits and openbits-testserver (debug)"
-(cd "$repo" && cargo build -q -p openbits-ffi -p openbits-testserver)
+echo "== building libopenbits, openbits and openbits-testserver (debug)"
+(cd "$repo" && cargo build -q -p openbits-ffi -p openbits-cli -p openbits-testserver)
 lib="$repo/target/debug"
 server_bin="$repo/target/debug/openbits-testserver"
+openbits_bin="$repo/target/debug/openbits"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/openbits-demo.XXXXXX")"
 server_pid=""
@@ -69,3 +72,10 @@ done
 leftover=("$dest"/BIT*.tmp)
 [[ ! -e "${leftover[0]}" ]] || { echo "temporary files left behind: ${leftover[*]}" >&2; exit 1; }
 echo "verified ${#names[@]} files"
+
+echo "== the same with the command line: openbits transfer"
+# A queue of its own (not the user's default one), removed with the rest of $work.
+mkdir -p "$work/cli"
+"$openbits_bin" --state-dir "$work/queue" transfer "$base/${names[0]}?rate=$rate" "$work/cli/${names[0]}"
+cmp "$src/${names[0]}" "$work/cli/${names[0]}"
+echo "  ${names[0]}: identical"

@@ -13,8 +13,9 @@
 #   DIR/lib/pkgconfig/openbits.pc        pkg-config: `pkg-config --cflags --libs openbits`
 #   DIR/lib/cmake/openbits/              CMake: `find_package(openbits)`, targets openbits::openbits
 #                                        (shared) and openbits::openbits_static
-#   DIR/bin/openbits                     the command-line tool, with its manual page
-#   DIR/share/man/man1/openbits.1        (share/man) and completions for bash, zsh and fish
+#   DIR/bin/openbits                     the command-line tool, with its manual pages
+#   DIR/share/man/man1/openbits.1        (share/man: openbits.1 and openbits-VERB.1 for each verb)
+#                                        and completions for bash, zsh and fish
 #   DIR/bin/openbits-server              the upload server, when the workspace has one
 #
 # Before 1.0 the ABI may change in any release, so the SONAME is the full version.
@@ -242,7 +243,13 @@ if [[ " ${tools[*]} " == *" openbits "* ]]; then
         "${@:2}" >"$1.tmp.$$"
         mv -f "$1.tmp.$$" "$1"
     }
-    gen "$mandir/openbits.1" "$built/openbits" man
+    # openbits.1 and a page per verb (openbits-transfer.1, …), written aside and then renamed in.
+    pages="$(mktemp -d "${TMPDIR:-/tmp}/openbits-man.XXXXXX")"
+    "$built/openbits" man --dir "$pages"
+    for page in "$pages"/*.1; do
+        put 0644 "$page" "$mandir/$(basename "$page")"
+    done
+    rm -rf "$pages"
     gen "$bashdir/openbits" "$built/openbits" completions bash
     gen "$zshdir/_openbits" "$built/openbits" completions zsh
     gen "$fishdir/openbits.fish" "$built/openbits" completions fish
@@ -256,7 +263,7 @@ echo "   $prefix/lib/pkgconfig/openbits.pc"
 echo "   $prefix/lib/cmake/openbits/openbitsConfig.cmake, openbitsConfigVersion.cmake"
 for tool in "${tools[@]}"; do echo "   $prefix/bin/$tool"; done
 if [[ " ${tools[*]} " == *" openbits "* ]]; then
-    echo "   $prefix/share/man/man1/openbits.1"
+    echo "   $prefix/share/man/man1/openbits.1, openbits-VERB.1 for each verb"
     echo "   $prefix/share/{bash-completion/completions/openbits, zsh/site-functions/_openbits, fish/vendor_completions.d/openbits.fish}"
 fi
 case ":${LD_LIBRARY_PATH:-}:" in *":$prefix/lib:"*) ;; *)

@@ -184,6 +184,8 @@ install_step() {
     done
     "$PREFIX/bin/openbits" --version | grep -Fx "openbits $VERSION"
     grep -q '^\.TH openbits 1' "$PREFIX/share/man/man1/openbits.1"
+    # A page per verb, as `man openbits-transfer` looks for it.
+    grep -q '^\.TH openbits-transfer 1' "$PREFIX/share/man/man1/openbits-transfer.1"
     cmp "$ROOT/bindings/cpp/openbits.hpp" "$PREFIX/include/openbits.hpp"
     cmp "$ROOT/include/openbits.h" "$PREFIX/include/openbits.h"
     if [[ $have_patchelf == 1 ]]; then

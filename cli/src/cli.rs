@@ -10,7 +10,8 @@ Exit statuses:
   1    the job failed, or the library refused the call (the BITS code, its name and the sentence are printed)
   2    usage: a malformed command line, or JOB names no job or several
   3    the queue is held by another process (its process id is printed); read-only verbs still work
-  130  interrupted by Ctrl-C (`transfer` and `resume --wait` suspend the job first and print how to continue)";
+  130  interrupted by Ctrl-C (`transfer` and `resume --wait` suspend the job first and print how to continue;
+       `run` and `monitor` stop; SIGTERM stops `run` with 0, as a service stopped on purpose)";
 
 const QUEUE_HELP: &str = "\
 The queue (a state folder) is --state-dir, else $OPENBITS_HOME, else $XDG_DATA_HOME/openbits, else \
@@ -116,7 +117,8 @@ pub enum Command {
     /// List the queue's jobs (works while an application holds the queue)
     ///
     /// Reads the queue's database without its lock: while another process holds the queue, the
-    /// progress shown is as fresh as that process's last checkpoint (about once a second).
+    /// state and progress shown are as fresh as that process's last checkpoint (about once a
+    /// second); a job whose recorded bytes moved past 0 shows TRANSFERRING.
     #[command(visible_alias = "ls")]
     List {
         /// Every owner's jobs, not only yours
@@ -126,13 +128,16 @@ pub enum Command {
     /// Every property of a job, every file with its progress, and its error with the context
     ///
     /// Reads the queue's database without its lock: while another process holds the queue, the
-    /// progress shown is as fresh as that process's last checkpoint (about once a second).
+    /// state and progress shown are as fresh as that process's last checkpoint (about once a
+    /// second); a job whose recorded bytes moved past 0 shows TRANSFERRING.
     Info { job: String },
     /// A live table of the jobs, refreshed until Ctrl-C (as `bitsadmin /monitor`)
     ///
     /// Reads the queue's database without its lock: while another process holds the queue, the
-    /// progress shown is as fresh as that process's last checkpoint (about once a second).
-    /// With --json, one document per refresh, one a line. Ctrl-C ends it with status 0.
+    /// state and progress shown are as fresh as that process's last checkpoint (about once a
+    /// second); a job whose recorded bytes moved past 0 shows TRANSFERRING.
+    /// With --json, one document per refresh, one a line. Ctrl-C (or SIGTERM) ends it with
+    /// status 130.
     Monitor {
         /// Every owner's jobs, not only yours
         #[arg(long)]
@@ -143,9 +148,12 @@ pub enum Command {
     },
     /// Hold the queue and transfer its jobs in the foreground (for cron and systemd timers)
     ///
-    /// Without --until-idle it runs until Ctrl-C or SIGTERM (status 0). With --until-idle it
-    /// returns once no job is QUEUED, CONNECTING or TRANSFERRING (every job is transferred,
-    /// suspended, final or in error).
+    /// Without --until-idle it runs until Ctrl-C (status 130) or SIGTERM (status 0: how systemd
+    /// stops a service on purpose). With --until-idle it returns 0 once no job is QUEUED,
+    /// CONNECTING or TRANSFERRING (every job is transferred, suspended, final or in error);
+    /// Ctrl-C before that is 130. Either way the queue is closed in order: transfers stop and
+    /// continue from their checkpoints at the next run.
+    #[command(after_help = EXIT_STATUSES)]
     Run {
         #[arg(long)]
         until_idle: bool,
@@ -154,7 +162,11 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the manual page (roff), generated from these definitions (for scripts/install.sh)
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write openbits.1 and one page per verb (openbits-transfer.1, …) into DIR instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -171,7 +183,7 @@ pub struct TransferArgs {
     pub headers: Vec<String>,
     #[command(flatten)]
     pub credentials: Credentials,
-    /// Bandwidth limit, e.g. 500k or 2MiB (not in this openbits yet: refused)
+    /// Bandwidth limit in bytes per second, e.g. 500k or 2MiB
     #[arg(long, value_name = "RATE")]
     pub max_bandwidth: Option<String>,
     /// SOURCE DEST pairs: a URL and a local path (a folder takes the URL's file name)

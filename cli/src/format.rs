@@ -112,6 +112,15 @@ pub fn job_json(job: &JobRecord) -> Value {
                 "bytes_total": f.bytes_total,
                 "bytes_transferred": f.bytes_transferred,
                 "completed": f.completed,
+                "ranges": f.ranges.as_ref().map(|r| r
+                    .iter()
+                    .map(|r| json!({"offset": r.offset, "length": range_length_json(r.length)}))
+                    .collect::<Vec<_>>()),
+                "reply": f.reply.as_ref().map(|r| json!({
+                    "url": &*r.url,
+                    "bytes_total": r.total,
+                    "bytes_transferred": r.received,
+                })),
             })
         })
         .collect();
@@ -159,9 +168,36 @@ pub fn job_json(job: &JobRecord) -> Value {
         "notify_parameters": extras.notify_parameters.as_deref(),
         "max_bandwidth": extras.max_bandwidth,
         "transfer_policy": extras.transfer_policy.unwrap_or(openbits_core::job::TRANSFER_POLICY_ALWAYS),
+        "retry_at": job.retry_at_ms.map(time),
+        "trusted_roots": extras.trusted_roots.as_deref(),
+        "crl_file": extras.crl_file.as_deref(),
+        "client_certificate": extras.client_certificate.as_deref(),
+        "client_key": extras.client_key.as_deref(),
+        "certificate_callback_required": extras.certificate_callback_required,
+        "reply_file_name": job.reply_path().map(|p| p.to_string_lossy().into_owned()),
         "files": files,
         "error": error,
     })
+}
+
+/// BG_LENGTH_TO_EOF as null ("to the end of the file"), any other length as itself.
+fn range_length_json(length: u64) -> Value {
+    if length == openbits_core::job::LENGTH_TO_EOF {
+        Value::Null
+    } else {
+        json!(length)
+    }
+}
+
+/// A byte range as `info` shows it: `100-199` (inclusive, as HTTP writes ranges), `100-` to the end.
+fn range_text(r: &openbits_core::job::FileRange) -> String {
+    if r.length == openbits_core::job::LENGTH_TO_EOF {
+        format!("{}-", r.offset)
+    } else if r.length == 0 {
+        format!("{}+0", r.offset)
+    } else {
+        format!("{}-{}", r.offset, r.offset.saturating_add(r.length - 1))
+    }
 }
 
 fn proxy_usage_name(usage: i32) -> &'static str {
@@ -256,7 +292,17 @@ pub fn info(job: &JobRecord) -> String {
             .map_or("none".into(), |b| format!("{b} bytes")),
     );
     add("Dynamic content", job.dynamic_content.to_string());
+    if let Some(at) = job
+        .retry_at_ms
+        .filter(|_| job.state == JobState::TransientError)
+    {
+        add("Next retry", time(at));
+    }
     add("Notify flags", format!("0x{:X}", job.notify_flags));
+    add(
+        "Min notification interval",
+        format!("{} ms", job.min_notification_interval_ms),
+    );
     add(
         "Notify command line",
         match (&extras.notify_program, &extras.notify_parameters) {
@@ -303,6 +349,44 @@ pub fn info(job: &JobRecord) -> String {
             (Some(h), false) => h.trim_end().replace("\r\n", "; "),
         },
     );
+    let path_or = |p: &Option<Box<str>>, none: &str| p.as_deref().unwrap_or(none).to_string();
+    add(
+        "Trusted roots",
+        path_or(&extras.trusted_roots, "the platform's"),
+    );
+    add("Revocation list", path_or(&extras.crl_file, "none"));
+    add(
+        "Client certificate",
+        match (&extras.client_certificate, &extras.client_key) {
+            (Some(cert), Some(key)) => format!("{cert} (key {key})"),
+            (Some(cert), None) => cert.to_string(),
+            _ => "none".into(),
+        },
+    );
+    add(
+        "Certificate callback",
+        if extras.certificate_callback_required {
+            // Callbacks live in the process that set them; the record only says one was set.
+            "set by the application (HTTPS waits for it to be set again)".into()
+        } else {
+            "none".into()
+        },
+    );
+    if let Some(reply) = job.reply_path() {
+        add("Reply file", reply.to_string_lossy().into_owned());
+        let got = job.files.first().and_then(|f| f.reply.as_deref());
+        add(
+            "Reply progress",
+            match got {
+                Some(r) => format!(
+                    "{} from {}",
+                    progress(r.received, r.total.unwrap_or(SIZE_UNKNOWN)),
+                    r.url
+                ),
+                None => "no reply yet".into(),
+            },
+        );
+    }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out: String = lines
         .iter()
@@ -339,6 +423,10 @@ pub fn info(job: &JobRecord) -> String {
                 .as_ref()
                 .map_or(String::new(), |t| format!(", temporary file {t}"))
         ));
+        if let Some(ranges) = &f.ranges {
+            let list: Vec<String> = ranges.iter().map(range_text).collect();
+            out.push_str(&format!("     ranges (bytes): {}\n", list.join(", ")));
+        }
     }
     out
 }
@@ -363,6 +451,72 @@ mod tests {
         assert_eq!(duration(200), "3 min 20 s");
         assert_eq!(duration(7500), "2 h 05 min");
         assert_eq!(progress(5, SIZE_UNKNOWN), "5 B / ?");
+    }
+
+    /// The properties beyond the basic ones, as a record holds them (the TLS files are checked
+    /// by the core when set, so the record is made here rather than through a real job).
+    #[test]
+    fn info_shows_tls_reply_ranges_retry_and_notification_interval() {
+        use openbits_core::job::{FileRange, JobExtras, Reply, LENGTH_TO_EOF};
+        use openbits_core::FileRecord;
+        let mut job = JobRecord::new(JobId::from_u128(1), JobType::UploadReply, "props".into(), 0);
+        job.state = JobState::TransientError;
+        job.retry_at_ms = Some(1_700_000_000_000);
+        job.min_notification_interval_ms = 750;
+        let mut f = FileRecord::new("https://h/up".into(), "/tmp/up.bin".into());
+        f.ranges = Some(
+            vec![
+                FileRange {
+                    offset: 0,
+                    length: 100,
+                },
+                FileRange {
+                    offset: 500,
+                    length: LENGTH_TO_EOF,
+                },
+            ]
+            .into_boxed_slice(),
+        );
+        f.reply = Some(Box::new(Reply {
+            url: "https://h/reply/1".into(),
+            total: Some(2048),
+            received: 1024,
+        }));
+        job.files.push(f);
+        job.extras = Some(Box::new(JobExtras {
+            trusted_roots: Some("/etc/roots.pem".into()),
+            crl_file: Some("/etc/crl.pem".into()),
+            client_certificate: Some("/etc/me.pem".into()),
+            client_key: Some("/etc/me.key".into()),
+            certificate_callback_required: true,
+            reply_file_name: Some("/tmp/answer".into()),
+            ..JobExtras::default()
+        }));
+        let text = info(&job);
+        for (key, value) in [
+            ("Next retry", "2023-11-14T22:13:20Z"),
+            ("Min notification interval", "750 ms"),
+            ("Trusted roots", "/etc/roots.pem"),
+            ("Revocation list", "/etc/crl.pem"),
+            ("Client certificate", "/etc/me.pem (key /etc/me.key)"),
+            ("Certificate callback", "set by the application"),
+            ("Reply file", "/tmp/answer"),
+            ("Reply progress", "1.0 KiB / 2.0 KiB from https://h/reply/1"),
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(key))
+                .unwrap_or_else(|| panic!("no {key} line in:\n{text}"));
+            assert!(line.contains(value), "{line:?} should say {value:?}");
+        }
+        assert!(text.contains("ranges (bytes): 0-99, 500-"), "{text}");
+        let doc = job_json(&job);
+        assert_eq!(doc["trusted_roots"], "/etc/roots.pem");
+        assert_eq!(doc["certificate_callback_required"], true);
+        assert_eq!(doc["reply_file_name"], "/tmp/answer");
+        assert_eq!(doc["files"][0]["ranges"][1]["length"], Value::Null);
+        assert_eq!(doc["files"][0]["reply"]["bytes_transferred"], 1024);
+        assert_eq!(doc["retry_at"], "2023-11-14T22:13:20Z");
     }
 
     #[test]

@@ -63,11 +63,57 @@ fn file_name(path: &str) -> String {
         .unwrap_or_else(|| path.to_string());
     // Keeps the bars aligned; a long name keeps its end, which is the part that differs.
     let chars: Vec<char> = name.chars().collect();
-    if chars.len() > 24 {
-        format!("…{}", chars[chars.len() - 23..].iter().collect::<String>())
+    if chars.len() > NAME_CHARS {
+        format!(
+            "…{}",
+            chars[chars.len() - (NAME_CHARS - 1)..]
+                .iter()
+                .collect::<String>()
+        )
     } else {
         name
     }
+}
+
+/// `42s`, `3m20s`, `2h05m`, at most `99h59m` (longer waits say `>99h`): a bar's time left in at
+/// most 6 columns.
+fn compact_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 100 * 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => ">99h".into(),
+    }
+}
+
+/// A message cut to `MESSAGE_CHARS`, so that it never pushes a line past the terminal's width.
+fn short(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > MESSAGE_CHARS {
+        let mut cut: String = chars[..MESSAGE_CHARS - 1].iter().collect();
+        cut.push('…');
+        cut
+    } else {
+        text.to_string()
+    }
+}
+
+/// The job bar's total: the sizes known so far, and what the files of unknown size have
+/// brought. None until some file's size is known. It grows as the files' sizes arrive (each file
+/// of a job is sized when its own transfer starts).
+fn known_total(job: &JobRecord) -> Option<u64> {
+    let mut any = false;
+    let mut total = 0u64;
+    for f in &job.files {
+        match f.bytes_total {
+            Some(t) => {
+                any = true;
+                total = total.saturating_add(t);
+            }
+            None => total = total.saturating_add(f.bytes_transferred),
+        }
+    }
+    any.then_some(total)
 }
 
 pub struct Bars {
@@ -79,10 +125,15 @@ pub struct Bars {
 }
 
 // `done`, `total`, `rate` and `left` are ours (see `style`): the same units as every other line
-// the tool prints (`12.3 MiB/s`), where indicatif's own keys would say `12.30 MiB`.
+// the tool prints (`12.3 MiB/s`), where indicatif's own keys would say `12.30 MiB`. The bar takes
+// what the columns leave ({wide_bar}): the rest is at most 14 + 4 + 21 + 13 + 12 columns and a
+// message of at most MESSAGE_CHARS (64 + 14), so every line fits an 80-column terminal.
 const BAR: &str =
-    "{prefix:>24} [{bar:30.cyan/blue}] {done:>10}/{total:<10} {rate:>12} {left:>9} {msg}";
-const SPIN: &str = "{prefix:>24} {spinner:.green} {done:>10} {rate:>12} {msg}";
+    "{prefix:>14} [{wide_bar:.cyan/blue}] {done:>10}/{total:<10} {rate:>12} {left:>11} {msg}";
+const SPIN: &str = "{prefix:>14} {spinner:.green} {done:>10} {rate:>12} {msg}";
+/// Names are cut to this many characters (keeping their end), messages to MESSAGE_CHARS.
+const NAME_CHARS: usize = 14;
+const MESSAGE_CHARS: usize = 14;
 
 impl Bars {
     fn new() -> Bars {
@@ -120,7 +171,7 @@ impl Bars {
             })
             .with_key("left", |s: &ProgressState, w: &mut dyn Write| {
                 if s.len().is_some_and(|l| l > s.pos()) {
-                    let _ = write!(w, "{} left", format::duration(s.eta().as_secs()));
+                    let _ = write!(w, "{} left", compact_duration(s.eta().as_secs()));
                 }
             })
     }
@@ -151,15 +202,16 @@ impl Bars {
             }
         }
         let p = job.progress();
-        if p.bytes_total != SIZE_UNKNOWN && !self.sized && p.bytes_transferred > 0 {
+        let total = known_total(job);
+        if total.is_some() && !self.sized && p.bytes_transferred > 0 {
             self.job.set_style(Self::style(BAR));
             self.sized = true;
         }
-        if self.sized {
-            self.job.set_length(p.bytes_total);
+        if let (true, Some(total)) = (self.sized, total) {
+            self.job.set_length(total);
         }
         self.job.set_position(p.bytes_transferred);
-        self.job.set_message(match job.state {
+        self.job.set_message(short(&match job.state {
             JobState::Transferring => String::new(),
             JobState::Queued | JobState::Connecting => "connecting".to_string(),
             JobState::TransientError => match &job.error {
@@ -167,7 +219,7 @@ impl Bars {
                 None => "retrying".into(),
             },
             s => s.name().to_lowercase(),
-        });
+        }));
     }
 
     fn finish(&mut self) {
@@ -199,8 +251,12 @@ pub struct Lines {
 
 impl Lines {
     fn new() -> Lines {
+        Lines::starting(Instant::now())
+    }
+
+    fn starting(started: Instant) -> Lines {
         Lines {
-            started: Instant::now(),
+            started,
             last_line: None,
             last_state: None,
             last_tenth: 0,
@@ -210,8 +266,15 @@ impl Lines {
     }
 
     fn update(&mut self, job: &JobRecord) {
+        if let Some(line) = self.line_at(job, Instant::now()) {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The line to print at `now` for `job`, if one is due (the clock is a parameter so the
+    /// pacing can be tested without waiting).
+    fn line_at(&mut self, job: &JobRecord, now: Instant) -> Option<String> {
         let p = job.progress();
-        let now = Instant::now();
         let first = *self.first_bytes.get_or_insert(p.bytes_transferred);
         let known = p.bytes_total != SIZE_UNKNOWN && p.bytes_total > 0;
         let tenth = if known {
@@ -234,7 +297,7 @@ impl Lines {
             }
         };
         if !due {
-            return;
+            return None;
         }
         let elapsed = (now - self.started).as_secs_f64().max(0.001);
         let rate = (p.bytes_transferred.saturating_sub(first)) as f64 / elapsed;
@@ -266,11 +329,11 @@ impl Lines {
                 line.push_str(&format!("; retrying in {}", format::duration(wait)));
             }
         }
-        eprintln!("{}", strip_controls(&line));
         self.last_line = Some(now);
         self.last_state = Some(job.state);
         self.last_tenth = tenth;
         self.last_bytes = p.bytes_transferred;
+        Some(strip_controls(&line))
     }
 }
 
@@ -279,4 +342,129 @@ fn strip_controls(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openbits_core::{FileRecord, JobId, JobType};
+
+    fn job(state: JobState, done: u64, total: Option<u64>) -> JobRecord {
+        let mut j = JobRecord::new(JobId::from_u128(7), JobType::Download, "pace".into(), 0);
+        let mut f = FileRecord::new("http://h/f".into(), "/tmp/f".into());
+        f.bytes_transferred = done;
+        f.bytes_total = total;
+        j.files.push(f);
+        j.state = state;
+        j
+    }
+
+    /// At most a line a second, and within that only for a new tenth or a new state.
+    #[test]
+    fn lines_come_at_most_once_a_second_and_each_tenth() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut lines = Lines::starting(t0);
+        let total = Some(1000);
+        // The first look always prints.
+        assert!(lines
+            .line_at(&job(JobState::Queued, 0, None), at(0))
+            .is_some());
+        // A new state within the second: held back.
+        assert_eq!(
+            lines.line_at(&job(JobState::Transferring, 50, total), at(300)),
+            None
+        );
+        // After a second, the new state prints (with size and percentage).
+        let line = lines
+            .line_at(&job(JobState::Transferring, 50, total), at(1000))
+            .expect("the state changed and a second passed");
+        assert!(
+            line.contains("TRANSFERRING") && line.contains("(5%)"),
+            "{line}"
+        );
+        // Same tenth, seconds later: nothing new to say.
+        assert_eq!(
+            lines.line_at(&job(JobState::Transferring, 90, total), at(3000)),
+            None
+        );
+        let line = lines
+            .line_at(&job(JobState::Transferring, 350, total), at(4500))
+            .expect("a new tenth after a second");
+        assert!(line.contains("(35%)"), "{line}");
+        // A new tenth less than a second after that line: held back...
+        assert_eq!(
+            lines.line_at(&job(JobState::Transferring, 550, total), at(5000)),
+            None
+        );
+        // ...and once the second has passed, several tenths at once make one line.
+        let line = lines
+            .line_at(&job(JobState::Transferring, 990, total), at(5600))
+            .expect("new tenths after a second");
+        assert!(line.contains("(99%)"), "{line}");
+        assert_eq!(
+            lines.line_at(&job(JobState::Transferring, 995, total), at(6700)),
+            None
+        );
+    }
+
+    /// With no size to take tenths of, a line every 10 s while bytes arrive.
+    #[test]
+    fn unknown_sizes_get_a_line_every_ten_seconds_of_progress() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut lines = Lines::starting(t0);
+        assert!(lines
+            .line_at(&job(JobState::Transferring, 10, None), at(0))
+            .is_some());
+        assert_eq!(
+            lines.line_at(&job(JobState::Transferring, 5000, None), at(9)),
+            None
+        );
+        let line = lines
+            .line_at(&job(JobState::Transferring, 6000, None), at(10))
+            .expect("10 s of progress");
+        assert!(line.contains("/ ?") && !line.contains('%'), "{line}");
+        // No new bytes: silence, however long.
+        assert_eq!(
+            lines.line_at(&job(JobState::Transferring, 6000, None), at(60)),
+            None
+        );
+    }
+
+    #[test]
+    fn no_control_character_reaches_a_line() {
+        let mut j = job(JobState::Queued, 0, None);
+        j.display_name = "evil\x1b[2Jname\r".into();
+        let line = Lines::starting(Instant::now())
+            .line_at(&j, Instant::now())
+            .expect("first line");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+
+    #[test]
+    fn the_job_total_grows_with_the_sizes_known() {
+        let mut j = job(JobState::Transferring, 100, Some(600));
+        j.files
+            .push(FileRecord::new("http://h/g".into(), "/tmp/g".into()));
+        assert_eq!(known_total(&j), Some(600));
+        j.files[1].bytes_total = Some(300);
+        assert_eq!(known_total(&j), Some(900));
+        j.files[0].bytes_total = None;
+        j.files[1].bytes_total = None;
+        assert_eq!(known_total(&j), None);
+    }
+
+    #[test]
+    fn bar_pieces_stay_short() {
+        assert_eq!(compact_duration(42), "42s");
+        assert_eq!(compact_duration(200), "3m20s");
+        assert_eq!(compact_duration(7500), "2h05m");
+        assert_eq!(compact_duration(1_000_000), ">99h");
+        assert_eq!(short("retrying: connection refused").chars().count(), 14);
+        assert_eq!(
+            file_name("/x/a-rather-long-file-name.bin").chars().count(),
+            14
+        );
+    }
 }

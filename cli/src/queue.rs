@@ -102,9 +102,23 @@ pub fn read(dir: &Path) -> Result<Vec<JobRecord>, Fail> {
                         j.state = JobState::Queued;
                     }
                 }
+                moving_is_transferring(&mut jobs);
                 return Ok(jobs);
             }
         }
+    }
+}
+
+/// The holder writes a job's row when the job enters CONNECTING, but its checkpoints write only
+/// the file rows: a job that has been moving bytes for a minute is still CONNECTING in its row.
+/// Bytes recorded past 0 mean the connection was made (or had been, before a retry), so it reads
+/// TRANSFERRING, as the holder itself would say.
+fn moving_is_transferring(jobs: &mut [JobRecord]) {
+    for j in jobs
+        .iter_mut()
+        .filter(|j| j.state == JobState::Connecting && j.progress().bytes_transferred > 0)
+    {
+        j.state = JobState::Transferring;
     }
 }
 
@@ -170,6 +184,40 @@ fn lock_holder(table: &str, dev: u64, ino: u64) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connecting_row_with_recorded_bytes_reads_transferring() {
+        use openbits_core::{FileRecord, JobType};
+        let job = |state: JobState, bytes: u64| {
+            let mut j = JobRecord::new(uuid_of(1), JobType::Download, "j".into(), 0);
+            let mut f = FileRecord::new("http://h/f".into(), "/tmp/f".into());
+            f.bytes_transferred = bytes;
+            j.files.push(f);
+            j.state = state;
+            j
+        };
+        let mut jobs = vec![
+            job(JobState::Connecting, 0),
+            job(JobState::Connecting, 10),
+            job(JobState::Queued, 10),
+            job(JobState::TransientError, 10),
+        ];
+        moving_is_transferring(&mut jobs);
+        let states: Vec<JobState> = jobs.iter().map(|j| j.state).collect();
+        assert_eq!(
+            states,
+            [
+                JobState::Connecting,
+                JobState::Transferring,
+                JobState::Queued,
+                JobState::TransientError
+            ]
+        );
+    }
+
+    fn uuid_of(n: u128) -> openbits_core::JobId {
+        openbits_core::JobId::from_u128(n)
+    }
 
     #[test]
     fn finds_the_granted_flock_of_the_file() {

@@ -137,6 +137,13 @@ fn finish(mut child: Child) -> Run {
     }
 }
 
+/// The `info` line for `key` (`Key   value`).
+fn line_of<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(key) && l[key.len()..].starts_with("  "))
+        .unwrap_or_else(|| panic!("no {key:?} line in:\n{text}"))
+}
+
 fn assert_file(path: &Path, expected: &[u8]) {
     let got = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(
@@ -209,6 +216,16 @@ fn transfer_failure_reports_the_bits_error_and_a_rerun_continues_the_job() {
     assert_eq!(jobs[0]["state"], "ERROR");
     assert_eq!(jobs[0]["error"]["name"], "BITS_E_HTTP_ERROR(404)");
     let id = jobs[0]["id"].as_str().unwrap().to_string();
+    // info's text shows the error with its context and its file.
+    let r = f.expect(0, &["info", &id]);
+    assert!(line_of(&r.stdout, "State").ends_with(" ERROR"), "{r:?}");
+    for part in [
+        "Error\n  0x80190194 BITS_E_HTTP_ERROR(404)\n  HTTP 404 Not Found",
+        "remote file",
+        &format!("  file: {url} -> {}", f.p("later.bin")),
+    ] {
+        assert!(r.stdout.contains(part), "{part:?} in {r:?}");
+    }
     // The same transfer again continues that job, once the file exists.
     f.server.add("/later.bin", pattern(4_000, 4));
     let r = f.expect(0, &["transfer", "--name", "fails", &url, &f.p("later.bin")]);
@@ -483,6 +500,18 @@ fn uploads_and_upload_replies_go_to_openbits_server() {
     f.expect(0, &["resume", &id, "--wait"]);
     f.expect(0, &["getreplydata", &id, "--output", &f.p("answer.bin")]);
     assert_eq!(std::fs::read(f.path("answer.bin")).unwrap(), reversed);
+    // Without --output the reply goes to stdout, byte for byte.
+    let out = f.command(&["getreplydata", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", run_of(out.clone()));
+    assert!(out.stdout == reversed, "stdout is the reply");
+    // info shows where the reply goes and how much of it came.
+    let r = f.expect(0, &["info", &id]);
+    assert!(r.stdout.contains("Reply file"), "{r:?}");
+    let progress = line_of(&r.stdout, "Reply progress");
+    assert!(
+        progress.contains("293.0 KiB / 293.0 KiB from http://127.0.0.1:"),
+        "{progress:?}"
+    );
     f.expect(0, &["complete", &id]);
     assert!(f.jobs().is_empty());
 }
@@ -573,6 +602,39 @@ fn a_held_queue_is_read_but_not_changed() {
     });
     let r = f.expect(0, &["info", "held"]);
     assert!(r.stdout.contains("Files (1)"), "{r:?}");
+    // The holder wrote the job's row when it was CONNECTING; its checkpoints write only file
+    // rows. Bytes recorded past 0 read as TRANSFERRING, in every reader (the transfer takes 4 s,
+    // so it is still under way).
+    assert_eq!(f.info("held")["state"], "TRANSFERRING");
+    assert_eq!(f.jobs()[0]["state"], "TRANSFERRING");
+    assert!(r.stdout.contains("TRANSFERRING"), "{r:?}");
+    let r = f.expect(0, &["list"]);
+    assert!(r.stdout.contains("TRANSFERRING"), "{r:?}");
+    // monitor, in text mode, not on a terminal: the table and the holder, until Ctrl-C.
+    let mut child = f.spawn(&["monitor", "--interval", "0.1"]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    while !(seen.contains("held by process") && seen.contains("TRANSFERRING")) {
+        match lines.next() {
+            Some(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            other => panic!("monitor stopped ({other:?}) after:\n{seen}"),
+        }
+    }
+    assert!(seen.contains(&format!("held by process {pid}")), "{seen}");
+    assert!(
+        !seen.contains('\x1b'),
+        "no control characters in a pipe: {seen:?}"
+    );
+    signal(&child, libc::SIGINT);
+    let mut status = None;
+    wait_until("monitor to stop", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(130));
 
     let id = job.record().unwrap().id.to_string();
     let url = f.server.url("/held.bin");
@@ -636,6 +698,15 @@ fn run_until_idle_transfers_the_queue_and_run_holds_it() {
     signal(&child, libc::SIGTERM);
     let r = finish(child);
     assert_eq!(r.code, 0, "{r:?}");
+    // Ctrl-C is an interruption: 130.
+    let child = f.spawn(&["run"]);
+    let pid = child.id();
+    wait_until("run to hold the queue again", || {
+        f.expect(0, &["--json", "list"]).json()["holder"]["pid"] == pid
+    });
+    signal(&child, libc::SIGINT);
+    let r = finish(child);
+    assert_eq!(r.code, 130, "{r:?}");
     f.expect(0, &["complete", &id]);
     assert_file(&f.path("r.bin"), &pattern(20_000, 8));
 }
@@ -658,7 +729,8 @@ fn monitor_prints_a_json_line_per_refresh_until_ctrl_c() {
         status = child.try_wait().unwrap();
         status.is_some()
     });
-    assert_eq!(status.unwrap().code(), Some(0));
+    // Interrupted, as the exit statuses say.
+    assert_eq!(status.unwrap().code(), Some(130));
 }
 
 #[test]
@@ -673,17 +745,14 @@ fn completions_for_each_shell() {
     }
 }
 
-/// On a terminal (a pseudo-terminal from `script`), the bars advance and the last line reports
-/// the size.
-#[test]
-fn terminal_shows_advancing_bars() {
-    let f = Fixture::new();
-    f.server.add("/tty.bin", pattern(1 << 20, 9));
+/// Runs `openbits ARGS` in a pseudo-terminal of 80 columns (`script` from util-linux); returns
+/// the exit status and the raw screen.
+fn in_terminal(f: &Fixture, args: &[String]) -> (Option<i32>, String) {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
     let cmd = format!(
-        "stty cols 120 rows 30; exec {BIN} --state-dir '{}' transfer '{}' '{}'",
+        "stty cols 80 rows 30; exec {BIN} --state-dir '{}' {}",
         f.state().display(),
-        f.server.url("/tty.bin?rate=700000"),
-        f.p("tty.bin")
+        quoted.join(" ")
     );
     let out = Command::new("script")
         .args(["-q", "-e", "-c", &cmd, "/dev/null"])
@@ -691,37 +760,607 @@ fn terminal_shows_advancing_bars() {
         .env_remove("OPENBITS_HOME")
         .output()
         .expect("script(1) from util-linux runs the terminal test");
-    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{screen}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// What a screen shows, line by line: the escape sequences removed, split at every carriage
+/// return and line feed (each piece is one drawing of a line).
+fn drawn_lines(screen: &str) -> Vec<String> {
+    let mut text = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            text.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters, ended by a byte in @..~; any other escape is two characters.
+        if chars.next_if_eq(&'[').is_some() {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    text.split(['\r', '\n'])
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// On a terminal (a pseudo-terminal from `script`) of 80 columns, with two files: the bars
+/// advance, the job's bar has a total from the first file's size before the second's is known,
+/// no line is wider than the terminal, and the last line reports the size. A failing job's error
+/// line is red.
+#[test]
+fn terminal_shows_advancing_bars() {
+    let f = Fixture::new();
+    f.server.add("/tty.bin", pattern(1 << 20, 9));
+    f.server.add("/tty2.bin", pattern(1 << 19, 13));
+    let (code, screen) = in_terminal(
+        &f,
+        &[
+            "transfer".into(),
+            f.server.url("/tty.bin?rate=700000"),
+            f.p("tty.bin"),
+            f.server.url("/tty2.bin?rate=700000"),
+            f.p("a-name-longer-than-the-column.bin"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{screen}");
     assert!(
         screen.contains('\x1b'),
         "bars are drawn with escape sequences: {screen:?}"
     );
-    // Each redraw of a bar shows "<done>/1.0 MiB"; collect the <done> values in order.
+    let lines = drawn_lines(&screen);
+    // Each redraw of the first file's bar (and of the job's, while only that size is known)
+    // shows "<done>/1.0 MiB"; collect the <done> values in order.
     let mut shown = Vec::new();
-    for (i, _) in screen.match_indices("/1.0 MiB") {
-        let before = &screen[..i];
-        let start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ' '))
-            .map_or(0, |s| s + 1);
-        let token = before[start..].trim();
-        if let Some((number, unit)) = token.rsplit_once(' ').or(Some((token, "B"))) {
-            let scale = match unit {
-                "KiB" => 1024.0,
-                "MiB" => 1048576.0,
-                _ => 1.0,
-            };
-            if let Ok(n) = number.trim().parse::<f64>() {
-                shown.push((n * scale) as u64);
+    for line in &lines {
+        for (i, _) in line.match_indices("/1.0 MiB") {
+            let before = line[..i].trim_end();
+            let token = before.rsplit(']').next().unwrap_or("").trim();
+            if let Some((number, unit)) = token.rsplit_once(' ').or(Some((token, "B"))) {
+                let scale = match unit {
+                    "KiB" => 1024.0,
+                    "MiB" => 1048576.0,
+                    _ => 1.0,
+                };
+                if let Ok(n) = number.trim().parse::<f64>() {
+                    shown.push((n * scale) as u64);
+                }
             }
         }
     }
     let distinct: std::collections::BTreeSet<u64> = shown.iter().copied().collect();
     assert!(
         distinct.len() >= 3,
-        "the bar advanced: {shown:?}\n{screen:?}"
+        "the bar advanced: {shown:?}\n{lines:#?}"
     );
     assert_eq!(distinct.last(), Some(&(1 << 20)), "{shown:?}");
-    assert!(screen.contains("transferred 1.0 MiB"), "{screen:?}");
+    // The job's bar: a bar (not a spinner) with the first file's size as its total while the
+    // second file's is unknown, then both.
+    let job_bars: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("job ["))
+        .collect();
+    assert!(
+        job_bars.iter().any(|l| l.contains("/1.0 MiB")),
+        "the job's bar had a total before every size was known: {lines:#?}"
+    );
+    assert!(
+        job_bars.iter().any(|l| l.contains("/1.5 MiB")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("…")),
+        "the long name is shortened: {lines:#?}"
+    );
+    for line in &lines {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than the terminal ({}): {line:?}",
+            line.chars().count()
+        );
+    }
+    assert!(screen.contains("transferred 1.5 MiB"), "{screen:?}");
     assert_file(&f.path("tty.bin"), &pattern(1 << 20, 9));
+    assert_file(
+        &f.path("a-name-longer-than-the-column.bin"),
+        &pattern(1 << 19, 13),
+    );
+
+    // A job that fails: its error line is red (SGR 31), with BITS's code.
+    let (code, screen) = in_terminal(
+        &f,
+        &[
+            "transfer".into(),
+            f.server.url("/missing.bin"),
+            f.p("missing.bin"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{screen}");
+    let red = screen
+        .split("\x1b[31m")
+        .nth(1)
+        .and_then(|rest| rest.split("\x1b[0m").next())
+        .unwrap_or_else(|| panic!("no red line: {screen:?}"));
+    assert!(
+        red.starts_with("openbits: job {") && red.contains("0x80190194 BITS_E_HTTP_ERROR(404)"),
+        "{red:?}"
+    );
+}
+
+/// A bad `--header`, an unset `--password-env` or a user name Basic cannot carry is found before
+/// the queue is touched: the failed transfer leaves no job behind.
+#[test]
+fn a_transfer_refused_on_its_arguments_leaves_no_job() {
+    let f = Fixture::new();
+    f.server.add("/n.bin", pattern(1_000, 10));
+    let url = f.server.url("/n.bin");
+    let dest = f.p("n.bin");
+    // A header the engine owns: the library's refusal, with its code.
+    let r = f.expect(1, &["transfer", "--header", "Range: bytes=0-", &url, &dest]);
+    assert!(r.stderr.contains("0x80070057 BITS_E_INVALIDARG"), "{r:?}");
+    assert!(f.jobs().is_empty(), "{:?}", f.jobs());
+    // Not a header at all.
+    f.expect(1, &["transfer", "--header", "no colon here", &url, &dest]);
+    assert!(f.jobs().is_empty(), "{:?}", f.jobs());
+    // The password's variable is not set.
+    let r = run_of(
+        f.command(&[
+            "transfer",
+            "--user",
+            "me",
+            "--password-env",
+            "OPENBITS_TEST_UNSET_PASSWORD",
+            &url,
+            &dest,
+        ])
+        .env_remove("OPENBITS_TEST_UNSET_PASSWORD")
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("OPENBITS_TEST_UNSET_PASSWORD"), "{r:?}");
+    assert!(f.jobs().is_empty(), "{:?}", f.jobs());
+    // A Basic user name cannot hold ':'.
+    let r = run_of(
+        f.command(&[
+            "transfer",
+            "--user",
+            "a:b",
+            "--password-env",
+            "OPENBITS_TEST_PASSWORD",
+            &url,
+            &dest,
+        ])
+        .env("OPENBITS_TEST_PASSWORD", "pw")
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(f.jobs().is_empty(), "{:?}", f.jobs());
+    assert!(!f.path("n.bin").exists());
+}
+
+/// `--header`, `--user` with `--password-env`, and `--priority` reach the server and the job.
+#[test]
+fn transfer_sends_headers_and_credentials_at_the_priority_asked() {
+    let f = Fixture::new();
+    f.server.add("/secret.bin", pattern(20_000, 11));
+    // The server answers 401 unless the request carries Basic me:s3cret.
+    let url = f.server.url("/secret.bin?auth=me:s3cret");
+    let out = f
+        .command(&[
+            "--json",
+            "transfer",
+            "--priority",
+            "high",
+            "--header",
+            "X-Openbits-Test: one",
+            "--header",
+            "X-Other: two",
+            "--user",
+            "me",
+            "--password-env",
+            "OPENBITS_TEST_PASSWORD",
+            &url,
+            &f.p("secret.bin"),
+        ])
+        .env("OPENBITS_TEST_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    let r = run_of(out);
+    assert_eq!(r.code, 0, "{r:?}");
+    let doc = r.json();
+    assert_eq!(doc["priority"], "HIGH");
+    assert_eq!(
+        doc["custom_headers"],
+        "X-Openbits-Test: one\r\nX-Other: two\r\n"
+    );
+    assert_file(&f.path("secret.bin"), &pattern(20_000, 11));
+    let ok = f
+        .server
+        .seen()
+        .into_iter()
+        .find(|s| s.path_and_query.starts_with("/secret.bin") && s.status == 200)
+        .expect("a 200 for the file");
+    let header = |name: &str| {
+        ok.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-openbits-test").as_deref(), Some("one"));
+    assert_eq!(header("x-other").as_deref(), Some("two"));
+    // The credentials never reach stdout or stderr (the password itself is in the URL, which
+    // the test server needs; its Basic token is what must not leak).
+    let token = "bWU6czNjcmV0"; // base64("me:s3cret")
+    assert!(
+        !r.stdout.contains(token) && !r.stderr.contains(token),
+        "{r:?}"
+    );
+
+    // A wrong password: the server's 401 is the job's error.
+    let r = run_of(
+        f.command(&[
+            "transfer",
+            "--user",
+            "me",
+            "--password-env",
+            "OPENBITS_TEST_PASSWORD",
+            &url,
+            &f.p("denied.bin"),
+        ])
+        .env("OPENBITS_TEST_PASSWORD", "wrong")
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("BITS_E_HTTP_ERROR(401)"), "{r:?}");
+}
+
+/// Every verb that changes a job prints one JSON document with `--json`; `create` prints the
+/// GUID even with `--quiet`.
+#[test]
+fn changing_verbs_print_json_and_create_prints_its_guid_when_quiet() {
+    let f = Fixture::new();
+    f.server.add("/j.bin", pattern(3_000, 12));
+    let r = f.expect(0, &["-q", "create", "quiet one"]);
+    let id = r.stdout.trim().to_string();
+    assert!(id.starts_with('{') && id.len() == 38, "{r:?}");
+    assert_eq!(r.stderr, "");
+    assert_eq!(f.info(&id)["display_name"], "quiet one");
+
+    let state_of = |args: &[&str]| -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let doc = f.expect(0, &all).json();
+        assert_eq!(doc["id"], id.as_str(), "{args:?}: {doc}");
+        doc
+    };
+    let doc = state_of(&["addfile", &id, &f.server.url("/j.bin"), &f.p("j.bin")]);
+    assert_eq!(doc["state"], "SUSPENDED");
+    assert_eq!(doc["local_path"], f.p("j.bin"));
+    let doc = state_of(&["set", &id, "priority", "low"]);
+    assert_eq!(
+        (doc["state"].as_str(), doc["property"].as_str()),
+        (Some("SUSPENDED"), Some("priority"))
+    );
+    assert_eq!(state_of(&["resume", &id])["state"], "QUEUED");
+    assert_eq!(state_of(&["suspend", &id])["state"], "SUSPENDED");
+    f.expect(0, &["resume", &id, "--wait"]);
+    let doc = state_of(&["complete", &id]);
+    assert_eq!(doc["state"], "ACKNOWLEDGED");
+    assert_eq!(doc["result"], "0x00000000 BITS_S_OK");
+    assert_file(&f.path("j.bin"), &pattern(3_000, 12));
+
+    let other = f.expect(0, &["--json", "create", "to cancel"]).json();
+    assert_eq!(other["state"], "SUSPENDED");
+    let other_id = other["id"].as_str().unwrap();
+    let doc = f.expect(0, &["--json", "cancel", other_id]).json();
+    assert_eq!(
+        (doc["id"].as_str(), doc["state"].as_str()),
+        (Some(other_id), Some("CANCELLED"))
+    );
+    // Nothing else on stdout: exactly one document each time (parsed above), and text mode
+    // keeps its remarks on stderr.
+    let r = f.expect(0, &["create", "plain"]);
+    assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
+}
+
+/// Jobs of other owners show only with --all-users (with an OWNER column).
+#[test]
+fn list_all_users_shows_other_owners() {
+    let f = Fixture::new();
+    {
+        let config = Config {
+            owner: Some("someone-else".into()),
+            ..Config::default()
+        };
+        let manager = Manager::open(Some(&f.state()), config).unwrap();
+        manager.create_job("theirs", JobType::Download).unwrap();
+        manager.close();
+    }
+    f.expect(0, &["create", "mine"]);
+    let names = |doc: Value| -> Vec<String> {
+        doc["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["display_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(f.expect(0, &["--json", "list"]).json()), ["mine"]);
+    assert_eq!(
+        names(f.expect(0, &["--json", "list", "--all-users"]).json()),
+        ["theirs", "mine"]
+    );
+    let r = f.expect(0, &["list", "--all-users"]);
+    assert!(r.stdout.contains("OWNER"), "{r:?}");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.contains("someone-else") && l.contains("theirs")),
+        "{r:?}"
+    );
+    let r = f.expect(0, &["list"]);
+    assert!(!r.stdout.contains("theirs"), "{r:?}");
+}
+
+/// Without --state-dir the queue is $OPENBITS_HOME.
+#[test]
+fn openbits_home_chooses_the_queue() {
+    let f = Fixture::new();
+    let home = f.path("home-queue");
+    let out = Command::new(BIN)
+        .args(["create", "from the environment"])
+        .env("OPENBITS_HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r = run_of(out);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        home.join("openbits.db").exists(),
+        "the queue is in $OPENBITS_HOME"
+    );
+    // The same queue, named by --state-dir: the job is there.
+    let doc = run_of(
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&home)
+            .args(["--json", "list"])
+            .env_remove("OPENBITS_HOME")
+            .output()
+            .unwrap(),
+    )
+    .json();
+    assert_eq!(doc["jobs"][0]["display_name"], "from the environment");
+    assert_eq!(doc["jobs"][0]["id"], r.stdout.trim());
+    // --state-dir wins over $OPENBITS_HOME.
+    let r = run_of(
+        f.command(&["--json", "list"])
+            .env("OPENBITS_HOME", &home)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.json()["jobs"].as_array().map(Vec::len), Some(0), "{r:?}");
+}
+
+#[test]
+fn transfer_and_run_help_list_the_exit_statuses() {
+    let f = Fixture::new();
+    for verb in ["transfer", "run", "resume"] {
+        let r = f.expect(0, &[verb, "--help"]);
+        for line in [
+            "0    done",
+            "1    the job failed",
+            "2    usage",
+            "3    the queue is held",
+            "130  interrupted",
+        ] {
+            assert!(r.stdout.contains(line), "{verb}: {line}: {r:?}");
+        }
+    }
+    let r = f.expect(0, &["transfer", "--help"]);
+    assert!(
+        !r.stdout.contains("not in this openbits yet"),
+        "no stale 'not yet' text: {r:?}"
+    );
+}
+
+/// `man --dir` writes the top page and one per verb (what scripts/install.sh installs).
+#[test]
+fn man_pages_for_the_tool_and_each_verb() {
+    let f = Fixture::new();
+    let dir = f.path("man1");
+    std::fs::create_dir(&dir).unwrap();
+    f.expect(0, &["man", "--dir", dir.to_str().unwrap()]);
+    for verb in [
+        "",
+        "-transfer",
+        "-create",
+        "-addfile",
+        "-resume",
+        "-suspend",
+        "-cancel",
+        "-complete",
+        "-set",
+        "-getreplydata",
+        "-list",
+        "-info",
+        "-monitor",
+        "-run",
+        "-completions",
+    ] {
+        let page = dir.join(format!("openbits{verb}.1"));
+        let text =
+            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(
+            text.contains(&format!(".TH openbits{verb} 1")),
+            "{}",
+            page.display()
+        );
+    }
+    let install = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/install.sh"
+    ))
+    .unwrap();
+    assert!(
+        install.contains("man --dir"),
+        "scripts/install.sh installs every page"
+    );
+}
+
+/// The example user unit: a user manager cannot see the system's network-online.target, so the
+/// unit must not claim to wait for it.
+#[test]
+fn the_systemd_user_unit_makes_no_system_target_claims() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/systemd/openbits-run.service"
+    ))
+    .unwrap();
+    let directives: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert!(
+        !directives
+            .iter()
+            .any(|l| l.contains("network-online.target")),
+        "{directives:?}"
+    );
+    assert!(
+        directives.contains(&"ExecStart=%h/.local/bin/openbits run --until-idle"),
+        "{directives:?}"
+    );
+}
+
+/// The README's quick start, run as written (in a shell with no terminal, as a script runs it):
+/// its build line is checked, not run (this test's cargo built the tool); the port and the
+/// destination are moved to free ones.
+#[test]
+fn the_readme_quick_start_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("\n## Quick start\n")
+        .expect("README has a Quick start section")..];
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a sh block in the quick start");
+    let mut lines = block.lines();
+    let build = lines.next().unwrap_or("");
+    assert!(
+        build.starts_with("cargo build")
+            && build.contains("-p openbits-cli")
+            && build.contains("-p openbits-testserver"),
+        "the quick start builds the tool and the server first: {build}"
+    );
+    let script: String = lines.map(|l| format!("{l}\n")).collect();
+    assert!(
+        script.contains("target/debug/openbits transfer"),
+        "the quick start shows `openbits transfer`:\n{script}"
+    );
+
+    // The binaries, where the README says they are (target/debug under the folder it runs in).
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let server_bin = bin_dir.join("openbits-testserver");
+    if !server_bin.exists() {
+        // `cargo test -p openbits-cli` builds the server's library only; its binary is one
+        // cargo build away.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "openbits-testserver"])
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(
+            status.success() && server_bin.exists(),
+            "{}",
+            server_bin.display()
+        );
+    }
+    let f = Fixture::new();
+    let run_dir = f.path("cwd");
+    std::fs::create_dir_all(run_dir.join("target")).unwrap();
+    std::os::unix::fs::symlink(bin_dir, run_dir.join("target/debug")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let dest = f.p("big.bin");
+    let script = script
+        .replace(":8000", &format!(":{port}"))
+        .replace("--port 8000", &format!("--port {port}"))
+        .replace("/tmp/big.bin", &dest);
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("bash")
+        .args(["-e", "-c", &script])
+        .current_dir(&run_dir)
+        .env("OPENBITS_HOME", f.state())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that a hung run can be stopped whole.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Its last line stops the server (checked before the clean-up below would stop it too).
+    let server_stopped = status.is_some_and(|s| s.success()) && {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+                break true;
+            }
+            if Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Whatever happened, nothing the script started outlives the test.
+    // SAFETY: signals the process group of the shell we spawned (its pid is the group id).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let mut out = String::new();
+    let mut err = String::new();
+    // The pipes close once every process of the group is gone.
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = child.wait();
+    let status = status.unwrap_or_else(|| panic!("the quick start hung:\n{out}\n{err}"));
+    assert!(
+        status.success(),
+        "{status}:\n{script}\n--- stdout\n{out}--- stderr\n{err}"
+    );
+    assert_file(Path::new(&dest), &pattern(20 * 1024 * 1024, 1));
+    assert!(out.contains("transferred 20.0 MiB"), "{out}\n{err}");
+    assert!(
+        server_stopped,
+        "the server still listens after the quick start"
+    );
 }

@@ -5,7 +5,7 @@
 use super::transfer::{
     absolute, job_type, parse_bandwidth, parse_priority, shell_quote, start, watch,
 };
-use super::{apply_credentials, find, Context};
+use super::{apply_credentials, find, read_credentials, Context};
 use crate::cli::{Credentials, Kind, Property};
 use crate::fail::Fail;
 use crate::format;
@@ -22,11 +22,46 @@ pub fn create(cx: &Context, kind: Kind, name: &str) -> Result<i32, Fail> {
         .map_err(Fail::call("cannot create the job"))?;
     let id = format::braced(&job.id());
     if cx.global.json {
-        cx.json(&serde_json::json!({ "id": id }));
+        cx.json(&serde_json::json!({ "id": id, "state": job_state(&job) }));
     } else {
-        cx.say(id);
+        // The GUID is the result, not a remark: printed even with --quiet, so that
+        // `id=$(openbits -q create NAME)` works.
+        println!("{id}");
     }
     Ok(0)
+}
+
+/// The job's state name, for the JSON documents the changing verbs print.
+fn job_state(job: &openbits_core::Job) -> Option<&'static str> {
+    job.state().ok().map(|s| s.name())
+}
+
+/// What a changing verb reports: with `--json` one document naming the job and its state now
+/// (and `extra` fields), else `text` on stderr.
+fn report(
+    cx: &Context,
+    job: &openbits_core::Job,
+    text: String,
+    extra: serde_json::Value,
+) -> Result<i32, Fail> {
+    if cx.global.json {
+        let mut doc = serde_json::json!({
+            "id": format::braced(&job.id()),
+            "state": job_state(job),
+        });
+        if let (Some(doc), serde_json::Value::Object(extra)) = (doc.as_object_mut(), extra) {
+            doc.extend(extra);
+        }
+        cx.json(&doc);
+    } else {
+        cx.note(text);
+    }
+    Ok(0)
+}
+
+/// The result code of complete and cancel, for the JSON documents.
+fn result_json(code: HResult) -> serde_json::Value {
+    serde_json::json!({ "result": crate::fail::code_and_name(code) })
 }
 
 pub fn add_file(cx: &Context, query: &str, url: &str, path: &Path) -> Result<i32, Fail> {
@@ -35,12 +70,16 @@ pub fn add_file(cx: &Context, query: &str, url: &str, path: &Path) -> Result<i32
     let local = absolute(&path.to_string_lossy())?;
     job.add_file(url, &local.to_string_lossy())
         .map_err(Fail::call("cannot add the file"))?;
-    cx.note(format!(
-        "added {url} -> {} to job {}",
-        local.display(),
-        format::braced(&job.id())
-    ));
-    Ok(0)
+    report(
+        cx,
+        &job,
+        format!(
+            "added {url} -> {} to job {}",
+            local.display(),
+            format::braced(&job.id())
+        ),
+        serde_json::json!({ "remote_url": url, "local_path": local.to_string_lossy() }),
+    )
 }
 
 pub fn resume(
@@ -49,6 +88,7 @@ pub fn resume(
     wait: bool,
     credentials: &Credentials,
 ) -> Result<i32, Fail> {
+    let credentials = read_credentials(credentials)?;
     if wait {
         interrupt::install();
     }
@@ -60,15 +100,19 @@ pub fn resume(
     let manager = queue::open(&cx.dir, hold)?;
     let job = find(&manager, query)?;
     let id = format::braced(&job.id());
-    apply_credentials(&job, credentials)?;
+    apply_credentials(&job, credentials.as_ref())?;
     if !wait {
         job.resume().map_err(Fail::call("cannot resume the job"))?;
-        cx.note(format!(
-            "job {id} is queued: it transfers while a process holds the queue \
-             (`{0} resume {id} --wait`, `{0} run`, or your application)",
-            cx.openbits()
-        ));
-        return Ok(0);
+        return report(
+            cx,
+            &job,
+            format!(
+                "job {id} is queued: it transfers while a process holds the queue \
+                 (`{0} resume {id} --wait`, `{0} run`, or your application)",
+                cx.openbits()
+            ),
+            serde_json::Value::Null,
+        );
     }
     start(&job)?;
     let again = format!("{} resume {} --wait", cx.openbits(), shell_quote(&id));
@@ -80,20 +124,28 @@ pub fn suspend(cx: &Context, query: &str) -> Result<i32, Fail> {
     let job = find(&manager, query)?;
     job.suspend()
         .map_err(Fail::call("cannot suspend the job"))?;
-    cx.note(format!("job {} is suspended", format::braced(&job.id())));
-    Ok(0)
+    report(
+        cx,
+        &job,
+        format!("job {} is suspended", format::braced(&job.id())),
+        serde_json::Value::Null,
+    )
 }
 
 pub fn cancel(cx: &Context, query: &str) -> Result<i32, Fail> {
     let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;
     let code = job.cancel().map_err(Fail::call("cannot cancel the job"))?;
-    cx.note(format!(
-        "job {} is cancelled{}",
-        format::braced(&job.id()),
-        informational(code)
-    ));
-    Ok(0)
+    report(
+        cx,
+        &job,
+        format!(
+            "job {} is cancelled{}",
+            format::braced(&job.id()),
+            informational(code)
+        ),
+        result_json(code),
+    )
 }
 
 pub fn complete(cx: &Context, query: &str) -> Result<i32, Fail> {
@@ -102,12 +154,16 @@ pub fn complete(cx: &Context, query: &str) -> Result<i32, Fail> {
     let code = job
         .complete()
         .map_err(Fail::call("cannot complete the job"))?;
-    cx.note(format!(
-        "job {} is complete{}",
-        format::braced(&job.id()),
-        informational(code)
-    ));
-    Ok(0)
+    report(
+        cx,
+        &job,
+        format!(
+            "job {} is complete{}",
+            format::braced(&job.id()),
+            informational(code)
+        ),
+        result_json(code),
+    )
 }
 
 /// `BITS_S_PARTIAL_COMPLETE` and its kind are success, but the user should hear about them.
@@ -236,12 +292,17 @@ pub fn set(
         Property::Credentials => unreachable!("refused above"),
     };
     result.map_err(Fail::call(doing))?;
-    cx.note(format!(
-        "job {}: {} set",
-        format::braced(&job.id()),
-        property_name(property)
-    ));
-    Ok(0)
+    report(
+        cx,
+        &job,
+        format!(
+            "job {}: {} set",
+            format::braced(&job.id()),
+            property_name(property)
+        ),
+        // Not the value: custom headers may carry a token.
+        serde_json::json!({ "property": property_name(property) }),
+    )
 }
 
 fn property_name(p: Property) -> String {

@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> Result<i32, Fail> {
     // These describe the tool, not a queue: no state folder needed.
     match cli.command {
         Command::Completions { shell } => return completions::print(shell),
-        Command::Man => return completions::man(),
+        Command::Man { dir } => return completions::man(dir.as_deref()),
         _ => {}
     }
     let dir = queue::state_dir(cli.global.state_dir.as_deref())?;
@@ -100,7 +100,7 @@ pub fn run(cli: Cli) -> Result<i32, Fail> {
             interval,
         } => show::monitor(&cx, all_users, interval),
         Command::Run { until_idle } => run::run(&cx, until_idle),
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
 }
 
@@ -114,18 +114,37 @@ pub fn find(manager: &Manager, query: &str) -> Result<Job, Fail> {
         .map_err(Fail::call(format!("cannot open job {query}")))
 }
 
-/// HTTP Basic credentials for the server, the password read from the named variable (a
-/// password on the command line would be visible to every user in `ps`).
-pub fn apply_credentials(job: &Job, credentials: &Credentials) -> Result<(), Fail> {
+/// HTTP Basic credentials for the server: the user and the password read from the named
+/// variable (a password on the command line would be visible to every user in `ps`).
+pub struct Basic {
+    user: String,
+    password: String,
+}
+
+/// Reads and checks `--user U --password-env VAR` before anything is changed, so that a missing
+/// variable or a user name Basic cannot carry leaves no job half set up.
+pub fn read_credentials(credentials: &Credentials) -> Result<Option<Basic>, Fail> {
     let (Some(user), Some(var)) = (&credentials.user, &credentials.password_env) else {
-        return Ok(());
+        return Ok(None);
     };
     let password = std::env::var(var).map_err(|_| {
         Fail::Usage(format!(
             "--password-env {var}: the variable {var} is not set (or not UTF-8)"
         ))
     })?;
+    openbits_core::http_options::basic(user, &password)
+        .map_err(|refusal| Fail::call("--user")(openbits_core::Error::from(refusal)))?;
+    Ok(Some(Basic {
+        user: user.clone(),
+        password,
+    }))
+}
+
+pub fn apply_credentials(job: &Job, credentials: Option<&Basic>) -> Result<(), Fail> {
+    let Some(c) = credentials else {
+        return Ok(());
+    };
     use openbits_core::http_options::{AUTH_SCHEME_BASIC, AUTH_TARGET_SERVER};
-    job.set_credentials(AUTH_TARGET_SERVER, AUTH_SCHEME_BASIC, user, &password)
+    job.set_credentials(AUTH_TARGET_SERVER, AUTH_SCHEME_BASIC, &c.user, &c.password)
         .map_err(Fail::call("cannot set the credentials"))
 }

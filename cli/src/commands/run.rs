@@ -2,7 +2,7 @@
 //! A line per state change (a JSON document per line with `--json`).
 
 use super::Context;
-use crate::fail::Fail;
+use crate::fail::{Fail, EXIT_INTERRUPTED};
 use crate::format;
 use crate::interrupt;
 use crate::queue;
@@ -24,6 +24,7 @@ pub fn run(cx: &Context, until_idle: bool) -> Result<i32, Fail> {
         }
     ));
     let mut seen: HashMap<JobId, JobState> = HashMap::new();
+    let mut signal = None;
     loop {
         // Every owner's jobs transfer while we hold the queue; we report the ones we may see.
         let jobs = manager.jobs().map_err(Fail::call("cannot list the jobs"))?;
@@ -60,7 +61,8 @@ pub fn run(cx: &Context, until_idle: bool) -> Result<i32, Fail> {
         if until_idle && !records.iter().any(|r| format::is_busy(r.state)) {
             break;
         }
-        if interrupt::received().is_some() {
+        if let Some(s) = interrupt::received() {
+            signal = Some(s);
             break;
         }
         // The event queue wakes us at once on a change; the timeout bounds the signal's delay.
@@ -68,5 +70,11 @@ pub fn run(cx: &Context, until_idle: bool) -> Result<i32, Fail> {
     }
     // Closing stops the transfers and records their progress; the next holder continues them.
     manager.close();
-    Ok(0)
+    // Ctrl-C interrupted the work: 130, as for every verb. SIGTERM is how systemd and other
+    // supervisors stop a service they started on purpose: a clean stop, 0, so the unit does not
+    // count it as a failure.
+    Ok(match signal {
+        Some(libc::SIGINT) => EXIT_INTERRUPTED,
+        _ => 0,
+    })
 }

@@ -3,7 +3,7 @@
 //! what it has recorded: progress as of its last checkpoint.
 
 use super::Context;
-use crate::fail::Fail;
+use crate::fail::{Fail, EXIT_INTERRUPTED};
 use crate::format;
 use crate::interrupt;
 use crate::queue::{self, Holder};
@@ -127,7 +127,8 @@ pub fn monitor(cx: &Context, all_users: bool, interval: f64) -> Result<i32, Fail
         let next = Instant::now() + Duration::from_secs_f64(interval);
         while Instant::now() < next {
             if interrupt::received().is_some() {
-                return Ok(0);
+                // Ctrl-C is the only way a monitor ends: interrupted, as the exit statuses say.
+                return Ok(EXIT_INTERRUPTED);
             }
             std::thread::sleep(
                 Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())),

@@ -1,7 +1,7 @@
 //! `transfer`: Start-BitsTransfer. One job, live progress, wait, complete. Also the loop that
 //! waits on a job with progress, shared with `resume --wait`.
 
-use super::{apply_credentials, Context};
+use super::{apply_credentials, read_credentials, Context};
 use crate::cli::{Kind, PriorityArg, TransferArgs};
 use crate::fail::{Fail, EXIT_INTERRUPTED};
 use crate::format;
@@ -47,11 +47,18 @@ pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
             _ => Ok((remote(&pair[1])?, local(&pair[0], None)?)),
         })
         .collect::<Result<Vec<(String, String)>, Fail>>()?;
+    // Everything the command line says is checked before the queue is touched: a transfer that
+    // fails here must not leave a job behind.
     let headers = headers(&args.headers);
+    if let Some(h) = &headers {
+        openbits_core::http_options::parse_headers(h)
+            .map_err(|refusal| Fail::call("--header")(openbits_core::Error::from(refusal)))?;
+    }
+    let credentials = read_credentials(&args.credentials)?;
 
     interrupt::install();
     let manager = queue::open(&cx.dir, queue::Hold::ToTransfer)?;
-    let job = match same_transfer(&manager, job_type, &files) {
+    let (job, created) = match same_transfer(&manager, job_type, &files) {
         Some((job, rec)) => {
             let p = rec.progress();
             cx.note(format!(
@@ -60,7 +67,7 @@ pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
                 rec.state.name(),
                 format::size(p.bytes_transferred)
             ));
-            job
+            (job, false)
         }
         None => {
             let name = args.name.as_deref().unwrap_or(DEFAULT_NAME);
@@ -76,22 +83,32 @@ pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
                 let _ = job.cancel();
                 return Err(Fail::call("cannot add the files")(e));
             }
-            job
+            (job, true)
         }
     };
-    job.set_priority(priority(args.priority))
-        .map_err(Fail::call("cannot set the priority"))?;
-    if let Some(bytes) = max_bandwidth {
-        job.set_max_bandwidth(bytes)
-            .map_err(Fail::call("--max-bandwidth"))?;
+    let set_up = || -> Result<(), Fail> {
+        job.set_priority(priority(args.priority))
+            .map_err(Fail::call("cannot set the priority"))?;
+        if let Some(bytes) = max_bandwidth {
+            job.set_max_bandwidth(bytes)
+                .map_err(Fail::call("--max-bandwidth"))?;
+        }
+        if let Some(h) = &headers {
+            job.set_custom_headers(Some(h))
+                .map_err(Fail::call("--header"))?;
+        }
+        // Credentials live only in memory: a continued job needs them again, and gets them here.
+        apply_credentials(&job, credentials.as_ref())?;
+        start(&job)
+    };
+    if let Err(fail) = set_up() {
+        // Whatever was checked above, the library has the last word; a job we made for this
+        // command and could not start is removed, while a continued one is the user's and stays.
+        if created {
+            let _ = job.cancel();
+        }
+        return Err(fail);
     }
-    if let Some(h) = &headers {
-        job.set_custom_headers(Some(h))
-            .map_err(Fail::call("--header"))?;
-    }
-    // Credentials live only in memory: a continued job needs them again, and gets them here.
-    apply_credentials(&job, &args.credentials)?;
-    start(&job)?;
     watch(cx, &job, true, continue_command())
 }
 
