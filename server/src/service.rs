@@ -292,6 +292,7 @@ async fn create(
         reply_url: None,
         copy_to_destination: false,
         reply_mode,
+        closing: false,
     };
     app.store.create(&meta).await?;
     let host = app.cfg.host_id.as_ref().map(|name| HostId {
@@ -371,10 +372,12 @@ async fn fragment(
 async fn close(app: &Arc<App>, id: &str, client: &str) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    let Some((meta, _)) = app.live_session(id, client).await? else {
+    let Some((meta, version)) = app.live_session(id, client).await? else {
         return Ok(Reply::session_not_found());
     };
-    app.store.close(&meta, app.cfg.allow_overwrites).await?;
+    app.store
+        .close(&meta, &version, app.cfg.allow_overwrites)
+        .await?;
     Ok(proto::ack_session(Some(id)))
 }
 

@@ -236,3 +236,86 @@ fn too_many_headers_are_refused() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 431") || buf.is_empty(), "{text}");
 }
+
+/// Sends every byte of an upload in one fragment and leaves the session open.
+fn upload_unclosed(addr: std::net::SocketAddr, path: &str, bytes: &[u8]) -> String {
+    let id = create_id(addr, path);
+    let r = fragment(addr, path, &id, 0, bytes.len() as u64, bytes);
+    assert_eq!(
+        r.h("bits-received-content-range"),
+        Some(&*bytes.len().to_string())
+    );
+    id
+}
+
+/// Sets the marker Close-Session writes into meta.json before it places the file.
+fn mark_closing(session: &std::path::Path) {
+    let p = session.join("meta.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    v["closing"] = true.into();
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn close_resent_after_a_crash_between_placing_and_removing_succeeds() {
+    for allow in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let extra: &[&str] = if allow { &["--allow-overwrites"] } else { &[] };
+        let mut s = Server::root(dir.path(), extra);
+        let bytes = data(300_000, 4);
+        let id = upload_unclosed(s.addr, "/c/f.bin", &bytes);
+        s.kill9();
+        // What the first Close-Session leaves when the process dies after placing the file:
+        // the marker, the file at its name (renamed there with --allow-overwrites,
+        // hard-linked without), and the session.
+        let session = dir.path().join("root/.bits-sessions").join(&id);
+        mark_closing(&session);
+        std::fs::create_dir_all(dir.path().join("root/c")).unwrap();
+        let dest = dir.path().join("root/c/f.bin");
+        if allow {
+            std::fs::rename(session.join("data"), &dest).unwrap();
+        } else {
+            std::fs::hard_link(session.join("data"), &dest).unwrap();
+        }
+        let s = Server::root(dir.path(), extra);
+        // The client never saw the first Ack and sends Close-Session again.
+        let r = close(s.addr, "/c/f.bin", &id);
+        assert_eq!(
+            (r.status, r.h("bits-session-id")),
+            (200, Some(id.as_str())),
+            "allow-overwrites {allow}: {r:?}"
+        );
+        assert!(std::fs::read(&dest).unwrap() == bytes, "file differs");
+        assert!(!session.exists(), "session left behind");
+    }
+}
+
+#[test]
+fn a_close_marked_but_not_placed_places_or_refuses_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::root(dir.path(), &[]);
+    let bytes = data(70_000, 5);
+    let placed = upload_unclosed(s.addr, "/m/placed.bin", &bytes);
+    let taken = upload_unclosed(s.addr, "/m/taken.bin", &bytes);
+    s.kill9();
+    // Both died after the marker, before the file moved; meanwhile someone else wrote the
+    // second one's name.
+    let sessions = dir.path().join("root/.bits-sessions");
+    mark_closing(&sessions.join(&placed));
+    mark_closing(&sessions.join(&taken));
+    std::fs::create_dir_all(dir.path().join("root/m")).unwrap();
+    std::fs::write(dir.path().join("root/m/taken.bin"), b"theirs").unwrap();
+    let s = Server::root(dir.path(), &[]);
+    assert_eq!(close(s.addr, "/m/placed.bin", &placed).status, 200);
+    assert!(std::fs::read(dir.path().join("root/m/placed.bin")).unwrap() == bytes);
+    let r = close(s.addr, "/m/taken.bin", &taken);
+    assert_eq!(
+        (r.status, r.h("bits-error-code")),
+        (409, Some("0x80070005")),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("root/m/taken.bin")).unwrap(),
+        b"theirs"
+    );
+}
