@@ -203,7 +203,23 @@ async fn bits(
 ) -> Reply {
     let parsed = match proto::parse_request(req.headers()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => {
+            // A malformed Fragment (bad Content-Range, wrong length) for a session we have is
+            // still answered with where that session stands.
+            if openbits_protocol::headers::packet_type(req.headers()) == Some(PacketType::Fragment)
+            {
+                let id = openbits_protocol::headers::get(
+                    req.headers(),
+                    openbits_protocol::headers::SESSION_ID,
+                );
+                if let Some(id) = id {
+                    if let Ok(Some((m, _))) = app.live_session(id, client).await {
+                        return r.with_received(m.received);
+                    }
+                }
+            }
+            return r;
+        }
     };
     note.packet = Some(parsed.packet);
     note.session = parsed.session_id.clone();
@@ -216,10 +232,33 @@ async fn bits(
             // is not lost to a reset connection (tests/packets.rs checks this with 12 MiB bodies).
             let mut body =
                 BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
-            match range {
-                Some(range) => fragment(app, &id, client, range, &mut body).await,
+            let mut known = None;
+            let result = match range {
+                Some(range) => fragment(app, &id, client, range, &mut body, &mut known).await,
                 None => Ok(Reply::invalid()),
-            }
+            };
+            let reply = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    note.error = Some(e.to_string());
+                    storage_error(&e)
+                }
+            };
+            // Every Ack to a Fragment of a known session says where it stands, errors
+            // (413, 400, storage failures, the application's context-0x7 errors) included.
+            // A session that vanished meanwhile is not known any more: its Ack stays bare.
+            return match known {
+                Some(received)
+                    if reply
+                        .header(openbits_protocol::headers::RECEIVED_CONTENT_RANGE)
+                        .is_none()
+                        && openbits_protocol::error::error_code(&reply.headers)
+                            != Some(Hresult::BG_E_SESSION_NOT_FOUND) =>
+                {
+                    reply.with_received(received)
+                }
+                _ => reply,
+            };
         }
         PacketType::CloseSession => {
             close(app, &parsed.session_id.unwrap_or_default(), client).await
@@ -308,12 +347,15 @@ async fn fragment(
     client: &str,
     range: openbits_protocol::ContentRange,
     body: &mut BodyReader,
+    known: &mut Option<u64>,
 ) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
     let Some((meta, version)) = app.live_session(id, client).await? else {
         return Ok(Reply::session_not_found());
     };
+    // A failed write records nothing, so this stays right until a write succeeds.
+    *known = Some(meta.received);
     let progress = Progress {
         total: meta.total,
         received: meta.received,
@@ -344,7 +386,10 @@ async fn fragment(
             )
             .await?
         {
-            Stored::Done(m, v) => (m, v),
+            Stored::Done(m, v) => {
+                *known = Some(m.received);
+                (m, v)
+            }
             Stored::Raced(cur) => {
                 return Ok(if cur.received >= range.first {
                     proto::ack_fragment(id, cur.received, cur.reply_url.as_deref())
