@@ -116,16 +116,6 @@ async fn route(
     peer: SocketAddr,
     note: &mut Note,
 ) -> hyper::Response<Body> {
-    if req.headers().len() > crate::MAX_HEADERS {
-        return body::response(
-            hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            vec![
-                ("content-length", "0".into()),
-                ("connection", "close".into()),
-            ],
-            body::empty(),
-        );
-    }
     if let Some(auth) = &app.auth {
         let header = req
             .headers()
@@ -496,6 +486,34 @@ async fn serve_file(
         _ => body::empty(),
     };
     body::response(head.status, head.headers, b)
+}
+
+/// Logs a request that hyper refused before it reached [`handle`] (the connection's error):
+/// a head over the limits (hyper answers 431, or 414 for the request line), a malformed one
+/// (400), or a head that did not arrive within `--read-timeout` (closed without an answer;
+/// logged as 408). `head_started` says whether bytes of a request had arrived since the last
+/// answer: an idle keep-alive connection timing out, or a client going away, is no request
+/// and gets no line.
+pub fn log_refused(cfg: &Config, peer: SocketAddr, e: &hyper::Error, head_started: bool) {
+    let status = if e.is_parse_too_large() {
+        // hyper's public error has no finer kind; its message names the request line.
+        if e.to_string().contains("URI too long") {
+            414
+        } else {
+            431
+        }
+    } else if e.is_parse() {
+        400
+    } else if e.is_timeout() && head_started {
+        408
+    } else {
+        return;
+    };
+    let note = Note {
+        error: Some(e.to_string()),
+        ..Note::default()
+    };
+    log(cfg, peer, "-", "-", status, 0, Instant::now(), &note);
 }
 
 #[allow(clippy::too_many_arguments)]
