@@ -486,3 +486,26 @@ fn s3_close_resent_after_a_crash_between_placing_and_removing_succeeds() {
     assert!(got.body == bytes, "object differs: {got:?}");
     assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
 }
+
+#[test]
+fn s3_sessions_expire() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_with(&m, dir.path(), "a", &["--session-timeout", "1"]);
+    let id = create_id(a.addr, "/x/old.bin");
+    assert_eq!(
+        fragment(a.addr, "/x/old.bin", &id, 0, 10, b"abcd").status,
+        200
+    );
+    assert!(!session_objects(&m).is_empty());
+    // The sweep removes the record, the part and the per-client marker without any request.
+    wait_for("the sweep to remove the expired session", || {
+        session_objects(&m).is_empty()
+    });
+    let r = fragment(a.addr, "/x/old.bin", &id, 4, 10, b"efghij");
+    assert_eq!(
+        (r.status, r.h("bits-error-code")),
+        (500, Some("0x8020001F")),
+        "{r:?}"
+    );
+}

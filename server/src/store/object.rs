@@ -408,9 +408,10 @@ impl ObjectStoreBackend {
     pub async fn list(&self) -> Result<Vec<String>, Error> {
         let dir = self.key(&[SESSIONS_DIR]);
         let r = self.store.list_with_delimiter(Some(&dir)).await?;
+        // Listed names come back as stored, with object_store's escapes (`{` is `%7B`).
         Ok(r.common_prefixes
             .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
+            .filter_map(|p| p.filename().and_then(unescape))
             .filter(|n| valid_session_id(n))
             .collect())
     }
@@ -528,6 +529,24 @@ impl ObjectStoreBackend {
     }
 }
 
+/// Undoes object_store's percent-escaping of one path part; None if it is not valid.
+fn unescape(part: &str) -> Option<String> {
+    let b = part.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,6 +604,16 @@ mod tests {
             Err(object_store::Error::NotFound { .. }) => None,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_listed_and_counted() {
+        let b = memory();
+        let meta = complete_session(&b).await;
+        assert_eq!(b.list().await.unwrap(), vec![meta.id.clone()]);
+        assert_eq!(b.count_client("127.0.0.1").await.unwrap(), 1);
+        assert_eq!(unescape("%7Bx%7D").as_deref(), Some("{x}"));
+        assert_eq!(unescape("%7"), None);
     }
 
     #[test]
