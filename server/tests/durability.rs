@@ -98,6 +98,15 @@ fn a_restart_keeps_sessions_and_offsets() {
 
 #[test]
 fn sigterm_finishes_the_request_in_flight() {
+    finishes_the_request_in_flight(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_finishes_the_request_in_flight() {
+    finishes_the_request_in_flight(libc::SIGINT);
+}
+
+fn finishes_the_request_in_flight(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::root(dir.path(), &[]);
     let id = create_id(s.addr, "/g.bin");
@@ -111,7 +120,7 @@ fn sigterm_finishes_the_request_in_flight() {
         .join(&id)
         .join("data");
     wait_for("the fragment to start", || data.exists());
-    s.signal(libc::SIGTERM);
+    s.signal(signal);
     c.write_all(b"56789").unwrap();
     let r = read_response(&mut c, false);
     assert_eq!(
