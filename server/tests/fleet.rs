@@ -509,3 +509,55 @@ fn s3_sessions_expire() {
         "{r:?}"
     );
 }
+
+/// The conditional write that keeps two nodes from both advancing a session, against S3 itself:
+/// a save made with a version that another save has replaced is refused.
+#[test]
+fn s3_refuses_a_save_with_a_stale_version() {
+    use openbits_server::store::{object::ObjectStoreBackend, Error, SessionMeta};
+    let Some(m) = moto() else { return };
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://{}", m.addr))
+        .with_allow_http(true)
+        .with_bucket_name(&m.bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .build()
+        .unwrap();
+    let b = ObjectStoreBackend::from_store(std::sync::Arc::new(s3), "uploads".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let meta = SessionMeta {
+            id: openbits_server::paths::new_session_id(),
+            path: "v/f.bin".into(),
+            url: "http://localhost/v/f.bin".into(),
+            client: "127.0.0.1".into(),
+            created: 1,
+            updated: 1,
+            total: Some(10),
+            received: 0,
+            parts: vec![],
+            reply_url: None,
+            copy_to_destination: false,
+            reply_mode: false,
+            closing: false,
+        };
+        b.create(&meta).await.unwrap();
+        let (first, stale) = b.load(&meta.id).await.unwrap().unwrap();
+        // Node A saves progress; node B, still holding the version it read before, loses.
+        let mut a = first.clone();
+        a.received = 4;
+        b.save(&a, &stale).await.unwrap();
+        let mut late = first.clone();
+        late.received = 6;
+        let r = b.save(&late, &stale).await;
+        assert!(matches!(r, Err(Error::Conflict)), "{r:?}");
+        assert_eq!(b.load(&meta.id).await.unwrap().unwrap().0.received, 4);
+        b.remove(&meta.id).await.unwrap();
+    });
+    assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
+}

@@ -89,6 +89,12 @@ impl ObjectStoreBackend {
         Ok(ObjectStoreBackend { store, prefix })
     }
 
+    /// A backend on a store built elsewhere, its keys under `prefix` (tests build one on a
+    /// local S3 server without touching the process's environment).
+    pub fn from_store(store: Arc<dyn ObjectStore>, prefix: Path) -> ObjectStoreBackend {
+        ObjectStoreBackend { store, prefix }
+    }
+
     fn key(&self, parts: &[&str]) -> Path {
         Path::from_iter(
             self.prefix
