@@ -161,7 +161,8 @@ impl MemoryServer {
                                     status,
                                     code,
                                     ErrorContext::REMOTE_APPLICATION,
-                                );
+                                )
+                                .with_received(s.data.len() as u64);
                             }
                         }
                     }

@@ -56,7 +56,13 @@ impl Reply {
 
     /// 416: out of sync; the client must continue at `received`.
     pub fn out_of_sync(received: u64) -> Reply {
-        Reply::ack(416).with(headers::RECEIVED_CONTENT_RANGE, &received.to_string())
+        Reply::ack(416).with_received(received)
+    }
+
+    /// Adds `BITS-Received-Content-Range`, which every Ack to a Fragment of a known session
+    /// carries, errors included, so that the client always learns where to continue.
+    pub fn with_received(self, received: u64) -> Reply {
+        self.with(headers::RECEIVED_CONTENT_RANGE, &received.to_string())
     }
 
     /// Adds a header. Values here are built by the server (ids, offsets, URLs it made), so an
@@ -200,16 +206,17 @@ pub enum FragmentPlan {
 
 /// Applies the fragment rules ([MC-BUP] §3.2.5.2.6): a gap is 416 with the next offset, an
 /// overlap stores only the new bytes, a changed total is 400, a total over `max_size` is 413.
+/// Every refusal carries `BITS-Received-Content-Range`, as every Ack to a Fragment must.
 pub fn plan_fragment(
     range: ContentRange,
     progress: Progress,
     max_size: Option<u64>,
 ) -> Result<FragmentPlan, Reply> {
     if max_size.is_some_and(|m| range.total > m) {
-        return Err(Reply::too_large());
+        return Err(Reply::too_large().with_received(progress.received));
     }
     if progress.total.is_some_and(|t| t != range.total) {
-        return Err(Reply::invalid());
+        return Err(Reply::invalid().with_received(progress.received));
     }
     if range.first > progress.received {
         return Err(Reply::out_of_sync(progress.received));
@@ -374,17 +381,25 @@ mod tests {
             (gap.status, gap.header("bits-received-content-range")),
             (416, Some("10"))
         );
+        let changed = plan_fragment(r(10, 14, 21), p(Some(20), 10), None).unwrap_err();
         assert_eq!(
-            plan_fragment(r(10, 14, 21), p(Some(20), 10), None)
-                .unwrap_err()
-                .status,
-            400
+            (
+                changed.status,
+                changed.header("bits-received-content-range")
+            ),
+            (400, Some("10"))
         );
         let big = plan_fragment(r(0, 9, 20), p(None, 0), Some(19)).unwrap_err();
         assert_eq!(
-            (big.status, big.header("bits-error-code")),
-            (413, Some("0x80200020"))
+            (
+                big.status,
+                big.header("bits-error-code"),
+                big.header("bits-received-content-range")
+            ),
+            (413, Some("0x80200020"), Some("0"))
         );
+        let big = plan_fragment(r(10, 19, 30), p(Some(30), 10), Some(29)).unwrap_err();
+        assert_eq!(big.header("bits-received-content-range"), Some("10"));
         assert!(plan_fragment(r(0, 9, 20), p(None, 0), Some(20)).is_ok());
     }
 }

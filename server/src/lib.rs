@@ -14,13 +14,14 @@ use config::{Config, Storage};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use service::App;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Largest request head (line and headers) hyper buffers; also bounds per-connection memory.
 const MAX_BUF: usize = 64 * 1024;
-/// Headers per request; Windows sends about ten.
+/// Headers per request; Windows sends about ten. hyper answers 431 past it.
 pub const MAX_HEADERS: usize = 64;
 /// Request line and headers together (BITS values are at most 4 KB each).
 const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -88,7 +89,7 @@ pub fn connection<I>(
     app: Arc<App>,
     io: I,
     peer: SocketAddr,
-) -> impl hyper_util::server::graceful::GracefulConnection
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -102,6 +103,90 @@ where
         .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     http.serve_connection(TokioIo::new(io), svc)
+}
+
+/// Serves one connection until it closes, logging what hyper refused without calling the
+/// request handler (431 and the like, a request head that timed out).
+async fn serve<I>(
+    app: Arc<App>,
+    io: I,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let head_started = Arc::new(AtomicBool::new(false));
+    let io = HeadProbe {
+        io,
+        head_started: head_started.clone(),
+    };
+    if let Err(e) = watcher.watch(connection(app.clone(), io, peer)).await {
+        service::log_refused(&app.cfg, peer, &e, head_started.load(Ordering::Relaxed));
+    }
+}
+
+/// A connection's stream that notes whether the client sent bytes since the server last wrote:
+/// whether a header read timeout cut a request short or only ended an idle connection. (Bytes
+/// of a pipelined request read before the previous answer went out are not seen; such a
+/// request is then not logged if its head never completes.)
+struct HeadProbe<I> {
+    io: I,
+    head_started: Arc<AtomicBool>,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for HeadProbe<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.head_started.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HeadProbe<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.head_started.store(false, Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.head_started.store(false, Ordering::Relaxed);
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
@@ -168,11 +253,9 @@ pub async fn run(
                     else {
                         return;
                     };
-                    let _ = watcher.watch(connection(app, stream, peer)).await;
+                    serve(app, stream, peer, watcher).await;
                 }
-                None => {
-                    let _ = watcher.watch(connection(app, tcp, peer)).await;
-                }
+                None => serve(app, tcp, peer, watcher).await,
             }
         });
     }

@@ -116,16 +116,6 @@ async fn route(
     peer: SocketAddr,
     note: &mut Note,
 ) -> hyper::Response<Body> {
-    if req.headers().len() > crate::MAX_HEADERS {
-        return body::response(
-            hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            vec![
-                ("content-length", "0".into()),
-                ("connection", "close".into()),
-            ],
-            body::empty(),
-        );
-    }
     if let Some(auth) = &app.auth {
         let header = req
             .headers()
@@ -203,7 +193,23 @@ async fn bits(
 ) -> Reply {
     let parsed = match proto::parse_request(req.headers()) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => {
+            // A malformed Fragment (bad Content-Range, wrong length) for a session we have is
+            // still answered with where that session stands.
+            if openbits_protocol::headers::packet_type(req.headers()) == Some(PacketType::Fragment)
+            {
+                let id = openbits_protocol::headers::get(
+                    req.headers(),
+                    openbits_protocol::headers::SESSION_ID,
+                );
+                if let Some(id) = id {
+                    if let Ok(Some((m, _))) = app.live_session(id, client).await {
+                        return r.with_received(m.received);
+                    }
+                }
+            }
+            return r;
+        }
     };
     note.packet = Some(parsed.packet);
     note.session = parsed.session_id.clone();
@@ -216,10 +222,33 @@ async fn bits(
             // is not lost to a reset connection (tests/packets.rs checks this with 12 MiB bodies).
             let mut body =
                 BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
-            match range {
-                Some(range) => fragment(app, &id, client, range, &mut body).await,
+            let mut known = None;
+            let result = match range {
+                Some(range) => fragment(app, &id, client, range, &mut body, &mut known).await,
                 None => Ok(Reply::invalid()),
-            }
+            };
+            let reply = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    note.error = Some(e.to_string());
+                    storage_error(&e)
+                }
+            };
+            // Every Ack to a Fragment of a known session says where it stands, errors
+            // (413, 400, storage failures, the application's context-0x7 errors) included.
+            // A session that vanished meanwhile is not known any more: its Ack stays bare.
+            return match known {
+                Some(received)
+                    if reply
+                        .header(openbits_protocol::headers::RECEIVED_CONTENT_RANGE)
+                        .is_none()
+                        && openbits_protocol::error::error_code(&reply.headers)
+                            != Some(Hresult::BG_E_SESSION_NOT_FOUND) =>
+                {
+                    reply.with_received(received)
+                }
+                _ => reply,
+            };
         }
         PacketType::CloseSession => {
             close(app, &parsed.session_id.unwrap_or_default(), client).await
@@ -292,6 +321,7 @@ async fn create(
         reply_url: None,
         copy_to_destination: false,
         reply_mode,
+        closing: false,
     };
     app.store.create(&meta).await?;
     let host = app.cfg.host_id.as_ref().map(|name| HostId {
@@ -307,12 +337,15 @@ async fn fragment(
     client: &str,
     range: openbits_protocol::ContentRange,
     body: &mut BodyReader,
+    known: &mut Option<u64>,
 ) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
     let Some((meta, version)) = app.live_session(id, client).await? else {
         return Ok(Reply::session_not_found());
     };
+    // A failed write records nothing, so this stays right until a write succeeds.
+    *known = Some(meta.received);
     let progress = Progress {
         total: meta.total,
         received: meta.received,
@@ -343,7 +376,10 @@ async fn fragment(
             )
             .await?
         {
-            Stored::Done(m, v) => (m, v),
+            Stored::Done(m, v) => {
+                *known = Some(m.received);
+                (m, v)
+            }
             Stored::Raced(cur) => {
                 return Ok(if cur.received >= range.first {
                     proto::ack_fragment(id, cur.received, cur.reply_url.as_deref())
@@ -371,10 +407,12 @@ async fn fragment(
 async fn close(app: &Arc<App>, id: &str, client: &str) -> Result<Reply, Error> {
     let lock = app.lock_for(id);
     let _guard = lock.lock().await;
-    let Some((meta, _)) = app.live_session(id, client).await? else {
+    let Some((meta, version)) = app.live_session(id, client).await? else {
         return Ok(Reply::session_not_found());
     };
-    app.store.close(&meta, app.cfg.allow_overwrites).await?;
+    app.store
+        .close(&meta, &version, app.cfg.allow_overwrites)
+        .await?;
     Ok(proto::ack_session(Some(id)))
 }
 
@@ -448,6 +486,34 @@ async fn serve_file(
         _ => body::empty(),
     };
     body::response(head.status, head.headers, b)
+}
+
+/// Logs a request that hyper refused before it reached [`handle`] (the connection's error):
+/// a head over the limits (hyper answers 431, or 414 for the request line), a malformed one
+/// (400), or a head that did not arrive within `--read-timeout` (closed without an answer;
+/// logged as 408). `head_started` says whether bytes of a request had arrived since the last
+/// answer: an idle keep-alive connection timing out, or a client going away, is no request
+/// and gets no line.
+pub fn log_refused(cfg: &Config, peer: SocketAddr, e: &hyper::Error, head_started: bool) {
+    let status = if e.is_parse_too_large() {
+        // hyper's public error has no finer kind; its message names the request line.
+        if e.to_string().contains("URI too long") {
+            414
+        } else {
+            431
+        }
+    } else if e.is_parse() {
+        400
+    } else if e.is_timeout() && head_started {
+        408
+    } else {
+        return;
+    };
+    let note = Note {
+        error: Some(e.to_string()),
+        ..Note::default()
+    };
+    log(cfg, peer, "-", "-", status, 0, Instant::now(), &note);
 }
 
 #[allow(clippy::too_many_arguments)]

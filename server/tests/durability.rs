@@ -98,6 +98,15 @@ fn a_restart_keeps_sessions_and_offsets() {
 
 #[test]
 fn sigterm_finishes_the_request_in_flight() {
+    finishes_the_request_in_flight(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_finishes_the_request_in_flight() {
+    finishes_the_request_in_flight(libc::SIGINT);
+}
+
+fn finishes_the_request_in_flight(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::root(dir.path(), &[]);
     let id = create_id(s.addr, "/g.bin");
@@ -111,7 +120,7 @@ fn sigterm_finishes_the_request_in_flight() {
         .join(&id)
         .join("data");
     wait_for("the fragment to start", || data.exists());
-    s.signal(libc::SIGTERM);
+    s.signal(signal);
     c.write_all(b"56789").unwrap();
     let r = read_response(&mut c, false);
     assert_eq!(
@@ -194,8 +203,14 @@ fn a_silent_client_is_disconnected() {
         fragment(s.addr, "/slow.bin", &id, 0, 100, &[7; 100]).status,
         200
     );
-    // Connections that send nothing, or half a request head, are closed too.
-    for opening in [&b""[..], b"BITS_POST /slow.bin HTTP/1.1\r\nHost: x\r\n"] {
+    // Connections that send nothing, a whole request and then nothing (an idle keep-alive),
+    // or half a request head, are closed too.
+    let ping = b"BITS_POST /slow.bin HTTP/1.1\r\nHost: x\r\nBITS-Packet-Type: Ping\r\nContent-Length: 0\r\n\r\n";
+    for opening in [
+        &b""[..],
+        ping,
+        b"BITS_POST /slow.bin HTTP/1.1\r\nHost: x\r\n",
+    ] {
         let mut c = TcpStream::connect(s.addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         c.write_all(opening).unwrap();
@@ -205,7 +220,17 @@ fn a_silent_client_is_disconnected() {
             n.is_ok(),
             "closed by the server, not by our 120 s guard: {n:?}"
         );
+        if opening == ping {
+            assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+        }
     }
+    // Only the half head was a request, and it has its log line (as 408: no answer is sent).
+    // The idle connections ended (and would have been logged) a second before it timed out.
+    wait_for("the timed-out head's log line", || {
+        s.log_text().contains("\"- -\" 408")
+    });
+    let log = s.log_text();
+    assert_eq!(log.matches("\"- -\" 408").count(), 1, "{log}");
 }
 
 #[test]
@@ -225,6 +250,10 @@ fn too_many_headers_are_refused() {
     let _ = c.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    // hyper answers this itself, before the request handler; the server still logs it.
+    wait_for("the 431's log line", || {
+        s.log_text().contains("\"- -\" 431")
+    });
     let mut c = TcpStream::connect(s.addr).unwrap();
     let huge = format!(
         "BITS_POST /h HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -235,4 +264,87 @@ fn too_many_headers_are_refused() {
     let _ = c.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 431") || buf.is_empty(), "{text}");
+}
+
+/// Sends every byte of an upload in one fragment and leaves the session open.
+fn upload_unclosed(addr: std::net::SocketAddr, path: &str, bytes: &[u8]) -> String {
+    let id = create_id(addr, path);
+    let r = fragment(addr, path, &id, 0, bytes.len() as u64, bytes);
+    assert_eq!(
+        r.h("bits-received-content-range"),
+        Some(&*bytes.len().to_string())
+    );
+    id
+}
+
+/// Sets the marker Close-Session writes into meta.json before it places the file.
+fn mark_closing(session: &std::path::Path) {
+    let p = session.join("meta.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    v["closing"] = true.into();
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn close_resent_after_a_crash_between_placing_and_removing_succeeds() {
+    for allow in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let extra: &[&str] = if allow { &["--allow-overwrites"] } else { &[] };
+        let mut s = Server::root(dir.path(), extra);
+        let bytes = data(300_000, 4);
+        let id = upload_unclosed(s.addr, "/c/f.bin", &bytes);
+        s.kill9();
+        // What the first Close-Session leaves when the process dies after placing the file:
+        // the marker, the file at its name (renamed there with --allow-overwrites,
+        // hard-linked without), and the session.
+        let session = dir.path().join("root/.bits-sessions").join(&id);
+        mark_closing(&session);
+        std::fs::create_dir_all(dir.path().join("root/c")).unwrap();
+        let dest = dir.path().join("root/c/f.bin");
+        if allow {
+            std::fs::rename(session.join("data"), &dest).unwrap();
+        } else {
+            std::fs::hard_link(session.join("data"), &dest).unwrap();
+        }
+        let s = Server::root(dir.path(), extra);
+        // The client never saw the first Ack and sends Close-Session again.
+        let r = close(s.addr, "/c/f.bin", &id);
+        assert_eq!(
+            (r.status, r.h("bits-session-id")),
+            (200, Some(id.as_str())),
+            "allow-overwrites {allow}: {r:?}"
+        );
+        assert!(std::fs::read(&dest).unwrap() == bytes, "file differs");
+        assert!(!session.exists(), "session left behind");
+    }
+}
+
+#[test]
+fn a_close_marked_but_not_placed_places_or_refuses_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::root(dir.path(), &[]);
+    let bytes = data(70_000, 5);
+    let placed = upload_unclosed(s.addr, "/m/placed.bin", &bytes);
+    let taken = upload_unclosed(s.addr, "/m/taken.bin", &bytes);
+    s.kill9();
+    // Both died after the marker, before the file moved; meanwhile someone else wrote the
+    // second one's name.
+    let sessions = dir.path().join("root/.bits-sessions");
+    mark_closing(&sessions.join(&placed));
+    mark_closing(&sessions.join(&taken));
+    std::fs::create_dir_all(dir.path().join("root/m")).unwrap();
+    std::fs::write(dir.path().join("root/m/taken.bin"), b"theirs").unwrap();
+    let s = Server::root(dir.path(), &[]);
+    assert_eq!(close(s.addr, "/m/placed.bin", &placed).status, 200);
+    assert!(std::fs::read(dir.path().join("root/m/placed.bin")).unwrap() == bytes);
+    let r = close(s.addr, "/m/taken.bin", &taken);
+    assert_eq!(
+        (r.status, r.h("bits-error-code")),
+        (409, Some("0x80070005")),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("root/m/taken.bin")).unwrap(),
+        b"theirs"
+    );
 }

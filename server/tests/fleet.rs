@@ -392,3 +392,172 @@ fn upload_reply_and_downloads_on_s3() {
     assert!(dl.h("etag").is_some() && dl.h("last-modified").is_some());
     assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
 }
+
+/// A request path for an object key as S3 lists it (object_store writes `{` as `%7B` in keys).
+fn key_path(m: &Moto, key: &str) -> String {
+    format!("/{}/{}", m.bucket, key.replace('%', "%25"))
+}
+
+/// moto refuses unsigned requests for keys with `%` in them (403) but does not check
+/// signatures: any AWS4 Authorization header will do. (It also stores an empty object for a
+/// PUT whose body looks like a form, hence the content type.)
+const MOTO_AUTH: [(&str, &str); 2] = [
+    (
+        "Authorization",
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+    ),
+    ("Content-Type", "application/octet-stream"),
+];
+
+#[test]
+fn s3_close_resent_after_a_crash_between_placing_and_removing_succeeds() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = node(&m, dir.path(), "a");
+    let b = node(&m, dir.path(), "b");
+
+    // A normal Close-Session tags the object with its session (read back through S3's HEAD),
+    // which is how a resent one recognises its own earlier placement.
+    let id = create_id(a.addr, "/t/normal.bin");
+    assert_eq!(
+        fragment(a.addr, "/t/normal.bin", &id, 0, 5, b"12345").status,
+        200
+    );
+    assert_eq!(close(a.addr, "/t/normal.bin", &id).status, 200);
+    let head = request(
+        m.addr,
+        "HEAD",
+        &format!("/{}/uploads/t/normal.bin", m.bucket),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        head.h("x-amz-meta-bits-session"),
+        Some(id.as_str()),
+        "{head:?}"
+    );
+
+    // A complete session whose first Close-Session marked it, composed the object, and died
+    // before removing the session.
+    let bytes = data(200_000, 8);
+    let id = create_id(a.addr, "/t/f.bin");
+    let r = fragment(a.addr, "/t/f.bin", &id, 0, bytes.len() as u64, &bytes);
+    assert_eq!(r.status, 200, "{r:?}");
+    a.kill9();
+    let meta_key = session_objects(&m)
+        .into_iter()
+        .find(|k| k.ends_with("/meta.json"))
+        .expect("meta.json");
+    let got = request(m.addr, "GET", &key_path(&m, &meta_key), &MOTO_AUTH, b"");
+    assert_eq!(got.status, 200, "{meta_key}: {got:?}");
+    let mut meta: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    meta["closing"] = true.into();
+    let put = request(
+        m.addr,
+        "PUT",
+        &key_path(&m, &meta_key),
+        &MOTO_AUTH,
+        &serde_json::to_vec(&meta).unwrap(),
+    );
+    assert_eq!(put.status, 200);
+    let put = request(
+        m.addr,
+        "PUT",
+        &format!("/{}/uploads/t/f.bin", m.bucket),
+        &[MOTO_AUTH[0], MOTO_AUTH[1], ("x-amz-meta-bits-session", &id)],
+        &bytes,
+    );
+    assert_eq!(put.status, 200);
+
+    // The client sends Close-Session again (to another node).
+    let r = close(b.addr, "/t/f.bin", &id);
+    assert_eq!(
+        (r.status, r.h("bits-session-id")),
+        (200, Some(id.as_str())),
+        "{r:?}"
+    );
+    let got = request(
+        m.addr,
+        "GET",
+        &format!("/{}/uploads/t/f.bin", m.bucket),
+        &MOTO_AUTH,
+        b"",
+    );
+    assert!(got.body == bytes, "object differs: {got:?}");
+    assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
+}
+
+#[test]
+fn s3_sessions_expire() {
+    let Some(m) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_with(&m, dir.path(), "a", &["--session-timeout", "1"]);
+    let id = create_id(a.addr, "/x/old.bin");
+    assert_eq!(
+        fragment(a.addr, "/x/old.bin", &id, 0, 10, b"abcd").status,
+        200
+    );
+    assert!(!session_objects(&m).is_empty());
+    // The sweep removes the record, the part and the per-client marker without any request.
+    wait_for("the sweep to remove the expired session", || {
+        session_objects(&m).is_empty()
+    });
+    let r = fragment(a.addr, "/x/old.bin", &id, 4, 10, b"efghij");
+    assert_eq!(
+        (r.status, r.h("bits-error-code")),
+        (500, Some("0x8020001F")),
+        "{r:?}"
+    );
+}
+
+/// The conditional write that keeps two nodes from both advancing a session, against S3 itself:
+/// a save made with a version that another save has replaced is refused.
+#[test]
+fn s3_refuses_a_save_with_a_stale_version() {
+    use openbits_server::store::{object::ObjectStoreBackend, Error, SessionMeta};
+    let Some(m) = moto() else { return };
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://{}", m.addr))
+        .with_allow_http(true)
+        .with_bucket_name(&m.bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .build()
+        .unwrap();
+    let b = ObjectStoreBackend::from_store(std::sync::Arc::new(s3), "uploads".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let meta = SessionMeta {
+            id: openbits_server::paths::new_session_id(),
+            path: "v/f.bin".into(),
+            url: "http://localhost/v/f.bin".into(),
+            client: "127.0.0.1".into(),
+            created: 1,
+            updated: 1,
+            total: Some(10),
+            received: 0,
+            parts: vec![],
+            reply_url: None,
+            copy_to_destination: false,
+            reply_mode: false,
+            closing: false,
+        };
+        b.create(&meta).await.unwrap();
+        let (first, stale) = b.load(&meta.id).await.unwrap().unwrap();
+        // Node A saves progress; node B, still holding the version it read before, loses.
+        let mut a = first.clone();
+        a.received = 4;
+        b.save(&a, &stale).await.unwrap();
+        let mut late = first.clone();
+        late.received = 6;
+        let r = b.save(&late, &stale).await;
+        assert!(matches!(r, Err(Error::Conflict)), "{r:?}");
+        assert_eq!(b.load(&meta.id).await.unwrap().unwrap().0.received, 4);
+        b.remove(&meta.id).await.unwrap();
+    });
+    assert!(session_objects(&m).is_empty(), "{:?}", session_objects(&m));
+}

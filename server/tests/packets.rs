@@ -166,48 +166,55 @@ fn each_error_code() {
         "0x5",
     );
 
+    // Every Ack to a Fragment of a known session, errors included, says where it stands.
+    let at = |r: &Resp, received: &str| {
+        assert_eq!(r.h("bits-received-content-range"), Some(received), "{r:?}");
+    };
     let id = create_id(a, "/f");
     // Bad or missing Content-Range, length mismatch.
-    assert_error(
-        &bits(a, "/f", "Fragment", &[("BITS-Session-Id", &id)], b"abc"),
-        400,
-        "0x80070057",
-        "0x5",
+    let r = bits(a, "/f", "Fragment", &[("BITS-Session-Id", &id)], b"abc");
+    assert_error(&r, 400, "0x80070057", "0x5");
+    at(&r, "0");
+    let r = bits(
+        a,
+        "/f",
+        "Fragment",
+        &[("BITS-Session-Id", &id), ("Content-Range", "bytes 0-5/10")],
+        b"abc",
     );
-    assert_error(
-        &bits(
-            a,
-            "/f",
-            "Fragment",
-            &[("BITS-Session-Id", &id), ("Content-Range", "bytes 0-5/10")],
-            b"abc",
-        ),
-        400,
-        "0x80070057",
-        "0x5",
-    );
+    assert_error(&r, 400, "0x80070057", "0x5");
+    at(&r, "0");
     // Over the maximum upload size.
-    assert_error(
-        &fragment(a, "/f", &id, 0, 1001, b"abc"),
-        413,
-        "0x80200020",
-        "0x5",
-    );
+    let r = fragment(a, "/f", &id, 0, 1001, b"abc");
+    assert_error(&r, 413, "0x80200020", "0x5");
+    at(&r, "0");
     let ok = fragment(a, "/f", &id, 0, 1000, b"abc");
-    assert_eq!(ok.h("bits-received-content-range"), Some("3"));
+    at(&ok, "3");
     // A gap: 416 with the next offset.
     let gap = fragment(a, "/f", &id, 10, 1000, b"abc");
-    assert_eq!(
-        (gap.status, gap.h("bits-received-content-range")),
-        (416, Some("3"))
-    );
+    assert_eq!(gap.status, 416);
+    at(&gap, "3");
     // A different total.
-    assert_error(
-        &fragment(a, "/f", &id, 3, 999, b"abc"),
-        400,
-        "0x80070057",
-        "0x5",
-    );
+    let r = fragment(a, "/f", &id, 3, 999, b"abc");
+    assert_error(&r, 400, "0x80070057", "0x5");
+    at(&r, "3");
+    // Storage failing under a fragment (here the data file cannot be opened, being a folder):
+    // 500 E_FAIL, and the offset is the one before the failed write.
+    let broken = create_id(a, "/g");
+    assert_eq!(fragment(a, "/g", &broken, 0, 10, b"abcd").status, 200);
+    let data = dir
+        .path()
+        .join("root/.bits-sessions")
+        .join(&broken)
+        .join("data");
+    std::fs::remove_file(&data).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    let r = fragment(a, "/g", &broken, 4, 10, b"efgh");
+    assert_error(&r, 500, "0x80004005", "0x5");
+    at(&r, "4");
+    // An unknown session has no offset to give.
+    let r = fragment(a, "/f", unknown, 0, 1, b"x");
+    assert_eq!(r.h("bits-received-content-range"), None, "{r:?}");
     // Other methods.
     assert_eq!(request(a, "PUT", "/f", &[], b"x").status, 405);
 }
@@ -543,6 +550,103 @@ fn bad_configuration_is_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.pem"));
+    // By reference hands the application file names, which an object store does not have.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbits-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--storage",
+            "s3://bucket/prefix",
+            "--notify-type",
+            "by-ref",
+            "--notify-url",
+            "http://127.0.0.1:1/app",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("by-ref")
+            && String::from_utf8_lossy(&out.stderr).contains("--root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn text_log_lines_name_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::root(dir.path(), &[]);
+    let id = create_id(s.addr, "/log/t.bin");
+    assert_eq!(
+        fragment(s.addr, "/log/t.bin", &id, 0, 3, b"abc").status,
+        200
+    );
+    assert_eq!(
+        fragment(s.addr, "/log/t.bin", &id, 0, 4, b"abc").status,
+        400
+    );
+    let log = s.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per request: {log}");
+    // DATE PEER USER "METHOD PATH" STATUS in=BYTES TIMEms packet=… session=… [error="…"]
+    let date_end = "Thu, 01 Jan 1970 00:00:00 GMT".len();
+    for l in &lines {
+        assert!(httpdate::parse_http_date(&l[..date_end]).is_ok(), "{l}");
+    }
+    let rest: Vec<&str> = lines[1][date_end + 1..].split(' ').collect();
+    assert_eq!(
+        rest[0]
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .ip()
+            .to_string(),
+        "127.0.0.1"
+    );
+    assert_eq!(
+        (rest[1], rest[2], rest[3], rest[4], rest[5]),
+        ("-", "\"BITS_POST", "/log/t.bin\"", "200", "in=3"),
+        "{}",
+        lines[1]
+    );
+    assert!(rest[6].ends_with("ms") && rest[6].trim_end_matches("ms").parse::<f64>().is_ok());
+    assert_eq!(rest[7..9], ["packet=Fragment", &format!("session={id}")]);
+    assert_eq!(rest.len(), 9, "{}", lines[1]);
+    // A refused fragment has its line too, with its status.
+    assert!(lines[2].contains(" 400 in=3 "), "{}", lines[2]);
+}
+
+#[test]
+fn connections_beyond_max_connections_wait() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::root(dir.path(), &["--max-connections", "1"]);
+    let ping =
+        b"BITS_POST /p HTTP/1.1\r\nHost: x\r\nBITS-Packet-Type: Ping\r\nContent-Length: 0\r\n\r\n";
+    // The first connection is served and stays open (keep-alive).
+    let mut first = std::net::TcpStream::connect(s.addr).unwrap();
+    first.write_all(ping).unwrap();
+    assert_eq!(read_response(&mut first, false).status, 200);
+    // The second is accepted by the kernel but not served while the first holds the only slot.
+    // (Checking that nothing comes is a wait by nature: a bound that did not hold would answer
+    // within milliseconds; a slow machine can only make this pass, not fail.)
+    let mut second = std::net::TcpStream::connect(s.addr).unwrap();
+    second.write_all(ping).unwrap();
+    second
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let r = second.read(&mut b);
+    assert!(
+        matches!(&r, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "served beyond --max-connections 1: {r:?}"
+    );
+    // Once the first goes, the second is served.
+    drop(first);
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    assert_eq!(read_response(&mut second, false).status, 200);
 }
 
 #[test]

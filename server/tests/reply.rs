@@ -161,8 +161,13 @@ fn application_errors_are_classified_with_context_7() {
     let id = create_id(s.addr, "/e");
     let r = fragment(s.addr, "/e", &id, 0, 3, b"abc");
     assert_eq!(
-        (r.status, r.h("bits-error-code"), r.h("bits-error-context")),
-        (503, Some("0x801901F7"), Some("0x7"))
+        (
+            r.status,
+            r.h("bits-error-code"),
+            r.h("bits-error-context"),
+            r.h("bits-received-content-range")
+        ),
+        (503, Some("0x801901F7"), Some("0x7"), Some("3"))
     );
     // The client resends the last fragment; the application is asked again.
     let r = fragment(s.addr, "/e", &id, 0, 3, b"abc");
@@ -199,8 +204,13 @@ fn application_errors_are_classified_with_context_7() {
     let id = create_id(s.addr, "/e3");
     let r = fragment(s.addr, "/e3", &id, 0, 3, b"abc");
     assert_eq!(
-        (r.status, r.h("bits-error-code"), r.h("bits-error-context")),
-        (400, Some("0x80190133"), Some("0x7"))
+        (
+            r.status,
+            r.h("bits-error-code"),
+            r.h("bits-error-context"),
+            r.h("bits-received-content-range")
+        ),
+        (400, Some("0x80190133"), Some("0x7"), Some("3"))
     );
 }
 
@@ -221,5 +231,12 @@ fn a_silent_application_times_out() {
     );
     let id = create_id(s.addr, "/t");
     let r = fragment(s.addr, "/t", &id, 0, 3, b"abc");
-    assert_eq!((r.status, r.h("bits-error-context")), (504, Some("0x7")));
+    assert_eq!(
+        (
+            r.status,
+            r.h("bits-error-context"),
+            r.h("bits-received-content-range")
+        ),
+        (504, Some("0x7"), Some("3"))
+    );
 }

@@ -245,28 +245,54 @@ impl FsStore {
         Ok(Stored::Done(meta, version))
     }
 
-    pub async fn close(&self, meta: &SessionMeta, allow_overwrites: bool) -> Result<(), Error> {
+    pub async fn close(
+        &self,
+        meta: &SessionMeta,
+        version: &Version,
+        allow_overwrites: bool,
+    ) -> Result<(), Error> {
         let dir = self.dir(&meta.id)?;
         let data = dir.join("data");
         let place = meta.complete() && (!meta.reply_mode || meta.copy_to_destination);
         if place {
-            if meta.total.unwrap_or(0) == 0 {
-                let f = tokio::fs::File::create(&data).await?;
-                f.sync_all().await?;
-            }
             let dest_path = meta.dest()?;
             let parent = self.parent_of(&dest_path, true).await?;
             let dest = parent.join(dest_path.file_name());
+            if meta.closing && !present(&data).await? {
+                // An earlier Close-Session renamed the data into place (or placed it and had
+                // begun removing the session) and stopped before the session was gone: the
+                // upload is where it belongs. Make its name durable and finish the removal.
+                sync_dir(&parent).await?;
+                return self.remove(&meta.id).await;
+            }
+            if !meta.closing {
+                if meta.total.unwrap_or(0) == 0 {
+                    // Before the marker, so that a marked session always had its data file.
+                    let f = tokio::fs::File::create(&data).await?;
+                    f.sync_all().await?;
+                }
+                // The marker goes down before the file moves; its folder sync also makes an
+                // empty data file's name durable.
+                let mut marked = meta.clone();
+                marked.closing = true;
+                self.save(&marked, version).await?;
+            }
             if matches!(tokio::fs::symlink_metadata(&dest).await, Ok(m) if m.file_type().is_symlink() || m.is_dir())
             {
                 return Err(Error::Escape);
             }
             if allow_overwrites {
+                // Also right when an earlier attempt linked the data there: rename(2) between
+                // two names of one file does nothing.
                 tokio::fs::rename(&data, &dest).await?;
             } else {
                 // link(2) fails if the name exists: the check and the placement are one step.
                 match tokio::fs::hard_link(&data, &dest).await {
                     Ok(()) => {}
+                    // Our own earlier link, made before a crash: placed already.
+                    Err(e)
+                        if e.kind() == ErrorKind::AlreadyExists
+                            && same_file(&data, &dest).await => {}
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         self.remove(&meta.id).await?;
                         return Err(Error::Exists);
@@ -397,6 +423,27 @@ impl FsStore {
             Some(p) => file_stream(p, start, end).await,
             None => Err(Error::NotFound),
         }
+    }
+}
+
+/// Whether a name exists (a dangling symlink counts); errors other than "not found" are errors.
+async fn present(p: &Path) -> Result<bool, Error> {
+    match tokio::fs::symlink_metadata(p).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether two names are links to one file (same device and inode).
+async fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        tokio::fs::symlink_metadata(a).await,
+        tokio::fs::symlink_metadata(b).await,
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -537,6 +584,7 @@ mod tests {
             reply_url: None,
             copy_to_destination: false,
             reply_mode: false,
+            closing: false,
         };
         assert_eq!(
             decode_progress(&encode_progress(&m)),

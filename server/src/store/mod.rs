@@ -39,6 +39,11 @@ pub struct SessionMeta {
     /// Upload-reply session: the upload is placed only if the application asks for it.
     #[serde(default)]
     pub reply_mode: bool,
+    /// Close-Session has begun putting the upload in place. Written durably before the file is
+    /// placed, so a Close-Session resent after a crash between placing the file and removing the
+    /// session can tell "already placed" from "someone else's file" and answer 200 again.
+    #[serde(default)]
+    pub closing: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -266,9 +271,15 @@ impl Store {
         dispatch!(self, s => s.write_fragment(meta, version, w, body).await)
     }
     /// Puts the complete upload in place atomically (unless it is an upload-reply that keeps
-    /// it), then deletes the session.
-    pub async fn close(&self, meta: &SessionMeta, allow_overwrites: bool) -> Result<(), Error> {
-        dispatch!(self, s => s.close(meta, allow_overwrites).await)
+    /// it), then deletes the session. Idempotent: a session left behind by a crash after its
+    /// file was placed closes again with success (see [`SessionMeta::closing`]).
+    pub async fn close(
+        &self,
+        meta: &SessionMeta,
+        version: &Version,
+        allow_overwrites: bool,
+    ) -> Result<(), Error> {
+        dispatch!(self, s => s.close(meta, version, allow_overwrites).await)
     }
     pub async fn remove(&self, id: &str) -> Result<(), Error> {
         dispatch!(self, s => s.remove(id).await)

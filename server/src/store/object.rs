@@ -13,8 +13,8 @@ use crate::paths::{valid_session_id, SafePath, SESSIONS_DIR};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::{Path, PathPart};
 use object_store::{
-    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    WriteMultipart,
+    Attribute, Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
 };
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -24,6 +24,20 @@ use std::time::SystemTime;
 const SINGLE_PUT: u64 = 8 * 1024 * 1024;
 /// S3's smallest multipart part (except the last).
 const PART_CHUNK: usize = 5 * 1024 * 1024;
+/// S3 allows 10,000 parts per upload; aim below that so that a total a little off (a store
+/// that splits differently) still fits.
+const MAX_PARTS: u64 = 9000;
+/// User metadata (`x-amz-meta-bits-session`) on a placed object: the session it came from, so
+/// a Close-Session resent after a crash recognises its own earlier placement.
+const SESSION_ATTR: &str = "bits-session";
+
+/// The multipart part size for an object of `total` bytes: S3's smallest, or larger where
+/// 5 MiB parts would need more than [`MAX_PARTS`] (uploads over about 44 GiB). A node holds
+/// up to about three parts in memory while it uploads.
+pub fn part_size(total: u64) -> usize {
+    let size = total.div_ceil(MAX_PARTS).max(PART_CHUNK as u64);
+    usize::try_from(size).unwrap_or(usize::MAX)
+}
 
 pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
@@ -73,6 +87,12 @@ impl ObjectStoreBackend {
             ),
         };
         Ok(ObjectStoreBackend { store, prefix })
+    }
+
+    /// A backend on a store built elsewhere, its keys under `prefix` (tests build one on a
+    /// local S3 server without touching the process's environment).
+    pub fn from_store(store: Arc<dyn ObjectStore>, prefix: Path) -> ObjectStoreBackend {
+        ObjectStoreBackend { store, prefix }
     }
 
     fn key(&self, parts: &[&str]) -> Path {
@@ -189,7 +209,7 @@ impl ObjectStoreBackend {
         } else {
             let mut w = WriteMultipart::new_with_chunk_size(
                 self.store.put_multipart(&key).await?,
-                PART_CHUNK,
+                part_size(len),
             );
             loop {
                 match body.new_bytes(&mut discard, &mut remaining).await {
@@ -239,56 +259,131 @@ impl ObjectStoreBackend {
         }
     }
 
-    pub async fn close(&self, meta: &SessionMeta, allow_overwrites: bool) -> Result<(), Error> {
+    pub async fn close(
+        &self,
+        meta: &SessionMeta,
+        version: &Version,
+        allow_overwrites: bool,
+    ) -> Result<(), Error> {
         let place = meta.complete() && (!meta.reply_mode || meta.copy_to_destination);
         if place {
             let dest = self.dest(&meta.dest()?);
-            if !allow_overwrites && self.store.head(&dest).await.is_ok() {
-                self.remove(&meta.id).await?;
-                return Err(Error::Exists);
+            if !meta.closing {
+                // The marker goes down before the object appears (conditionally: a node that
+                // stored a fragment meanwhile makes this Close-Session retry).
+                let mut marked = meta.clone();
+                marked.closing = true;
+                self.save(&marked, version).await?;
             }
-            let mode = if allow_overwrites {
-                PutMode::Overwrite
-            } else {
-                PutMode::Create
-            };
-            match meta.parts.as_slice() {
-                [] => {
-                    self.store
-                        .put_opts(&dest, PutPayload::default(), PutOptions::from(mode))
-                        .await?;
+            match self.placed_by(&dest).await? {
+                // An earlier Close-Session composed it and stopped before removing the session.
+                Some(owner) if owner == meta.id => return self.remove(&meta.id).await,
+                Some(_) if !allow_overwrites => {
+                    self.remove(&meta.id).await?;
+                    return Err(Error::Exists);
                 }
-                // A server-side copy would do for one part, but S3-compatible servers disagree on
-                // escaping the copy source (session ids have braces), so every upload is
-                // composed the same way.
-                parts => {
-                    // Multipart completion is atomic: readers see the old object or the whole new one.
-                    let mut w = WriteMultipart::new_with_chunk_size(
-                        self.store.put_multipart(&dest).await?,
-                        PART_CHUNK,
-                    );
-                    for p in parts {
-                        let mut s = self
-                            .store
-                            .get(&self.session(&meta.id, &p.key)?)
-                            .await?
-                            .into_stream();
-                        while let Some(c) = s.next().await {
-                            match c {
-                                Ok(c) => w.put(c),
-                                Err(e) => {
-                                    let _ = w.abort().await;
-                                    return Err(e.into());
-                                }
-                            }
-                            w.wait_for_capacity(2).await?;
-                        }
-                    }
-                    w.finish().await?;
-                }
+                _ => {}
+            }
+            match self.compose(meta, &dest, allow_overwrites).await {
+                Ok(()) => {}
+                // Parts are deleted only once the file is in place (or on cancel or expiry,
+                // which drop the marker with them): an earlier Close-Session placed it, and
+                // the object was replaced since.
+                Err(Error::NotFound) if meta.closing => {}
+                Err(e) => return Err(e),
             }
         }
         self.remove(&meta.id).await
+    }
+
+    /// Which session's Close-Session wrote the object at `dest`: None if there is none, an
+    /// empty name if it was not one of ours.
+    async fn placed_by(&self, dest: &Path) -> Result<Option<String>, Error> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        match self.store.get_opts(dest, opts).await {
+            Ok(r) => Ok(Some(
+                r.attributes
+                    .get(&Attribute::Metadata(SESSION_ATTR.into()))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes the session's parts to `dest` as one object, tagged with the session id.
+    async fn compose(
+        &self,
+        meta: &SessionMeta,
+        dest: &Path,
+        allow_overwrites: bool,
+    ) -> Result<(), Error> {
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::Metadata(SESSION_ATTR.into()),
+            meta.id.clone().into(),
+        );
+        let parts = match meta.parts.as_slice() {
+            [] => {
+                let mode = if allow_overwrites {
+                    PutMode::Overwrite
+                } else {
+                    PutMode::Create
+                };
+                let opts = PutOptions {
+                    mode,
+                    attributes,
+                    ..Default::default()
+                };
+                self.store
+                    .put_opts(dest, PutPayload::default(), opts)
+                    .await?;
+                return Ok(());
+            }
+            // A server-side copy would do for one part, but S3-compatible servers disagree on
+            // escaping the copy source (session ids have braces), so every upload is composed
+            // the same way.
+            parts => parts,
+        };
+        // Multipart completion is atomic: readers see the old object or the whole new one.
+        let opts = PutMultipartOptions {
+            attributes,
+            ..Default::default()
+        };
+        let mut w = WriteMultipart::new_with_chunk_size(
+            self.store.put_multipart_opts(dest, opts).await?,
+            part_size(meta.total.unwrap_or(0)),
+        );
+        let copied = async {
+            for p in parts {
+                let mut s = self
+                    .store
+                    .get(&self.session(&meta.id, &p.key)?)
+                    .await?
+                    .into_stream();
+                while let Some(c) = s.next().await {
+                    w.put(c?);
+                    w.wait_for_capacity(2).await?;
+                }
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        match copied {
+            Ok(()) => {
+                w.finish().await?;
+                Ok(())
+            }
+            Err(e) => {
+                // Not completed, so nothing appears; abort so that S3 frees the parts sent.
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
     }
 
     pub async fn remove(&self, id: &str) -> Result<(), Error> {
@@ -319,9 +414,10 @@ impl ObjectStoreBackend {
     pub async fn list(&self) -> Result<Vec<String>, Error> {
         let dir = self.key(&[SESSIONS_DIR]);
         let r = self.store.list_with_delimiter(Some(&dir)).await?;
+        // Listed names come back as stored, with object_store's escapes (`{` is `%7B`).
         Ok(r.common_prefixes
             .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
+            .filter_map(|p| p.filename().and_then(unescape))
             .filter(|n| valid_session_id(n))
             .collect())
     }
@@ -436,5 +532,198 @@ impl ObjectStoreBackend {
         end: u64,
     ) -> Result<ByteStream, Error> {
         self.range(&self.dest(path), start, end).await
+    }
+}
+
+/// Undoes object_store's percent-escaping of one path part; None if it is not valid.
+fn unescape(part: &str) -> Option<String> {
+    let b = part.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+
+    fn memory() -> ObjectStoreBackend {
+        ObjectStoreBackend::open(&url::Url::parse("memory:///").expect("url"))
+            .expect("memory store")
+    }
+
+    /// A complete session of "abcdef" in two parts, stored as a node would have stored it.
+    async fn complete_session(b: &ObjectStoreBackend) -> SessionMeta {
+        let id = crate::paths::new_session_id();
+        let meta = SessionMeta {
+            id: id.clone(),
+            path: "a/f.bin".into(),
+            url: "http://localhost/a/f.bin".into(),
+            client: "127.0.0.1".into(),
+            created: 1,
+            updated: super::super::now(),
+            total: Some(6),
+            received: 6,
+            parts: vec![
+                Part {
+                    key: "parts/0".into(),
+                    offset: 0,
+                    len: 3,
+                },
+                Part {
+                    key: "parts/1".into(),
+                    offset: 3,
+                    len: 3,
+                },
+            ],
+            reply_url: None,
+            copy_to_destination: false,
+            reply_mode: false,
+            closing: false,
+        };
+        b.create(&meta).await.unwrap();
+        for (key, bytes) in [("parts/0", "abc"), ("parts/1", "def")] {
+            b.store
+                .put(&b.session(&id, key).unwrap(), bytes.into())
+                .await
+                .unwrap();
+        }
+        meta
+    }
+
+    /// The placed upload, `a/f.bin`.
+    async fn placed(b: &ObjectStoreBackend) -> Option<Vec<u8>> {
+        match b.store.get(&b.key(&["a", "f.bin"])).await {
+            Ok(r) => Some(r.bytes().await.unwrap().to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_listed_and_counted() {
+        let b = memory();
+        let meta = complete_session(&b).await;
+        assert_eq!(b.list().await.unwrap(), vec![meta.id.clone()]);
+        assert_eq!(b.count_client("127.0.0.1").await.unwrap(), 1);
+        assert_eq!(unescape("%7Bx%7D").as_deref(), Some("{x}"));
+        assert_eq!(unescape("%7"), None);
+    }
+
+    #[test]
+    fn part_size_keeps_every_upload_within_s3s_10000_parts() {
+        let min = PART_CHUNK as u64;
+        assert_eq!(part_size(0), PART_CHUNK);
+        assert_eq!(part_size(1), PART_CHUNK);
+        assert_eq!(part_size(min * MAX_PARTS), PART_CHUNK);
+        assert_eq!(part_size(min * MAX_PARTS + 1), PART_CHUNK + 1);
+        // 48.8 GiB was the old ceiling (10,000 parts of 5 MiB); 5 TiB is S3's largest object.
+        for total in [48 * GIB + 800 * 1024 * 1024, 100 * GIB, 5 * 1024 * GIB] {
+            let p = part_size(total) as u64;
+            assert!(p >= min, "{total}: part {p}");
+            assert!(
+                total.div_ceil(p) <= 10_000,
+                "{total}: {} parts",
+                total.div_ceil(p)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_save_with_a_stale_version_is_a_conflict() {
+        let b = memory();
+        let meta = complete_session(&b).await;
+        let (m, stale) = b.load(&meta.id).await.unwrap().unwrap();
+        let mut next = m.clone();
+        next.updated += 1;
+        b.save(&next, &stale).await.unwrap();
+        // Another node still holding the first version loses, and the record is the winner's.
+        let mut other = m.clone();
+        other.received = 3;
+        assert!(matches!(b.save(&other, &stale).await, Err(Error::Conflict)));
+        assert_eq!(b.load(&meta.id).await.unwrap().unwrap().0, next);
+    }
+
+    #[tokio::test]
+    async fn close_is_idempotent_after_a_crash_between_placing_and_removing() {
+        for allow_overwrites in [false, true] {
+            let b = memory();
+            let meta = complete_session(&b).await;
+            // The first Close-Session wrote its marker and composed the object, then the node
+            // died before removing the session.
+            let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+            let mut marked = m.clone();
+            marked.closing = true;
+            b.save(&marked, &v).await.unwrap();
+            let dest = b.dest(&marked.dest().unwrap());
+            b.compose(&marked, &dest, allow_overwrites).await.unwrap();
+
+            let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+            b.close(&m, &v, allow_overwrites).await.unwrap();
+            assert_eq!(placed(&b).await.as_deref(), Some(&b"abcdef"[..]));
+            assert!(b.load(&meta.id).await.unwrap().is_none());
+            assert!(b.list().await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn close_resent_after_a_crash_mid_removal_succeeds() {
+        let b = memory();
+        let meta = complete_session(&b).await;
+        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+        let mut marked = m.clone();
+        marked.closing = true;
+        b.save(&marked, &v).await.unwrap();
+        let dest = b.dest(&marked.dest().unwrap());
+        b.compose(&marked, &dest, false).await.unwrap();
+        // The removal had deleted one part when the node died; then someone replaced the
+        // object (with overwrites allowed, so that it is not refused as someone else's).
+        b.store
+            .delete(&b.session(&meta.id, "parts/0").unwrap())
+            .await
+            .unwrap();
+        b.store.put(&dest, "other".into()).await.unwrap();
+        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+        b.close(&m, &v, true).await.unwrap();
+        assert!(b.load(&meta.id).await.unwrap().is_none());
+        assert_eq!(placed(&b).await.as_deref(), Some(&b"other"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_marked_session_still_refuses_someone_elses_file() {
+        let b = memory();
+        let meta = complete_session(&b).await;
+        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+        let mut marked = m.clone();
+        marked.closing = true;
+        b.save(&marked, &v).await.unwrap();
+        // The node died after the marker, before composing; the name was taken meanwhile.
+        b.store
+            .put(&b.key(&["a", "f.bin"]), "theirs".into())
+            .await
+            .unwrap();
+        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+        assert!(matches!(b.close(&m, &v, false).await, Err(Error::Exists)));
+        assert_eq!(placed(&b).await.as_deref(), Some(&b"theirs"[..]));
+        // With overwrites allowed the same state is composed and placed.
+        let meta = complete_session(&b).await;
+        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+        let mut marked = m.clone();
+        marked.closing = true;
+        let v = b.save(&marked, &v).await.unwrap();
+        b.close(&marked, &v, true).await.unwrap();
+        assert_eq!(placed(&b).await.as_deref(), Some(&b"abcdef"[..]));
     }
 }
