@@ -2,9 +2,9 @@
 # Runs every test of openbits: Rust unit and integration tests (including the check that
 # include/openbits.h is what the generator produces, and the fuzz targets replaying their corpora),
 # the C test suite (with a valgrind run, then again built with ASan and UBSan), the crash tests (a
-# C child SIGKILLed at random moments, downloading and uploading), a short soak, openbits-server's
-# curl compatibility check,
-# and the demo. Installs the system packages it needs when run as root on Debian/Ubuntu, and moto
+# C child SIGKILLed at random moments, downloading and uploading), a short soak, and the demo
+# (openbits-server's curl compatibility check runs from cargo test: server/tests/curl_compat.rs).
+# Installs the system packages it needs when run as root on Debian/Ubuntu, and moto
 # (an S3 server for the openbits-server fleet test) from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +39,8 @@ if ! command -v moto_server >/dev/null && ! python3 -c 'import moto.server' 2>/d
   if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 
-echo "== Rust tests (core, ffi, the openbits command line, header freshness, test server, protocol, openbits-server)"
+echo "== Rust tests (core, ffi, the openbits command line, header freshness, test server, protocol, openbits-server, curl speaking BITS by hand)"
 cargo test --workspace --quiet
-echo "== openbits-server with curl speaking BITS by hand, directly and through nginx"
-server/tests/curl_compat.sh
-server/tests/curl_compat.sh --via-nginx
 echo "== C tests"
 tests/c/run.sh
 echo "== C tests built with -fsanitize=address,undefined (about a minute)"
