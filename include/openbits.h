@@ -257,6 +257,12 @@
 #define BITS_COST_OPTION_IGNORE_CONGESTION 2147483648
 
 /*
+ BITS_COST_STATE_RESERVED: BITS reserves this bit; a transfer policy carrying it is refused
+ (BITS_E_INVALIDARG), as is every bit outside 0x800000FF.
+ */
+#define BITS_COST_STATE_RESERVED 1073741824
+
+/*
  BITS_JOB_TRANSFER_POLICY_*: BITS's named policies (ALWAYS is the default).
  */
 #define BITS_JOB_TRANSFER_POLICY_ALWAYS 2147483903
@@ -268,6 +274,20 @@
 #define BITS_JOB_TRANSFER_POLICY_STANDARD 2147483751
 
 #define BITS_JOB_TRANSFER_POLICY_UNRESTRICTED 2147483681
+
+/*
+ BITS_COST_STATE_TRANSFER_*: bits.h's names for the same masks as the
+ BITS_JOB_TRANSFER_POLICY_* values (both spellings are in BITS's headers).
+ */
+#define BITS_COST_STATE_TRANSFER_ALWAYS 2147483903
+
+#define BITS_COST_STATE_TRANSFER_NOT_ROAMING 2147483775
+
+#define BITS_COST_STATE_TRANSFER_NO_SURCHARGE 2147483759
+
+#define BITS_COST_STATE_TRANSFER_STANDARD 2147483751
+
+#define BITS_COST_STATE_TRANSFER_UNRESTRICTED 2147483681
 
 /*
  A schedule limit: no background transfer at all (BITS's MaxInternetBandwidth of 0). The
@@ -1400,23 +1420,38 @@ bits_hresult bits_job_set_transfer_policy(struct bits_job *job, uint32_t cost_fl
 bits_hresult bits_job_get_transfer_policy(struct bits_job *job, uint32_t *out_cost_flags);
 
 /*
- Tells the manager what the network costs now: one BITS_COST_STATE_* value. The manager starts
- from BITS_COST_STATE_UNRESTRICTED and does not keep the value (it describes the network, not
- the queue). openbits does not watch the system's network cost itself (NetworkManager's
- metered flag is not read): the application says when it changes. Jobs whose transfer policy
- excludes the cost stop and wait (see `bits_job_set_transfer_policy`); jobs waiting for a cost
- they allow start again at once.
+ Tells the manager what the network costs now: one BITS_COST_STATE_* value, or 0 to follow
+ the system again. Jobs whose transfer policy excludes the cost stop and wait (see
+ `bits_job_set_transfer_policy`); jobs waiting for a cost they allow start again at once.
+
+ Where the cost comes from, first that applies:
+ 1. the value the application set last (not 0): an explicit choice outranks the system's,
+    which only guesses (the user may know the hotspot is free, or want a cable treated as
+    metered); it holds until the application sets another value or 0;
+ 2. on Linux, NetworkManager's `Metered` property, read from the system D-Bus (the bus
+    `DBUS_SYSTEM_BUS_ADDRESS` names, else the standard socket) when the manager opens and
+    followed through its PropertiesChanged signal: NM_METERED_YES and NM_METERED_GUESS_YES give
+    BITS_COST_STATE_CAPPED_USAGE_UNKNOWN (NetworkManager knows neither cap nor usage),
+    NM_METERED_NO and NM_METERED_GUESS_NO give BITS_COST_STATE_UNRESTRICTED, and
+    NM_METERED_UNKNOWN says nothing (the next rule applies). NetworkManager starting later or
+    restarting is noticed; while it is stopped it says nothing;
+ 3. BITS_COST_STATE_UNRESTRICTED: with no system bus, no NetworkManager on it, and on other
+    systems, openbits reads no system cost at all and this is what a job sees unless the
+    application says otherwise.
+
+ The manager does not keep the application's value (it describes the network, not the queue):
+ a new manager starts at rule 2.
 
  Thread: any. Does not block.
 
- Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (not exactly one of the eight cost
- states); BITS_E_INVALID_STATE (manager closed).
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (neither 0 nor exactly one of the eight
+ cost states); BITS_E_INVALID_STATE (manager closed).
  */
 bits_hresult bits_manager_set_network_cost(struct bits_manager *manager, uint32_t cost_state);
 
 /*
- The network cost the manager works with (one BITS_COST_STATE_* value) into `*out_cost_state`
- (written 0 on failure).
+ The network cost the manager works with (one BITS_COST_STATE_* value, chosen as
+ `bits_manager_set_network_cost` describes) into `*out_cost_state` (written 0 on failure).
 
  Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
  */

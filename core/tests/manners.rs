@@ -6,8 +6,8 @@ mod common;
 use common::wait_until;
 use openbits_core::hresult as hr;
 use openbits_core::job::{
-    COST_STATE_UNRESTRICTED, COST_STATE_USAGE_BASED, TRANSFER_POLICY_ALWAYS,
-    TRANSFER_POLICY_UNRESTRICTED,
+    COST_STATE_CAPPED_USAGE_UNKNOWN, COST_STATE_UNRESTRICTED, COST_STATE_USAGE_BASED,
+    TRANSFER_POLICY_ALWAYS, TRANSFER_POLICY_UNRESTRICTED,
 };
 use openbits_core::{
     BandwidthSchedule, Config, Job, JobState, JobType, LocalTime, Manager, Priority, Window,
@@ -163,7 +163,19 @@ fn a_job_waits_for_a_network_cost_its_policy_allows() {
     let m = manager(&dir.path().join("state"));
     // Bad values are refused with BITS's code.
     assert_eq!(m.set_network_cost(0x3).unwrap_err().code, hr::E_INVALIDARG);
-    assert_eq!(m.set_network_cost(0).unwrap_err().code, hr::E_INVALIDARG);
+    assert_eq!(
+        m.set_network_cost(0x100).unwrap_err().code,
+        hr::E_INVALIDARG
+    );
+    // 0 hands the cost back to the system: UNRESTRICTED, or CAPPED_USAGE_UNKNOWN where a real
+    // NetworkManager says the link is metered (core/tests/metered.rs tests that part).
+    m.set_network_cost(COST_STATE_USAGE_BASED).unwrap();
+    m.set_network_cost(0).unwrap();
+    assert!(
+        [COST_STATE_UNRESTRICTED, COST_STATE_CAPPED_USAGE_UNKNOWN].contains(&m.network_cost()),
+        "{:#x}",
+        m.network_cost()
+    );
     m.set_network_cost(COST_STATE_USAGE_BASED).unwrap(); // metered
     let picky = job(&m, &server, dir.path(), "/picky", MIB);
     assert_eq!(

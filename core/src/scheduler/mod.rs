@@ -68,7 +68,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     // Every job only when an inactivity deadline may have come (the earliest one is learnt
     // again on the way); else only the jobs in motion.
     let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
-    let cost = shared.network_cost.load(Ordering::SeqCst);
+    let cost = shared.cost_now();
     let blocked = apply_schedule(shared, now, &mut due);
     let online = shared.network_up.load(Ordering::SeqCst);
     // The network came back: every job waiting in TRANSIENT_ERROR retries now (as in BITS), not
