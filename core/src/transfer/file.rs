@@ -257,8 +257,8 @@ impl<'a> FileTransfer<'a> {
         })?;
         let origin = url.origin().ascii_serialization();
         let _permit = self.origin_permit(&origin).await?;
-        let result = super::upload::upload(self, &url).await;
-        self.note_pause(&origin, &result);
+        let mut result = super::upload::upload(self, &url).await;
+        self.note_pause(&origin, &mut result);
         result
     }
 
@@ -298,11 +298,17 @@ impl<'a> FileTransfer<'a> {
         Ok(permit)
     }
 
-    /// A 429 or 503 with Retry-After: every job's next request to the origin waits too.
-    fn note_pause(&self, origin: &str, result: &Result<(), Failure>) {
+    /// A 429 or 503 with Retry-After: the pause is raised to its floor (`hosts::pause_ms`: a
+    /// `Retry-After: 0` must not make a tight loop), and every job's next request to the origin
+    /// waits too.
+    fn note_pause(&self, origin: &str, result: &mut Result<(), Failure>) {
         if let Err(f) = result {
-            if let (Some(ms), Some(status @ (429 | 503))) = (f.retry_after_ms, f.code.http_status())
+            if let (Some(told), Some(status @ (429 | 503))) =
+                (f.retry_after_ms, f.code.http_status())
             {
+                let job_delay_ms = self.cell.slot.lock().rec.minimum_retry_delay_s as u64 * 1000;
+                let ms = crate::policy::hosts::pause_ms(told, job_delay_ms);
+                f.retry_after_ms = Some(ms);
                 let limit = self.shared.config.max_connections_per_host;
                 let until = now_ms().saturating_add(ms);
                 self.shared
@@ -692,14 +698,14 @@ impl<'a> FileTransfer<'a> {
             "file" => None,
             _ => self.origin_permit(&origin).await?,
         };
-        let result = match (url.scheme(), &view.ranges) {
+        let mut result = match (url.scheme(), &view.ranges) {
             ("file", _) => local::copy(self, &mut sink, &url, &view).await,
             (_, Some(ranges)) => {
                 download::ranges::download_ranges(self, &mut sink, &url, ranges).await
             }
             _ => download::download(self, &mut sink, &url).await,
         };
-        self.note_pause(&origin, &result);
+        self.note_pause(&origin, &mut result);
         // Whatever happened, what reached the file is made durable and recorded, so a crash or a
         // retry resumes from it. A completed file is entirely on disk before it is called completed.
         let finished = self.finish(&sink, result.is_ok()).await;

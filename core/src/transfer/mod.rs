@@ -244,9 +244,12 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mu
             rec.no_progress_since_ms.get_or_insert(now);
         }
         rec.state = next;
+        let own_ms = rec.minimum_retry_delay_s as u64 * 1000;
+        // A Retry-After replaces the retry delay, raised to its floor (FileTransfer::note_pause
+        // already did for files; this also covers failures that came another way).
         let delay_ms = f
             .retry_after_ms
-            .unwrap_or(rec.minimum_retry_delay_s as u64 * 1000);
+            .map_or(own_ms, |told| crate::policy::hosts::pause_ms(told, own_ms));
         rec.retry_at_ms = (next == crate::state::JobState::TransientError && !offline)
             .then(|| now.saturating_add(delay_ms));
         rec.error_count = rec.error_count.saturating_add(1);
