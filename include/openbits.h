@@ -28,6 +28,44 @@
  *   return at once unless their documentation says they block.
  * - Job references stay valid memory after their manager is closed; calls on them then fail with
  *   BITS_E_INVALID_STATE.
+ *
+ * Background manners (how the limits, cost, network and server pauses meet priorities)
+ * - Priorities and time slices decide which jobs transfer (bits_manager_options'
+ *   max_concurrent_jobs, FOREGROUND before HIGH before NORMAL before LOW, round-robin within a
+ *   priority); the rate limits then decide how fast, and never change which jobs run. A shared
+ *   limit is shared by the running jobs that draw on it as they draw, not weighted by priority.
+ * - Rate limits: the manager's (bits_manager_set_max_bandwidth) and the bandwidth schedule's (per
+ *   background priority, bits_manager_set_bandwidth_schedule) bind background jobs together;
+ *   FOREGROUND jobs are exempt from both, as in BITS. A job's own limit
+ *   (bits_job_set_max_bandwidth) binds that job whatever its priority. Where several apply, the
+ *   lowest wins. Downloads and uploads alike; a change reaches transfers in flight within 250 ms.
+ * - Blocked jobs give their slot up: a job whose transfer policy excludes the network's cost
+ *   (any priority, FOREGROUND included) waits in TRANSIENT_ERROR with
+ *   BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY; a background job whose schedule says
+ *   BITS_BANDWIDTH_BLOCKED waits with BITS_E_BLOCKED_BY_POLICY. The wait costs no retry, no error
+ *   count and no no-progress time; the job is queued again the moment the cost or the schedule
+ *   allows it, and then takes its turn like any queued job. The network's cost is the
+ *   application's value, else NetworkManager's metered flag on Linux (see
+ *   bits_manager_set_network_cost).
+ * - Network awareness: on Linux a netlink watcher follows the links; when no interface but
+ *   loopback is up and running, every job (any priority) that transfers or waits to retry goes to
+ *   TRANSIENT_ERROR with BITS_E_NETWORK_DISCONNECTED, without a retry timer, an error count or
+ *   no-progress time, and when a link comes back each of them is queued at once instead of
+ *   waiting out its retry delay. On other systems openbits takes the network as always present:
+ *   an outage is an ordinary transient error there, retried on the job's timer.
+ * - Per origin: bits_manager_options' max_connections_per_host bounds the transfers (one
+ *   connection each) to one scheme://host:port over every job and file of the manager. Its slots
+ *   are first come, first served: a FOREGROUND job has no precedence there and may wait for a
+ *   background transfer to the same origin to finish (priorities preempt jobs for the manager's
+ *   job slots, not for an origin's connection slots).
+ * - Retry-After: a 429 or 503 with Retry-After (seconds or an HTTP date) puts the job in
+ *   TRANSIENT_ERROR with BITS_E_HTTP_ERROR(status), and it retries after that delay instead of
+ *   its minimum retry delay. The delay is at most 6 hours and at least 2 s (or the job's minimum
+ *   retry delay if that is shorter, never under 1 s), so "Retry-After: 0" or a date already past
+ *   is no tight loop. Until the pause ends every job's new transfer to that origin, including
+ *   one already queued for its slot, waits in TRANSIENT_ERROR with the same code and is retried
+ *   when the pause ends; other origins are not affected. Without Retry-After, a 429 or 503 is an
+ *   ordinary transient error (the job's retry delay).
  */
 
 #ifndef OPENBITS_H
@@ -257,6 +295,12 @@
 #define BITS_COST_OPTION_IGNORE_CONGESTION 2147483648
 
 /*
+ BITS_COST_STATE_RESERVED: BITS reserves this bit; a transfer policy carrying it is refused
+ (BITS_E_INVALIDARG), as is every bit outside 0x800000FF.
+ */
+#define BITS_COST_STATE_RESERVED 1073741824
+
+/*
  BITS_JOB_TRANSFER_POLICY_*: BITS's named policies (ALWAYS is the default).
  */
 #define BITS_JOB_TRANSFER_POLICY_ALWAYS 2147483903
@@ -268,6 +312,20 @@
 #define BITS_JOB_TRANSFER_POLICY_STANDARD 2147483751
 
 #define BITS_JOB_TRANSFER_POLICY_UNRESTRICTED 2147483681
+
+/*
+ BITS_COST_STATE_TRANSFER_*: bits.h's names for the same masks as the
+ BITS_JOB_TRANSFER_POLICY_* values (both spellings are in BITS's headers).
+ */
+#define BITS_COST_STATE_TRANSFER_ALWAYS 2147483903
+
+#define BITS_COST_STATE_TRANSFER_NOT_ROAMING 2147483775
+
+#define BITS_COST_STATE_TRANSFER_NO_SURCHARGE 2147483759
+
+#define BITS_COST_STATE_TRANSFER_STANDARD 2147483751
+
+#define BITS_COST_STATE_TRANSFER_UNRESTRICTED 2147483681
 
 /*
  A schedule limit: no background transfer at all (BITS's MaxInternetBandwidth of 0). The
@@ -1407,23 +1465,38 @@ bits_hresult bits_job_set_transfer_policy(struct bits_job *job, uint32_t cost_fl
 bits_hresult bits_job_get_transfer_policy(struct bits_job *job, uint32_t *out_cost_flags);
 
 /*
- Tells the manager what the network costs now: one BITS_COST_STATE_* value. The manager starts
- from BITS_COST_STATE_UNRESTRICTED and does not keep the value (it describes the network, not
- the queue). openbits does not watch the system's network cost itself (NetworkManager's
- metered flag is not read): the application says when it changes. Jobs whose transfer policy
- excludes the cost stop and wait (see `bits_job_set_transfer_policy`); jobs waiting for a cost
- they allow start again at once.
+ Tells the manager what the network costs now: one BITS_COST_STATE_* value, or 0 to follow
+ the system again. Jobs whose transfer policy excludes the cost stop and wait (see
+ `bits_job_set_transfer_policy`); jobs waiting for a cost they allow start again at once.
+
+ Where the cost comes from, first that applies:
+ 1. the value the application set last (not 0): an explicit choice outranks the system's,
+    which only guesses (the user may know the hotspot is free, or want a cable treated as
+    metered); it holds until the application sets another value or 0;
+ 2. on Linux, NetworkManager's `Metered` property, read from the system D-Bus (the bus
+    `DBUS_SYSTEM_BUS_ADDRESS` names, else the standard socket) when the manager opens and
+    followed through its PropertiesChanged signal: NM_METERED_YES and NM_METERED_GUESS_YES give
+    BITS_COST_STATE_CAPPED_USAGE_UNKNOWN (NetworkManager knows neither cap nor usage),
+    NM_METERED_NO and NM_METERED_GUESS_NO give BITS_COST_STATE_UNRESTRICTED, and
+    NM_METERED_UNKNOWN says nothing (the next rule applies). NetworkManager starting later or
+    restarting is noticed; while it is stopped it says nothing;
+ 3. BITS_COST_STATE_UNRESTRICTED: with no system bus, no NetworkManager on it, and on other
+    systems, openbits reads no system cost at all and this is what a job sees unless the
+    application says otherwise.
+
+ The manager does not keep the application's value (it describes the network, not the queue):
+ a new manager starts at rule 2.
 
  Thread: any. Does not block.
 
- Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (not exactly one of the eight cost
- states); BITS_E_INVALID_STATE (manager closed).
+ Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (neither 0 nor exactly one of the eight
+ cost states); BITS_E_INVALID_STATE (manager closed).
  */
 bits_hresult bits_manager_set_network_cost(struct bits_manager *manager, uint32_t cost_state);
 
 /*
- The network cost the manager works with (one BITS_COST_STATE_* value) into `*out_cost_state`
- (written 0 on failure).
+ The network cost the manager works with (one BITS_COST_STATE_* value, chosen as
+ `bits_manager_set_network_cost` describes) into `*out_cost_state` (written 0 on failure).
 
  Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
  */

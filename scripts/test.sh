@@ -15,6 +15,7 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)   # network namespaces for core/tests/network.rs
+command -v dbus-daemon >/dev/null || need+=(dbus)   # a private bus for core/tests/metered.rs
 command -v openssl >/dev/null || need+=(openssl)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)

@@ -183,7 +183,7 @@ pub struct TransferArgs {
     pub headers: Vec<String>,
     #[command(flatten)]
     pub credentials: Credentials,
-    /// Bandwidth limit in bytes per second, e.g. 500k or 2MiB
+    /// The job's bandwidth limit, e.g. 500k or 2MiB (bounds it even in the foreground)
     #[arg(long, value_name = "RATE")]
     pub max_bandwidth: Option<String>,
     /// SOURCE DEST pairs: a URL and a local path (a folder takes the URL's file name)

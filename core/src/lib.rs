@@ -17,6 +17,7 @@
 //! - `localfile`: temporary files, positioned writes, atomic commit.
 //! - `http_options`: custom headers, credentials, redirect and proxy settings: validation.
 //! - `network`: whether the machine has a network, and a netlink watcher of changes.
+//! - `metered`: NetworkManager's metered flag over the system D-Bus, as a BITS cost state.
 //! - `tls`: a job's TLS settings, the rustls configuration and certificate verifier built from
 //!   them, and BITS's codes for certificate failures.
 //!
@@ -55,6 +56,7 @@ pub mod http_options;
 pub mod job;
 mod localfile;
 pub mod manager;
+mod metered;
 mod network;
 mod policy;
 mod queue;

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("localfile", 1),
     ("http_options", 1),
     ("network", 1),
+    ("metered", 1),
     ("tls", 1),
     ("queue", 2),
     ("policy", 2),

@@ -25,12 +25,22 @@ pub const BITS_COST_STATE_USAGE_BASED: u32 = 0x40;
 pub const BITS_COST_STATE_ROAMING: u32 = 0x80;
 /// BITS_COST_OPTION_IGNORE_CONGESTION (accepted in a policy; openbits does not measure congestion).
 pub const BITS_COST_OPTION_IGNORE_CONGESTION: u32 = 0x8000_0000;
+/// BITS_COST_STATE_RESERVED: BITS reserves this bit; a transfer policy carrying it is refused
+/// (BITS_E_INVALIDARG), as is every bit outside 0x800000FF.
+pub const BITS_COST_STATE_RESERVED: u32 = 0x4000_0000;
 /// BITS_JOB_TRANSFER_POLICY_*: BITS's named policies (ALWAYS is the default).
 pub const BITS_JOB_TRANSFER_POLICY_ALWAYS: u32 = 0x8000_00FF;
 pub const BITS_JOB_TRANSFER_POLICY_NOT_ROAMING: u32 = 0x8000_007F;
 pub const BITS_JOB_TRANSFER_POLICY_NO_SURCHARGE: u32 = 0x8000_006F;
 pub const BITS_JOB_TRANSFER_POLICY_STANDARD: u32 = 0x8000_0067;
 pub const BITS_JOB_TRANSFER_POLICY_UNRESTRICTED: u32 = 0x8000_0021;
+/// BITS_COST_STATE_TRANSFER_*: bits.h's names for the same masks as the
+/// BITS_JOB_TRANSFER_POLICY_* values (both spellings are in BITS's headers).
+pub const BITS_COST_STATE_TRANSFER_ALWAYS: u32 = 0x8000_00FF;
+pub const BITS_COST_STATE_TRANSFER_NOT_ROAMING: u32 = 0x8000_007F;
+pub const BITS_COST_STATE_TRANSFER_NO_SURCHARGE: u32 = 0x8000_006F;
+pub const BITS_COST_STATE_TRANSFER_STANDARD: u32 = 0x8000_0067;
+pub const BITS_COST_STATE_TRANSFER_UNRESTRICTED: u32 = 0x8000_0021;
 
 /// Sets the manager-wide rate limit for background jobs together (BITS's MaxInternetBandwidth,
 /// in bytes per second; 0: none, the default). FOREGROUND jobs are exempt. Kept in the state
@@ -151,17 +161,32 @@ pub unsafe extern "C" fn bits_job_get_transfer_policy(
     })
 }
 
-/// Tells the manager what the network costs now: one BITS_COST_STATE_* value. The manager starts
-/// from BITS_COST_STATE_UNRESTRICTED and does not keep the value (it describes the network, not
-/// the queue). openbits does not watch the system's network cost itself (NetworkManager's
-/// metered flag is not read): the application says when it changes. Jobs whose transfer policy
-/// excludes the cost stop and wait (see `bits_job_set_transfer_policy`); jobs waiting for a cost
-/// they allow start again at once.
+/// Tells the manager what the network costs now: one BITS_COST_STATE_* value, or 0 to follow
+/// the system again. Jobs whose transfer policy excludes the cost stop and wait (see
+/// `bits_job_set_transfer_policy`); jobs waiting for a cost they allow start again at once.
+///
+/// Where the cost comes from, first that applies:
+/// 1. the value the application set last (not 0): an explicit choice outranks the system's,
+///    which only guesses (the user may know the hotspot is free, or want a cable treated as
+///    metered); it holds until the application sets another value or 0;
+/// 2. on Linux, NetworkManager's `Metered` property, read from the system D-Bus (the bus
+///    `DBUS_SYSTEM_BUS_ADDRESS` names, else the standard socket) when the manager opens and
+///    followed through its PropertiesChanged signal: NM_METERED_YES and NM_METERED_GUESS_YES give
+///    BITS_COST_STATE_CAPPED_USAGE_UNKNOWN (NetworkManager knows neither cap nor usage),
+///    NM_METERED_NO and NM_METERED_GUESS_NO give BITS_COST_STATE_UNRESTRICTED, and
+///    NM_METERED_UNKNOWN says nothing (the next rule applies). NetworkManager starting later or
+///    restarting is noticed; while it is stopped it says nothing;
+/// 3. BITS_COST_STATE_UNRESTRICTED: with no system bus, no NetworkManager on it, and on other
+///    systems, openbits reads no system cost at all and this is what a job sees unless the
+///    application says otherwise.
+///
+/// The manager does not keep the application's value (it describes the network, not the queue):
+/// a new manager starts at rule 2.
 ///
 /// Thread: any. Does not block.
 ///
-/// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (not exactly one of the eight cost
-/// states); BITS_E_INVALID_STATE (manager closed).
+/// Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (neither 0 nor exactly one of the eight
+/// cost states); BITS_E_INVALID_STATE (manager closed).
 #[no_mangle]
 pub unsafe extern "C" fn bits_manager_set_network_cost(
     manager: *mut bits_manager,
@@ -175,8 +200,8 @@ pub unsafe extern "C" fn bits_manager_set_network_cost(
     })
 }
 
-/// The network cost the manager works with (one BITS_COST_STATE_* value) into `*out_cost_state`
-/// (written 0 on failure).
+/// The network cost the manager works with (one BITS_COST_STATE_* value, chosen as
+/// `bits_manager_set_network_cost` describes) into `*out_cost_state` (written 0 on failure).
 ///
 /// Thread: any. Does not block. Returns BITS_S_OK, BITS_E_POINTER.
 #[no_mangle]
@@ -403,5 +428,48 @@ mod tests {
         for (c, core) in pairs {
             assert_eq!(c, core);
         }
+    }
+
+    #[test]
+    fn reserved_bit_and_transfer_aliases_have_bits_values() {
+        // bits-api.md §2.3: RESERVED, and the TRANSFER_* masks as the ORs bits-cost-state.md lists.
+        use super::{
+            BITS_COST_STATE_BELOW_CAP as BELOW, BITS_COST_STATE_CAPPED_USAGE_UNKNOWN as CAPPED,
+            BITS_COST_STATE_NEAR_CAP as NEAR, BITS_COST_STATE_OVERCAP_CHARGED as CHARGED,
+            BITS_COST_STATE_OVERCAP_THROTTLED as THROTTLED, BITS_COST_STATE_ROAMING as ROAMING,
+            BITS_COST_STATE_UNRESTRICTED as FREE, BITS_COST_STATE_USAGE_BASED as USAGE,
+        };
+        let ignore = BITS_COST_OPTION_IGNORE_CONGESTION;
+        assert_eq!(BITS_COST_STATE_RESERVED, 0x4000_0000);
+        let cases = [
+            (BITS_COST_STATE_TRANSFER_ALWAYS, 0x8000_00FF),
+            (BITS_COST_STATE_TRANSFER_NOT_ROAMING, 0x8000_007F),
+            (BITS_COST_STATE_TRANSFER_NO_SURCHARGE, 0x8000_006F),
+            (BITS_COST_STATE_TRANSFER_STANDARD, 0x8000_0067),
+            (BITS_COST_STATE_TRANSFER_UNRESTRICTED, 0x8000_0021),
+        ];
+        for (c, v) in cases {
+            assert_eq!(c, v);
+        }
+        let all = FREE | CAPPED | BELOW | NEAR | CHARGED | THROTTLED | USAGE | ROAMING;
+        assert_eq!(BITS_COST_STATE_TRANSFER_ALWAYS, ignore | all);
+        assert_eq!(
+            BITS_COST_STATE_TRANSFER_NOT_ROAMING,
+            ignore | (all & !ROAMING)
+        );
+        assert_eq!(
+            BITS_COST_STATE_TRANSFER_NO_SURCHARGE,
+            ignore | (all & !ROAMING & !CHARGED)
+        );
+        assert_eq!(
+            BITS_COST_STATE_TRANSFER_STANDARD,
+            ignore | FREE | CAPPED | BELOW | THROTTLED | USAGE
+        );
+        assert_eq!(
+            BITS_COST_STATE_TRANSFER_UNRESTRICTED,
+            ignore | FREE | THROTTLED
+        );
+        // The reserved bit is no cost a policy may name.
+        assert_eq!(all & BITS_COST_STATE_RESERVED, 0);
     }
 }

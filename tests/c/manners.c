@@ -87,8 +87,16 @@ int main(void) {
     /* The network cost: one state at a time. */
     uint32_t cost = 0;
     CHECK_HR(bits_manager_get_network_cost(m, &cost), BITS_S_OK);
-    CHECK(cost == BITS_COST_STATE_UNRESTRICTED);
-    CHECK_HR(bits_manager_set_network_cost(m, 0), BITS_E_INVALIDARG);
+    /* No NetworkManager here (a metered one would say CAPPED_USAGE_UNKNOWN). */
+    CHECK(cost == BITS_COST_STATE_UNRESTRICTED || cost == BITS_COST_STATE_CAPPED_USAGE_UNKNOWN);
+    CHECK_HR(bits_manager_set_network_cost(m, 0x100), BITS_E_INVALIDARG);
+    /* An application value, then 0: back to the system's. */
+    CHECK_HR(bits_manager_set_network_cost(m, BITS_COST_STATE_ROAMING), BITS_S_OK);
+    CHECK_HR(bits_manager_get_network_cost(m, &cost), BITS_S_OK);
+    CHECK(cost == BITS_COST_STATE_ROAMING);
+    CHECK_HR(bits_manager_set_network_cost(m, 0), BITS_S_OK);
+    CHECK_HR(bits_manager_get_network_cost(m, &cost), BITS_S_OK);
+    CHECK(cost == BITS_COST_STATE_UNRESTRICTED || cost == BITS_COST_STATE_CAPPED_USAGE_UNKNOWN);
     CHECK_HR(bits_manager_set_network_cost(m, BITS_COST_STATE_UNRESTRICTED | BITS_COST_STATE_ROAMING),
              BITS_E_INVALIDARG);
     CHECK_HR(bits_manager_set_network_cost(m, BITS_COST_STATE_USAGE_BASED), BITS_S_OK);

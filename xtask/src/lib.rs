@@ -48,6 +48,44 @@ const PREAMBLE: &str = r#"/*
  *   return at once unless their documentation says they block.
  * - Job references stay valid memory after their manager is closed; calls on them then fail with
  *   BITS_E_INVALID_STATE.
+ *
+ * Background manners (how the limits, cost, network and server pauses meet priorities)
+ * - Priorities and time slices decide which jobs transfer (bits_manager_options'
+ *   max_concurrent_jobs, FOREGROUND before HIGH before NORMAL before LOW, round-robin within a
+ *   priority); the rate limits then decide how fast, and never change which jobs run. A shared
+ *   limit is shared by the running jobs that draw on it as they draw, not weighted by priority.
+ * - Rate limits: the manager's (bits_manager_set_max_bandwidth) and the bandwidth schedule's (per
+ *   background priority, bits_manager_set_bandwidth_schedule) bind background jobs together;
+ *   FOREGROUND jobs are exempt from both, as in BITS. A job's own limit
+ *   (bits_job_set_max_bandwidth) binds that job whatever its priority. Where several apply, the
+ *   lowest wins. Downloads and uploads alike; a change reaches transfers in flight within 250 ms.
+ * - Blocked jobs give their slot up: a job whose transfer policy excludes the network's cost
+ *   (any priority, FOREGROUND included) waits in TRANSIENT_ERROR with
+ *   BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY; a background job whose schedule says
+ *   BITS_BANDWIDTH_BLOCKED waits with BITS_E_BLOCKED_BY_POLICY. The wait costs no retry, no error
+ *   count and no no-progress time; the job is queued again the moment the cost or the schedule
+ *   allows it, and then takes its turn like any queued job. The network's cost is the
+ *   application's value, else NetworkManager's metered flag on Linux (see
+ *   bits_manager_set_network_cost).
+ * - Network awareness: on Linux a netlink watcher follows the links; when no interface but
+ *   loopback is up and running, every job (any priority) that transfers or waits to retry goes to
+ *   TRANSIENT_ERROR with BITS_E_NETWORK_DISCONNECTED, without a retry timer, an error count or
+ *   no-progress time, and when a link comes back each of them is queued at once instead of
+ *   waiting out its retry delay. On other systems openbits takes the network as always present:
+ *   an outage is an ordinary transient error there, retried on the job's timer.
+ * - Per origin: bits_manager_options' max_connections_per_host bounds the transfers (one
+ *   connection each) to one scheme://host:port over every job and file of the manager. Its slots
+ *   are first come, first served: a FOREGROUND job has no precedence there and may wait for a
+ *   background transfer to the same origin to finish (priorities preempt jobs for the manager's
+ *   job slots, not for an origin's connection slots).
+ * - Retry-After: a 429 or 503 with Retry-After (seconds or an HTTP date) puts the job in
+ *   TRANSIENT_ERROR with BITS_E_HTTP_ERROR(status), and it retries after that delay instead of
+ *   its minimum retry delay. The delay is at most 6 hours and at least 2 s (or the job's minimum
+ *   retry delay if that is shorter, never under 1 s), so "Retry-After: 0" or a date already past
+ *   is no tight loop. Until the pause ends every job's new transfer to that origin, including
+ *   one already queued for its slot, waits in TRANSIENT_ERROR with the same code and is retried
+ *   when the pause ends; other origins are not affected. Without Retry-After, a 429 or 503 is an
+ *   ordinary transient error (the job's retry delay).
  */
 "#;
 

@@ -132,6 +132,15 @@ impl Manager {
             }
         })
         .ok();
+        // NetworkManager's metered flag (Linux, when a system bus and NetworkManager are there).
+        let weak = Arc::downgrade(&shared);
+        runtime.spawn(crate::metered::follow(move |cost| {
+            if let Some(shared) = weak.upgrade() {
+                if shared.system_cost.swap(cost, Ordering::SeqCst) != cost {
+                    shared.wake.notify_one();
+                }
+            }
+        }));
         runtime.spawn(scheduler::run(shared.clone()));
         runtime.spawn(checkpoint::run(shared.clone()));
         Ok(Manager {
@@ -262,17 +271,19 @@ impl Manager {
         *self.shared.schedule.lock()
     }
 
-    /// The network's cost now: one BITS_COST_STATE_* value (UNRESTRICTED until told otherwise).
-    /// Jobs whose transfer policy excludes it wait in TRANSIENT_ERROR with
-    /// BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY, and start again as soon as a cost they allow is set.
-    /// Not kept: a new manager starts from UNRESTRICTED.
+    /// The network's cost now: one BITS_COST_STATE_* value, which outranks NetworkManager's
+    /// metered flag until the application gives 0 (follow the system again). Jobs whose transfer
+    /// policy excludes the cost wait in TRANSIENT_ERROR with
+    /// BITS_E_BLOCKED_BY_COST_TRANSFER_POLICY, and start again as soon as a cost they allow holds.
+    /// Not kept: a new manager starts by following the system (UNRESTRICTED where it says
+    /// nothing).
     pub fn set_network_cost(&self, cost_state: u32) -> Result<()> {
         self.check_open()?;
-        if !cost_state.is_power_of_two() || cost_state > COST_STATE_ROAMING {
+        if cost_state != 0 && (!cost_state.is_power_of_two() || cost_state > COST_STATE_ROAMING) {
             return Err(Error::new(
                 hr::E_INVALIDARG,
                 format!(
-                    "network cost {cost_state:#x}: give one BITS_COST_STATE_* value (0x01-0x80)"
+                    "network cost {cost_state:#x}: give one BITS_COST_STATE_* value (0x01-0x80), or 0 to follow the system"
                 ),
             ));
         }
@@ -281,8 +292,10 @@ impl Manager {
         Ok(())
     }
 
+    /// The cost the scheduler works with: the application's, else NetworkManager's, else
+    /// UNRESTRICTED.
     pub fn network_cost(&self) -> u32 {
-        self.shared.network_cost.load(Ordering::SeqCst)
+        self.shared.cost_now()
     }
 
     /// The owner this manager acts for.

@@ -8,6 +8,24 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The longest Retry-After honoured: a server may ask for a pause, not for a job's lifetime.
 pub(crate) const MAX_RETRY_AFTER_MS: u64 = 6 * 3600 * 1000;
+/// The shortest pause a Retry-After makes (`pause_ms`): 2 s (as short as the shortest pauses
+/// servers ask for in practice, 1-2 s, so an explicit value is never lengthened), or the job's
+/// minimum retry delay if that is shorter, but never under 1 s.
+pub(crate) const RETRY_AFTER_FLOOR_MS: u64 = 2000;
+pub(crate) const RETRY_AFTER_LEAST_MS: u64 = 1000;
+
+/// How long a job (and every job's new transfers to the origin) waits after a 429 or 503 that
+/// said Retry-After `told_ms` (already bounded by `MAX_RETRY_AFTER_MS`).
+///
+/// `Retry-After: 0`, or a date already past, parses to 0 ms; taken as it is, a server that
+/// answers every request that way would get them in a tight loop. So the pause is at least
+/// `RETRY_AFTER_FLOOR_MS`, or the job's own minimum retry delay where the application chose a
+/// shorter one (it asked for quick retries, and a server saying "now" agrees), and never under
+/// `RETRY_AFTER_LEAST_MS`: one request a second is the most a busy server gets from a job.
+pub(crate) fn pause_ms(told_ms: u64, min_retry_delay_ms: u64) -> u64 {
+    let floor = min_retry_delay_ms.clamp(RETRY_AFTER_LEAST_MS, RETRY_AFTER_FLOOR_MS);
+    told_ms.max(floor)
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Hosts {
@@ -58,5 +76,26 @@ impl Hosts {
         map.get(origin)
             .filter(|o| o.not_before_ms > now_ms)
             .map(|o| (o.not_before_ms, o.status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pause_ms;
+
+    #[test]
+    fn a_retry_after_of_zero_or_past_still_pauses() {
+        // Retry-After: 0 (or a past date) with BITS's default 600 s retry delay: 2 s.
+        assert_eq!(pause_ms(0, 600_000), 2000);
+        assert_eq!(pause_ms(1000, 600_000), 2000);
+        // The application asked for 1.5 s retries: 1.5 s.
+        assert_eq!(pause_ms(0, 1500), 1500);
+        // ...or for none at all: still 1 s, not a tight loop.
+        assert_eq!(pause_ms(0, 0), 1000);
+        assert_eq!(pause_ms(300, 0), 1000);
+        // A longer Retry-After is honoured as said.
+        assert_eq!(pause_ms(7000, 600_000), 7000);
+        assert_eq!(pause_ms(7000, 0), 7000);
+        assert_eq!(pause_ms(2000, 600_000), 2000);
     }
 }

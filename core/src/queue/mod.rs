@@ -49,7 +49,8 @@ use tokio::sync::Notify;
 /// | `next_due_ms` | the scheduler, after each pass | `create_job` (whether to wake the scheduler) |
 /// | `next_seq` | `create_job` (fetch_add) | — |
 /// | `limits` | `Manager::open` and `set_max_bandwidth` (rates) | transfer tasks after each write |
-/// | `network_cost` | `Manager::set_network_cost` | scheduler pass |
+/// | `network_cost` | `Manager::set_network_cost` | `Shared::cost_now` |
+/// | `system_cost` | `Manager::open`'s NetworkManager task (`metered::follow`) | `Shared::cost_now` |
 /// | `schedule` | `Manager::open`, `set_bandwidth_schedule` | scheduler pass (which sets `limits.by_priority`) |
 /// | `network_up`, `reconnects` | `Manager::open` and its network watcher | scheduler pass, `transfer::fail` |
 /// | `reconnects_seen` | scheduler pass | scheduler pass |
@@ -102,8 +103,11 @@ pub(crate) struct Shared {
     next_seq: AtomicU64,
     /// The manager's rate limits for background jobs.
     pub(crate) limits: Limits,
-    /// The network's cost as the application last said (one BITS_COST_STATE_* bit).
+    /// The network's cost as the application last said (one BITS_COST_STATE_* bit; 0: it has
+    /// not said, or asked to follow the system again).
     pub(crate) network_cost: AtomicU32,
+    /// The network's cost as the system says (NetworkManager's metered flag; 0: unknown).
+    pub(crate) system_cost: AtomicU32,
     /// Whether the machine has a network (`network::is_up`), kept by the manager's watcher; and
     /// how many times it came back, so the scheduler retries every waiting job once per return.
     pub(crate) network_up: AtomicBool,
@@ -162,7 +166,8 @@ impl Shared {
             next_due_ms: AtomicU64::new(u64::MAX),
             next_seq: AtomicU64::new(seq + 1),
             limits: Limits::default(),
-            network_cost: AtomicU32::new(job::COST_STATE_UNRESTRICTED),
+            network_cost: AtomicU32::new(0),
+            system_cost: AtomicU32::new(0),
             schedule: Mutex::new(None),
             cancel_sessions: Mutex::new(Vec::new()),
             upload_hosts: Mutex::new(HashMap::new()),
@@ -171,6 +176,19 @@ impl Shared {
             reconnects_seen: AtomicU64::new(0),
             starts: AtomicU64::new(0),
         }
+    }
+
+    /// The network's cost the scheduler works with: the application's value once it gave one
+    /// (an explicit choice outranks a guess from the system), else NetworkManager's, else
+    /// UNRESTRICTED.
+    pub(crate) fn cost_now(&self) -> u32 {
+        [
+            self.network_cost.load(Ordering::SeqCst),
+            self.system_cost.load(Ordering::SeqCst),
+        ]
+        .into_iter()
+        .find(|&c| c != 0)
+        .unwrap_or(job::COST_STATE_UNRESTRICTED)
     }
 
     /// The creation order of a new job.

@@ -68,7 +68,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     // Every job only when an inactivity deadline may have come (the earliest one is learnt
     // again on the way); else only the jobs in motion.
     let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
-    let cost = shared.network_cost.load(Ordering::SeqCst);
+    let cost = shared.cost_now();
     let blocked = apply_schedule(shared, now, &mut due);
     let online = shared.network_up.load(Ordering::SeqCst);
     // The network came back: every job waiting in TRANSIENT_ERROR retries now (as in BITS), not
@@ -153,7 +153,12 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                 || e.code == hr::E_BLOCKED_BY_POLICY
                 || e.code == hr::E_NETWORK_DISCONNECTED
         });
-        if rec.state == JobState::TransientError && (policy_blocked || reconnected) {
+        if rec.state == JobState::TransientError && !online && !policy_blocked {
+            // A job waiting out its retry delay when the network went away: it now waits for
+            // the network instead, so the outage neither runs down its no-progress timeout nor
+            // brings its retry on before a link is back (the pass that sees one queues it).
+            wait_for_network(shared, &cell, &mut slot);
+        } else if rec.state == JobState::TransientError && (policy_blocked || reconnected) {
             // Waiting for a policy (or the network) to allow it: no retry timer, no no-progress
             // timeout.
             if gate.is_none() {
@@ -318,6 +323,25 @@ fn block(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot, code: HR
         Ok(())
     });
     JobCell::signal_stop(slot);
+}
+
+/// A job in TRANSIENT_ERROR when the network went away: its error becomes
+/// BITS_E_NETWORK_DISCONNECTED (what it waits for now), without a retry time, and its no-progress
+/// clock stops as `block`'s does (it starts again at the next failure after the network returns).
+fn wait_for_network(shared: &Arc<Shared>, cell: &Arc<JobCell>, slot: &mut JobSlot) {
+    let _ = publish(shared, cell, slot, Touch::Job, |next| {
+        next.retry_at_ms = None;
+        next.no_progress_since_ms = None;
+        let code = hr::E_NETWORK_DISCONNECTED;
+        let file_index = next.error.as_ref().and_then(|e| e.file_index);
+        next.error = Some(Box::new(JobError {
+            context: ErrorContext::GeneralTransport,
+            code,
+            description: code.description(),
+            file_index,
+        }));
+        Ok(())
+    });
 }
 
 /// Takes the job's slot away: it goes back to QUEUED and its task stops; it resumes from its

@@ -263,17 +263,67 @@ impl<'a> FileTransfer<'a> {
             )
         })?;
         let origin = url.origin().ascii_serialization();
-        let hosts = &self.shared.limits.hosts;
+        let _permit = self.origin_permit(&origin).await?;
+        let mut result = super::upload::upload(self, &url).await;
+        self.note_pause(&origin, &mut result);
+        result
+    }
+
+    /// Fails (TRANSIENT_ERROR with the HTTP code, retrying when the pause ends) if the origin
+    /// asked for a pause with Retry-After that is not over: this file waits it out like the job
+    /// that was told.
+    fn origin_pause(&self, origin: &str) -> Result<(), Failure> {
+        let now = now_ms();
+        let Some((until, status)) = self.shared.limits.hosts.not_before(origin, now) else {
+            return Ok(());
+        };
+        Err(Failure {
+            retry_after_ms: Some(until - now),
+            ..Failure::transient(
+                ErrorContext::RemoteFile,
+                HResult::http(status),
+                format!(
+                    "{origin} asked for a pause (HTTP {status} with Retry-After); {} ms left",
+                    until - now
+                ),
+            )
+        })
+    }
+
+    /// One of the origin's transfer permits, for the whole file (one connection at a time), with
+    /// the origin's pause checked before the wait and again once the permit is granted: a file
+    /// queued behind a transfer that just got a 429 must not go straight to the origin when that
+    /// transfer gives its permit back. (None only if the semaphore were closed.)
+    async fn origin_permit(
+        &self,
+        origin: &str,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Failure> {
+        self.origin_pause(origin)?;
         let limit = self.shared.config.max_connections_per_host;
-        let _permit = hosts.permit(&origin, limit).await;
-        let result = super::upload::upload(self, &url).await;
-        if let Err(f) = &result {
-            if let (Some(ms), Some(status @ (429 | 503))) = (f.retry_after_ms, f.code.http_status())
+        let permit = self.shared.limits.hosts.permit(origin, limit).await;
+        self.origin_pause(origin)?;
+        Ok(permit)
+    }
+
+    /// A 429 or 503 with Retry-After: the pause is raised to its floor (`hosts::pause_ms`: a
+    /// `Retry-After: 0` must not make a tight loop), and every job's next request to the origin
+    /// waits too.
+    fn note_pause(&self, origin: &str, result: &mut Result<(), Failure>) {
+        if let Err(f) = result {
+            if let (Some(told), Some(status @ (429 | 503))) =
+                (f.retry_after_ms, f.code.http_status())
             {
-                hosts.hold_off(&origin, limit, now_ms().saturating_add(ms), status);
+                let job_delay_ms = self.cell.slot.lock().rec.minimum_retry_delay_s as u64 * 1000;
+                let ms = crate::policy::hosts::pause_ms(told, job_delay_ms);
+                f.retry_after_ms = Some(ms);
+                let limit = self.shared.config.max_connections_per_host;
+                let until = now_ms().saturating_add(ms);
+                self.shared
+                    .limits
+                    .hosts
+                    .hold_off(origin, limit, until, status);
             }
         }
-        result
     }
 
     pub(crate) fn clients(&self) -> &http::Clients {
@@ -661,47 +711,19 @@ impl<'a> FileTransfer<'a> {
             )
         })?;
         let origin = url.origin().ascii_serialization();
-        let hosts = &self.shared.limits.hosts;
-        let now = now_ms();
-        if let Some((until, status)) = hosts.not_before(&origin, now) {
-            // The origin asked for a pause (Retry-After): this file waits it out like the job
-            // that was told.
-            return Err(Failure {
-                retry_after_ms: Some(until - now),
-                ..Failure::transient(
-                    ErrorContext::RemoteFile,
-                    HResult::http(status),
-                    format!(
-                        "{origin} asked for a pause (HTTP {status} with Retry-After); {} ms left",
-                        until - now
-                    ),
-                )
-            });
-        }
-        // One of the origin's transfer permits, for the whole file (one connection at a time).
+        // A file:// source has no origin to spare.
         let _permit = match url.scheme() {
             "file" => None,
-            _ => {
-                hosts
-                    .permit(&origin, self.shared.config.max_connections_per_host)
-                    .await
-            }
+            _ => self.origin_permit(&origin).await?,
         };
-        let result = match (url.scheme(), &view.ranges) {
+        let mut result = match (url.scheme(), &view.ranges) {
             ("file", _) => local::copy(self, &mut sink, &url, &view).await,
             (_, Some(ranges)) => {
                 download::ranges::download_ranges(self, &mut sink, &url, ranges).await
             }
             _ => download::download(self, &mut sink, &url).await,
         };
-        if let Err(f) = &result {
-            if let (Some(ms), Some(status @ (429 | 503))) = (f.retry_after_ms, f.code.http_status())
-            {
-                // Every job's next request to the origin waits too.
-                let limit = self.shared.config.max_connections_per_host;
-                hosts.hold_off(&origin, limit, now_ms().saturating_add(ms), status);
-            }
-        }
+        self.note_pause(&origin, &mut result);
         // Whatever happened, what reached the file is made durable and recorded, so a crash or a
         // retry resumes from it. A completed file is entirely on disk before it is called completed.
         let finished = self.finish(&sink, result.is_ok()).await;

@@ -243,16 +243,23 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mu
     };
     let Some(next) = next else { return };
     let apply = |rec: &mut crate::job::JobRecord| {
-        if !offline {
+        if offline {
+            // An outage is not the job's failure: its no-progress clock stops (as when the
+            // scheduler holds a job for the network) and the error is not counted.
+            rec.no_progress_since_ms = None;
+        } else {
             rec.no_progress_since_ms.get_or_insert(now);
+            rec.error_count = rec.error_count.saturating_add(1);
         }
         rec.state = next;
+        let own_ms = rec.minimum_retry_delay_s as u64 * 1000;
+        // A Retry-After replaces the retry delay, raised to its floor (FileTransfer::note_pause
+        // already did for files; this also covers failures that came another way).
         let delay_ms = f
             .retry_after_ms
-            .unwrap_or(rec.minimum_retry_delay_s as u64 * 1000);
+            .map_or(own_ms, |told| crate::policy::hosts::pause_ms(told, own_ms));
         rec.retry_at_ms = (next == crate::state::JobState::TransientError && !offline)
             .then(|| now.saturating_add(delay_ms));
-        rec.error_count = rec.error_count.saturating_add(1);
         rec.error = Some(Box::new(JobError {
             context: f.context,
             code: f.code,

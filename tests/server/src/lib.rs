@@ -16,6 +16,7 @@
 //! | `rate=B`       | send at most B bytes per second |
 //! | `redirect=P`   | 302 to P (a path on this server, or an absolute URL) |
 //! | `auth=U:P`     | 401 unless the request has `Authorization: Basic` for U:P |
+//! | `delay=MS`     | wait MS milliseconds before answering (the request holds its connection meanwhile) |
 //!
 //! It is also a BITS upload server: `BITS_POST` packets go to [`bits`], whose own table lists the
 //! faults an upload URL's query string injects, and which records what it received.
@@ -63,6 +64,8 @@ pub struct Seen {
     pub status: u16,
     /// Every request header, names in lower case.
     pub headers: Vec<(String, String)>,
+    /// When the request's head arrived (None only in a `Seen` made by hand).
+    pub at: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -77,6 +80,9 @@ pub struct State {
     /// The most bodies open at once, and the connections accepted.
     max_open_bodies: AtomicU64,
     connections: AtomicU64,
+    /// TCP connections open now, and the most that were open at once.
+    live_connections: AtomicU64,
+    max_live_connections: AtomicU64,
 }
 
 pub struct TestServer {
@@ -152,6 +158,11 @@ impl TestServer {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    /// The most TCP connections that were open at once (idle keep-alive ones included).
+    pub fn max_live_connections(&self) -> u64 {
+        self.state.max_live_connections.load(Ordering::SeqCst)
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().clone()
     }
@@ -208,13 +219,20 @@ pub async fn serve(
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
         };
         state.connections.fetch_add(1, Ordering::SeqCst);
+        let live = state.live_connections.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_live_connections.fetch_max(live, Ordering::SeqCst);
         let st = state.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+            let svc = hyper::service::service_fn({
+                let st = st.clone();
+                move |req| handle(st.clone(), req)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .with_upgrades()
                 .await;
+            // The connection is closed (by either side) once serve_connection returns.
+            st.live_connections.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
@@ -259,6 +277,7 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Chunks>, std::io::Error> {
+    let at = std::time::Instant::now();
     let q = query(&req);
     let key = req
         .uri()
@@ -293,7 +312,11 @@ async fn handle(
                 )
             })
             .collect(),
+        at: Some(at),
     };
+    if let Some(ms) = q.get("delay").and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     if openbits_protocol::server::is_bits_request(req.method().as_str(), req.headers()) {
         // Recorded there, as `bits::Packet`s.
         return bits::handle(state, req, q, hit).await;
