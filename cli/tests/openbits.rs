@@ -808,7 +808,9 @@ fn terminal_shows_advancing_bars() {
             "transfer".into(),
             f.server.url("/tty.bin?rate=700000"),
             f.p("tty.bin"),
-            f.server.url("/tty2.bin?rate=700000"),
+            // Files go several at a time: the second answers late, so for a while only the
+            // first one's size is known.
+            f.server.url("/tty2.bin?rate=700000&delay=800"),
             f.p("a-name-longer-than-the-column.bin"),
         ],
     );
