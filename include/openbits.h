@@ -532,7 +532,8 @@ typedef struct bits_manager_options {
   uint32_t time_slice_ms;
   /*
    Files transferred from one origin (scheme, host, port) at once, over every job of the
-   manager: each holds one connection while it transfers. Default 6.
+   manager, and TCP connections open to it, idle kept-alive ones included (through a proxy,
+   counted per origin behind it). Default 6.
    */
   uint32_t max_connections_per_host;
   /*

@@ -38,7 +38,9 @@ pub struct Config {
     pub max_files_per_job: u32,
     pub max_ranges_per_file: u32,
     /// Transfers to one origin (scheme, host, port) at once, over every job and file of the
-    /// manager: each file being transferred from an origin holds one.
+    /// manager: each file being transferred from an origin holds one. It also bounds the TCP
+    /// connections open to the origin over all of the manager's pools, idle kept-alive ones
+    /// included (through a proxy, per origin behind it).
     pub max_connections_per_host: usize,
     /// The local time the bandwidth schedule is read against (None: the machine's clock and time
     /// zone). For tests.

@@ -125,7 +125,8 @@ pub struct bits_manager_options {
     /// milliseconds (round-robin turns). Default 30,000.
     pub time_slice_ms: u32,
     /// Files transferred from one origin (scheme, host, port) at once, over every job of the
-    /// manager: each holds one connection while it transfers. Default 6.
+    /// manager, and TCP connections open to it, idle kept-alive ones included (through a proxy,
+    /// counted per origin behind it). Default 6.
     pub max_connections_per_host: u32,
     /// Files of one job transferring at once, each on its own kept-alive connection (within
     /// `max_connections_per_host`). Default 4, which hides each small file's round trip; 1 moves

@@ -1,5 +1,6 @@
 //! Per-origin manners: a cap on the transfers to one origin at once (over every job and file of
-//! the manager), and the "not before" time an origin asked for with Retry-After.
+//! the manager), a cap on the TCP connections open to it (`Connections`, taken by the connection
+//! pools' connectors), and the "not before" time an origin asked for with Retry-After.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -31,6 +32,34 @@ pub(crate) fn pause_ms(told_ms: u64, min_retry_delay_ms: u64) -> u64 {
 pub(crate) struct Hosts {
     /// Origin (scheme://host:port) -> its permits and its "not before" time (ms since the epoch).
     origins: Mutex<HashMap<String, Origin>>,
+    /// Connections per origin: a second set of semaphores, apart from the transfer permits. A
+    /// transfer may wait here while it holds a transfer permit, but a connection permit is held
+    /// only by an open connection, which waits for no permit of either set (an idle one closes
+    /// within the pools' idle timeout), so the two sets cannot deadlock.
+    connections: Arc<Connections>,
+}
+
+/// The connection permits of every origin: one is held by each open connection (idle kept-alive
+/// ones included) for as long as its socket is open. Shared by `Hosts` and the connectors of the
+/// pools (`http::client::Capped`), which outlive no manager but are built apart from it.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    /// Origin (scheme://host:port, the port always written) -> its connection permits.
+    origins: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Connections {
+    /// Waits for one of the origin's `limit` connection permits; dropping it gives it back.
+    /// (None only if the semaphore were closed, which nothing does.)
+    pub(crate) async fn permit(&self, origin: &str, limit: usize) -> Option<OwnedSemaphorePermit> {
+        let permits = self
+            .origins
+            .lock()
+            .entry(origin.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1))))
+            .clone();
+        permits.acquire_owned().await.ok()
+    }
 }
 
 #[derive(Debug)]
@@ -50,6 +79,11 @@ impl Hosts {
             status: 0,
         });
         f(o)
+    }
+
+    /// The connection permits, for the pools' connectors.
+    pub(crate) fn connections(&self) -> Arc<Connections> {
+        self.connections.clone()
     }
 
     /// Waits for one of the origin's `limit` transfer permits; dropping it gives it back. (None

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     // The connection pools serve every transfer task this scheduler starts, and go with it.
-    let clients = Arc::new(Clients::default());
+    let clients = Arc::new(Clients::new(shared.limits.hosts.connections()));
     loop {
         if shared.closed.load(Ordering::SeqCst) {
             return;
