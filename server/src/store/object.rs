@@ -656,6 +656,22 @@ mod tests {
         assert_eq!(b.load(&meta.id).await.unwrap().unwrap().0, next);
     }
 
+    /// What the first Close-Session of `meta` does before it removes the session: the closing
+    /// marker, then the object composed at its destination.
+    async fn mark_and_compose(
+        b: &ObjectStoreBackend,
+        meta: &SessionMeta,
+        allow_overwrites: bool,
+    ) -> Path {
+        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
+        let mut marked = m.clone();
+        marked.closing = true;
+        b.save(&marked, &v).await.unwrap();
+        let dest = b.dest(&marked.dest().unwrap());
+        b.compose(&marked, &dest, allow_overwrites).await.unwrap();
+        dest
+    }
+
     #[tokio::test]
     async fn close_is_idempotent_after_a_crash_between_placing_and_removing() {
         for allow_overwrites in [false, true] {
@@ -663,12 +679,7 @@ mod tests {
             let meta = complete_session(&b).await;
             // The first Close-Session wrote its marker and composed the object, then the node
             // died before removing the session.
-            let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
-            let mut marked = m.clone();
-            marked.closing = true;
-            b.save(&marked, &v).await.unwrap();
-            let dest = b.dest(&marked.dest().unwrap());
-            b.compose(&marked, &dest, allow_overwrites).await.unwrap();
+            mark_and_compose(&b, &meta, allow_overwrites).await;
 
             let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
             b.close(&m, &v, allow_overwrites).await.unwrap();
@@ -682,12 +693,7 @@ mod tests {
     async fn close_resent_after_a_crash_mid_removal_succeeds() {
         let b = memory();
         let meta = complete_session(&b).await;
-        let (m, v) = b.load(&meta.id).await.unwrap().unwrap();
-        let mut marked = m.clone();
-        marked.closing = true;
-        b.save(&marked, &v).await.unwrap();
-        let dest = b.dest(&marked.dest().unwrap());
-        b.compose(&marked, &dest, false).await.unwrap();
+        let dest = mark_and_compose(&b, &meta, false).await;
         // The removal had deleted one part when the node died; then someone replaced the
         // object (with overwrites allowed, so that it is not refused as someone else's).
         b.store
