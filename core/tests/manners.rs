@@ -468,14 +468,7 @@ fn retry_after_holds_back_the_origin_but_not_others() {
     )
     .unwrap();
     let start = Instant::now();
-    told.resume().unwrap();
-    wait_until("the 429", || {
-        told.state().unwrap() == JobState::TransientError
-    });
-    assert_eq!(
-        told.error().unwrap().code,
-        openbits_core::HResult::http(429)
-    );
+    resume_until_429(&told);
     // Another job to the same origin waits too; one to another origin does not.
     a.resume().unwrap();
     let elsewhere = job(&m, &other, dir.path(), "/elsewhere", 1000);
@@ -545,14 +538,7 @@ fn retry_after_holds_back_uploads_to_the_origin() {
     // The first packet of `told` gets 429 with Retry-After: 2.
     let told = upload("told", "?fail=429:1&retryafter=2");
     let other = upload("other", "");
-    told.resume().unwrap();
-    wait_until("the 429", || {
-        told.state().unwrap() == JobState::TransientError
-    });
-    assert_eq!(
-        told.error().unwrap().code,
-        openbits_core::HResult::http(429)
-    );
+    resume_until_429(&told);
     // An upload to the same origin waits out the pause instead of connecting.
     other.resume().unwrap();
     wait_until("the other upload waits", || {
@@ -624,4 +610,14 @@ fn transfers_queued_for_the_origins_only_slot_wait_out_a_429_given_meanwhile() {
         gaps.iter().all(|g| *g >= Duration::from_millis(2500)),
         "a queued transfer reached the origin during its pause: {gaps:?}"
     );
+}
+
+/// Resumes `job` and waits for the 429 its server is told to give: TRANSIENT_ERROR with
+/// BITS_E_HTTP_ERROR(429).
+fn resume_until_429(job: &Job) {
+    job.resume().unwrap();
+    wait_until("the 429", || {
+        job.state().unwrap() == JobState::TransientError
+    });
+    assert_eq!(job.error().unwrap().code, openbits_core::HResult::http(429));
 }
