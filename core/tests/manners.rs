@@ -88,6 +88,17 @@ fn background_jobs_share_the_manager_limit_and_foreground_is_exempt() {
         moved as f64 <= 4.0 * MIB as f64 * (fg_secs + 1.0),
         "{moved} bytes in {fg_secs:.2} s"
     );
+    // They share it: when the first of the two is done, the other has most of its bytes too
+    // (one job taking the whole limit would leave the other near 0).
+    wait_until("one background job done", || {
+        a.state().unwrap() == JobState::Transferred || b.state().unwrap() == JobState::Transferred
+    });
+    let other = transferred(&a).min(transferred(&b));
+    assert!(
+        other >= 6 * MIB,
+        "the other background job had {other} of {} bytes",
+        8 * MIB
+    );
     assert_eq!(a.wait(WAIT).unwrap(), JobState::Transferred);
     assert_eq!(b.wait(WAIT).unwrap(), JobState::Transferred);
     let secs = start.elapsed().as_secs_f64();
@@ -102,6 +113,38 @@ fn background_jobs_share_the_manager_limit_and_foreground_is_exempt() {
     // The foreground job went at the speed of the loopback, not of the limit (32 MiB would take
     // 8 s at 4 MiB/s).
     assert!(fg_secs < 4.0, "foreground took {fg_secs:.2} s");
+}
+
+/// Lowering the manager's limit slows a background transfer in flight within a second: over
+/// the two seconds after that second it moves the new limit's worth.
+#[test]
+fn a_lowered_manager_limit_slows_a_transfer_in_flight_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start();
+    let m = manager(&dir.path().join("state"));
+    m.set_max_bandwidth(8 * MIB).unwrap();
+    let j = job(&m, &server, dir.path(), "/lowered", 64 * MIB);
+    j.resume().unwrap();
+    wait_until("2 MiB at 8 MiB/s", || transferred(&j) >= 2 * MIB);
+    m.set_max_bandwidth(MIB).unwrap();
+    let changed = Instant::now();
+    wait_until("a second after the change", || {
+        changed.elapsed() >= Duration::from_secs(1)
+    });
+    let from = transferred(&j);
+    wait_until("three seconds after the change", || {
+        changed.elapsed() >= Duration::from_secs(3)
+    });
+    let moved = transferred(&j) - from;
+    println!("2 s at a limit lowered 8 -> 1 MiB/s: {moved} bytes");
+    // 2 MiB ± 10% (the rule is 5% over any 5 s window; this window is 2 s).
+    assert!(
+        (2 * MIB * 9 / 10..=2 * MIB * 11 / 10).contains(&moved),
+        "{moved} bytes in the 2 s after the first second; 1 MiB/s gives {}",
+        2 * MIB
+    );
+    assert_eq!(j.state().unwrap(), JobState::Transferring);
+    j.cancel().unwrap();
 }
 
 #[test]
