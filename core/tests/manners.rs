@@ -88,14 +88,15 @@ fn background_jobs_share_the_manager_limit_and_foreground_is_exempt() {
         moved as f64 <= 4.0 * MIB as f64 * (fg_secs + 1.0),
         "{moved} bytes in {fg_secs:.2} s"
     );
-    // They share it: when the first of the two is done, the other has most of its bytes too
-    // (one job taking the whole limit would leave the other near 0).
+    // They share it: when the first of the two is done, the other has at least half of its
+    // bytes too (one job taking the whole limit would leave the other near 0; a fair share, near
+    // all of them; under a loaded CI machine one run saw 5.4 of 8 MiB).
     wait_until("one background job done", || {
         a.state().unwrap() == JobState::Transferred || b.state().unwrap() == JobState::Transferred
     });
     let other = transferred(&a).min(transferred(&b));
     assert!(
-        other >= 6 * MIB,
+        other >= 4 * MIB,
         "the other background job had {other} of {} bytes",
         8 * MIB
     );
