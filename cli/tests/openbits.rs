@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_openbits");
 
 /// Polls `cond` until it holds; fails the test after 30 s.
+/// The exit statuses as `--help` lists them (the top level's and the waiting verbs').
+const EXIT_STATUS_LINES: [&str; 5] = [
+    "0    done",
+    "1    the job failed",
+    "2    usage",
+    "3    the queue is held",
+    "130  interrupted",
+];
+
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -532,13 +541,7 @@ fn usage_errors_exit_2() {
     f.expect(2, &["frobnicate"]);
     f.expect(2, &["info", "nothing-by-that-name"]);
     let r = f.expect(0, &["--help"]);
-    for line in [
-        "0    done",
-        "1    the job failed",
-        "2    usage",
-        "3    the queue is held",
-        "130  interrupted",
-    ] {
+    for line in EXIT_STATUS_LINES {
         assert!(r.stdout.contains(line), "{line}: {r:?}");
     }
     let r = f.expect(0, &["list", "--help"]);
@@ -1161,13 +1164,7 @@ fn transfer_and_run_help_list_the_exit_statuses() {
     let f = Fixture::new();
     for verb in ["transfer", "run", "resume"] {
         let r = f.expect(0, &[verb, "--help"]);
-        for line in [
-            "0    done",
-            "1    the job failed",
-            "2    usage",
-            "3    the queue is held",
-            "130  interrupted",
-        ] {
+        for line in EXIT_STATUS_LINES {
             assert!(r.stdout.contains(line), "{verb}: {line}: {r:?}");
         }
     }

@@ -413,46 +413,35 @@ fn eight_jobs_to_one_origin_share_two_permits() {
 /// its FIN before it dials again, but the relay's task for the old connection may learn of it
 /// only after the new one is accepted.
 fn counting_relay(to: u16) -> (u16, Arc<AtomicU64>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
     let most = Arc::new(AtomicU64::new(0));
     let seen = most.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            // The client sockets of the connections relayed, by a number of their own.
-            let open: Arc<Mutex<HashMap<u64, std::net::TcpStream>>> = Arc::default();
-            for id in 0.. {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
-                };
-                let client = client.into_std().unwrap();
-                {
-                    let mut open = open.lock().unwrap();
-                    // Non-blocking (tokio's): WouldBlock or data is open, 0 bytes is closed.
-                    let live = open
-                        .values()
-                        .filter(|s| !matches!(s.peek(&mut [0u8; 1]), Ok(0)))
-                        .count() as u64;
-                    most.fetch_max(live + 1, Ordering::SeqCst);
-                    open.insert(id, client.try_clone().unwrap());
-                }
-                let mut client = tokio::net::TcpStream::from_std(client).unwrap();
-                let open = open.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                    open.lock().unwrap().remove(&id);
-                });
+    let port = common::serve_on_thread(move |listener| async move {
+        // The client sockets of the connections relayed, by a number of their own.
+        let open: Arc<Mutex<HashMap<u64, std::net::TcpStream>>> = Arc::default();
+        for id in 0.. {
+            let Ok((client, _)) = listener.accept().await else {
+                continue;
+            };
+            let client = client.into_std().unwrap();
+            {
+                let mut open = open.lock().unwrap();
+                // Non-blocking (tokio's): WouldBlock or data is open, 0 bytes is closed.
+                let live = open
+                    .values()
+                    .filter(|s| !matches!(s.peek(&mut [0u8; 1]), Ok(0)))
+                    .count() as u64;
+                most.fetch_max(live + 1, Ordering::SeqCst);
+                open.insert(id, client.try_clone().unwrap());
             }
-        });
+            let mut client = tokio::net::TcpStream::from_std(client).unwrap();
+            let open = open.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+                open.lock().unwrap().remove(&id);
+            });
+        }
     });
     (port, seen)
 }

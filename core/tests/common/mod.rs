@@ -45,10 +45,40 @@ pub fn serve_tls(content: Vec<u8>) -> (u16, std::path::PathBuf, tempfile::TempDi
     .with_single_cert(vec![cert.cert.der().clone()], key)
     .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let content = bytes::Bytes::from(content);
+    let port = serve_on_thread(move |listener| async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, content) = (acceptor.clone(), content.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = http_body_util::Full::new(content.clone());
+                    async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (port, ca, dir)
+}
+
+/// A listener on 127.0.0.1 (a free port, returned) handed to `serve`, which runs on a thread of
+/// its own with a single-threaded runtime for the rest of the test process.
+pub fn serve_on_thread<F, Fut>(serve: F) -> u16
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let content = bytes::Bytes::from(content);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -56,25 +86,8 @@ pub fn serve_tls(content: Vec<u8>) -> (u16, std::path::PathBuf, tempfile::TempDi
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (acceptor, content) = (acceptor.clone(), content.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |_req| {
-                        let body = http_body_util::Full::new(content.clone());
-                        async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
+            serve(listener).await
         });
     });
-    (port, ca, dir)
+    port
 }
