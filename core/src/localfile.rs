@@ -21,29 +21,19 @@ impl Sink {
     /// shorter (the checkpoint cannot be trusted beyond what is on disk). Anything past the position
     /// is cut off so the file never holds bytes the record does not cover.
     pub(crate) fn open(temp: &Path, recorded: u64) -> io::Result<Sink> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(temp)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // A temporary file is never a symbolic link of ours: whoever planted one under its name
+        // must not have us write (or cut) what it points to.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        let file = options.open(temp)?;
         let on_disk = file.metadata()?.len();
         let offset = recorded.min(on_disk);
         if on_disk != offset {
             file.set_len(offset)?;
         }
         Ok(Sink { file, offset })
-    }
-
-    /// Creates a fresh temporary file and opens it at 0; fails with `AlreadyExists` rather than
-    /// touch a file that is there (a name that collides with somebody else's file).
-    pub(crate) fn create(temp: &Path) -> io::Result<Sink> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(temp)?;
-        Ok(Sink { file, offset: 0 })
     }
 
     pub(crate) fn offset(&self) -> u64 {
@@ -69,10 +59,23 @@ impl Sink {
     }
 }
 
+/// The temporary file of a download job's file: `BIT<job GUID>_<index>.tmp` in the destination's
+/// folder (so the final rename never crosses a file system). The name follows from the job and
+/// the file, so the store need not record it before the file exists: a crash after the file is
+/// created and before its first checkpoint leaves a file the next attempt finds (and restarts)
+/// or that cancel and complete delete by the same name. Unique by construction: no other job, in
+/// this state folder or another, derives the same name.
+pub(crate) fn temp_name_of(dest: &Path, job: &uuid::Uuid, index: usize) -> io::Result<PathBuf> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(dir.join(format!("BIT{:X}_{index:X}.tmp", job.simple())))
+}
+
 /// A fresh `BITxxxxxxxx.tmp` name in the destination's folder (so the final rename never crosses
-/// a file system). Nothing is created: the caller records the name first, then calls
-/// `Sink::create`, so a crash in between leaves a recorded name without a file, never a file
-/// nobody knows about.
+/// a file system), for an upload-reply's reply. Nothing is created: the caller records the name
+/// first, so a crash in between leaves a recorded name without a file, never a file nobody knows
+/// about.
 pub(crate) fn temp_name_beside(dest: &Path) -> io::Result<PathBuf> {
     let dir = dest
         .parent()
@@ -255,19 +258,41 @@ mod tests {
         assert_eq!(s.offset(), 6);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn sink_never_follows_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, b"keep me").unwrap();
+        let link = dir.path().join("BITplanted.tmp");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(Sink::open(&link, 0).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+
     #[test]
     fn temp_names_and_commit() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.bin");
         let t = temp_name_beside(&dest).unwrap();
-        drop(Sink::create(&t).unwrap());
-        assert_eq!(
-            Sink::create(&t).err().map(|e| e.kind()),
-            Some(io::ErrorKind::AlreadyExists)
-        );
         let name = t.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("BIT") && name.ends_with(".tmp"), "{name}");
         assert_eq!(t.parent(), dest.parent());
+        let job = uuid::Uuid::new_v4();
+        let d = temp_name_of(&dest, &job, 10).unwrap();
+        assert_eq!(
+            d,
+            temp_name_of(&dest, &job, 10).unwrap(),
+            "derived, so stable"
+        );
+        assert_ne!(d, temp_name_of(&dest, &job, 11).unwrap());
+        assert_ne!(d, temp_name_of(&dest, &uuid::Uuid::new_v4(), 10).unwrap());
+        let name = d.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("BIT") && name.ends_with("_A.tmp"),
+            "{name}"
+        );
+        assert_eq!(d.parent(), dest.parent());
         std::fs::write(&t, b"data").unwrap();
         std::fs::write(&dest, b"old").unwrap();
         let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);

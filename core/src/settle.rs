@@ -20,10 +20,10 @@
 
 use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
-use crate::job::{now_ms, JobRecord, Settle};
+use crate::job::{now_ms, FileRecord, JobId, JobRecord, Settle};
 use crate::localfile;
 use crate::queue::{check_open, publish, CancelSession, JobCell, Shared, Touch};
-use crate::state::{self, JobState, Refusal};
+use crate::state::{self, JobState, JobType, Refusal};
 use crate::store::{Checkpoint, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -185,7 +185,13 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
     // An upload-reply's one temporary file is its reply, which goes to the reply file; an
     // upload's local file is its source and is never touched.
     let reply = rec.reply_path();
-    for f in rec.files.iter_mut().filter(|f| !f.committed) {
+    let (job, kind) = (rec.id, rec.job_type);
+    for (i, f) in rec
+        .files
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, f)| !f.committed)
+    {
         let dest = reply
             .clone()
             .unwrap_or_else(|| PathBuf::from(&*f.local_path));
@@ -199,7 +205,12 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
                 localfile::commit(Path::new(&**t), &dest, mtime)
             }
             (Some(t), false) => localfile::remove(Path::new(&**t)),
-            (None, _) => Ok(()),
+            // A download's file started before a crash, before its first checkpoint named it.
+            (None, false) => match derived_temp(kind, &job, i, f) {
+                Some(t) => localfile::remove(&t),
+                None => Ok(()),
+            },
+            (None, true) => Ok(()),
         };
         if let Err(e) = result {
             return Err(Error::new(
@@ -225,14 +236,25 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
 /// Deletes every temporary file of the job. S_OK, or BITS_S_UNABLE_TO_DELETE_FILES if some remain.
 pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
     let mut code = hr::S_OK;
-    for f in rec.files.iter().filter(|f| !f.committed) {
-        if let Some(t) = &f.temp_path {
-            if localfile::remove(Path::new(&**t)).is_err() {
-                code = hr::S_UNABLE_TO_DELETE_FILES;
-            }
+    for (i, f) in rec.files.iter().enumerate().filter(|(_, f)| !f.committed) {
+        let temp = match &f.temp_path {
+            Some(t) => Some(PathBuf::from(&**t)),
+            None => derived_temp(rec.job_type, &rec.id, i, f),
+        };
+        if temp.is_some_and(|t| localfile::remove(&t).is_err()) {
+            code = hr::S_UNABLE_TO_DELETE_FILES;
         }
     }
     code
+}
+
+/// The name a download's file without a recorded temporary file would have used
+/// (`localfile::temp_name_of`): a crash can leave that file behind before its first checkpoint
+/// records the name.
+fn derived_temp(kind: JobType, job: &JobId, i: usize, f: &FileRecord) -> Option<PathBuf> {
+    (kind == JobType::Download)
+        .then(|| localfile::temp_name_of(Path::new(&*f.local_path), job, i).ok())
+        .flatten()
 }
 
 /// Makes each unfinished file's record agree with its temporary file: the shorter of the
@@ -347,6 +369,7 @@ pub(crate) fn recover(
                         last_modified: f.last_modified.clone(),
                         completed: f.completed,
                         at_ms: rec.modified_ms,
+                        temp: f.temp_path.clone(),
                     }
                 })
                 .collect();

@@ -238,6 +238,65 @@ fn an_interrupted_complete_is_finished_at_open() {
     );
 }
 
+/// A crash between creating a file's temporary file and its first checkpoint leaves a file the
+/// store never named: its name follows from the job and the file (`BIT<GUID>_<index>.tmp`), so
+/// the next attempt starts it again from 0 and cancel deletes it.
+#[test]
+fn a_temporary_file_the_store_never_named_is_found_by_its_derived_name() {
+    let server = TestServer::start();
+    let data = pattern(300_000, 7);
+    server.add("/d", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let planted = |dir: &Path, job: &JobId, i: usize| {
+        let temp = dir.join(format!("BIT{:X}_{i:X}.tmp", job.simple()));
+        std::fs::write(&temp, b"left by a crash, never checkpointed").unwrap();
+        temp
+    };
+    let record = |name: &str| {
+        let mut rec = JobRecord::new(
+            JobId::new_v4(),
+            JobType::Download,
+            name.into(),
+            openbits_core::job::now_ms(),
+        );
+        rec.files.push(FileRecord::new(
+            server.url("/d"),
+            dir.path().join(name).to_str().unwrap().into(),
+        ));
+        rec.state = JobState::Suspended;
+        rec
+    };
+    let (resumed, cancelled) = (record("resumed"), record("cancelled"));
+    let resumed_temp = planted(dir.path(), &resumed.id, 0);
+    let cancelled_temp = planted(dir.path(), &cancelled.id, 0);
+    plant(&state, &resumed);
+    SqliteStore::open(&state).unwrap().save(&cancelled).unwrap();
+
+    let m = open(&state);
+    assert_eq!(
+        m.get_job(&cancelled.id).unwrap().cancel().unwrap(),
+        hr::S_OK
+    );
+    assert!(
+        !cancelled_temp.exists(),
+        "cancel deletes the unnamed leftover"
+    );
+    let j = m.get_job(&resumed.id).unwrap();
+    j.resume().unwrap();
+    assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+    assert_eq!(
+        j.record().unwrap().files[0].temp_path.as_deref(),
+        resumed_temp.to_str()
+    );
+    assert_eq!(j.complete().unwrap(), hr::S_OK);
+    assert!(
+        std::fs::read(dir.path().join("resumed")).unwrap() == data,
+        "the leftover's bytes were dropped, not kept"
+    );
+    assert!(temp_files(dir.path()).is_empty());
+}
+
 #[test]
 fn an_interrupted_cancel_is_finished_at_open() {
     let dir = tempfile::tempdir().unwrap();

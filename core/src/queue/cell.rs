@@ -81,9 +81,6 @@ pub(crate) struct Runner {
     pub(crate) started: Instant,
     /// The job's own rate limit (`JobExtras::max_bandwidth`), shared by its files in flight.
     pub(crate) bucket: Arc<Bucket>,
-    /// Files this task gave a temporary file name ahead of their turn, not created yet: each is
-    /// created exclusively when its turn comes (a name recorded by an earlier task is opened).
-    pub(crate) unborn: Vec<usize>,
 }
 
 /// The server's (0) and the proxy's (1) `Authorization` values, boxed: most jobs have none, and

@@ -382,7 +382,6 @@ fn start(shared: &Arc<Shared>, clients: &Arc<Clients>, cell: &Arc<JobCell>) -> b
         stop: tx,
         started: Instant::now(),
         bucket: Arc::new(Bucket::new(slot.rec.extras().max_bandwidth)),
-        unborn: Vec::new(),
     }));
     slot.last_ran = shared.starts.fetch_add(1, Ordering::Relaxed) + 1;
     drop(slot);

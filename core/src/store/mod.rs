@@ -11,7 +11,8 @@
 //! - `remove`: jobs that are settled;
 //! - `set_setting`: one manager setting (rate limit, bandwidth schedule).
 //!
-//! Progress columns (bytes, size, validators, completed) are written only by `checkpoint`, whose
+//! Progress columns (bytes, size, validators, completed) are written only by `checkpoint` (which
+//! also writes the temporary file's name, so starting a file costs no write of its own), whose
 //! caller makes the bytes durable first: so nothing but a checkpoint can make the store claim data
 //! the disk does not hold.
 
@@ -37,6 +38,9 @@ pub struct Checkpoint {
     pub last_modified: Option<Box<str>>,
     /// The whole file is on disk (and flushed).
     pub completed: bool,
+    /// The temporary file holding the bytes (a download's derived name reaches the store here,
+    /// with the first checkpoint that needs it).
+    pub temp: Option<Box<str>>,
     /// The job's modification time (BITS counts transferred bytes as a modification).
     pub at_ms: u64,
 }

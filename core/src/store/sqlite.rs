@@ -1017,7 +1017,7 @@ impl Store for SqliteStore {
         self.transaction("checkpoint", |tx| {
             let mut file = tx.prepare_cached(
                 "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
-                    last_modified = :last_modified, completed = :completed
+                    last_modified = :last_modified, completed = :completed, temp_path = :temp_path
                  WHERE job_seq = :job_seq AND idx = :idx",
             )?;
             let mut job = tx.prepare_cached(
@@ -1032,6 +1032,7 @@ impl Store for SqliteStore {
                 file.raw_bind_parameter(c":etag", &p.etag)?;
                 file.raw_bind_parameter(c":last_modified", &p.last_modified)?;
                 file.raw_bind_parameter(c":completed", p.completed)?;
+                file.raw_bind_parameter(c":temp_path", &p.temp)?;
                 file.raw_execute()?;
                 let at = latest.entry(p.seq).or_insert(0);
                 *at = (*at).max(p.at_ms);
@@ -1249,9 +1250,11 @@ mod tests {
             last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()),
             completed: true,
             at_ms: 1_900_000_000_000,
+            temp: Some("/d/BITdone.tmp".into()),
         };
         store.checkpoint(&[done]).unwrap();
         let f = &mut renamed.files[1];
+        f.temp_path = Some("/d/BITdone.tmp".into());
         (f.bytes_checkpointed, f.bytes_transferred, f.bytes_total) = (1234, 1234, Some(1234));
         f.completed = true;
         f.etag = Some("\"z\"".into());
@@ -1303,6 +1306,7 @@ mod tests {
             last_modified: None,
             completed: false,
             at_ms: 2,
+            temp: j.files[7].temp_path.clone(),
         };
         assert_eq!(changes(&|| store.checkpoint(&[p.clone()]).unwrap()), 2);
         assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
@@ -1324,6 +1328,7 @@ mod tests {
             last_modified: None,
             completed: false,
             at_ms: 1_800_000_000_000,
+            temp: Some("/d/BITn.tmp".into()),
         };
         let gone = Checkpoint {
             job: JobId::new_v4(),

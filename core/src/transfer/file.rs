@@ -21,9 +21,6 @@ use std::time::{Duration, Instant};
 const FIRST_CHECKPOINT_BYTES: u64 = 256 << 10;
 const FIRST_CHECKPOINT_AFTER: Duration = Duration::from_millis(50);
 
-/// How many files of a job get their temporary file's name in one store write.
-const TEMP_NAMES_AHEAD: usize = 64;
-
 /// The transfer of one file of a job: the bridge between a source (download/, local.rs) and the record.
 pub(crate) struct FileTransfer<'a> {
     shared: &'a Arc<Shared>,
@@ -560,6 +557,7 @@ impl<'a> FileTransfer<'a> {
             last_modified: f.last_modified.clone(),
             completed,
             at_ms: now,
+            temp: f.temp_path.clone(),
         }
     }
 
@@ -571,121 +569,38 @@ impl<'a> FileTransfer<'a> {
         self.shared.checkpoints.record(point, None, first);
     }
 
-    /// Names, records, and then creates the file's temporary file (in that order: see
-    /// `localfile::temp_name_beside`). The next files of the job that have none get theirs in the
-    /// same store transaction, so a job of many small files records its names in a few writes;
-    /// theirs are created when their turn comes (`open_sink`), each file costing one open.
-    fn new_temp(&mut self, dest: &Path) -> Result<Sink, Failure> {
-        let cannot = |e: &std::io::Error| {
-            Failure::local_io("cannot create a temporary file beside", dest, e)
-        };
-        let mut ahead = TEMP_NAMES_AHEAD;
-        for _ in 0..16 {
-            let named = self.name_temps(ahead).map_err(|e| {
-                Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message)
-            })?;
-            let temp = named[0].1.clone();
-            match Sink::create(&temp) {
-                Ok(sink) => return Ok(sink),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.forget_temp(),
-                Err(e) => return Err(cannot(&e)),
-            }
-            ahead = 1;
-        }
-        Err(cannot(&std::io::Error::from_raw_os_error(libc::EEXIST)))
-    }
-
-    /// The file's recorded temporary file name belongs to somebody else's file: forget it at
-    /// once, so nothing of ours ever touches that file.
-    fn forget_temp(&mut self) {
-        self.change_file(|f| f.temp_path = None);
-    }
-
-    /// Gives this file, and up to `ahead - 1` following files that have no temporary file yet, a
-    /// fresh name, recorded in one transaction. This file comes first in the result; the others
-    /// join the task's unborn files.
-    fn name_temps(&mut self, ahead: usize) -> crate::error::Result<Vec<(usize, PathBuf)>> {
-        let mut slot = self.cell.slot.lock();
-        let files = &slot.rec.files;
-        let mut named = Vec::new();
-        for i in self.index..files.len().min(self.index + ahead) {
-            let f = &files[i];
-            if i == self.index
-                || (f.temp_path.is_none() && !f.completed && f.bytes_checkpointed == 0)
-            {
-                let t = localfile::temp_name_beside(Path::new(&*f.local_path)).map_err(|e| {
-                    crate::error::Error::new(
-                        hr::from_io(&e),
-                        format!("cannot name a temporary file: {e}"),
-                    )
-                })?;
-                named.push((i, t));
-            }
-        }
-        let touched = named.iter().map(|(i, _)| *i).collect();
-        publish(
-            self.shared,
-            self.cell,
-            &mut slot,
-            Touch::Files(touched),
-            |rec| {
-                for (i, t) in &named {
-                    rec.files[*i].temp_path = Some(t.to_string_lossy().into());
-                }
-                Ok(())
-            },
-        )?;
-        if let Some(runner) = slot.runner.as_mut() {
-            runner.unborn.extend(named.iter().skip(1).map(|(i, _)| *i));
-        }
-        Ok(named)
-    }
-
+    /// Opens the file's temporary file at its recorded length, creating it if needed. A file
+    /// that has none yet takes its derived name (`localfile::temp_name_of`), in memory only: the
+    /// store learns it with the file's first checkpoint, and until then the name is found again
+    /// from the job and the file, so starting a file costs no store write.
     fn open_sink(&mut self) -> Result<Sink, Failure> {
-        let (temp, recorded, dest, unborn) = {
-            let mut slot = self.cell.slot.lock();
-            let i = self.index;
-            // Named ahead by this task and not created yet: created now, exclusively.
-            let unborn = slot.runner.as_mut().is_some_and(|r| {
-                let at = r.unborn.iter().position(|&u| u == i);
-                at.map(|at| r.unborn.swap_remove(at)).is_some()
-            });
+        let i = self.index;
+        let (temp, recorded, fresh) = {
+            let slot = self.cell.slot.lock();
             let f = &slot.rec.files[i];
-            (
-                f.temp_path.clone(),
-                f.bytes_transferred,
-                PathBuf::from(&*f.local_path),
-                unborn,
-            )
-        };
-        let sink = match temp {
-            Some(t) if unborn => match Sink::create(Path::new(&*t)) {
-                Ok(sink) => sink,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    self.forget_temp();
-                    self.new_temp(&dest)?
+            match &f.temp_path {
+                Some(t) => (PathBuf::from(&**t), f.bytes_transferred, false),
+                None => {
+                    let dest = Path::new(&*f.local_path);
+                    let t = localfile::temp_name_of(dest, &slot.rec.id, i).map_err(|e| {
+                        Failure::local_io("cannot name a temporary file beside", dest, &e)
+                    })?;
+                    (t, f.bytes_transferred, true)
                 }
-                Err(e) => {
-                    return Err(Failure::local_io(
-                        "cannot create a temporary file beside",
-                        &dest,
-                        &e,
-                    ))
-                }
-            },
-            Some(t) => {
-                let temp = PathBuf::from(&*t);
-                Sink::open(&temp, recorded)
-                    .map_err(|e| Failure::local_io("cannot open", &temp, &e))?
             }
-            None => self.new_temp(&dest)?,
         };
+        let sink =
+            Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
+        let mut slot = self.cell.slot.lock();
+        let f = &mut slot.rec.files[i];
+        if fresh {
+            f.temp_path = Some(temp.to_string_lossy().into());
+        }
         if sink.offset() != recorded {
-            let mut slot = self.cell.slot.lock();
-            let f = &mut slot.rec.files[self.index];
             f.bytes_transferred = sink.offset();
             f.bytes_checkpointed = f.bytes_checkpointed.min(sink.offset());
         }
+        drop(slot);
         self.flushed_from = sink.offset();
         Ok(sink)
     }
