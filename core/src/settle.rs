@@ -374,7 +374,7 @@ pub(crate) fn recover(
                 })
                 .collect();
             let _ = store
-                .checkpoint(&points)
+                .checkpoint(&points, &[])
                 .and_then(|()| store.update_files(&rec, &changed));
         } else if (rec.state, rec.retry_at_ms) != (state, retry_at) {
             let _ = store.update_job(&rec);

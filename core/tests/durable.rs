@@ -142,6 +142,40 @@ fn closing_mid_transfer_and_reopening_continues_from_the_checkpoint() {
     assert!(temp_files(dir.path()).is_empty());
 }
 
+/// TRANSFERRED is written by the checkpoint batch that makes the files durable (no transaction
+/// of its own), and that batch comes at once: another process reading the folder sees the state
+/// and its time while the manager is still open.
+#[test]
+fn a_transferred_job_reaches_the_store_with_its_batch() {
+    let server = TestServer::start();
+    server.add("/t", pattern(20_000, 3));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let m = Manager::open(
+        Some(&state),
+        Config {
+            // Far beyond the test: only the TRANSFERRED batch can write it.
+            checkpoint_interval: Duration::from_secs(3600),
+            ..config()
+        },
+    )
+    .unwrap();
+    let j = m.create_job("t", JobType::Download).unwrap();
+    j.add_file(&server.url("/t"), dir.path().join("t").to_str().unwrap())
+        .unwrap();
+    j.resume().unwrap();
+    assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+    let mine = j.record().unwrap();
+    let reader = SqliteStore::open_read_only(&state).unwrap();
+    wait_until("the store says TRANSFERRED", || {
+        reader.snapshot().unwrap()[0].state == JobState::Transferred
+    });
+    let stored = reader.snapshot().unwrap().remove(0);
+    assert_eq!(stored.transfer_completed_ms, mine.transfer_completed_ms);
+    assert!(stored.files[0].completed && stored.files[0].temp_path.is_some());
+    assert_eq!(j.complete().unwrap(), hr::S_OK);
+}
+
 #[test]
 fn one_manager_per_folder() {
     let dir = tempfile::tempdir().unwrap();

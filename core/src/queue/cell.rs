@@ -191,7 +191,9 @@ pub(crate) fn publish<R>(
             return Err(e);
         }
     };
-    slot.rec.modified_ms = now_ms();
+    // Strictly later than the last change: a row written from an older record can tell it is
+    // older (`Store::checkpoint`'s job rows).
+    slot.rec.modified_ms = now_ms().max(undo.head.modified_ms + 1);
     let rec = &mut slot.rec;
     let written = match &touch {
         Touch::Job if undo.head.same_row(rec) => Ok(()),

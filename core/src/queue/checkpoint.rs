@@ -10,14 +10,15 @@
 //!
 //! A batch is written every `checkpoint_interval`, at once when a transfer reports its first
 //! checkpoint (so a process that dies a second after starting still leaves progress behind), as
-//! soon as a job becomes TRANSFERRED (its complete will need its files durable), and whenever
-//! `write_now` is called. Complete and cancel
+//! soon as a job becomes TRANSFERRED (its complete will need its files durable; its new row goes
+//! in the same transaction as the checkpoints), and whenever `write_now` is called. Complete and
+//! cancel
 //! also leave their jobs here to retire: their folders are synced and their rows deleted in the
 //! next batch, one sync per folder and one transaction for all of them.
 
 use super::Shared;
 use crate::hresult as hr;
-use crate::job::JobId;
+use crate::job::{JobId, JobRecord};
 use crate::localfile;
 use crate::store::{Checkpoint, Store, StoreError};
 use parking_lot::Mutex;
@@ -59,6 +60,9 @@ impl Retiring {
 struct Queue {
     /// The newest checkpoint per file (a newer one replaces an older one, flush and all).
     pending: HashMap<(JobId, u32), Pending>,
+    /// Job rows the engine changed (a job became TRANSFERRED), written after the checkpoints
+    /// unless the application's own call wrote a newer row meanwhile.
+    rows: HashMap<JobId, JobRecord>,
     /// The jobs of the batch being flushed and written.
     in_flight: Vec<JobId>,
 }
@@ -107,17 +111,23 @@ impl Checkpoints {
         self.write(store)
     }
 
-    /// Asks for a batch now rather than at the end of the interval: a job just became
-    /// TRANSFERRED, and its application is likely to call complete, which needs its files
-    /// durable. Batches follow one another, so jobs finishing while one is written share the
-    /// next (one sync for all of them).
-    pub(crate) fn soon(&self) {
+    /// The engine finished the job (TRANSFERRED): `head`, its record without files, goes in the
+    /// next batch rather than in a transaction of its own, and that batch comes now rather than
+    /// at the end of the interval, since the application is likely to call complete, which needs
+    /// the files durable. Batches follow one another, so jobs finishing while one is written
+    /// share the next (one sync for all of them). What a crash before that batch loses
+    /// is only the state change: the job reopens QUEUED with its files' checkpoints, and becomes
+    /// TRANSFERRED again at once if they are all there (`state::reopen`).
+    pub(crate) fn job_row(&self, head: JobRecord) {
+        self.queue.lock().rows.insert(head.id, head);
         self.now.notify_one();
     }
 
     /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).
     pub(crate) fn forget(&self, job: &JobId) {
-        self.queue.lock().pending.retain(|(j, _), _| j != job);
+        let mut q = self.queue.lock();
+        q.pending.retain(|(j, _), _| j != job);
+        q.rows.remove(job);
     }
 
     /// The job (by `seq`) reached a final state: its row goes in the next batch, after `dirs`
@@ -136,14 +146,15 @@ impl Checkpoints {
 
     /// `write_now`, with `writing` held by the caller.
     fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let batch: Vec<Pending> = {
+        let (batch, rows) = {
             let mut q = self.queue.lock();
             let batch: Vec<Pending> = q.pending.drain().map(|(_, p)| p).collect();
+            let rows: Vec<JobRecord> = q.rows.drain().map(|(_, r)| r).collect();
             q.in_flight = batch.iter().map(|p| p.point.job).collect();
-            batch
+            (batch, rows)
         };
         let retiring = std::mem::take(&mut *self.retiring.lock());
-        let result = self.write_batch(store, batch, retiring);
+        let result = self.write_batch(store, batch, rows, retiring);
         self.queue.lock().in_flight.clear();
         result
     }
@@ -152,13 +163,14 @@ impl Checkpoints {
         &self,
         store: &dyn Store,
         batch: Vec<Pending>,
+        rows: Vec<JobRecord>,
         retiring: Retiring,
     ) -> Result<(), StoreError> {
         let files: Vec<&File> = batch.iter().filter_map(|p| p.flush.as_ref()).collect();
         // The settled jobs' folders in the same sync: their renames happened before they were
         // handed over, so whatever makes the files durable now makes the renames durable too.
         if let Err(e) = localfile::sync_batch(&files, &retiring.dirs) {
-            self.put_back(batch, retiring);
+            self.put_back(batch, rows, retiring);
             return Err((
                 hr::from_io(&e),
                 format!("cannot flush downloaded data or a folder: {e}"),
@@ -166,12 +178,12 @@ impl Checkpoints {
         }
         // The files are flushed: their handles close here, and only the checkpoints remain.
         let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
-        if !points.is_empty() {
-            if let Err(e) = store.checkpoint(&points) {
+        if !points.is_empty() || !rows.is_empty() {
+            if let Err(e) = store.checkpoint(&points, &rows) {
                 let flushed = points
                     .into_iter()
                     .map(|point| Pending { point, flush: None });
-                self.put_back(flushed.collect(), retiring);
+                self.put_back(flushed.collect(), rows, retiring);
                 return Err(e);
             }
         }
@@ -180,15 +192,18 @@ impl Checkpoints {
         }
         let result = store.remove(&retiring.jobs);
         if result.is_err() {
-            self.put_back(Vec::new(), retiring);
+            self.put_back(Vec::new(), Vec::new(), retiring);
         }
         result
     }
 
-    fn put_back(&self, batch: Vec<Pending>, retiring: Retiring) {
+    fn put_back(&self, batch: Vec<Pending>, rows: Vec<JobRecord>, retiring: Retiring) {
         let mut q = self.queue.lock();
         for p in batch {
             q.pending.entry((p.point.job, p.point.file)).or_insert(p);
+        }
+        for r in rows {
+            q.rows.entry(r.id).or_insert(r);
         }
         drop(q);
         self.retiring.lock().add(retiring.jobs, retiring.dirs);

@@ -41,8 +41,8 @@ use tokio::sync::Notify;
 /// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
 /// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
 /// | `config`, `owner` | set once by `Shared::new` | everyone |
-/// | `store` | `publish` (what a change touched), `create_job` (insert), `Checkpoints::write_now` (progress, removal of retired jobs), `settle::recover` (before `Shared` exists) | `Manager::open` (before `Shared` exists) |
-/// | `checkpoints` | `FileTransfer` (checkpoints, with the file to flush when it finished), settle complete/cancel (retire, forget) | `Checkpoints::write_now` (the checkpoint loop, close), `make_durable` (complete) |
+/// | `store` | `publish` (what a change touched), `create_job` (insert), `Checkpoints::write_now` (progress, rows of jobs that became TRANSFERRED, removal of retired jobs), `settle::recover` (before `Shared` exists) | `Manager::open` (before `Shared` exists) |
+/// | `checkpoints` | `FileTransfer` (checkpoints, with the file to flush when it finished), `run_job` (the row of a job that became TRANSFERRED), settle complete/cancel (retire, forget) | `Checkpoints::write_now` (the checkpoint loop, close), `make_durable` (complete) |
 /// | `events` | `emit` (push), close (`wake_all`) | `Events::next` |
 /// | `dispatcher` | `emit` and `set_notify_callback` (send), close (stop) | its own thread |
 /// | `closing` | close (fire) | `cmdline` threads waiting to run a command line again |

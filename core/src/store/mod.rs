@@ -7,7 +7,8 @@
 //! - `append_files`: the job's row and its new files (a file set in one transaction);
 //! - `update_files`: the job's row and the descriptive columns (names, temporary file, committed)
 //!   of the named files;
-//! - `checkpoint`: progress, for many files of many jobs in one transaction;
+//! - `checkpoint`: progress, for many files of many jobs in one transaction, and the rows of jobs
+//!   the transfer engine finished (TRANSFERRED rides with the batch that made its files durable);
 //! - `remove`: jobs that are settled;
 //! - `set_setting`: one manager setting (rate limit, bandwidth schedule).
 //!
@@ -62,9 +63,11 @@ pub trait Store: Send + Sync {
     /// Forgets jobs, named by `JobRecord::seq` (they reached a final state and their files are
     /// settled), in one transaction.
     fn remove(&self, jobs: &[u64]) -> Result<(), StoreError>;
-    /// Records the progress of many files in one transaction. Checkpoints of jobs or files that no
-    /// longer exist are ignored.
-    fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError>;
+    /// Records the progress of many files, and then the rows of `jobs` (job-level fields, as
+    /// `update_job`), in one transaction. A row in `jobs` is written only if the stored one is not
+    /// newer (its `modified_ms` is not later): a row the application's call wrote since stays.
+    /// Checkpoints and rows of jobs or files that no longer exist are ignored.
+    fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError>;
     /// A manager setting kept in the state folder (None: never set).
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Keeps a manager setting (None: forgets it).

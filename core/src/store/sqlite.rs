@@ -402,6 +402,8 @@ struct Sql {
     select_files: String,
     insert_job: String,
     update_job: String,
+    /// `update_job`, unless the stored row is newer (`modified_ms`).
+    update_job_unless_newer: String,
     insert_file: String,
 }
 
@@ -409,6 +411,11 @@ fn sql() -> &'static Sql {
     static SQL: std::sync::OnceLock<Sql> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         let names = |cols: &[&str]| cols.join(", ");
+        let set = JOB_COLUMNS
+            .iter()
+            .map(|c| format!("{c} = :{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let params = |cols: &[&str]| {
             cols.iter()
                 .map(|c| format!(":{c}"))
@@ -431,13 +438,11 @@ fn sql() -> &'static Sql {
                 names(&JOB_COLUMNS),
                 params(&JOB_COLUMNS)
             ),
-            update_job: format!(
-                "UPDATE jobs SET {} WHERE seq = :seq",
-                JOB_COLUMNS
-                    .iter()
-                    .map(|c| format!("{c} = :{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            update_job: format!("UPDATE jobs SET {set} WHERE seq = :seq"),
+            // The second `:modified_ms` is the same parameter as the first (SQLite numbers a
+            // repeated name once), so the row binds as `update_job`'s does.
+            update_job_unless_newer: format!(
+                "UPDATE jobs SET {set} WHERE seq = :seq AND modified_ms <= :modified_ms"
             ),
             insert_file: format!(
                 "INSERT INTO files (job_seq, {}) VALUES (:job_seq, {})",
@@ -1013,7 +1018,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn checkpoint(&self, points: &[Checkpoint]) -> Result<(), StoreError> {
+    fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError> {
         self.transaction("checkpoint", |tx| {
             let mut file = tx.prepare_cached(
                 "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
@@ -1042,6 +1047,11 @@ impl Store for SqliteStore {
                 job.raw_bind_parameter(c":seq", seq as i64)?;
                 job.raw_bind_parameter(c":at", at as i64)?;
                 job.raw_execute()?;
+            }
+            let mut row = tx.prepare_cached(&sql().update_job_unless_newer)?;
+            for j in jobs {
+                bind_job(&mut row, j, false)?;
+                row.raw_execute()?;
             }
             Ok(())
         })
@@ -1252,7 +1262,7 @@ mod tests {
             at_ms: 1_900_000_000_000,
             temp: Some("/d/BITdone.tmp".into()),
         };
-        store.checkpoint(&[done]).unwrap();
+        store.checkpoint(&[done], &[]).unwrap();
         let f = &mut renamed.files[1];
         f.temp_path = Some("/d/BITdone.tmp".into());
         (f.bytes_checkpointed, f.bytes_transferred, f.bytes_total) = (1234, 1234, Some(1234));
@@ -1308,7 +1318,7 @@ mod tests {
             at_ms: 2,
             temp: j.files[7].temp_path.clone(),
         };
-        assert_eq!(changes(&|| store.checkpoint(&[p.clone()]).unwrap()), 2);
+        assert_eq!(changes(&|| store.checkpoint(&[p.clone()], &[]).unwrap()), 2);
         assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
     }
 
@@ -1335,7 +1345,7 @@ mod tests {
             seq: 999,
             ..p.clone()
         };
-        store.checkpoint(&[p, gone]).unwrap();
+        store.checkpoint(&[p, gone], &[]).unwrap();
         let back = &store.load_all().unwrap()[0];
         let f = &back.files[1];
         assert_eq!(
@@ -1348,6 +1358,33 @@ mod tests {
             (77, 77, Some(1000), Some("\"n\""))
         );
         assert_eq!(back.modified_ms, 1_800_000_000_000);
+    }
+
+    #[test]
+    fn a_batch_writes_an_engine_row_unless_a_newer_row_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut j = full_record();
+        store.save(&j).unwrap();
+        let reload = || store.load_all().unwrap().remove(0);
+        // The engine's row (every job-level field) lands with the batch.
+        let mut done = j.head();
+        done.state = JobState::Transferred;
+        done.transfer_completed_ms = Some(1_800_000_000_123);
+        done.error = None;
+        done.modified_ms = j.modified_ms + 1;
+        store.checkpoint(&[], std::slice::from_ref(&done)).unwrap();
+        done.files = j.files.clone();
+        assert_eq!(reload(), done);
+        // The application wrote a newer row (say, a file added: QUEUED again) before an older
+        // engine row reached the store: the newer one stays.
+        j.state = JobState::Queued;
+        j.modified_ms = done.modified_ms + 5;
+        store.update_job(&j).unwrap();
+        let mut stale = done.head();
+        stale.modified_ms = done.modified_ms + 4;
+        store.checkpoint(&[], &[stale]).unwrap();
+        assert_eq!(reload(), j);
     }
 
     #[test]

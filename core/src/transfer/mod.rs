@@ -151,7 +151,11 @@ pub(crate) async fn run_job(
                 });
             }
             if running.is_empty() {
-                let done = publish(shared, cell, &mut slot, Touch::Job, |next| {
+                // The row is written by the checkpoint batch (`Checkpoints::job_row`), which
+                // comes at once and also holds the files' last checkpoints: one transaction for
+                // many jobs instead of one each.
+                let was = slot.rec.state;
+                let _ = publish(shared, cell, &mut slot, Touch::Nothing, |next| {
                     if let Some(s) = engine::all_done(next.state) {
                         next.state = s;
                         next.error = None;
@@ -160,14 +164,8 @@ pub(crate) async fn run_job(
                     }
                     Ok(())
                 });
-                if slot.rec.state == crate::state::JobState::Transferred {
-                    shared.checkpoints.soon();
-                }
-                if let Err(e) = done {
-                    drop(slot);
-                    let f =
-                        Failure::transient(ErrorContext::GeneralQueueManager, e.code, e.message);
-                    fail(shared, cell, None, f);
+                if slot.rec.state != was {
+                    shared.checkpoints.job_row(slot.rec.head());
                 }
                 return;
             }
