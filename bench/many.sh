@@ -11,7 +11,8 @@
 #   MANY_ROUNDS   rounds; each round runs a, b, c and d once, in that order (default 5)
 #   MANY_DIR      parent of the work folder (default <repo>/bench/out); the source files, the
 #                 destination folder and the openbits state folder all live in one work folder,
-#                 on one file system. The work folder is deleted at exit.
+#                 on one file system. The work folder is deleted at exit (and only then: each
+#                 run's outputs are moved aside, see `fresh`).
 #
 # The four contestants, each a whole process of its own:
 #   a  openbits, one job with the N files (bench/many.c `one`): bits_manager_open_ex with
@@ -32,7 +33,7 @@
 #         time, which bash also measures (EPOCHREALTIME around the whole process) and prints
 #         beside it. Every other manager option keeps its default (max_concurrent_jobs 4).
 #   c, d  bash's EPOCHREALTIME around the curl and sync commands (process start included).
-# Before each run the destinations and the state folder are deleted and `sync` runs (untimed).
+# Before each run the destinations and the state folder are moved aside and `sync` runs (untimed).
 # After each run every destination is checked against the sources' SHA-256 sums and the
 # destination folder must hold exactly the N files, so a broken run is never reported as fast.
 # All download over plain HTTP/1.1 from 127.0.0.1.
@@ -96,6 +97,17 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "== work folder $work ($(df -hT "$work" | awk 'NR==2 {print $2 " on " $1}'))"
+# See `fresh` below: inodes deleted shortly before a run (by anything) slow its file creations
+# down on ext4 without a journal. Say so, since the numbers then depend on what ran before.
+fs_source=$(findmnt -no SOURCE,FSTYPE -T "$work" 2>/dev/null || true)
+if [[ "$fs_source" == *" ext4" ]]; then
+    dev=$(basename "${fs_source%% *}")
+    if ! compgen -G "/proc/fs/jbd2/$dev-*" >/dev/null; then
+        echo "   note: $dev is ext4 without a journal: file creation there skips inodes deleted in the"
+        echo "   last minutes (a CPU scan), so a run soon after large deletions is slower for every"
+        echo "   contestant; MANY_DIR on a journaled file system avoids it"
+    fi
+fi
 
 # --- the files ---------------------------------------------------------------------------------
 www="$work/www"
@@ -186,8 +198,19 @@ while IFS= read -r n; do
     printf 'url = "%s/%s"\noutput = "%s/%s"\n' "$base_url" "$n" "$dest" "$n"
 done <"$names" >"$curl_list"
 
+# Each run's outputs are moved into a folder that is deleted only at exit, not deleted before the
+# next run. On ext4 without a journal (this project's VMs) creating a file skips every inode
+# deleted in the last minute or more (`recently_deleted`, a kernel CPU scan under the folder's
+# lock: perf shows it as most of curl's own time), so deleting 2,000 files before each run made
+# each contestant pay for the ones before it, more each round (curl 0.26 s in round 1, 2.0 s in
+# round 5). Nothing is deleted while runs are timed now.
+spent="$work/spent"
+mkdir -p "$spent"
 fresh() {
-    rm -rf "$dest" "$state"
+    local n=$((${n_fresh:-0} + 1))
+    n_fresh=$n
+    [[ ! -e "$dest" ]] || mv "$dest" "$spent/dest.$n"
+    [[ ! -e "$state" ]] || mv "$state" "$spent/state.$n"
     mkdir -p "$dest"
     sync
 }
