@@ -145,9 +145,15 @@ fn end_settling(
         }),
         None => Ok(()),
     };
+    let id = slot.rec.id;
     cell.changed.notify_all();
     drop(slot);
-    shared.wake.notify_one();
+    // The scheduler skipped the job while it settled, or must drop it from its set now it is
+    // final: only a job in that set needs a pass (the end of a transfer task wakes it anyway),
+    // and a queue completing thousands of TRANSFERRED jobs should not cost a pass each.
+    if shared.scheduled.lock().contains_key(&id) {
+        shared.wake.notify_one();
+    }
     r
 }
 

@@ -90,9 +90,11 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         }
     };
     let mut candidates = Vec::new();
-    let mut by_key = Vec::new();
+    // Candidates name their cell by its index in `cells`: no second reference count per job
+    // and pass (a pass over a queue of thousands is mostly this loop).
+    let mut by_key: Vec<usize> = Vec::new();
     let inactive_after = shared.config.inactivity_timeout.as_millis() as u64;
-    for cell in cells {
+    for (at, cell) in cells.iter().enumerate() {
         let mut slot = cell.slot.lock();
         if slot.rec.state.is_final() {
             leave(&slot, None);
@@ -134,7 +136,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                 running_for: Some(ran),
                 order: (slot.last_ran, slot.rec.seq),
             });
-            by_key.push(cell.clone());
+            by_key.push(at);
             continue;
         }
         let rec = &slot.rec;
@@ -142,7 +144,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         if idle_until <= now {
             // Abandoned (BITS's JobInactivityTimeout): cancel it. Cancel blocks, so not here.
             drop(slot);
-            let shared = shared.clone();
+            let (shared, cell) = (shared.clone(), cell.clone());
             tokio::task::spawn_blocking(move || settle::cancel(&shared, &cell));
             continue;
         }
@@ -197,7 +199,7 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
                 running_for: None,
                 order: (slot.last_ran, slot.rec.seq),
             });
-            by_key.push(cell.clone());
+            by_key.push(at);
         }
     }
     let plan = plan(
@@ -206,10 +208,10 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         shared.config.time_slice,
     );
     for key in plan.preempt {
-        preempt(shared, &by_key[key]);
+        preempt(shared, &cells[by_key[key]]);
     }
     for key in plan.start {
-        let cell = &by_key[key];
+        let cell = &cells[by_key[key]];
         if start(shared, clients, cell) {
             // Its maximum download time is now running: the next pass must come by its end.
             let rec = &cell.slot.lock().rec;
