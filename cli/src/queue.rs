@@ -109,10 +109,10 @@ pub fn read(dir: &Path) -> Result<Vec<JobRecord>, Fail> {
     }
 }
 
-/// The holder writes a job's row when the job enters CONNECTING, but its checkpoints write only
-/// the file rows: a job that has been moving bytes for a minute is still CONNECTING in its row.
-/// Bytes recorded past 0 mean the connection was made (or had been, before a retry), so it reads
-/// TRANSFERRING, as the holder itself would say.
+/// The holder's checkpoints carry a moving job's state into its row, as it was when the bytes
+/// were flushed: a job whose first checkpoint came while it was CONNECTING may stay CONNECTING
+/// in its row until the next one. Bytes recorded past 0 mean the connection was made (or had
+/// been, before a retry), so it reads TRANSFERRING, as the holder itself would say.
 fn moving_is_transferring(jobs: &mut [JobRecord]) {
     for j in jobs
         .iter_mut()

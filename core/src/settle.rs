@@ -376,6 +376,7 @@ pub(crate) fn recover(
                         completed: f.completed,
                         at_ms: rec.modified_ms,
                         temp: f.temp_path.clone(),
+                        state: rec.state,
                     }
                 })
                 .collect();

@@ -42,6 +42,9 @@ pub struct Checkpoint {
     /// The temporary file holding the bytes (a download's derived name reaches the store here,
     /// with the first checkpoint that needs it).
     pub temp: Option<Box<str>>,
+    /// The job's state when the checkpoint was taken: a moving job's row shows it (QUEUED,
+    /// CONNECTING and TRANSFERRING only; see `Store::checkpoint`).
+    pub state: crate::state::JobState,
     /// The job's modification time (BITS counts transferred bytes as a modification).
     pub at_ms: u64,
 }
@@ -63,8 +66,9 @@ pub trait Store: Send + Sync {
     /// Forgets jobs, named by `JobRecord::seq` (they reached a final state and their files are
     /// settled), in one transaction.
     fn remove(&self, jobs: &[u64]) -> Result<(), StoreError>;
-    /// Records the progress of many files, and then the rows of `jobs` (job-level fields, as
-    /// `update_job`), in one transaction. A row in `jobs` is written only if the stored one is not
+    /// Records the progress of many files (and, for a job whose stored state is QUEUED,
+    /// CONNECTING or TRANSFERRING, the state of its newest checkpoint), and then the rows of
+    /// `jobs` (job-level fields, as `update_job`), in one transaction. A row in `jobs` is written only if the stored one is not
     /// newer (its `modified_ms` is not later): a row the application's call wrote since stays.
     /// Checkpoints and rows of jobs or files that no longer exist are ignored.
     fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError>;

@@ -1025,10 +1025,18 @@ impl Store for SqliteStore {
                     last_modified = :last_modified, completed = :completed, temp_path = :temp_path
                  WHERE job_seq = :job_seq AND idx = :idx",
             )?;
+            // A moving job's row also takes its state (QUEUED, CONNECTING or TRANSFERRING: one
+            // state to the manager's writes, see `JobRecord::same_row`) from its newest
+            // checkpoint, so a reader beside the holder sees it move; any other stored state
+            // was written by a call since, and stays.
             let mut job = tx.prepare_cached(
-                "UPDATE jobs SET modified_ms = max(modified_ms, :at) WHERE seq = :seq",
+                "UPDATE jobs SET modified_ms = max(modified_ms, :at),
+                    state = CASE WHEN state IN (0, 1, 2) AND :state IN (0, 1, 2) THEN :state
+                        ELSE state END
+                 WHERE seq = :seq",
             )?;
-            let mut latest: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+            let mut latest: std::collections::HashMap<u64, (u64, JobState)> =
+                std::collections::HashMap::new();
             for p in points {
                 file.raw_bind_parameter(c":job_seq", p.seq as i64)?;
                 file.raw_bind_parameter(c":idx", p.file)?;
@@ -1039,13 +1047,16 @@ impl Store for SqliteStore {
                 file.raw_bind_parameter(c":completed", p.completed)?;
                 file.raw_bind_parameter(c":temp_path", &p.temp)?;
                 file.raw_execute()?;
-                let at = latest.entry(p.seq).or_insert(0);
-                *at = (*at).max(p.at_ms);
+                let newest = latest.entry(p.seq).or_insert((0, p.state));
+                if p.at_ms >= newest.0 {
+                    *newest = (p.at_ms, p.state);
+                }
             }
             // One row write per job, however many of its files the batch holds.
-            for (seq, at) in latest {
+            for (seq, (at, state)) in latest {
                 job.raw_bind_parameter(c":seq", seq as i64)?;
                 job.raw_bind_parameter(c":at", at as i64)?;
+                job.raw_bind_parameter(c":state", state as i32)?;
                 job.raw_execute()?;
             }
             let mut row = tx.prepare_cached(&sql().update_job_unless_newer)?;
@@ -1261,6 +1272,7 @@ mod tests {
             completed: true,
             at_ms: 1_900_000_000_000,
             temp: Some("/d/BITdone.tmp".into()),
+            state: JobState::Transferring,
         };
         store.checkpoint(&[done], &[]).unwrap();
         let f = &mut renamed.files[1];
@@ -1317,6 +1329,7 @@ mod tests {
             completed: false,
             at_ms: 2,
             temp: j.files[7].temp_path.clone(),
+            state: j.state,
         };
         assert_eq!(changes(&|| store.checkpoint(&[p.clone()], &[]).unwrap()), 2);
         assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
@@ -1339,6 +1352,7 @@ mod tests {
             completed: false,
             at_ms: 1_800_000_000_000,
             temp: Some("/d/BITn.tmp".into()),
+            state: JobState::Transferring,
         };
         let gone = Checkpoint {
             job: JobId::new_v4(),
@@ -1358,6 +1372,40 @@ mod tests {
             (77, 77, Some(1000), Some("\"n\""))
         );
         assert_eq!(back.modified_ms, 1_800_000_000_000);
+    }
+
+    #[test]
+    fn a_checkpoint_moves_a_moving_jobs_state_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut j = full_record();
+        j.state = JobState::Queued;
+        store.save(&j).unwrap();
+        let point = |state| Checkpoint {
+            job: j.id,
+            seq: j.seq,
+            file: 0,
+            bytes: 10,
+            total: None,
+            etag: None,
+            last_modified: None,
+            completed: false,
+            at_ms: j.modified_ms,
+            temp: j.files[0].temp_path.clone(),
+            state,
+        };
+        let stored = || store.load_all().unwrap()[0].state;
+        store
+            .checkpoint(&[point(JobState::Transferring)], &[])
+            .unwrap();
+        assert_eq!(stored(), JobState::Transferring);
+        // A call wrote another state since (say, SUSPENDED): an older checkpoint leaves it.
+        j.state = JobState::Suspended;
+        store.update_job(&j).unwrap();
+        store
+            .checkpoint(&[point(JobState::Transferring)], &[])
+            .unwrap();
+        assert_eq!(stored(), JobState::Suspended);
     }
 
     #[test]

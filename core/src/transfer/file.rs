@@ -558,6 +558,7 @@ impl<'a> FileTransfer<'a> {
             completed,
             at_ms: now,
             temp: f.temp_path.clone(),
+            state: rec.state,
         }
     }
 
