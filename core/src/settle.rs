@@ -211,11 +211,15 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
                 localfile::commit(Path::new(&**t), &dest, mtime)
             }
             (Some(t), false) => localfile::remove(Path::new(&**t)),
-            // A download's file started before a crash, before its first checkpoint named it.
-            (None, false) => match derived_temp(kind, &job, i, f) {
-                Some(t) => localfile::remove(&t),
-                None => Ok(()),
-            },
+            // A download's file started before a crash, before its first checkpoint named it:
+            // best effort, as it most likely never existed (a folder that refuses the delete
+            // must not make complete fail for a file nobody recorded).
+            (None, false) => {
+                if let Some(t) = derived_temp(kind, &job, i, f) {
+                    let _ = localfile::remove(&t);
+                }
+                Ok(())
+            }
             (None, true) => Ok(()),
         };
         if let Err(e) = result {
@@ -243,11 +247,14 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
 pub(crate) fn discard_files(rec: &JobRecord) -> HResult {
     let mut code = hr::S_OK;
     for (i, f) in rec.files.iter().enumerate().filter(|(_, f)| !f.committed) {
-        let temp = match &f.temp_path {
-            Some(t) => Some(PathBuf::from(&**t)),
-            None => derived_temp(rec.job_type, &rec.id, i, f),
+        let failed = match &f.temp_path {
+            Some(t) => localfile::remove(Path::new(&**t)).is_err(),
+            // Unrecorded: it counts only if it is there and stays.
+            None => derived_temp(rec.job_type, &rec.id, i, f).is_some_and(|t| {
+                localfile::remove(&t).is_err() && std::fs::symlink_metadata(&t).is_ok()
+            }),
         };
-        if temp.is_some_and(|t| localfile::remove(&t).is_err()) {
+        if failed {
             code = hr::S_UNABLE_TO_DELETE_FILES;
         }
     }

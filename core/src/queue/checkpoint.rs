@@ -117,7 +117,8 @@ impl Checkpoints {
     /// the files durable. Batches follow one another, so jobs finishing while one is written
     /// share the next (one sync for all of them). What a crash before that batch loses
     /// is only the state change: the job reopens QUEUED with its files' checkpoints, and becomes
-    /// TRANSFERRED again at once if they are all there (`state::reopen`).
+    /// TRANSFERRED again when the scheduler next gives it a slot (no byte is fetched again if its
+    /// files' last checkpoints made it; a crash before those fetches what they did not cover).
     pub(crate) fn job_row(&self, head: JobRecord) {
         self.queue.lock().rows.insert(head.id, head);
         self.now.notify_one();

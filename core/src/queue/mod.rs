@@ -71,9 +71,11 @@ use tokio::sync::Notify;
 /// Durable versus live: a change that must survive a crash goes through `publish`, which writes
 /// what the change touched (`Touch`) and puts the record back if the store refused. The transfer engine
 /// also edits live fields in place under the slot lock (bytes transferred, the size and
-/// validators it learnt, the Transferring state, `active_ms`, `bytes_checkpointed`); those reach
-/// the store through a checkpoint or the next `publish`, and `settle::recover` reconciles them with
-/// the temporary files after a crash.
+/// validators it learnt, the Transferring state, `active_ms`, `bytes_checkpointed`, a download's
+/// derived temporary file name); those reach the store through a checkpoint or the next
+/// `publish`, and `settle::recover` reconciles them with the temporary files after a crash. A job
+/// the engine finished (TRANSFERRED) is published in memory only; its row goes in the next
+/// checkpoint batch (`Checkpoints::job_row`), unless a call wrote a newer row first.
 pub(crate) struct Shared {
     /// Jobs not yet in a final state.
     pub(crate) jobs: Mutex<HashMap<JobId, Arc<JobCell>>>,

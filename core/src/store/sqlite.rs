@@ -1022,17 +1022,18 @@ impl Store for SqliteStore {
         self.transaction("checkpoint", |tx| {
             let mut file = tx.prepare_cached(
                 "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
-                    last_modified = :last_modified, completed = :completed, temp_path = :temp_path
+                    last_modified = :last_modified, completed = :completed,
+                    temp_path = coalesce(:temp_path, temp_path)
                  WHERE job_seq = :job_seq AND idx = :idx",
             )?;
             // A moving job's row also takes its state (QUEUED, CONNECTING or TRANSFERRING: one
             // state to the manager's writes, see `JobRecord::same_row`) from its newest
-            // checkpoint, so a reader beside the holder sees it move; any other stored state
-            // was written by a call since, and stays.
+            // checkpoint, so a reader beside the holder sees it move; a row a call wrote later
+            // than the checkpoint, or in another state, stays (SET reads the old `modified_ms`).
             let mut job = tx.prepare_cached(
                 "UPDATE jobs SET modified_ms = max(modified_ms, :at),
-                    state = CASE WHEN state IN (0, 1, 2) AND :state IN (0, 1, 2) THEN :state
-                        ELSE state END
+                    state = CASE WHEN state IN (0, 1, 2) AND :state IN (0, 1, 2)
+                        AND modified_ms <= :at THEN :state ELSE state END
                  WHERE seq = :seq",
             )?;
             let mut latest: std::collections::HashMap<u64, (u64, JobState)> =
@@ -1381,6 +1382,7 @@ mod tests {
         let mut j = full_record();
         j.state = JobState::Queued;
         store.save(&j).unwrap();
+        let at = j.modified_ms;
         let point = |state| Checkpoint {
             job: j.id,
             seq: j.seq,
@@ -1390,7 +1392,7 @@ mod tests {
             etag: None,
             last_modified: None,
             completed: false,
-            at_ms: j.modified_ms,
+            at_ms: at,
             temp: j.files[0].temp_path.clone(),
             state,
         };
@@ -1401,11 +1403,47 @@ mod tests {
         assert_eq!(stored(), JobState::Transferring);
         // A call wrote another state since (say, SUSPENDED): an older checkpoint leaves it.
         j.state = JobState::Suspended;
+        j.modified_ms += 1;
         store.update_job(&j).unwrap();
         store
             .checkpoint(&[point(JobState::Transferring)], &[])
             .unwrap();
         assert_eq!(stored(), JobState::Suspended);
+        // Nor a moving state a call wrote later (files added after TRANSFERRED: QUEUED).
+        j.state = JobState::Queued;
+        store.update_job(&j).unwrap();
+        store
+            .checkpoint(&[point(JobState::Transferring)], &[])
+            .unwrap();
+        assert_eq!(stored(), JobState::Queued);
+    }
+
+    /// An upload-reply's name is recorded by `update_files` while the checkpoint of its last
+    /// acknowledgement (which knows no name) may still be on its way: the checkpoint keeps it.
+    #[test]
+    fn a_checkpoint_without_a_name_keeps_the_recorded_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut j = full_record();
+        j.files[0].temp_path = Some("/d/BITreply.tmp".into());
+        store.save(&j).unwrap();
+        let p = Checkpoint {
+            job: j.id,
+            seq: j.seq,
+            file: 0,
+            bytes: 3,
+            total: Some(3),
+            etag: None,
+            last_modified: None,
+            completed: true,
+            at_ms: j.modified_ms,
+            temp: None,
+            state: j.state,
+        };
+        store.checkpoint(&[p], &[]).unwrap();
+        let back = store.load_all().unwrap().remove(0);
+        assert_eq!(back.files[0].temp_path.as_deref(), Some("/d/BITreply.tmp"));
+        assert_eq!(back.files[0].bytes_checkpointed, 3);
     }
 
     #[test]
