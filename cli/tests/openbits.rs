@@ -120,6 +120,18 @@ fn signal(child: &Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
+/// Ctrl-C to a child whose output is already being read elsewhere; returns its exit code once it
+/// has stopped.
+fn interrupt(child: &mut Child) -> Option<i32> {
+    signal(child, libc::SIGINT);
+    let mut status = None;
+    wait_until("the interrupted command to stop", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap().code()
+}
+
 /// Waits for a child with a deadline; returns its status and output.
 fn finish(mut child: Child) -> Run {
     let mut stdout = child.stdout.take().unwrap();
@@ -631,13 +643,7 @@ fn a_held_queue_is_read_but_not_changed() {
         !seen.contains('\x1b'),
         "no control characters in a pipe: {seen:?}"
     );
-    signal(&child, libc::SIGINT);
-    let mut status = None;
-    wait_until("monitor to stop", || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    assert_eq!(status.unwrap().code(), Some(130));
+    assert_eq!(interrupt(&mut child), Some(130));
 
     let id = job.record().unwrap().id.to_string();
     let url = f.server.url("/held.bin");
@@ -726,14 +732,8 @@ fn monitor_prints_a_json_line_per_refresh_until_ctrl_c() {
         assert_eq!(doc["jobs"][0]["display_name"], "watched");
         assert!(doc["time"].is_string());
     }
-    signal(&child, libc::SIGINT);
-    let mut status = None;
-    wait_until("monitor to stop", || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
     // Interrupted, as the exit statuses say.
-    assert_eq!(status.unwrap().code(), Some(130));
+    assert_eq!(interrupt(&mut child), Some(130));
 }
 
 #[test]

@@ -253,7 +253,7 @@ impl FsStore {
     ) -> Result<(), Error> {
         let dir = self.dir(&meta.id)?;
         let data = dir.join("data");
-        let place = meta.complete() && (!meta.reply_mode || meta.copy_to_destination);
+        let place = meta.places_file();
         if place {
             let dest_path = meta.dest()?;
             let parent = self.parent_of(&dest_path, true).await?;

@@ -60,6 +60,11 @@ impl SessionMeta {
     pub fn complete(&self) -> bool {
         self.received == self.total.unwrap_or(0)
     }
+    /// Whether Close-Session puts the upload at its destination: a complete upload, unless it is
+    /// an upload-reply that keeps it (BITS-Copy-File-To-Destination not set).
+    pub fn places_file(&self) -> bool {
+        self.complete() && (!self.reply_mode || self.copy_to_destination)
+    }
     pub fn dest(&self) -> Result<SafePath, Error> {
         SafePath::from_stored(&self.path)
             .ok_or_else(|| Error::Storage(format!("session {} has a bad path", self.id)))

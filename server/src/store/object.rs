@@ -265,7 +265,7 @@ impl ObjectStoreBackend {
         version: &Version,
         allow_overwrites: bool,
     ) -> Result<(), Error> {
-        let place = meta.complete() && (!meta.reply_mode || meta.copy_to_destination);
+        let place = meta.places_file();
         if place {
             let dest = self.dest(&meta.dest()?);
             if !meta.closing {
