@@ -185,6 +185,9 @@ fn storage_error(e: &Error) -> Reply {
     }
 }
 
+/// How much of a refused fragment's body is read and dropped before the answer.
+const DRAIN_LIMIT: u64 = 32 << 20;
+
 async fn bits(
     app: &Arc<App>,
     req: hyper::Request<hyper::body::Incoming>,
@@ -218,8 +221,9 @@ async fn bits(
         PacketType::CreateSession => create(app, &req, client).await,
         PacketType::Fragment => {
             let (id, range) = (parsed.session_id.unwrap_or_default(), parsed.range);
-            // hyper reads and drops what a refused fragment's client still sends, so the answer
-            // is not lost to a reset connection (tests/packets.rs checks this with 12 MiB bodies).
+            // What a refused fragment's client still sends is read and dropped before the answer
+            // (`BodyReader::drain`), so the answer is not lost to a reset connection
+            // (tests/packets.rs checks this with 12 MiB bodies, curl_compat.sh through nginx).
             let mut body =
                 BodyReader::new(req.into_body(), app.cfg.read_timeout, parsed.content_length);
             let mut known = None;
@@ -234,6 +238,9 @@ async fn bits(
                     storage_error(&e)
                 }
             };
+            // Beyond the largest fragment a client sends (Windows: 13 MB), the connection is
+            // left to close: reading gigabytes to refuse them is worse than a reset.
+            body.drain(DRAIN_LIMIT).await;
             // Every Ack to a Fragment of a known session says where it stands, errors
             // (413, 400, storage failures, the application's context-0x7 errors) included.
             // A session that vanished meanwhile is not known any more: its Ack stays bare.

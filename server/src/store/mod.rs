@@ -179,6 +179,20 @@ impl BodyReader {
         }
     }
 
+    /// Reads and drops what is left of the body, up to `limit` bytes. A refused fragment's client
+    /// is still sending it; a connection closed with bytes unread is reset, and the reset can
+    /// destroy the answer on its way (hyper reads only what has already arrived before it gives
+    /// up; nginx in front, still streaming the body, then answered 502 instead of our 416).
+    pub async fn drain(&mut self, limit: u64) {
+        let mut read = 0u64;
+        while read <= limit {
+            match self.chunk().await {
+                Ok(Some(c)) => read += c.len() as u64,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
     /// The next bytes to store of a fragment whose first `discard` bytes are already stored and
     /// whose next `remaining` bytes are new; None once all new bytes were returned.
     pub async fn new_bytes(
