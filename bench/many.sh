@@ -33,7 +33,8 @@
 #         time, which bash also measures (EPOCHREALTIME around the whole process) and prints
 #         beside it. Every other manager option keeps its default (max_concurrent_jobs 4).
 #   c, d  bash's EPOCHREALTIME around the curl and sync commands (process start included).
-# Before each run the destinations and the state folder are moved aside and `sync` runs (untimed).
+# Before each run the destinations and the state folder are moved aside, `sync` runs and, as root,
+# the clean page cache is dropped and the sources read again (untimed; see `fresh`).
 # After each run every destination is checked against the sources' SHA-256 sums and the
 # destination folder must hold exactly the N files, so a broken run is never reported as fast.
 # All download over plain HTTP/1.1 from 127.0.0.1.
@@ -204,8 +205,18 @@ done <"$names" >"$curl_list"
 # lock: perf shows it as most of curl's own time), so deleting 2,000 files before each run made
 # each contestant pay for the ones before it, more each round (curl 0.26 s in round 1, 2.0 s in
 # round 5). Nothing is deleted while runs are timed now.
+#
+# Then, as root, the clean page cache is dropped and the sources read back in. On a VM (this
+# project's are Firecracker guests) the first write to a guest page the guest never used before
+# costs a fault in the host: 32 MB of new files written into never-used pages cost up to six
+# times as much kernel copying as the same files written into recycled pages (perf shows it as
+# copy_folio_from_iter_atomic), and which contestant got which pages decided a run by 20-30%.
+# After the drop every contestant writes into pages freed just before it.
 spent="$work/spent"
 mkdir -p "$spent"
+drop_caches=""
+if [[ $(id -u) -eq 0 && -w /proc/sys/vm/drop_caches ]]; then drop_caches=1; fi
+[[ -n "$drop_caches" ]] || echo "   note: not root, so the page cache is not dropped between runs (see fresh)"
 fresh() {
     local n=$((${n_fresh:-0} + 1))
     n_fresh=$n
@@ -213,6 +224,10 @@ fresh() {
     [[ ! -e "$state" ]] || mv "$state" "$spent/state.$n"
     mkdir -p "$dest"
     sync
+    if [[ -n "$drop_caches" ]]; then
+        echo 1 >/proc/sys/vm/drop_caches
+        cat "$www"/* >/dev/null
+    fi
 }
 
 verify() { # every destination has its source's bytes, and nothing else is in the folder

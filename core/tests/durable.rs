@@ -28,6 +28,16 @@ fn open(state: &Path) -> Manager {
     Manager::open(Some(state), config()).unwrap()
 }
 
+/// A manager whose checkpoint interval is far beyond any test: whatever reaches the store got
+/// there by another trigger.
+fn open_without_interval(state: &Path, config: Config) -> Manager {
+    let config = Config {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..config
+    };
+    Manager::open(Some(state), config).unwrap()
+}
+
 #[test]
 fn jobs_and_their_properties_survive_close_and_reopen() {
     let server = TestServer::start();
@@ -151,15 +161,8 @@ fn a_transferred_job_reaches_the_store_with_its_batch() {
     server.add("/t", pattern(20_000, 3));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let m = Manager::open(
-        Some(&state),
-        Config {
-            // Far beyond the test: only the TRANSFERRED batch can write it.
-            checkpoint_interval: Duration::from_secs(3600),
-            ..config()
-        },
-    )
-    .unwrap();
+    // Only the TRANSFERRED batch can write it.
+    let m = open_without_interval(&state, config());
     let j = m.create_job("t", JobType::Download).unwrap();
     j.add_file(&server.url("/t"), dir.path().join("t").to_str().unwrap())
         .unwrap();
@@ -174,6 +177,59 @@ fn a_transferred_job_reaches_the_store_with_its_batch() {
     assert_eq!(stored.transfer_completed_ms, mine.transfer_completed_ms);
     assert!(stored.files[0].completed && stored.files[0].temp_path.is_some());
     assert_eq!(j.complete().unwrap(), hr::S_OK);
+}
+
+/// Files that finish faster than the checkpoint interval are made durable and recorded as they
+/// pile up, not only at the interval or at the end of the job: with an interval far beyond the
+/// test and the job's last file hanging, another process sees the finished files' checkpoints
+/// while the job is still transferring.
+#[test]
+fn finished_files_are_recorded_as_they_pile_up() {
+    let server = TestServer::start();
+    server.add("/s", pattern(2_000, 5));
+    server.add("/hang", pattern(10_000, 6));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let m = open_without_interval(
+        &state,
+        Config {
+            stall_timeout: Duration::from_secs(3600),
+            max_files_per_job: 1000,
+            ..config()
+        },
+    );
+    let j = m.create_job("pile", JobType::Download).unwrap();
+    let url = server.url("/s");
+    let mut files: Vec<(String, String)> = (0..200)
+        .map(|i| {
+            let local = dir.path().join(format!("f{i}"));
+            (url.clone(), local.to_str().unwrap().to_string())
+        })
+        .collect();
+    let hang = dir.path().join("hang");
+    files.push((
+        server.url("/hang?stall=0"),
+        hang.to_str().unwrap().to_string(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(u, l)| (u.as_str(), l.as_str()))
+        .collect();
+    j.add_file_set(&refs).unwrap();
+    j.resume().unwrap();
+    let reader = SqliteStore::open_read_only(&state).unwrap();
+    let recorded = || {
+        reader.snapshot().unwrap()[0]
+            .files
+            .iter()
+            .filter(|f| f.completed && f.bytes_checkpointed == 2_000)
+            .count()
+    };
+    wait_until("finished files recorded before the job ends", || {
+        recorded() >= 150
+    });
+    assert_eq!(j.state().unwrap(), JobState::Transferring);
+    assert_eq!(j.cancel().unwrap(), hr::S_OK);
 }
 
 #[test]

@@ -11,10 +11,12 @@
 //! A batch is written every `checkpoint_interval`, at once when a transfer reports its first
 //! checkpoint (so a process that dies a second after starting still leaves progress behind), as
 //! soon as a job becomes TRANSFERRED (its complete will need its files durable; its new row goes
-//! in the same transaction as the checkpoints), and whenever `write_now` is called. Complete and
-//! cancel
-//! also leave their jobs here to retire: their folders are synced and their rows deleted in the
-//! next batch, one sync per folder and one transaction for all of them.
+//! in the same transaction as the checkpoints), as soon as `BATCH_FILES` checkpoints wait (files
+//! finishing faster than the interval are synced as they pile up, while the transfers go on,
+//! rather than all at once when the job ends and the application waits in complete), and whenever
+//! `write_now` is called. Complete and cancel also leave their jobs here to retire: their folders
+//! are synced and their rows deleted in the next batch, one sync per folder and one transaction
+//! for all of them.
 
 use super::Shared;
 use crate::hresult as hr;
@@ -28,6 +30,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+/// Checkpoints waiting that start a batch before the interval ends.
+const BATCH_FILES: usize = 64;
 
 /// A checkpoint, and the file to flush before it may be written (None: already flushed).
 struct Pending {
@@ -84,11 +89,15 @@ impl Checkpoints {
     /// Queues `point` for the next batch; `flush`, if given, is synced before it is written.
     /// `first`: the transfer's first checkpoint, written without waiting for the interval.
     pub(crate) fn record(&self, point: Checkpoint, flush: Option<File>, first: bool) {
-        self.queue
-            .lock()
-            .pending
-            .insert((point.job, point.file), Pending { point, flush });
-        if first {
+        let waiting = {
+            let mut q = self.queue.lock();
+            q.pending
+                .insert((point.job, point.file), Pending { point, flush });
+            q.pending.len()
+        };
+        // Every BATCH_FILES waiting (see the module doc): not when they exceed it, or each
+        // file finishing while a batch is written would ask for another.
+        if first || waiting % BATCH_FILES == 0 {
             self.now.notify_one();
         }
     }
