@@ -225,8 +225,11 @@ fn finished_files_are_recorded_as_they_pile_up() {
             .filter(|f| f.completed && f.bytes_checkpointed == 2_000)
             .count()
     };
+    // Without the trigger only the task's first checkpoint (a few files) would be there; with it,
+    // every 64 waiting (BATCH_FILES) are written, so at least 64 are (how many more depends on
+    // how many piled up while each batch was written).
     wait_until("finished files recorded before the job ends", || {
-        recorded() >= 150
+        recorded() >= 64
     });
     assert_eq!(j.state().unwrap(), JobState::Transferring);
     assert_eq!(j.cancel().unwrap(), hr::S_OK);

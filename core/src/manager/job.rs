@@ -2,7 +2,8 @@
 
 use super::validate::validate_source;
 use super::validate::{
-    before_first_resume, check_chars, check_ranges, validate_local, validate_remote,
+    before_first_resume, check_chars, check_ranges, validate_local, validate_local_in,
+    validate_remote, Folders,
 };
 use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
@@ -237,8 +238,10 @@ impl Job {
         }
         let mut new = Vec::with_capacity(files.len());
         let mut keys = Vec::with_capacity(files.len());
+        let mut folders = Folders::default();
         for (remote, local) in files {
-            let (url, (local, key)) = (validate_remote(remote)?, validate_local(local)?);
+            let url = validate_remote(remote)?;
+            let (local, key) = validate_local_in(local, &mut folders)?;
             new.push(FileRecord::new(
                 url.to_string(),
                 local.to_string_lossy().into_owned(),

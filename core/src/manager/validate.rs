@@ -151,6 +151,19 @@ pub(super) fn validate_source(local: &str) -> Result<PathBuf> {
 }
 
 pub(super) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
+    validate_local_in(local, &mut Folders::default())
+}
+
+/// The destination folders one call has checked already (AddFileSet of thousands of files into one
+/// folder checks it once, not once per file).
+#[derive(Default)]
+pub(super) struct Folders(std::collections::HashMap<PathBuf, std::fs::Metadata>);
+
+/// `validate_local`, with the folder checks of earlier files of the same call remembered.
+pub(super) fn validate_local_in(
+    local: &str,
+    folders: &mut Folders,
+) -> Result<(PathBuf, Destination)> {
     let path = Path::new(local);
     if !path.is_absolute() {
         return Err(Error::new(
@@ -175,6 +188,13 @@ pub(super) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
             format!("local name has no folder: {local}"),
         ));
     };
+    if let Some(folder) = folders.0.get(dir) {
+        let key = match norm.file_name() {
+            Some(name) => Destination::in_folder(folder, name),
+            None => Destination::Path(norm.clone()),
+        };
+        return Ok((norm, key));
+    }
     let folder = match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => m,
         Ok(_) => {
@@ -204,6 +224,7 @@ pub(super) fn validate_local(local: &str) -> Result<(PathBuf, Destination)> {
         Some(name) => Destination::in_folder(&folder, name),
         None => Destination::Path(norm.clone()),
     };
+    folders.0.insert(dir.to_path_buf(), folder);
     Ok((norm, key))
 }
 
@@ -333,6 +354,30 @@ mod tests {
             path_not_found,
             "the folder is a file"
         );
+    }
+
+    /// One call checks a folder once: later names in it get the same keys as checked alone, and
+    /// the per-name checks (a folder by that name) and other folders still apply.
+    #[test]
+    fn local_names_of_one_call_share_their_folder_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let mut folders = Folders::default();
+        for name in ["a", "b", "a"] {
+            let (path, key) = validate_local_in(&format!("{d}/{name}"), &mut folders).unwrap();
+            assert_eq!((path, key), validate_local(&format!("{d}/{name}")).unwrap());
+        }
+        assert_eq!(folders.0.len(), 1);
+        let sub = validate_local_in(&format!("{d}/sub"), &mut folders);
+        assert_eq!(code(sub), hr::E_INVALIDARG, "a folder, in a checked folder");
+        let missing = validate_local_in(&format!("{d}/missing/f"), &mut folders);
+        assert_eq!(
+            code(missing),
+            HResult::from_win32(hr::win32::ERROR_PATH_NOT_FOUND)
+        );
+        assert!(validate_local_in(&format!("{d}/sub/f"), &mut folders).is_ok());
+        assert_eq!(folders.0.len(), 2);
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub(crate) struct JobCell {
     /// The record and the live per-job state. Written by the API, the scheduler, the transfer
     /// task and settle, always under this lock (see the lock order on `Shared`).
     pub(crate) slot: Mutex<JobSlot>,
-    /// Signalled on every state change and when a transfer task exits.
+    /// Signalled when the state changes, when a transfer task exits, and at close: what
+    /// `Job::wait` and settling wait for (not on progress).
     pub(crate) changed: Condvar,
     /// Serialises the calls that do file I/O outside `slot` (complete, cancel): held by settle.
     pub(crate) settle: Mutex<()>,
@@ -227,7 +228,11 @@ pub(crate) fn publish<R>(
             );
         }
     }
-    cell.changed.notify_all();
+    // Only a new state is worth waking `Job::wait` for: progress and a finished file are not,
+    // and an application waiting on a job of thousands of files would be woken for each.
+    if rec.state != old.state {
+        cell.changed.notify_all();
+    }
     Ok(r)
 }
 

@@ -153,15 +153,21 @@ impl<'a> FileTransfer<'a> {
         last_modified: Option<String>,
     ) {
         let mut slot = self.cell.slot.lock();
-        let rec = &mut slot.rec;
-        if let Some(s) = engine::receiving(rec.state) {
-            rec.state = s;
-        }
-        let f = &mut rec.files[self.index];
+        self.receiving(&mut slot);
+        let f = &mut slot.rec.files[self.index];
         f.bytes_total = total;
         f.etag = etag.map(Box::from);
         f.last_modified = last_modified.map(Box::from);
-        self.cell.changed.notify_all();
+    }
+
+    /// Bytes are coming: CONNECTING becomes TRANSFERRING (in memory; the checkpoints carry it to
+    /// the store), and `Job::wait` hears of it only if the state did change.
+    fn receiving(&self, slot: &mut JobSlot) {
+        let was = slot.rec.state;
+        if let Some(s) = engine::receiving(was).filter(|&s| s != was) {
+            slot.rec.state = s;
+            self.cell.changed.notify_all();
+        }
     }
 
     /// Dynamic content: the size is known once the body has ended.
@@ -349,11 +355,8 @@ impl<'a> FileTransfer<'a> {
     /// The size of the file being uploaded (its bytes_total).
     pub(crate) fn upload_size(&mut self, size: u64) {
         let mut slot = self.cell.slot.lock();
-        if let Some(s) = engine::receiving(slot.rec.state) {
-            slot.rec.state = s;
-        }
+        self.receiving(&mut slot);
         slot.rec.files[self.index].bytes_total = Some(size);
-        self.cell.changed.notify_all();
     }
 
     /// Records the server's session id (None: forget it, a new session comes), durably, before
@@ -402,7 +405,6 @@ impl<'a> FileTransfer<'a> {
         // Written at once rather than in the next batch: an Ack the store does not hold yet is a
         // whole fragment (up to 13 MB) sent again after a crash; one commit per fragment is cheap.
         self.shared.checkpoints.record(point, None, true);
-        self.cell.changed.notify_all();
     }
 
     /// Upload-reply: the server named the reply at `url`. Records the URL and a temporary file
@@ -442,7 +444,6 @@ impl<'a> FileTransfer<'a> {
             r.received = received;
             r.total = total.or(r.total);
         }
-        self.cell.changed.notify_all();
     }
 
     /// The reply, `size` bytes, is flushed in its temporary file.
