@@ -27,6 +27,15 @@ impl Sink {
         // must not have us write (or cut) what it points to.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        if recorded == 0 {
+            // Nothing to keep: a file left by a crash starts again, and a new one (the usual
+            // case, thousands of times in a job of small files) costs no fstat.
+            options.truncate(true);
+            return Ok(Sink {
+                file: options.open(temp)?,
+                offset: 0,
+            });
+        }
         let file = options.open(temp)?;
         let on_disk = file.metadata()?.len();
         let offset = recorded.min(on_disk);
@@ -49,6 +58,11 @@ impl Sink {
     /// Another handle to the file, for flushing it on a blocking thread while writes go on.
     pub(crate) fn handle(&self) -> io::Result<File> {
         self.file.try_clone()
+    }
+
+    /// The file, once nothing more is written to it (to be flushed by the checkpoint batch).
+    pub(crate) fn into_file(self) -> File {
+        self.file
     }
 
     /// Drops every byte: the file starts again from 0.
@@ -256,6 +270,11 @@ mod tests {
         // Record says 100 but only 6 are on disk: continue at 6.
         let s = Sink::open(&p, 100).unwrap();
         assert_eq!(s.offset(), 6);
+        drop(s);
+        // Record says 0 (a file left by a crash before its first checkpoint): it starts again.
+        let s = Sink::open(&p, 0).unwrap();
+        assert_eq!(s.offset(), 0);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
     }
 
     #[cfg(unix)]

@@ -526,16 +526,14 @@ impl<'a> FileTransfer<'a> {
     /// The transfer of this file stops here (finished, or failed): what reached the file goes to
     /// the checkpoint batch with the file to flush, so a crash or a retry resumes from it without
     /// this task waiting for a sync of its own. `completed`: the whole file is here.
-    async fn finish(&mut self, sink: &Sink, completed: bool) -> Result<(), Failure> {
+    async fn finish(&mut self, sink: Sink, completed: bool) -> Result<(), Failure> {
         self.collect_flush().await?;
         let recorded = self.cell.slot.lock().rec.files[self.index].bytes_checkpointed;
         if sink.offset() == recorded && !completed {
             return Ok(());
         }
-        let file = sink
-            .handle()
-            .map_err(|e| Failure::local_io("cannot flush", Path::new("the temporary file"), &e))?;
         let point = self.point(sink.offset(), completed);
+        let file = sink.into_file();
         let first = std::mem::replace(&mut self.first_checkpoint, false);
         self.shared.checkpoints.record(point, Some(file), first);
         Ok(())
@@ -618,7 +616,7 @@ impl<'a> FileTransfer<'a> {
             .is_some_and(|t| t == sink.offset() && t > 0)
         {
             // Every byte is already here: asking for a range at the end would only earn a 416.
-            return self.finish(&sink, true).await;
+            return self.finish(sink, true).await;
         }
         let url = url::Url::parse(&view.remote_url).map_err(|e| {
             Failure::fatal(
@@ -643,7 +641,7 @@ impl<'a> FileTransfer<'a> {
         self.note_pause(&origin, &mut result);
         // Whatever happened, what reached the file is made durable and recorded, so a crash or a
         // retry resumes from it. A completed file is entirely on disk before it is called completed.
-        let finished = self.finish(&sink, result.is_ok()).await;
+        let finished = self.finish(sink, result.is_ok()).await;
         result.and(finished)
     }
 }

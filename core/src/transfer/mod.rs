@@ -124,6 +124,9 @@ pub(crate) async fn run_job(
     // Started and not yet reported; `finished` holds those whose transfer is over.
     let mut running: Vec<usize> = Vec::new();
     let mut finished: Vec<usize> = Vec::new();
+    // Files before this one are all completed: reporting in order scans on from here, so a job
+    // of n files costs n steps, not n² (a completed file never becomes incomplete in a task).
+    let mut first_open = 0;
     let mut in_flight = FuturesUnordered::new();
     loop {
         {
@@ -181,7 +184,15 @@ pub(crate) async fn run_job(
                 finished.push(index);
                 let mut slot = cell.slot.lock();
                 // Every finished file with no unfinished one before it is reported, in order.
-                while let Some(i) = slot.rec.files.iter().position(|f| !f.completed) {
+                loop {
+                    let files = &slot.rec.files;
+                    while files.get(first_open).is_some_and(|f| f.completed) {
+                        first_open += 1;
+                    }
+                    let i = first_open;
+                    if i >= files.len() {
+                        break;
+                    }
                     let Some(at) = finished.iter().position(|&f| f == i) else {
                         break;
                     };
