@@ -203,13 +203,8 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
             .unwrap_or_else(|| PathBuf::from(&*f.local_path));
         let result = match (&f.temp_path, f.completed) {
             (Some(t), true) if recovering && !Path::new(&**t).exists() && dest.exists() => Ok(()),
-            (Some(t), true) => {
-                let mtime = f
-                    .last_modified
-                    .as_deref()
-                    .and_then(|v| httpdate::parse_http_date(v).ok());
-                localfile::commit(Path::new(&**t), &dest, mtime)
-            }
+            // The file carries its time stamp already (`FileTransfer::finish`).
+            (Some(t), true) => localfile::commit(Path::new(&**t), &dest),
             (Some(t), false) => localfile::remove(Path::new(&**t)),
             // A download's file started before a crash, before its first checkpoint named it:
             // best effort, as it most likely never existed (a folder that refuses the delete

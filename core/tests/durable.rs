@@ -179,6 +179,50 @@ fn a_transferred_job_reaches_the_store_with_its_batch() {
     assert_eq!(j.complete().unwrap(), hr::S_OK);
 }
 
+/// A completed file carries the server's Last-Modified (as in BITS), whether complete comes in the
+/// process that downloaded it or after a reopen; a server that sends none leaves the download time.
+#[test]
+fn completed_files_carry_the_servers_time_stamp() {
+    let server = TestServer::start();
+    server.add("/t", pattern(30_000, 7));
+    // The test server's fixed Last-Modified.
+    let stamp = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mtime = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let m = open(&state);
+    let job = |name: &str, query: &str| {
+        let j = m.create_job(name, JobType::Download).unwrap();
+        let local = dir.path().join(name);
+        j.add_file(&server.url(&format!("/t{query}")), local.to_str().unwrap())
+            .unwrap();
+        j.resume().unwrap();
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+        j
+    };
+    let now = job("now", "");
+    let later = job("later", "");
+    let unstamped = job("unstamped", "?nolastmod=1");
+    assert_eq!(now.complete().unwrap(), hr::S_OK);
+    assert_eq!(mtime("now"), stamp);
+    assert_eq!(unstamped.complete().unwrap(), hr::S_OK);
+    let age = std::time::SystemTime::now()
+        .duration_since(mtime("unstamped"))
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(600), "{age:?}");
+    let later_id = later.id();
+    drop((now, later, unstamped, m));
+    let m = open(&state);
+    let later = m.get_job(&later_id).unwrap();
+    assert_eq!(later.complete().unwrap(), hr::S_OK);
+    assert_eq!(mtime("later"), stamp);
+}
+
 /// Files that finish faster than the checkpoint interval are made durable and recorded as they
 /// pile up, not only at the interval or at the end of the job: with an interval far beyond the
 /// test and the job's last file hanging, another process sees the finished files' checkpoints

@@ -534,6 +534,15 @@ impl<'a> FileTransfer<'a> {
         }
         let point = self.point(sink.offset(), completed);
         let file = sink.into_file();
+        if completed {
+            // BITS gives the file the server's Last-Modified. Set here, on the open file, rather
+            // than by name at complete, where the application waits for every file of the job;
+            // a courtesy, so a failure to set it is not the file's failure.
+            let stamp = point.last_modified.as_deref();
+            if let Some(t) = stamp.and_then(|v| httpdate::parse_http_date(v).ok()) {
+                let _ = file.set_modified(t);
+            }
+        }
         let first = std::mem::replace(&mut self.first_checkpoint, false);
         self.shared.checkpoints.record(point, Some(file), first);
         Ok(())
