@@ -188,13 +188,22 @@ pub(super) fn validate_local_in(
             format!("local name has no folder: {local}"),
         ));
     };
-    if let Some(folder) = folders.0.get(dir) {
-        let key = match norm.file_name() {
-            Some(name) => Destination::in_folder(folder, name),
-            None => Destination::Path(norm.clone()),
-        };
-        return Ok((norm, key));
-    }
+    let folder = match folders.0.get(dir) {
+        Some(folder) => folder,
+        None => {
+            let folder = writable_folder(dir)?;
+            folders.0.entry(dir.to_path_buf()).or_insert(folder)
+        }
+    };
+    let key = match norm.file_name() {
+        Some(name) => Destination::in_folder(folder, name),
+        None => Destination::Path(norm.clone()),
+    };
+    Ok((norm, key))
+}
+
+/// The metadata of `dir`, a folder this process may write into.
+fn writable_folder(dir: &Path) -> Result<std::fs::Metadata> {
     let folder = match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => m,
         Ok(_) => {
@@ -220,12 +229,7 @@ pub(super) fn validate_local_in(
             format!("no permission to write into {}", dir.display()),
         ));
     }
-    let key = match norm.file_name() {
-        Some(name) => Destination::in_folder(&folder, name),
-        None => Destination::Path(norm.clone()),
-    };
-    folders.0.insert(dir.to_path_buf(), folder);
-    Ok((norm, key))
+    Ok(folder)
 }
 
 #[cfg(test)]
