@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// An open temporary file and the offset the next byte goes to.
 pub(crate) struct Sink {
@@ -97,12 +98,49 @@ pub(crate) fn temp_name_beside(dest: &Path) -> io::Result<PathBuf> {
     Ok(dir.join(format!("BIT{tag:08X}.tmp")))
 }
 
-/// Renames the temporary file onto `dest`, replacing any file there. Its data must already be
-/// durable (the engine flushes a file before the store may call it completed), and it has its
-/// time stamp already (set on the open file when it was finished); the caller makes the renames
-/// durable, once per folder (`sync_dirs`).
-pub(crate) fn commit(temp: &Path, dest: &Path) -> io::Result<()> {
+/// Renames the temporary file onto `dest`, replacing any file there, after giving it the server's
+/// time stamp if `modified` is given (a file finished by this process has it already, set on its
+/// open file). Its data must already be durable (the engine flushes a file before the store may
+/// call it completed); the caller makes the renames durable, once per folder (`sync_dirs`).
+pub(crate) fn commit(temp: &Path, dest: &Path, modified: Option<SystemTime>) -> io::Result<()> {
+    if let Some(t) = modified {
+        // A time stamp is a courtesy (BITS sets it from Last-Modified); failing to set it is not a failure.
+        let _ = set_modified(temp, t);
+    }
     std::fs::rename(temp, dest)
+}
+
+/// Sets a file's modification time by its path: one `utimensat` instead of an open, a `futimens`
+/// and a close per file.
+#[cfg(unix)]
+fn set_modified(path: &Path, t: SystemTime) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let since = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d,
+        Err(_) => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: since.as_secs() as libc::time_t,
+            tv_nsec: since.subsec_nanos() as libc::c_long,
+        },
+    ];
+    // SAFETY: `c` is a NUL-terminated path and `times` two timespecs, both alive for the call.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_modified(path: &Path, t: SystemTime) -> io::Result<()> {
+    OpenOptions::new().write(true).open(path)?.set_modified(t)
 }
 
 /// Below this many files, one fdatasync each; from it on, one syncfs per file system. syncfs also
@@ -277,9 +315,11 @@ mod tests {
         assert_eq!(d.parent(), dest.parent());
         std::fs::write(&t, b"data").unwrap();
         std::fs::write(&dest, b"old").unwrap();
-        commit(&t, &dest).unwrap();
+        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        commit(&t, &dest, Some(when)).unwrap();
         assert!(!t.exists());
         assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        assert_eq!(std::fs::metadata(&dest).unwrap().modified().unwrap(), when);
         remove(&t).unwrap();
     }
 }

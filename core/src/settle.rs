@@ -52,7 +52,8 @@ pub(crate) fn complete(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HRes
         end_settling(shared, cell, None)?;
         return Err(e);
     }
-    let dirs = match commit_files(&mut rec, false) {
+    let stamp = cell.slot.lock().finished_before_open;
+    let dirs = match commit_files(&mut rec, false, stamp) {
         Ok(dirs) => dirs,
         Err(e) => {
             // The files renamed so far stay renamed; their flags say so.
@@ -186,7 +187,13 @@ fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, intent: Settle) -> R
 ///
 /// `recovering`: a crash may have struck between a rename and the record of it, so a transferred
 /// file whose temporary file is gone but whose destination exists counts as renamed.
-pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<PathBuf>> {
+/// `stamp`: the files were finished by an earlier process, so each gets the server's time stamp
+/// by name before its rename (see `JobSlot::finished_before_open`).
+pub(crate) fn commit_files(
+    rec: &mut JobRecord,
+    recovering: bool,
+    stamp: bool,
+) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     // An upload-reply's one temporary file is its reply, which goes to the reply file; an
     // upload's local file is its source and is never touched.
@@ -203,8 +210,14 @@ pub(crate) fn commit_files(rec: &mut JobRecord, recovering: bool) -> Result<Vec<
             .unwrap_or_else(|| PathBuf::from(&*f.local_path));
         let result = match (&f.temp_path, f.completed) {
             (Some(t), true) if recovering && !Path::new(&**t).exists() && dest.exists() => Ok(()),
-            // The file carries its time stamp already (`FileTransfer::finish`).
-            (Some(t), true) => localfile::commit(Path::new(&**t), &dest),
+            (Some(t), true) => {
+                let mtime = f
+                    .last_modified
+                    .as_deref()
+                    .filter(|_| stamp)
+                    .and_then(|v| httpdate::parse_http_date(v).ok());
+                localfile::commit(Path::new(&**t), &dest, mtime)
+            }
             (Some(t), false) => localfile::remove(Path::new(&**t)),
             // A download's file started before a crash, before its first checkpoint named it:
             // best effort, as it most likely never existed (a folder that refuses the delete
@@ -326,18 +339,21 @@ pub(crate) fn recover(
         let inactive =
             !rec.state.is_final() && now.saturating_sub(rec.modified_ms) > inactive_after;
         let gone = match (rec.settling, rec.state) {
-            (Some(Settle::Completing), _) => match commit_files(&mut rec, true).and_then(|dirs| {
-                localfile::sync_dirs(&dirs)
-                    .map_err(|e| Error::new(hr::from_io(&e), format!("cannot flush a folder: {e}")))
-            }) {
-                Ok(()) => true,
-                Err(_) => {
-                    // The renames cannot be finished (say, a folder became read-only): the job stays
-                    // as it was, and bits_complete can be called again.
-                    rec.settling = None;
-                    false
+            (Some(Settle::Completing), _) => {
+                match commit_files(&mut rec, true, true).and_then(|dirs| {
+                    localfile::sync_dirs(&dirs).map_err(|e| {
+                        Error::new(hr::from_io(&e), format!("cannot flush a folder: {e}"))
+                    })
+                }) {
+                    Ok(()) => true,
+                    Err(_) => {
+                        // The renames cannot be finished (say, a folder became read-only): the job stays
+                        // as it was, and bits_complete can be called again.
+                        rec.settling = None;
+                        false
+                    }
                 }
-            },
+            }
             (Some(Settle::Cancelling), _) | (None, JobState::Cancelled) => {
                 let _ = discard_files(&rec);
                 true

@@ -179,8 +179,11 @@ fn a_transferred_job_reaches_the_store_with_its_batch() {
     assert_eq!(j.complete().unwrap(), hr::S_OK);
 }
 
-/// A completed file carries the server's Last-Modified (as in BITS), whether complete comes in the
-/// process that downloaded it or after a reopen; a server that sends none leaves the download time.
+/// A completed file carries the server's Last-Modified (as in BITS). A file finished by this process
+/// has it on its temporary file already (set on the open file, so complete does not pay for it);
+/// one finished by an earlier process gets it by name at complete, even if the earlier process
+/// did not leave it (an older openbits, or a sync that did not keep it). A server that sends none
+/// leaves the download time.
 #[test]
 fn completed_files_carry_the_servers_time_stamp() {
     let server = TestServer::start();
@@ -208,6 +211,15 @@ fn completed_files_carry_the_servers_time_stamp() {
     let now = job("now", "");
     let later = job("later", "");
     let unstamped = job("unstamped", "?nolastmod=1");
+    let temp_of = |j: &openbits_core::Job| {
+        j.record().unwrap().files[0]
+            .temp_path
+            .as_deref()
+            .map(std::path::PathBuf::from)
+            .unwrap()
+    };
+    let stamp_of = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    assert_eq!(stamp_of(&temp_of(&now)), stamp, "stamped when it finished");
     assert_eq!(now.complete().unwrap(), hr::S_OK);
     assert_eq!(mtime("now"), stamp);
     assert_eq!(unstamped.complete().unwrap(), hr::S_OK);
@@ -216,7 +228,15 @@ fn completed_files_carry_the_servers_time_stamp() {
         .unwrap_or_default();
     assert!(age < Duration::from_secs(600), "{age:?}");
     let later_id = later.id();
+    // As an older openbits would have left it: no stamp on the finished file.
+    let later_temp = temp_of(&later);
     drop((now, later, unstamped, m));
+    std::fs::File::options()
+        .write(true)
+        .open(&later_temp)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
     let m = open(&state);
     let later = m.get_job(&later_id).unwrap();
     assert_eq!(later.complete().unwrap(), hr::S_OK);
@@ -238,13 +258,13 @@ fn finished_files_are_recorded_as_they_pile_up() {
         &state,
         Config {
             stall_timeout: Duration::from_secs(3600),
-            max_files_per_job: 1000,
+            max_files_per_job: 2000,
             ..config()
         },
     );
     let j = m.create_job("pile", JobType::Download).unwrap();
     let url = server.url("/s");
-    let mut files: Vec<(String, String)> = (0..200)
+    let mut files: Vec<(String, String)> = (0..1000)
         .map(|i| {
             let local = dir.path().join(format!("f{i}"));
             (url.clone(), local.to_str().unwrap().to_string())
@@ -269,11 +289,11 @@ fn finished_files_are_recorded_as_they_pile_up() {
             .filter(|f| f.completed && f.bytes_checkpointed == 2_000)
             .count()
     };
-    // Without the trigger only the task's first checkpoint (a few files) would be there; with it,
-    // every 64 waiting (BATCH_FILES) are written, so at least 64 are (how many more depends on
-    // how many piled up while each batch was written).
+    // With the trigger every 64 waiting (BATCH_FILES) start a batch, so at most 63 of the 1,000
+    // finished files wait for the interval. Without it only the batches of the task's first
+    // checkpoints would be there: the files that finished before they were taken.
     wait_until("finished files recorded before the job ends", || {
-        recorded() >= 64
+        recorded() >= 1000 - 63
     });
     assert_eq!(j.state().unwrap(), JobState::Transferring);
     assert_eq!(j.cancel().unwrap(), hr::S_OK);

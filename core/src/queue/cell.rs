@@ -43,6 +43,11 @@ pub(crate) struct JobSlot {
     pub(crate) runner: Option<Box<Runner>>,
     /// Set while complete or cancel works on the files; the scheduler leaves the job alone.
     pub(crate) settling: bool,
+    /// The job came from the store with files already finished: an earlier process (perhaps an
+    /// older openbits, or one that crashed before its sync kept the time stamp) finished them,
+    /// so complete gives them the server's time stamp by name; files finished by this process got
+    /// it on their open file (`FileTransfer::finish`).
+    pub(crate) finished_before_open: bool,
     /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
     /// the application sets them again after a reopen.
     pub(crate) credentials: Credentials,
@@ -106,6 +111,7 @@ impl JobCell {
     pub(crate) fn new(rec: JobRecord) -> JobCell {
         JobCell {
             slot: Mutex::new(JobSlot {
+                finished_before_open: rec.files.iter().any(|f| f.completed),
                 rec,
                 runner: None,
                 settling: false,
