@@ -89,15 +89,16 @@ impl Checkpoints {
     /// Queues `point` for the next batch; `flush`, if given, is synced before it is written.
     /// `first`: the transfer's first checkpoint, written without waiting for the interval.
     pub(crate) fn record(&self, point: Checkpoint, flush: Option<File>, first: bool) {
-        let waiting = {
+        let (added, waiting) = {
             let mut q = self.queue.lock();
-            q.pending
+            let replaced = q
+                .pending
                 .insert((point.job, point.file), Pending { point, flush });
-            q.pending.len()
+            (replaced.is_none(), q.pending.len())
         };
-        // Every BATCH_FILES waiting (see the module doc): not when they exceed it, or each
-        // file finishing while a batch is written would ask for another.
-        if first || waiting % BATCH_FILES == 0 {
+        // Each time BATCH_FILES more wait (see the module doc): not whenever they exceed it, or
+        // each file finishing while a batch is written would ask for another.
+        if first || (added && waiting % BATCH_FILES == 0) {
             self.now.notify_one();
         }
     }
