@@ -347,8 +347,8 @@ pub(crate) fn recover(
                 }) {
                     Ok(()) => true,
                     Err(_) => {
-                        // The renames cannot be finished (say, a folder became read-only): the job stays
-                        // as it was, and bits_complete can be called again.
+                        // The renames cannot be finished (say, a folder became read-only):
+                        // the job stays as it was, and bits_complete can be called again.
                         rec.settling = None;
                         false
                     }
