@@ -34,6 +34,11 @@ use tokio::sync::Notify;
 /// Checkpoints waiting that start a batch before the interval ends.
 const BATCH_FILES: usize = 64;
 
+/// How long after an application's call its write waits in the store's log before the batch task
+/// folds it into the tables (`Store::fold`): the calls of that time share one transaction, and
+/// a tool reading beside the holder sees them that much later.
+const FOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A checkpoint, and the file to flush before it may be written (None: already flushed).
 struct Pending {
     point: Checkpoint,
@@ -83,6 +88,8 @@ pub(crate) struct Checkpoints {
     writing: Mutex<()>,
     /// Asks the task for a batch now.
     now: Notify,
+    /// The store's log holds writes to fold (`Store::on_unfolded`).
+    pub(crate) fold: Arc<Notify>,
 }
 
 impl Checkpoints {
@@ -189,7 +196,9 @@ impl Checkpoints {
         }
         // The files are flushed: their handles close here, and only the checkpoints remain.
         let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
-        if !points.is_empty() || !rows.is_empty() {
+        if points.is_empty() && rows.is_empty() {
+            store.fold()?;
+        } else {
             if let Err(e) = store.checkpoint(&points, &rows) {
                 let flushed = points
                     .into_iter()
@@ -223,10 +232,15 @@ impl Checkpoints {
 
 /// The batch writer: one `write_now` per interval, or sooner when asked.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    let c = &shared.checkpoints;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(shared.config.checkpoint_interval) => {}
-            _ = shared.checkpoints.now.notified() => {}
+            _ = c.now.notified() => {}
+            _ = c.fold.notified() => tokio::select! {
+                _ = tokio::time::sleep(FOLD_AFTER) => {}
+                _ = c.now.notified() => {}
+            },
         }
         if shared.closed.load(Ordering::SeqCst) {
             return;

@@ -148,6 +148,9 @@ impl Shared {
             }
             jobs.insert(id, cell);
         }
+        let checkpoints = Checkpoints::default();
+        let fold = checkpoints.fold.clone();
+        store.on_unfolded(Box::new(move || fold.notify_one()));
         Shared {
             jobs: Mutex::new(jobs),
             scheduled: Mutex::new(scheduled),
@@ -161,7 +164,7 @@ impl Shared {
                 .map_or_else(job::process_user, Arc::from),
             config,
             store,
-            checkpoints: Checkpoints::default(),
+            checkpoints,
             events: EventQueue::default(),
             dispatcher,
             closing: CloseSignal::default(),

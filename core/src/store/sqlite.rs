@@ -3,6 +3,13 @@
 //! - WAL journal with `synchronous = NORMAL`: every committed transaction survives the process
 //!   being killed at any instant; a power cut can lose the last commits but never corrupts the
 //!   database. (FULL would fsync every create and could not meet 10,000 creates in 2 s.)
+//! - A writer's calls (`insert`, `update_job`, `append_files`, `update_files`, `remove`,
+//!   `set_setting`) append their statements to the operation log (`oplog.rs`) with one `write()`
+//!   and return; `fold` runs them in one transaction, and so does every transaction of the
+//!   store's own (a checkpoint batch folds first, then writes its progress). Reading (`load_all`,
+//!   `setting`) folds first, and opening runs what a crash left in the log. Tools reading beside
+//!   the holder (`readonly.rs`) see a call once it is folded: the holder's batch task folds
+//!   within `FOLD_AFTER` of a call (`queue::checkpoint`).
 //! - The schema version lives in `PRAGMA user_version`; `MIGRATIONS` brings any older database
 //!   forward, each step in its own transaction. A newer database is refused, never downgraded.
 //! - A file that is not an openbits database (not SQLite, corrupt, or another program's tables)
@@ -21,8 +28,13 @@ use std::sync::Arc;
 
 pub const DB_FILE: &str = "openbits.db";
 
+// The writer's operation log (a child: its records are this file's statements).
+mod oplog;
 // Reading without the folder's lock, for tools beside the holder (a child: it builds a store).
 mod readonly;
+
+pub use oplog::LOG_FILE;
+use oplog::{AppendError, Bind, BindExt, Encoder, OpLog, Stmt};
 
 /// Schema steps; step i takes the database from version i to i + 1.
 const MIGRATIONS: &[&str] = &[
@@ -195,6 +207,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN client_key TEXT;
     ALTER TABLE jobs ADD COLUMN crl_file TEXT;
     ALTER TABLE jobs ADD COLUMN certificate_callback_required INTEGER NOT NULL DEFAULT 0;",
+    // 14: the sequence number of the last record of the operation log whose statements are in
+    // the tables (`oplog.rs`): written in the same transaction as they are.
+    "CREATE TABLE oplog (one INTEGER PRIMARY KEY CHECK (one = 1), folded INTEGER NOT NULL) STRICT;
+    INSERT INTO oplog (one, folded) VALUES (1, 0);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -202,6 +218,9 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The writer's operation log; None in a read-only store, whose writes then run their own
+    /// transaction (and fail).
+    log: Option<OpLog>,
 }
 
 /// Maps an SQLite failure to the HRESULT a caller can act on.
@@ -247,10 +266,63 @@ impl SqliteStore {
         Self::check_and_migrate(&conn, &path)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| db_error("foreign_keys", e))?;
-        Ok(SqliteStore {
+        let io = |e: std::io::Error| {
+            let log = dir.join(LOG_FILE);
+            (hr::from_io(&e), format!("{}: {e}", log.display()))
+        };
+        let (log, bytes) = OpLog::open(dir).map_err(io)?;
+        let store = SqliteStore {
             conn: Mutex::new(conn),
             path,
-        })
+            log: Some(log),
+        };
+        store.replay(&bytes)?;
+        Ok(store)
+    }
+
+    /// Runs what the log holds past the database's last fold (a crash's calls), then empties it.
+    fn replay(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let (records, _) = oplog::records(bytes);
+        let conn = self.conn.lock();
+        let folded = folded_seq(&conn).map_err(|e| db_error("read the log's position", e))?;
+        let todo = records.iter().filter(|r| r.seq > folded);
+        if records.iter().any(|r| r.seq > folded) {
+            let run = || -> rusqlite::Result<()> {
+                conn.prepare_cached("BEGIN")?.execute([])?;
+                run_records(&conn, todo, false)?;
+                conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
+            };
+            if let Err(e) = run() {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                return Err(db_error("run the operation log", e));
+            }
+        }
+        let last = records.last().map_or(0, |r| r.seq).max(folded);
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut inner = log.inner.lock();
+        inner.next_seq = last + 1;
+        if !bytes.is_empty() {
+            self.sync_tables()
+                .and_then(|()| inner.truncate())
+                .map_err(|e| (hr::from_io(&e), format!("operation log: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every committed transaction durable (the WAL's data, or the database file when
+    /// there is no WAL), so the log may be emptied.
+    fn sync_tables(&self) -> std::io::Result<()> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::File::open(&self.path)?.sync_data()
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Everything that reads the file before anything writes it: a foreign or broken file is
@@ -597,12 +669,8 @@ struct Binder<'s, 'c> {
     next: usize,
 }
 
-impl Binder<'_, '_> {
-    fn bind<T: rusqlite::ToSql>(
-        &mut self,
-        name: &std::ffi::CStr,
-        value: T,
-    ) -> rusqlite::Result<()> {
+impl Bind for Binder<'_, '_> {
+    fn bind(&mut self, name: &std::ffi::CStr, value: &dyn rusqlite::ToSql) -> rusqlite::Result<()> {
         let at = self.next;
         self.next += 1;
         debug_assert_eq!(
@@ -616,80 +684,75 @@ impl Binder<'_, '_> {
 
 /// Binds every job column (`JOB_COLUMNS`) and `:seq`, and for an insert `:id`: the insert
 /// starts with `:seq, :id`, the update ends with `:seq` (the key; the id never changes).
-fn bind_job(
-    st: &mut rusqlite::Statement<'_>,
-    job: &JobRecord,
-    insert: bool,
-) -> rusqlite::Result<()> {
+fn bind_job(st: &mut dyn Bind, job: &JobRecord, insert: bool) -> rusqlite::Result<()> {
     let err = job.error.as_ref();
-    let st = &mut Binder { next: 1, st };
     if insert {
-        st.bind(c":seq", job.seq as i64)?;
-        st.bind(c":id", job.id.as_bytes().as_slice())?;
+        st.put(c":seq", job.seq as i64)?;
+        st.put(c":id", job.id.as_bytes().as_slice())?;
     }
-    st.bind(c":job_type", job.job_type as i32)?;
-    st.bind(c":display_name", &job.display_name)?;
-    st.bind(c":description", &job.description)?;
-    st.bind(c":owner", &*job.owner)?;
-    st.bind(c":priority", job.priority as i32)?;
-    st.bind(c":state", job.state as i32)?;
-    st.bind(c":minimum_retry_delay_s", job.minimum_retry_delay_s)?;
-    st.bind(c":no_progress_timeout_s", job.no_progress_timeout_s)?;
-    st.bind(c":created_ms", job.created_ms as i64)?;
-    st.bind(c":modified_ms", job.modified_ms as i64)?;
-    st.bind(
+    st.put(c":job_type", job.job_type as i32)?;
+    st.put(c":display_name", &job.display_name)?;
+    st.put(c":description", &job.description)?;
+    st.put(c":owner", &*job.owner)?;
+    st.put(c":priority", job.priority as i32)?;
+    st.put(c":state", job.state as i32)?;
+    st.put(c":minimum_retry_delay_s", job.minimum_retry_delay_s)?;
+    st.put(c":no_progress_timeout_s", job.no_progress_timeout_s)?;
+    st.put(c":created_ms", job.created_ms as i64)?;
+    st.put(c":modified_ms", job.modified_ms as i64)?;
+    st.put(
         c":transfer_completed_ms",
         job.transfer_completed_ms.map(|v| v as i64),
     )?;
-    st.bind(c":error_count", job.error_count)?;
-    st.bind(c":retry_at_ms", job.retry_at_ms.map(|v| v as i64))?;
-    st.bind(
+    st.put(c":error_count", job.error_count)?;
+    st.put(c":retry_at_ms", job.retry_at_ms.map(|v| v as i64))?;
+    st.put(
         c":no_progress_since_ms",
         job.no_progress_since_ms.map(|v| v as i64),
     )?;
-    st.bind(c":error_context", err.map(|e| e.context as i32))?;
-    st.bind(c":error_code", err.map(|e| e.code.0))?;
-    st.bind(c":error_description", err.map(|e| e.description.as_str()))?;
-    st.bind(c":error_file", err.and_then(|e| e.file_index))?;
-    st.bind(c":settling", job.settling.map(|s| s as i32))?;
-    st.bind(c":notify_flags", job.notify_flags)?;
-    st.bind(
+    st.put(c":error_context", err.map(|e| e.context as i32))?;
+    st.put(c":error_code", err.map(|e| e.code.0))?;
+    st.put(c":error_description", err.map(|e| e.description.as_str()))?;
+    st.put(c":error_file", err.and_then(|e| e.file_index))?;
+    st.put(c":settling", job.settling.map(|s| s as i32))?;
+    st.put(c":notify_flags", job.notify_flags)?;
+    st.put(
         c":min_notification_interval_ms",
         job.min_notification_interval_ms,
     )?;
     let extras = job.extras();
-    st.bind(c":custom_headers", &extras.custom_headers)?;
-    st.bind(c":security_flags", job.security_flags)?;
-    st.bind(c":dynamic_content", job.dynamic_content)?;
-    st.bind(
+    st.put(c":custom_headers", &extras.custom_headers)?;
+    st.put(c":security_flags", job.security_flags)?;
+    st.put(c":dynamic_content", job.dynamic_content)?;
+    st.put(
         c":max_download_size",
         job.max_download_size.map(|v| v as i64),
     )?;
-    st.bind(c":max_download_time_s", job.max_download_time_s)?;
-    st.bind(c":active_ms", job.active_ms as i64)?;
-    st.bind(c":resumed_once", job.resumed_once)?;
-    st.bind(c":notify_program", &extras.notify_program)?;
-    st.bind(c":notify_parameters", &extras.notify_parameters)?;
-    st.bind(c":proxy_usage", job.proxy_usage)?;
-    st.bind(c":proxy_list", &extras.proxy_list)?;
-    st.bind(c":proxy_bypass", &extras.proxy_bypass)?;
-    st.bind(c":max_bandwidth", extras.max_bandwidth as i64)?;
-    st.bind(c":transfer_policy", extras.transfer_policy)?;
-    st.bind(c":reply_file_name", &extras.reply_file_name)?;
-    st.bind(
+    st.put(c":max_download_time_s", job.max_download_time_s)?;
+    st.put(c":active_ms", job.active_ms as i64)?;
+    st.put(c":resumed_once", job.resumed_once)?;
+    st.put(c":notify_program", &extras.notify_program)?;
+    st.put(c":notify_parameters", &extras.notify_parameters)?;
+    st.put(c":proxy_usage", job.proxy_usage)?;
+    st.put(c":proxy_list", &extras.proxy_list)?;
+    st.put(c":proxy_bypass", &extras.proxy_bypass)?;
+    st.put(c":max_bandwidth", extras.max_bandwidth as i64)?;
+    st.put(c":transfer_policy", extras.transfer_policy)?;
+    st.put(c":reply_file_name", &extras.reply_file_name)?;
+    st.put(
         c":custom_headers_write_only",
         extras.custom_headers_write_only,
     )?;
-    st.bind(c":trusted_roots", &extras.trusted_roots)?;
-    st.bind(c":client_certificate", &extras.client_certificate)?;
-    st.bind(c":client_key", &extras.client_key)?;
-    st.bind(c":crl_file", &extras.crl_file)?;
-    st.bind(
+    st.put(c":trusted_roots", &extras.trusted_roots)?;
+    st.put(c":client_certificate", &extras.client_certificate)?;
+    st.put(c":client_key", &extras.client_key)?;
+    st.put(c":crl_file", &extras.crl_file)?;
+    st.put(
         c":certificate_callback_required",
         extras.certificate_callback_required,
     )?;
     if !insert {
-        st.bind(c":seq", job.seq as i64)?;
+        st.put(c":seq", job.seq as i64)?;
     }
     Ok(())
 }
@@ -747,26 +810,20 @@ fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
 }
 
 /// Binds `:job_seq` and every file column (`FILE_COLUMNS`), in that order.
-fn bind_file(
-    st: &mut rusqlite::Statement<'_>,
-    job_seq: u64,
-    idx: usize,
-    f: &FileRecord,
-) -> rusqlite::Result<()> {
-    let st = &mut Binder { st, next: 1 };
-    st.bind(c":job_seq", job_seq as i64)?;
-    st.bind(c":idx", idx as u32)?;
-    st.bind(c":remote_url", &f.remote_url)?;
-    st.bind(c":local_path", &f.local_path)?;
-    st.bind(c":temp_path", &f.temp_path)?;
-    st.bind(c":bytes_total", f.bytes_total.map(|v| v as i64))?;
-    st.bind(c":bytes_checkpointed", f.bytes_checkpointed as i64)?;
-    st.bind(c":completed", f.completed)?;
-    st.bind(c":etag", &f.etag)?;
-    st.bind(c":last_modified", &f.last_modified)?;
-    st.bind(c":committed", f.committed)?;
-    st.bind(c":ranges", f.ranges.as_deref().map(encode_ranges))?;
-    st.bind(c":upload_session", &f.upload_session)?;
+fn bind_file(st: &mut dyn Bind, job_seq: u64, idx: usize, f: &FileRecord) -> rusqlite::Result<()> {
+    st.put(c":job_seq", job_seq as i64)?;
+    st.put(c":idx", idx as u32)?;
+    st.put(c":remote_url", &f.remote_url)?;
+    st.put(c":local_path", &f.local_path)?;
+    st.put(c":temp_path", &f.temp_path)?;
+    st.put(c":bytes_total", f.bytes_total.map(|v| v as i64))?;
+    st.put(c":bytes_checkpointed", f.bytes_checkpointed as i64)?;
+    st.put(c":completed", f.completed)?;
+    st.put(c":etag", &f.etag)?;
+    st.put(c":last_modified", &f.last_modified)?;
+    st.put(c":committed", f.committed)?;
+    st.put(c":ranges", f.ranges.as_deref().map(encode_ranges))?;
+    st.put(c":upload_session", &f.upload_session)?;
     bind_reply(st, f)
 }
 
@@ -790,34 +847,205 @@ fn reply_columns(f: &FileRecord) -> (Option<&str>, Option<i64>, i64) {
     )
 }
 
-fn bind_reply(st: &mut Binder<'_, '_>, f: &FileRecord) -> rusqlite::Result<()> {
+fn bind_reply(st: &mut dyn Bind, f: &FileRecord) -> rusqlite::Result<()> {
     let (url, total, received) = reply_columns(f);
-    st.bind(c":reply_url", url)?;
-    st.bind(c":reply_total", total)?;
-    st.bind(c":reply_received", received)
+    st.put(c":reply_url", url)?;
+    st.put(c":reply_total", total)?;
+    st.put(c":reply_received", received)
+}
+
+/// The SQL of a statement a write runs (at once, or from the log).
+fn stmt_sql(stmt: Stmt) -> &'static str {
+    match stmt {
+        Stmt::InsertJob => &sql().insert_job,
+        Stmt::UpdateJob => &sql().update_job,
+        Stmt::InsertFile => &sql().insert_file,
+        Stmt::UpdateFileNames => {
+            "UPDATE files SET remote_url = :remote_url, local_path = :local_path,
+                temp_path = :temp_path, committed = :committed,
+                upload_session = :upload_session, reply_url = :reply_url,
+                reply_total = :reply_total, reply_received = :reply_received
+             WHERE job_seq = :job_seq AND idx = :idx"
+        }
+        Stmt::DeleteJob => "DELETE FROM jobs WHERE seq = :seq",
+        Stmt::PutSetting => {
+            "INSERT INTO settings (key, value) VALUES (:key, :value)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        }
+        Stmt::DeleteSetting => "DELETE FROM settings WHERE key = :key",
+    }
+}
+
+/// Where a write's statements go: run at once (`Run`), or into a log record (`Encoder`).
+trait Steps {
+    fn step(
+        &mut self,
+        stmt: Stmt,
+        values: &dyn Fn(&mut dyn Bind) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()>;
+}
+
+struct Run<'c>(&'c Connection);
+
+impl Steps for Run<'_> {
+    fn step(
+        &mut self,
+        stmt: Stmt,
+        values: &dyn Fn(&mut dyn Bind) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut st = self.0.prepare_cached(stmt_sql(stmt))?;
+        values(&mut Binder {
+            st: &mut st,
+            next: 1,
+        })?;
+        st.raw_execute().map(|_| ())
+    }
+}
+
+impl Steps for Encoder<'_> {
+    fn step(
+        &mut self,
+        stmt: Stmt,
+        values: &dyn Fn(&mut dyn Bind) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        self.begin(stmt);
+        values(self)
+    }
+}
+
+/// Runs log records in the open transaction, then records the last one's number as folded.
+/// `careful`: each record in a savepoint, and one the database refuses is skipped (its call was
+/// accepted, so only a bug can make one; the others must not be lost with it).
+fn run_records<'r>(
+    conn: &Connection,
+    records: impl Iterator<Item = &'r oplog::Record<'r>>,
+    careful: bool,
+) -> rusqlite::Result<()> {
+    let mut last = None;
+    for rec in records {
+        if careful {
+            conn.prepare_cached("SAVEPOINT record")?.execute([])?;
+            if run_record(conn, rec).is_err() {
+                conn.prepare_cached("ROLLBACK TO record")?.execute([])?;
+            }
+            conn.prepare_cached("RELEASE record")?.execute([])?;
+        } else {
+            run_record(conn, rec)?;
+        }
+        last = Some(rec.seq);
+    }
+    if let Some(seq) = last {
+        conn.prepare_cached("UPDATE oplog SET folded = :seq")?
+            .execute(rusqlite::named_params! {":seq": seq as i64})?;
+    }
+    Ok(())
+}
+
+fn run_record(conn: &Connection, rec: &oplog::Record<'_>) -> rusqlite::Result<()> {
+    for step in &rec.steps {
+        let mut st = conn.prepare_cached(stmt_sql(step.stmt))?;
+        if st.parameter_count() != step.values.len() {
+            return Err(rusqlite::Error::InvalidParameterCount(
+                step.values.len(),
+                st.parameter_count(),
+            ));
+        }
+        for (i, v) in step.values.iter().enumerate() {
+            st.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(*v))?;
+        }
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// The number of the last log record the tables hold.
+fn folded_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT folded FROM oplog", [], |r| r.get::<_, i64>(0))
+        .map(|v| v as u64)
 }
 
 impl SqliteStore {
-    /// Runs `f` in one transaction; any error rolls it back.
+    /// Runs `f` in one transaction, after the log's waiting records (so what the tables hold is
+    /// always a prefix of the calls, in order); any error rolls it all back and the records wait
+    /// for the next try.
     ///
     /// BEGIN and COMMIT are cached statements: rusqlite's `Transaction` parses both anew each
     /// time, which was a tenth of the cost of creating a job.
     fn transaction(
         &self,
         what: &str,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+        f: &dyn Fn(&Connection) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
         let conn = self.conn.lock();
-        let run = || -> rusqlite::Result<()> {
+        // A log past its size is emptied by this fold: appends wait for it and one sync.
+        let mut held = None;
+        let taken = match &self.log {
+            Some(log) => {
+                let mut inner = log.inner.lock();
+                let taken = std::mem::take(&mut inner.waiting);
+                if inner.len >= oplog::TRUNCATE_AT {
+                    held = Some(inner);
+                }
+                taken
+            }
+            None => Vec::new(),
+        };
+        let (records, _) = oplog::records(&taken);
+        let run = |careful: bool| -> rusqlite::Result<()> {
             conn.prepare_cached("BEGIN")?.execute([])?;
+            run_records(&conn, records.iter(), careful)?;
             f(&conn)?;
             conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
         };
-        run().map_err(|e| {
+        let rollback = || {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            db_error(what, e)
+        };
+        let mut result = run(false);
+        if result.is_err() && !records.is_empty() {
+            rollback();
+            result = run(true);
+        }
+        match result {
+            Ok(()) => {
+                if let Some(mut inner) = held {
+                    // Best effort: a log that stays is only longer (its records are folded).
+                    if self.sync_tables().is_ok() {
+                        let _ = inner.truncate();
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                rollback();
+                drop(records);
+                if let Some(log) = &self.log {
+                    match held {
+                        Some(mut inner) => inner.put_back(taken),
+                        None => log.inner.lock().put_back(taken),
+                    }
+                }
+                Err(db_error(what, e))
+            }
+        }
+    }
+
+    /// A write: appended to the log (a writer), or run in a transaction of its own (read-only).
+    fn write(
+        &self,
+        what: &str,
+        steps: &dyn Fn(&mut dyn Steps) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let Some(log) = &self.log else {
+            return self.transaction(what, &|tx| steps(&mut Run(tx)));
+        };
+        log.append(|enc| steps(enc)).map_err(|e| match e {
+            AppendError::Encode(e) => db_error(what, e),
+            AppendError::Io(e) => (
+                hr::from_io(&e),
+                format!("state database: {what}: operation log: {e}"),
+            ),
         })
     }
 
@@ -827,7 +1055,8 @@ impl SqliteStore {
     /// (a record made by hand) or taken. Finding the id is a scan: fine for a tool, which is why
     /// the manager never needs it.
     pub fn save(&self, job: &JobRecord) -> Result<(), StoreError> {
-        self.transaction("save", |tx| {
+        self.transaction("save", &|tx| {
+            let w = &mut Run(tx);
             let id = job.id.as_bytes().as_slice();
             let stored: Option<i64> = tx
                 .query_row("SELECT seq FROM jobs WHERE id = ?1", [id], |r| r.get(0))
@@ -835,9 +1064,9 @@ impl SqliteStore {
             let mut rec = job.clone();
             if let Some(seq) = stored {
                 rec.seq = seq as u64;
-                update_job(tx, &rec)?;
+                update_job(w, &rec)?;
                 tx.execute("DELETE FROM files WHERE job_seq = ?1", [seq])?;
-                return insert_files(tx, &rec, 0);
+                return insert_files(w, &rec, 0);
             }
             let taken = rec.seq == 0
                 || tx
@@ -853,39 +1082,47 @@ impl SqliteStore {
                     tx.query_row("SELECT coalesce(max(seq), 0) FROM jobs", [], |r| r.get(0))?;
                 rec.seq = last as u64 + 1;
             }
-            insert_job(tx, &rec)
+            insert_job(w, &rec)
         })
     }
 }
 
-fn insert_job(tx: &Connection, job: &JobRecord) -> rusqlite::Result<()> {
-    let mut st = tx.prepare_cached(&sql().insert_job)?;
-    bind_job(&mut st, job, true)?;
-    st.raw_execute()?;
-    insert_files(tx, job, 0)
+fn insert_job(w: &mut dyn Steps, job: &JobRecord) -> rusqlite::Result<()> {
+    w.step(Stmt::InsertJob, &|b| bind_job(b, job, true))?;
+    insert_files(w, job, 0)
 }
 
-fn insert_files(tx: &Connection, job: &JobRecord, from: usize) -> rusqlite::Result<()> {
-    let Some(files) = job.files.get(from..).filter(|f| !f.is_empty()) else {
-        return Ok(());
-    };
-    let mut st = tx.prepare_cached(&sql().insert_file)?;
-    for (i, f) in files.iter().enumerate() {
-        bind_file(&mut st, job.seq, from + i, f)?;
-        st.raw_execute()?;
+fn insert_files(w: &mut dyn Steps, job: &JobRecord, from: usize) -> rusqlite::Result<()> {
+    for (i, f) in job.files.iter().enumerate().skip(from) {
+        w.step(Stmt::InsertFile, &|b| bind_file(b, job.seq, i, f))?;
     }
     Ok(())
 }
 
-/// Returns the number of rows written (0: no such job).
-fn update_job(tx: &Connection, job: &JobRecord) -> rusqlite::Result<usize> {
-    let mut st = tx.prepare_cached(&sql().update_job)?;
-    bind_job(&mut st, job, false)?;
-    st.raw_execute()
+fn update_job(w: &mut dyn Steps, job: &JobRecord) -> rusqlite::Result<()> {
+    w.step(Stmt::UpdateJob, &|b| bind_job(b, job, false))
+}
+
+/// The values of `Stmt::UpdateFileNames`, in its parameters' order.
+fn bind_file_names(
+    b: &mut dyn Bind,
+    job_seq: u64,
+    idx: usize,
+    f: &FileRecord,
+) -> rusqlite::Result<()> {
+    b.put(c":remote_url", &f.remote_url)?;
+    b.put(c":local_path", &f.local_path)?;
+    b.put(c":temp_path", &f.temp_path)?;
+    b.put(c":committed", f.committed)?;
+    b.put(c":upload_session", &f.upload_session)?;
+    bind_reply(b, f)?;
+    b.put(c":job_seq", job_seq as i64)?;
+    b.put(c":idx", idx as u32)
 }
 
 impl Store for SqliteStore {
     fn load_all(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.fold()?;
         let conn = self.conn.lock();
         // Sized up front: growing a vector of 100,000 records by doubling copies it 17 times.
         let count: i64 = conn
@@ -941,60 +1178,44 @@ impl Store for SqliteStore {
     }
 
     fn insert(&self, job: &JobRecord) -> Result<(), StoreError> {
-        self.transaction("add job", |tx| insert_job(tx, job))
+        self.write("add job", &|w| insert_job(w, job))
     }
 
     fn update_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        self.transaction("save job", |tx| update_job(tx, job).map(|_| ()))
+        self.write("save job", &|w| update_job(w, job))
     }
 
     fn append_files(&self, job: &JobRecord, from: usize) -> Result<(), StoreError> {
-        self.transaction("add files", |tx| {
-            update_job(tx, job)?;
-            insert_files(tx, job, from)
+        self.write("add files", &|w| {
+            update_job(w, job)?;
+            insert_files(w, job, from)
         })
     }
 
     fn update_files(&self, job: &JobRecord, files: &[usize]) -> Result<(), StoreError> {
-        self.transaction("save files", |tx| {
-            update_job(tx, job)?;
-            let mut st = tx.prepare_cached(
-                "UPDATE files SET remote_url = :remote_url, local_path = :local_path,
-                    temp_path = :temp_path, committed = :committed,
-                    upload_session = :upload_session, reply_url = :reply_url,
-                    reply_total = :reply_total, reply_received = :reply_received
-                 WHERE job_seq = :job_seq AND idx = :idx",
-            )?;
+        self.write("save files", &|w| {
+            update_job(w, job)?;
             for &i in files {
                 let Some(f) = job.files.get(i) else { continue };
-                st.raw_bind_parameter(c":job_seq", job.seq as i64)?;
-                st.raw_bind_parameter(c":idx", i as u32)?;
-                st.raw_bind_parameter(c":remote_url", &f.remote_url)?;
-                st.raw_bind_parameter(c":local_path", &f.local_path)?;
-                st.raw_bind_parameter(c":temp_path", &f.temp_path)?;
-                st.raw_bind_parameter(c":committed", f.committed)?;
-                st.raw_bind_parameter(c":upload_session", &f.upload_session)?;
-                let (url, total, received) = reply_columns(f);
-                st.raw_bind_parameter(c":reply_url", url)?;
-                st.raw_bind_parameter(c":reply_total", total)?;
-                st.raw_bind_parameter(c":reply_received", received)?;
-                st.raw_execute()?;
+                w.step(Stmt::UpdateFileNames, &|b| {
+                    bind_file_names(b, job.seq, i, f)
+                })?;
             }
             Ok(())
         })
     }
 
     fn remove(&self, jobs: &[u64]) -> Result<(), StoreError> {
-        self.transaction("remove job", |tx| {
-            let mut st = tx.prepare_cached("DELETE FROM jobs WHERE seq = ?1")?;
+        self.write("remove job", &|w| {
             for &seq in jobs {
-                st.execute([seq as i64])?;
+                w.step(Stmt::DeleteJob, &|b| b.put(c":seq", seq as i64))?;
             }
             Ok(())
         })
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.fold()?;
         self.conn
             .lock()
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
@@ -1005,21 +1226,31 @@ impl Store for SqliteStore {
     }
 
     fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.transaction("save a setting", |tx| {
-            match value {
-                Some(v) => tx.execute(
-                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [key, v],
-                )?,
-                None => tx.execute("DELETE FROM settings WHERE key = ?1", [key])?,
-            };
-            Ok(())
+        self.write("save a setting", &|w| match value {
+            Some(v) => w.step(Stmt::PutSetting, &|b| {
+                b.put(c":key", key)?;
+                b.put(c":value", v)
+            }),
+            None => w.step(Stmt::DeleteSetting, &|b| b.put(c":key", key)),
         })
     }
 
+    fn fold(&self) -> Result<(), StoreError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        if log.inner.lock().waiting.is_empty() {
+            return Ok(());
+        }
+        self.transaction("fold the operation log", &|_| Ok(()))
+    }
+
+    fn on_unfolded(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        if let Some(log) = &self.log {
+            log.set_waker(wake);
+        }
+    }
+
     fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError> {
-        self.transaction("checkpoint", |tx| {
+        self.transaction("checkpoint", &|tx| {
             let mut file = tx.prepare_cached(
                 "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
                     last_modified = :last_modified, completed = :completed,
@@ -1062,11 +1293,33 @@ impl Store for SqliteStore {
             }
             let mut row = tx.prepare_cached(&sql().update_job_unless_newer)?;
             for j in jobs {
-                bind_job(&mut row, j, false)?;
+                bind_job(
+                    &mut Binder {
+                        st: &mut row,
+                        next: 1,
+                    },
+                    j,
+                    false,
+                )?;
                 row.raw_execute()?;
             }
             Ok(())
         })
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Folds and empties the log, so the next open has nothing to run (best effort: whatever
+    /// stays is run then).
+    fn drop(&mut self) {
+        if self.log.is_none() || self.fold().is_err() {
+            return;
+        }
+        let Some(log) = &self.log else { return };
+        let mut inner = log.inner.lock();
+        if inner.len > 0 && inner.waiting.is_empty() && self.sync_tables().is_ok() {
+            let _ = inner.truncate();
+        }
     }
 }
 
@@ -1081,6 +1334,7 @@ impl SqliteStore {
 
     /// Whether a job is stored (for tests).
     pub fn contains(&self, id: &JobId) -> Result<bool, StoreError> {
+        self.fold()?;
         self.conn
             .lock()
             .query_row(
@@ -1305,20 +1559,23 @@ mod tests {
                 .push(FileRecord::new(format!("http://h/{i}"), format!("/d/{i}")));
         }
         store.append_files(&j, 0).unwrap();
+        store.fold().unwrap();
+        // Rows changed by a write, once folded; a fold also moves the log's position (one row).
         let changes = |f: &dyn Fn()| {
             let conn = store.conn.lock();
             let before = conn.total_changes();
             drop(conn);
             f();
+            store.fold().unwrap();
             store.conn.lock().total_changes() - before
         };
         j.files
             .push(FileRecord::new("http://h/last".into(), "/d/last".into()));
-        assert_eq!(changes(&|| store.append_files(&j, 2000).unwrap()), 2);
+        assert_eq!(changes(&|| store.append_files(&j, 2000).unwrap()), 2 + 1);
         j.state = JobState::Queued;
-        assert_eq!(changes(&|| store.update_job(&j).unwrap()), 1);
+        assert_eq!(changes(&|| store.update_job(&j).unwrap()), 1 + 1);
         j.files[7].temp_path = Some("/d/BIT7.tmp".into());
-        assert_eq!(changes(&|| store.update_files(&j, &[7]).unwrap()), 2);
+        assert_eq!(changes(&|| store.update_files(&j, &[7]).unwrap()), 2 + 1);
         let p = Checkpoint {
             job: j.id,
             seq: j.seq,
@@ -1511,6 +1768,7 @@ mod tests {
         // The files still belong to the jobs table (migration 9 rebuilt both): removing the
         // job removes them.
         store.remove(&[jobs[0].seq]).unwrap();
+        store.fold().unwrap();
         let files: i64 = store
             .conn
             .lock()
@@ -1539,6 +1797,141 @@ mod tests {
         assert_eq!(err.0, hr::E_DATABASE_CORRUPT);
         assert!(err.1.contains("another program"), "{}", err.1);
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    fn job(seq: u64, name: &str) -> JobRecord {
+        let mut j = JobRecord::new(JobId::new_v4(), JobType::Download, name.into(), 1);
+        j.seq = seq;
+        j
+    }
+
+    fn names(store: &SqliteStore) -> Vec<String> {
+        let mut jobs = store.load_all().unwrap();
+        jobs.sort_by_key(|j| j.seq);
+        jobs.iter().map(|j| j.display_name.to_string()).collect()
+    }
+
+    /// A process killed after its calls returned: the store is never dropped (no fold, no
+    /// emptying of the log), and the tables do not hold the calls.
+    fn killed(store: SqliteStore) {
+        std::mem::forget(store);
+    }
+
+    /// Calls that returned are in the log before they are in the tables, and a crash keeps
+    /// them: the next open runs them, in order, and empties the log.
+    #[test]
+    fn a_crash_keeps_every_call_the_log_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut a = job(1, "a");
+        store.insert(&a).unwrap();
+        a.files
+            .push(FileRecord::new("http://h/a".into(), "/d/a".into()));
+        store.append_files(&a, 0).unwrap();
+        a.description = "second write".into();
+        store.update_job(&a).unwrap();
+        store.insert(&job(2, "b")).unwrap();
+        store.remove(&[2]).unwrap();
+        store.set_setting("k", Some("v")).unwrap();
+        let raw = |store: &SqliteStore| -> i64 {
+            store
+                .conn
+                .lock()
+                .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(raw(&store), 0, "nothing folded yet");
+        assert!(std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len() > 0);
+        killed(store);
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(raw(&store), 1);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
+            0
+        );
+        let jobs = store.load_all().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(&*jobs[0].description, "second write");
+        assert_eq!(jobs[0].files.len(), 1);
+        assert_eq!(store.setting("k").unwrap().as_deref(), Some("v"));
+        // Numbering goes on after what the log held: a new call after a restart is not taken
+        // for one already run.
+        store.insert(&job(3, "c")).unwrap();
+        killed(store);
+        assert_eq!(names(&SqliteStore::open(dir.path()).unwrap()), ["a", "c"]);
+    }
+
+    /// Records already folded are never run twice, even when the log still holds them (a crash
+    /// after a fold, before the log was emptied): an insert run again would fail, an update run
+    /// again would undo a later write.
+    #[test]
+    fn folded_records_are_not_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut a = job(1, "a");
+        store.insert(&a).unwrap();
+        a.description = "old".into();
+        store.update_job(&a).unwrap();
+        store.fold().unwrap();
+        // Written straight to the tables after the fold: what a checkpoint batch does.
+        store
+            .conn
+            .lock()
+            .execute("UPDATE jobs SET description = 'newer'", [])
+            .unwrap();
+        // And a call after it, which the next open must run.
+        store.insert(&job(2, "b")).unwrap();
+        killed(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(names(&store), ["a", "b"]);
+        assert_eq!(&*store.load_all().unwrap()[0].description, "newer");
+    }
+
+    /// A record cut short (a kill inside a large write, which returned nothing to its caller)
+    /// or damaged ends the log: what came before it is run, nothing after it.
+    #[test]
+    fn a_torn_or_damaged_record_ends_the_log() {
+        for damage in ["cut", "flip"] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.insert(&job(1, "a")).unwrap();
+            let log = dir.path().join(LOG_FILE);
+            let first = std::fs::metadata(&log).unwrap().len();
+            store.insert(&job(2, "b")).unwrap();
+            let second = std::fs::metadata(&log).unwrap().len();
+            store.insert(&job(3, "c")).unwrap();
+            killed(store);
+            let mut bytes = std::fs::read(&log).unwrap();
+            match damage {
+                "cut" => bytes.truncate(second as usize - 5),
+                _ => bytes[first as usize + 20] ^= 0x40,
+            }
+            std::fs::write(&log, &bytes).unwrap();
+            assert_eq!(
+                names(&SqliteStore::open(dir.path()).unwrap()),
+                ["a"],
+                "{damage}"
+            );
+        }
+    }
+
+    /// A closed store leaves nothing in its log, and every call in its tables.
+    #[test]
+    fn closing_folds_and_empties_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.insert(&job(1, "a")).unwrap();
+        drop(store);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len(),
+            0
+        );
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

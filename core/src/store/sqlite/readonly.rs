@@ -38,6 +38,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            log: None,
         })
     }
 
