@@ -153,3 +153,52 @@ fn equal_priorities_take_turns_in_time_slices() {
         );
     }
 }
+
+/// Jobs waiting for a slot are parked in their turn order and a pass looks only at the first
+/// few: a parked job whose priority is raised, or that is suspended and resumed, or cancelled,
+/// must still be seen at once. One slot; job 0 transfers slowly while 20 small jobs wait.
+#[test]
+fn a_waiting_job_changed_behind_many_others_is_seen_at_once() {
+    let server = TestServer::start();
+    server.add("/slow", pattern(300_000, 1));
+    server.add("/small", pattern(1_000, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path(), 1, 30_000);
+    let job = |name: &str, url: &str| {
+        let j = m.create_job(name, JobType::Download).unwrap();
+        j.add_file(url, dir.path().join(name).to_str().unwrap())
+            .unwrap();
+        j.resume().unwrap();
+        j
+    };
+    let first = job("first", &server.url("/slow?rate=300000"));
+    wait_until("the first job transfers", || {
+        first.progress().unwrap().bytes_transferred > 0
+    });
+    let waiting: Vec<_> = (1..=20)
+        .map(|i| job(&format!("w{i}"), &server.url("/small")))
+        .collect();
+    // Passes come (each resume wakes one) and park the 20 behind the first job.
+    wait_until("the first job moves on", || {
+        first.progress().unwrap().bytes_transferred > 60_000
+    });
+    assert!(waiting.iter().all(|j| j.state().unwrap() == JobState::Queued));
+    // The last in line is cancelled, the one before it suspended and resumed, and the one
+    // before that overtakes everyone.
+    assert_eq!(waiting[19].cancel().unwrap(), hr::S_OK);
+    waiting[18].suspend().unwrap();
+    waiting[18].resume().unwrap();
+    waiting[17].set_priority(Priority::High).unwrap();
+    assert_eq!(waiting[17].wait(WAIT).unwrap(), JobState::Transferred);
+    let done = waiting[..17]
+        .iter()
+        .filter(|j| j.state().unwrap() == JobState::Transferred)
+        .count();
+    assert_eq!(done, 0, "HIGH went first, while the others waited");
+    assert_eq!(first.wait(WAIT).unwrap(), JobState::Transferred);
+    for j in &waiting[..19] {
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+        assert_eq!(j.complete().unwrap(), hr::S_OK);
+    }
+    assert_eq!(first.complete().unwrap(), hr::S_OK);
+}

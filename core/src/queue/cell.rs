@@ -48,6 +48,11 @@ pub(crate) struct JobSlot {
     /// so complete gives them the server's time stamp by name; files finished by this process got
     /// it on their open file (`FileTransfer::finish`).
     pub(crate) finished_before_open: bool,
+    /// The job waits for a transfer slot in `Shared::waiting` (under `waiting_key`), not in
+    /// `Shared::scheduled`: passes look at it only when its turn may have come. Cleared by any
+    /// `publish` (which puts a job still in a scheduler state back in `scheduled`), so an entry in
+    /// `waiting` whose job is not parked is stale.
+    pub(crate) parked: bool,
     /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
     /// the application sets them again after a reopen.
     pub(crate) credentials: Credentials,
@@ -112,6 +117,7 @@ impl JobCell {
         JobCell {
             slot: Mutex::new(JobSlot {
                 finished_before_open: rec.files.iter().any(|f| f.completed),
+                parked: false,
                 rec,
                 runner: None,
                 settling: false,
@@ -213,8 +219,9 @@ pub(crate) fn publish<R>(
         undo.restore(&mut slot.rec);
         return Err(e.into());
     }
+    let was_parked = std::mem::take(&mut slot.parked);
     let (old, rec) = (&undo.head, &slot.rec);
-    if super::needs_scheduler(rec.state) && !super::needs_scheduler(old.state) {
+    if super::needs_scheduler(rec.state) && (was_parked || !super::needs_scheduler(old.state)) {
         shared.scheduled.lock().insert(rec.id, cell.clone());
     }
     let interval = rec.min_notification_interval_ms;

@@ -36,7 +36,8 @@ use tokio::sync::Notify;
 /// | Field | Written by | Read by |
 /// |---|---|---|
 /// | `jobs` | `Manager::open` (filled), `Manager::create_job` (insert), `settle` retire (remove) | scheduler pass, `Manager` get/enum/limits/close, `cmdline` retries |
-/// | `scheduled` | `Shared::new` (filled), `publish` (insert, when a job enters a state the scheduler works on), scheduler pass (remove, when it leaves them) | scheduler pass |
+/// | `scheduled` | `Shared::new` (filled), `publish` (insert, when a job enters a state the scheduler works on, or a parked job changes), scheduler pass (remove, when it leaves them or parks) | scheduler pass |
+/// | `waiting` | scheduler pass (park, take) | scheduler pass |
 /// | `idle_due_ms` | scheduler full pass (store), `create_job` and the pass's removals (fetch_min) | scheduler pass |
 /// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
 /// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
@@ -60,8 +61,8 @@ use tokio::sync::Notify;
 ///
 /// Lock order (a lock may be taken while holding only locks to its left):
 /// `JobCell::settle` → `Shared::jobs` → `JobCell::slot` → one leaf at a time: `JobCell::notify`,
-/// `Shared::scheduled`, `Shared::schedule`, the checkpoint queue, the event queue's lock, the
-/// dispatcher's sender, the store's connection.
+/// `Shared::scheduled`, `Shared::waiting`, `Shared::schedule`, the checkpoint queue, the event
+/// queue's lock, the dispatcher's sender, the store's connection (then its log), the store's log.
 /// `Checkpoints::writing` is taken with no other lock held, then the checkpoint queue, the retire
 /// list, and the store's connection, one at a time.
 /// `Clients`' proxy map, `CloseSignal` and the manager's runtime slot are taken with no other lock
@@ -83,6 +84,10 @@ pub(crate) struct Shared {
     /// waiting to retry. A pass visits only these, so its cost follows the jobs in motion, not
     /// the queue; the others matter to it only for the inactivity timeout (`idle_due_ms`).
     pub(crate) scheduled: Mutex<HashMap<JobId, Arc<JobCell>>>,
+    /// Queued jobs waiting for a transfer slot, parked here by a pass in the order they would
+    /// get one (`Waiting`), so a pass takes the first few instead of visiting thousands (see
+    /// `JobSlot::parked`, which says whether an entry is current).
+    pub(crate) waiting: Mutex<std::collections::BTreeMap<Waiting, Arc<JobCell>>>,
     /// The earliest inactivity deadline of any job not in `scheduled` (ms since the epoch), as
     /// far as the scheduler knows: when it passes, a pass visits every job.
     pub(crate) idle_due_ms: AtomicU64,
@@ -154,6 +159,7 @@ impl Shared {
         Shared {
             jobs: Mutex::new(jobs),
             scheduled: Mutex::new(scheduled),
+            waiting: Mutex::new(std::collections::BTreeMap::new()),
             // The first pass visits every job and learns the earliest deadline.
             idle_due_ms: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -225,6 +231,10 @@ pub(crate) struct CancelSession {
 pub(crate) fn needs_scheduler(state: JobState) -> bool {
     state.is_active() || state == JobState::TransientError
 }
+
+/// A parked job's place among those waiting for a slot: its priority, then the round-robin
+/// order of `scheduler::plan` (when it last had a slot, then its creation order).
+pub(crate) type Waiting = (crate::state::Priority, u64, u64);
 
 /// BITS_E_INVALID_STATE once the manager is closed.
 pub(crate) fn check_open(shared: &Shared) -> Result<()> {

@@ -20,7 +20,7 @@ use crate::policy::priority_index;
 use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
 use crate::settle;
 use crate::state::ErrorContext;
-use crate::state::{engine, JobState};
+use crate::state::{engine, JobState, Priority};
 use crate::transfer::{self, http::Clients};
 use plan::{plan, Candidate};
 use std::sync::atomic::Ordering;
@@ -31,11 +31,12 @@ use tokio::sync::watch;
 pub(crate) async fn run(shared: Arc<Shared>) {
     // The connection pools serve every transfer task this scheduler starts, and go with it.
     let clients = Arc::new(Clients::new(shared.limits.hosts.connections()));
+    let mut gates_seen = None;
     loop {
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
-        let next_due_ms = pass(&shared, &clients);
+        let next_due_ms = pass(&shared, &clients, &mut gates_seen);
         for c in std::mem::take(&mut *shared.cancel_sessions.lock()) {
             tokio::spawn(transfer::cancel_session(shared.clone(), clients.clone(), c));
         }
@@ -60,26 +61,42 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// What the gates of a pass were: the network is up, its cost, and the priorities the
+/// bandwidth schedule blocks. A parked job passed them; when they change, it must be looked at
+/// again.
+type Gates = (bool, u32, [bool; 3]);
+
 /// One scheduling pass. Returns when the next time-based decision is due.
-fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
+fn pass(
+    shared: &Arc<Shared>,
+    clients: &Arc<Clients>,
+    gates_seen: &mut Option<Gates>,
+) -> Option<u64> {
     let now = now_ms();
     let mut next_due: Option<u64> = None;
     let mut due = |t: u64| next_due = Some(next_due.map_or(t, |n| n.min(t)));
-    // Every job only when an inactivity deadline may have come (the earliest one is learnt
-    // again on the way); else only the jobs in motion.
-    let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now;
     let cost = shared.cost_now();
     let blocked = apply_schedule(shared, now, &mut due);
     let online = shared.network_up.load(Ordering::SeqCst);
+    // Every job when an inactivity deadline may have come (the earliest one is learnt again on
+    // the way) or a gate changed; else the jobs in motion and the parked ones whose turn may
+    // come.
+    let gates = (online, cost, blocked);
+    let full = shared.idle_due_ms.load(Ordering::SeqCst) <= now || *gates_seen != Some(gates);
+    *gates_seen = Some(gates);
     // The network came back: every job waiting in TRANSIENT_ERROR retries now (as in BITS), not
     // when its retry delay ends.
     let reconnects = shared.reconnects.load(Ordering::SeqCst);
     let reconnected = shared.reconnects_seen.swap(reconnects, Ordering::SeqCst) != reconnects;
     let cells: Vec<Arc<JobCell>> = if full {
         shared.idle_due_ms.store(u64::MAX, Ordering::SeqCst);
+        // Each parked job is among all jobs, and is unparked when visited.
+        shared.waiting.lock().clear();
         shared.jobs.lock().values().cloned().collect()
     } else {
-        shared.scheduled.lock().values().cloned().collect()
+        let mut cells: Vec<Arc<JobCell>> = shared.scheduled.lock().values().cloned().collect();
+        take_turns(shared, &mut cells);
+        cells
     };
     // A job that no longer needs the scheduler leaves its set, and its inactivity deadline
     // joins the earliest one (under its slot lock, so it cannot miss a concurrent resume).
@@ -94,8 +111,13 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     // and pass (a pass over a queue of thousands is mostly this loop).
     let mut by_key: Vec<usize> = Vec::new();
     let inactive_after = shared.config.inactivity_timeout.as_millis() as u64;
+    // The candidates a pass may park if they do not start (indexes into `by_key`).
+    let mut parkable: Vec<usize> = Vec::new();
     for (at, cell) in cells.iter().enumerate() {
         let mut slot = cell.slot.lock();
+        if slot.parked {
+            unpark(shared, cell, &mut slot);
+        }
         if slot.rec.state.is_final() {
             leave(&slot, None);
             continue;
@@ -193,6 +215,9 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         }
         // An active job without a task (queued, or its task ended while it stayed active) waits.
         if waiting {
+            if slot.rec.state == JobState::Queued && gate.is_none() {
+                parkable.push(by_key.len());
+            }
             candidates.push(Candidate {
                 key: by_key.len(),
                 priority: slot.rec.priority,
@@ -209,6 +234,13 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
     );
     for key in plan.preempt {
         preempt(shared, &cells[by_key[key]]);
+    }
+    let mut starting = vec![false; by_key.len()];
+    for &key in &plan.start {
+        starting[key] = true;
+    }
+    for key in parkable.into_iter().filter(|&k| !starting[k]) {
+        park(shared, &cells[by_key[key]], inactive_after);
     }
     for key in plan.start {
         let cell = &cells[by_key[key]];
@@ -229,6 +261,63 @@ fn pass(shared: &Arc<Shared>, clients: &Arc<Clients>) -> Option<u64> {
         idle => due(idle),
     }
     next_due
+}
+
+/// Takes from `Shared::waiting` the parked jobs whose turn may come in this pass, into `cells`:
+/// every FOREGROUND one (they all run at once) and, of the first background priority, twice
+/// the slots and one more (enough to fill every slot, and to tell whether more of them wait than
+/// there are slots, when they take turns). A job of a lower priority cannot get a slot while
+/// one of these waits. Stale entries (`JobSlot::parked` cleared) are dropped on the way.
+fn take_turns(shared: &Shared, cells: &mut Vec<Arc<JobCell>>) {
+    let want = shared.config.max_concurrent_jobs.saturating_mul(2) + 1;
+    let mut top = None;
+    let mut taken = 0;
+    loop {
+        // One entry at a time: the waiting list's lock is not held across a slot lock (the
+        // lock order is slot, then list).
+        let Some((key, cell)) = shared.waiting.lock().pop_first() else {
+            return;
+        };
+        let mut slot = cell.slot.lock();
+        if !slot.parked {
+            continue;
+        }
+        let priority = key.0;
+        if priority != Priority::Foreground {
+            if top.is_some_and(|t| t != priority) || taken >= want {
+                drop(slot);
+                shared.waiting.lock().insert(key, cell);
+                return;
+            }
+            top = Some(priority);
+            taken += 1;
+        }
+        unpark(shared, &cell, &mut slot);
+        drop(slot);
+        cells.push(cell);
+    }
+}
+
+/// The job goes back among those every pass visits.
+fn unpark(shared: &Shared, cell: &Arc<JobCell>, slot: &mut JobSlot) {
+    slot.parked = false;
+    shared.scheduled.lock().insert(slot.rec.id, cell.clone());
+}
+
+/// A QUEUED job that did not get a slot waits in `Shared::waiting` until its turn may come
+/// (unless it changed since the pass looked at it). Its inactivity deadline joins the earliest
+/// one, as a job leaving `scheduled` does.
+fn park(shared: &Shared, cell: &Arc<JobCell>, inactive_after: u64) {
+    let mut slot = cell.slot.lock();
+    if slot.parked || slot.settling || slot.runner.is_some() || slot.rec.state != JobState::Queued {
+        return;
+    }
+    slot.parked = true;
+    let key = (slot.rec.priority, slot.last_ran, slot.rec.seq);
+    shared.scheduled.lock().remove(&slot.rec.id);
+    shared.waiting.lock().insert(key, cell.clone());
+    let idle_until = slot.rec.modified_ms.saturating_add(inactive_after);
+    shared.idle_due_ms.fetch_min(idle_until, Ordering::SeqCst);
 }
 
 /// SetMaximumDownloadTime ran out: the job goes to ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT and its
