@@ -182,7 +182,9 @@ fn a_waiting_job_changed_behind_many_others_is_seen_at_once() {
     wait_until("the first job moves on", || {
         first.progress().unwrap().bytes_transferred > 60_000
     });
-    assert!(waiting.iter().all(|j| j.state().unwrap() == JobState::Queued));
+    assert!(waiting
+        .iter()
+        .all(|j| j.state().unwrap() == JobState::Queued));
     // The last in line is cancelled, the one before it suspended and resumed, and the one
     // before that overtakes everyone.
     assert_eq!(waiting[19].cancel().unwrap(), hr::S_OK);
