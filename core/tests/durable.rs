@@ -170,13 +170,8 @@ fn a_transferred_job_reaches_the_store_with_its_batch() {
     assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
     let mine = j.record().unwrap();
     let reader = SqliteStore::open_read_only(&state).unwrap();
-    // (A reader sees the job itself once the holder folds its calls, within moments.)
     wait_until("the store says TRANSFERRED", || {
-        reader
-            .snapshot()
-            .unwrap()
-            .first()
-            .is_some_and(|j| j.state == JobState::Transferred)
+        reader.snapshot().unwrap()[0].state == JobState::Transferred
     });
     let stored = reader.snapshot().unwrap().remove(0);
     assert_eq!(stored.transfer_completed_ms, mine.transfer_completed_ms);
@@ -288,12 +283,11 @@ fn finished_files_are_recorded_as_they_pile_up() {
     j.resume().unwrap();
     let reader = SqliteStore::open_read_only(&state).unwrap();
     let recorded = || {
-        reader.snapshot().unwrap().first().map_or(0, |j| {
-            j.files
-                .iter()
-                .filter(|f| f.completed && f.bytes_checkpointed == 2_000)
-                .count()
-        })
+        reader.snapshot().unwrap()[0]
+            .files
+            .iter()
+            .filter(|f| f.completed && f.bytes_checkpointed == 2_000)
+            .count()
     };
     // With the trigger every 64 waiting (BATCH_FILES) start a batch, so at most 63 of the 1,000
     // finished files wait for the interval. Without it only the batches of the task's first

@@ -35,8 +35,7 @@ use tokio::sync::Notify;
 const BATCH_FILES: usize = 64;
 
 /// How long after an application's call its write waits in the store's log before the batch task
-/// folds it into the tables (`Store::fold`): the calls of that time share one transaction, and
-/// a tool reading beside the holder sees them that much later.
+/// folds it into the tables (`Store::fold`): the calls of that time share one transaction.
 const FOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A checkpoint, and the file to flush before it may be written (None: already flushed).

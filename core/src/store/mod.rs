@@ -77,8 +77,9 @@ pub trait Store: Send + Sync {
     /// Keeps a manager setting (None: forgets it).
     fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
     /// Every write above is durable against a kill when it returns, but may wait in the store's
-    /// log until this call (or any `checkpoint`) moves it into the tables that readers beside the
-    /// holder see (`sqlite.rs`). Blocks (one transaction); free when nothing waits.
+    /// log until this call (or any `checkpoint`) moves it into the tables (`sqlite.rs`), which
+    /// keeps the log short and lets many calls share one transaction. Blocks (one transaction);
+    /// free when nothing waits.
     fn fold(&self) -> Result<(), StoreError>;
     /// `wake` is called (on the writer's thread, so it must be quick) when a write starts to
     /// wait for `fold` while none did.

@@ -8,8 +8,8 @@
 //!   and return; `fold` runs them in one transaction, and so does every transaction of the
 //!   store's own (a checkpoint batch folds first, then writes its progress). Reading (`load_all`,
 //!   `setting`) folds first, and opening runs what a crash left in the log. Tools reading beside
-//!   the holder (`readonly.rs`) see a call once it is folded: the holder's batch task folds
-//!   within `FOLD_AFTER` of a call (`queue::checkpoint`).
+//!   the holder (`readonly.rs`) apply the log's unfolded records to what they read
+//!   (`apply_records`), so they see every call that returned, even after the holder died.
 //! - The schema version lives in `PRAGMA user_version`; `MIGRATIONS` brings any older database
 //!   forward, each step in its own transaction. A newer database is refused, never downgraded.
 //! - A file that is not an openbits database (not SQLite, corrupt, or another program's tables)
@@ -22,6 +22,7 @@ use crate::job::{
 };
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -529,17 +530,42 @@ fn opt_u64(v: Option<i64>) -> Option<u64> {
     v.map(|x| x as u64)
 }
 
+/// A row's values by index: a row of a query, or the values of a log record's step (which are
+/// in the same order: see `oplog::Stmt`).
+trait Source {
+    fn value(&self, i: usize) -> rusqlite::Result<ValueRef<'_>>;
+    fn col<T: rusqlite::types::FromSql>(&self, i: usize) -> rusqlite::Result<T> {
+        let v = self.value(i)?;
+        T::column_result(v)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
+    }
+}
+
+impl Source for rusqlite::Row<'_> {
+    fn value(&self, i: usize) -> rusqlite::Result<ValueRef<'_>> {
+        self.get_ref(i)
+    }
+}
+
+impl Source for [ValueRef<'_>] {
+    fn value(&self, i: usize) -> rusqlite::Result<ValueRef<'_>> {
+        self.get(i)
+            .copied()
+            .ok_or(rusqlite::Error::InvalidColumnIndex(i))
+    }
+}
+
 /// Reads a row's columns in order: by index, because looking each one up by name costs a scan
 /// of the column names per field, which is most of the time of opening a queue of 100,000 jobs.
-struct Columns<'a, 'r> {
-    row: &'a rusqlite::Row<'r>,
+struct Columns<'a, S: Source + ?Sized> {
+    row: &'a S,
     next: usize,
 }
 
-impl Columns<'_, '_> {
+impl<S: Source + ?Sized> Columns<'_, S> {
     fn get<T: rusqlite::types::FromSql>(&mut self) -> rusqlite::Result<T> {
         self.next += 1;
-        self.row.get(self.next - 1)
+        self.row.col(self.next - 1)
     }
 }
 
@@ -548,8 +574,8 @@ fn invalid(column: usize, what: &str) -> rusqlite::Error {
 }
 
 /// A job id from a BLOB column, without an allocation.
-fn job_id(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<JobId> {
-    let bytes = row.get_ref(column)?.as_blob()?;
+fn job_id<S: Source + ?Sized>(row: &S, column: usize) -> rusqlite::Result<JobId> {
+    let bytes = row.value(column)?.as_blob()?;
     JobId::from_slice(bytes).map_err(|_| invalid(column, "id"))
 }
 
@@ -567,15 +593,15 @@ impl Owners {
     }
 }
 
-fn decode_job(row: &rusqlite::Row<'_>, owners: &mut Owners) -> rusqlite::Result<JobRecord> {
-    let seq = row.get::<_, i64>(0)? as u64;
+fn decode_job<S: Source + ?Sized>(row: &S, owners: &mut Owners) -> rusqlite::Result<JobRecord> {
+    let seq = row.col::<i64>(0)? as u64;
     let id = job_id(row, 1)?;
     let mut c = Columns { row, next: 2 };
     let job_type = JobType::from_i32(c.get()?).ok_or_else(|| invalid(c.next, "job_type"))?;
     let display_name = c.get()?;
     let description = c.get()?;
     c.next += 1;
-    let owner = owners.get(row.get_ref(c.next - 1)?.as_str()?);
+    let owner = owners.get(row.value(c.next - 1)?.as_str()?);
     let priority = Priority::from_i32(c.get()?).ok_or_else(|| invalid(c.next, "priority"))?;
     let state = JobState::from_i32(c.get()?).ok_or_else(|| invalid(c.next, "state"))?;
     let minimum_retry_delay_s = c.get()?;
@@ -784,7 +810,7 @@ fn decode_ranges(text: &str) -> Vec<FileRange> {
         .collect()
 }
 
-fn decode_file(row: &rusqlite::Row<'_>) -> rusqlite::Result<FileRecord> {
+fn decode_file<S: Source + ?Sized>(row: &S) -> rusqlite::Result<FileRecord> {
     // Column 0 is the job id, read by the caller.
     let mut c = Columns { row, next: 2 };
     let remote_url = c.get()?;
@@ -954,6 +980,81 @@ fn run_record(conn: &Connection, rec: &oplog::Record<'_>) -> rusqlite::Result<()
             st.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(*v))?;
         }
         st.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// A reader beside the holder (`readonly.rs`): the holder's calls still in its log, applied to
+/// the jobs of a snapshot (by `seq`) as its fold will write them. Stops at a record it cannot
+/// read: a later one would apply to the wrong state.
+fn apply_records<'r>(
+    jobs: &mut std::collections::HashMap<u64, JobRecord>,
+    records: impl Iterator<Item = &'r oplog::Record<'r>>,
+) {
+    let mut owners = Owners::default();
+    for rec in records {
+        if apply_record(jobs, rec, &mut owners).is_err() {
+            return;
+        }
+    }
+}
+
+fn apply_record(
+    jobs: &mut std::collections::HashMap<u64, JobRecord>,
+    rec: &oplog::Record<'_>,
+    owners: &mut Owners,
+) -> rusqlite::Result<()> {
+    for step in &rec.steps {
+        let v = &step.values[..];
+        match step.stmt {
+            // [seq, id, JOB_COLUMNS]: a row as `select_jobs` reads it.
+            Stmt::InsertJob => {
+                let job = decode_job(v, owners)?;
+                jobs.insert(job.seq, job);
+            }
+            // [JOB_COLUMNS, seq]: the row is rebuilt in `select_jobs` order, with the stored id.
+            Stmt::UpdateJob => {
+                let seq = v.col::<i64>(v.len().saturating_sub(1))? as u64;
+                let Some(old) = jobs.get_mut(&seq) else {
+                    continue;
+                };
+                let id = *old.id.as_bytes();
+                let mut row = Vec::with_capacity(v.len() + 1);
+                row.push(ValueRef::Integer(seq as i64));
+                row.push(ValueRef::Blob(&id));
+                row.extend_from_slice(&v[..v.len() - 1]);
+                let mut new = decode_job(&row[..], owners)?;
+                new.files = std::mem::take(&mut old.files);
+                *old = new;
+            }
+            // [job_seq, FILE_COLUMNS]: a row as `select_files` reads it.
+            Stmt::InsertFile => {
+                let (seq, idx) = (v.col::<i64>(0)? as u64, v.col::<u32>(1)? as usize);
+                let file = decode_file(v)?;
+                if let Some(job) = jobs.get_mut(&seq) {
+                    match job.files.get_mut(idx) {
+                        Some(f) => *f = file,
+                        None => job.files.push(file),
+                    }
+                }
+            }
+            // In `bind_file_names` order.
+            Stmt::UpdateFileNames => {
+                let (seq, idx) = (v.col::<i64>(8)? as u64, v.col::<u32>(9)? as usize);
+                if let Some(f) = jobs.get_mut(&seq).and_then(|j| j.files.get_mut(idx)) {
+                    f.remote_url = v.col(0)?;
+                    f.local_path = v.col(1)?;
+                    f.temp_path = v.col(2)?;
+                    f.committed = v.col(3)?;
+                    f.upload_session = v.col(4)?;
+                    f.reply = decode_reply(v.col(5)?, opt_u64(v.col(6)?), v.col::<i64>(7)? as u64);
+                }
+            }
+            Stmt::DeleteJob => {
+                jobs.remove(&(v.col::<i64>(0)? as u64));
+            }
+            Stmt::PutSetting | Stmt::DeleteSetting => {}
+        }
     }
     Ok(())
 }

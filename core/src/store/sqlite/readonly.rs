@@ -5,14 +5,20 @@
 //! can write nothing; the database is in WAL mode, where a reader never blocks the writer (it
 //! only keeps the WAL from being reset past its snapshot while a read is under way, which lasts
 //! one `snapshot`); and a read-only connection never checkpoints or deletes the WAL when it
-//! closes. What it sees is what the holder has committed: progress as of its last checkpoint.
+//! closes. What it sees is every call of the holder that returned (the tables, and the calls
+//! still in its operation log, applied as its fold will apply them: `apply_records`), with
+//! progress as of the holder's last checkpoint.
 
-use super::{corrupt, db_error, SqliteStore, DB_FILE, SCHEMA_VERSION};
+use super::{
+    apply_records, corrupt, db_error, folded_seq, oplog, SqliteStore, DB_FILE, LOG_FILE,
+    SCHEMA_VERSION,
+};
 use crate::hresult::{self as hr, HResult};
 use crate::job::JobRecord;
 use crate::store::{Store, StoreError};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,11 +48,19 @@ impl SqliteStore {
         })
     }
 
-    /// Every job, as one consistent snapshot (one read transaction), in creation order, without
-    /// write-only custom headers. A
+    /// Every job, as one consistent snapshot (one read transaction, and the holder's calls not
+    /// yet folded), in creation order, without write-only custom headers. A
     /// database whose schema is not this library's is refused with the reason (an older one is
     /// brought forward by the next manager that opens it; this reader may not write).
     pub fn snapshot(&self) -> Result<Vec<JobRecord>, StoreError> {
+        // The log before the tables: the holder empties its log only after folding it, so any
+        // record past the folded position the tables show was in the log when it was read
+        // (unless its call returned after this read began). Unreadable: the tables alone.
+        let log = self
+            .path
+            .parent()
+            .and_then(|dir| std::fs::read(dir.join(LOG_FILE)).ok())
+            .unwrap_or_default();
         self.conn
             .lock()
             .execute_batch("BEGIN DEFERRED")
@@ -54,13 +68,18 @@ impl SqliteStore {
         let result = self.read_in_transaction();
         // Ends the read whatever happened: nothing was written, so there is nothing to keep.
         let _ = self.conn.lock().execute_batch("ROLLBACK");
-        let mut jobs = result?;
+        let (jobs, folded) = result?;
+        let mut by_seq: HashMap<u64, JobRecord> = jobs.into_iter().map(|j| (j.seq, j)).collect();
+        let (records, _) = oplog::records(&log);
+        apply_records(&mut by_seq, records.iter().filter(|r| r.seq > folded));
+        let mut jobs: Vec<JobRecord> = by_seq.into_values().collect();
         jobs.sort_by_key(|j| j.seq);
         jobs.iter_mut().for_each(JobRecord::redact_write_only);
         Ok(jobs)
     }
 
-    fn read_in_transaction(&self) -> Result<Vec<JobRecord>, StoreError> {
+    /// The jobs and the log position the tables hold.
+    fn read_in_transaction(&self) -> Result<(Vec<JobRecord>, u64), StoreError> {
         let version: i64 = self
             .conn
             .lock()
@@ -73,7 +92,7 @@ impl SqliteStore {
             })?;
         if version == 0 {
             // Created but never given a schema (a manager stopped at that instant): no jobs.
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         if version != SCHEMA_VERSION {
             let why = if version > SCHEMA_VERSION {
@@ -89,7 +108,10 @@ impl SqliteStore {
                 ),
             ));
         }
-        self.load_all()
+        let jobs = self.load_all()?;
+        let folded =
+            folded_seq(&self.conn.lock()).map_err(|e| db_error("read the log's position", e))?;
+        Ok((jobs, folded))
     }
 }
 
@@ -126,6 +148,52 @@ mod tests {
         writer.save(&record(3, "third")).unwrap();
         assert_eq!(names(&reader), ["first", "second", "third"]);
         assert_eq!(reader.snapshot().unwrap()[0].files.len(), 1);
+    }
+
+    /// Calls still in the holder's operation log are seen as the fold will write them: a new
+    /// job, a changed row, added and renamed files, a removal; and after the holder is killed,
+    /// before anyone opens the folder again.
+    #[test]
+    fn sees_the_holders_calls_before_they_are_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SqliteStore::open(dir.path()).unwrap();
+        writer.save(&record(1, "folded")).unwrap();
+        let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+        let mut j = record(2, "logged");
+        j.files.clear();
+        writer.insert(&j).unwrap();
+        j.description = "changed".into();
+        j.state = crate::state::JobState::Suspended;
+        writer.update_job(&j).unwrap();
+        j.files
+            .push(FileRecord::new("http://h/x".into(), "/d/x".into()));
+        j.files
+            .push(FileRecord::new("http://h/y".into(), "/d/y".into()));
+        writer.append_files(&j, 0).unwrap();
+        j.files[1].local_path = "/d/renamed".into();
+        writer.update_files(&j, &[1]).unwrap();
+        writer.insert(&record(3, "gone")).unwrap();
+        writer.remove(&[3]).unwrap();
+        let check = |reader: &SqliteStore| {
+            let jobs = reader.snapshot().unwrap();
+            let names: Vec<&str> = jobs.iter().map(|j| &*j.display_name).collect();
+            assert_eq!(names, ["folded", "logged"]);
+            let l = &jobs[1];
+            assert_eq!(l.id, j.id);
+            assert_eq!(&*l.description, "changed");
+            assert_eq!(l.state, crate::state::JobState::Suspended);
+            let locals: Vec<&str> = l.files.iter().map(|f| &*f.local_path).collect();
+            assert_eq!(locals, ["/d/x", "/d/renamed"]);
+        };
+        check(&reader);
+        // The holder dies: nothing folds the log; the reader still sees every call.
+        std::mem::forget(writer);
+        check(&SqliteStore::open_read_only(dir.path()).unwrap());
+        // A new holder runs the log into the tables; the reader sees the same.
+        let writer = SqliteStore::open(dir.path()).unwrap();
+        check(&reader);
+        drop(writer);
+        check(&reader);
     }
 
     #[test]
