@@ -353,8 +353,9 @@ def build(work, server="openbits-testserver"):
     crash_child; returns the paths of the child and the server."""
     if os.environ.get("CRASH_NO_BUILD") != "1":
         run(["cargo", "build", "-p", "openbits-ffi", "-p", server], cwd=ROOT)
+        run(["cargo", "build", "-p", "openbits-core", "--example", "fold_store"], cwd=ROOT)
     libdir = target_dir() / "debug"
-    for f in ("libopenbits.so", server):
+    for f in ("libopenbits.so", server, "examples/fold_store"):
         if not (libdir / f).exists():
             raise Harness(f"{libdir / f} is missing")
     child = work / "crash_child"
@@ -437,16 +438,22 @@ FILE_COLUMNS = ("temp_path", "bytes_total", "bytes_checkpointed", "completed", "
 
 
 def store_snapshot(state, snap, cols=FILE_COLUMNS):
-    """(jobs, files) as the next open will find them, read from a copy of the database and its WAL,
-    so this reader never changes the library's files (no WAL recovery or checkpoint on them).
-    Each file is a dict of the `cols` of its row. A database without tables holds no job."""
+    """(jobs, files) as the next open will find them, read from a copy of the database, its WAL
+    and its operation log, so this reader never changes the library's files (no WAL recovery or
+    checkpoint on them). The calls of the last moments before a kill are in the log: `fold_store`
+    (core/examples) runs them into the copy's tables first, as the next open does. Each file is a
+    dict of the `cols` of its row. A database without tables holds no job."""
     shutil.rmtree(snap, ignore_errors=True)
     snap.mkdir()
     if not (state / "openbits.db").exists():
         return [], []
-    for name in ("openbits.db", "openbits.db-wal"):
+    for name in ("openbits.db", "openbits.db-wal", "openbits.oplog"):
         if (state / name).exists():
             shutil.copyfile(state / name, snap / name)
+    fold = subprocess.run([target_dir() / "debug" / "examples" / "fold_store", snap],
+                          capture_output=True, text=True)
+    if fold.returncode != 0:
+        raise Failed(f"the store as the next open finds it cannot be opened: {fold.stderr.strip()}")
     con = sqlite3.connect(snap / "openbits.db", timeout=5)
     try:
         if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None:
