@@ -2017,6 +2017,35 @@ mod tests {
         }
     }
 
+    /// A log cut at any byte (a kill inside a write, or a power cut) opens: the jobs are the
+    /// calls whose records are whole, in order.
+    #[test]
+    fn a_log_cut_anywhere_opens_with_the_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let log = dir.path().join(LOG_FILE);
+        let mut ends = Vec::new();
+        for (seq, name) in [(1, "a"), (2, "b"), (3, "c")] {
+            store.insert(&job(seq, name)).unwrap();
+            ends.push(std::fs::metadata(&log).unwrap().len() as usize);
+        }
+        killed(store);
+        let bytes = std::fs::read(&log).unwrap();
+        let db = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        for cut in (0..=bytes.len()).step_by(5) {
+            let copy = tempfile::tempdir().unwrap();
+            std::fs::write(copy.path().join(DB_FILE), &db).unwrap();
+            std::fs::write(copy.path().join(LOG_FILE), &bytes[..cut]).unwrap();
+            let whole = ends.iter().filter(|&&e| e <= cut).count();
+            let want = &["a", "b", "c"][..whole];
+            assert_eq!(
+                names(&SqliteStore::open(copy.path()).unwrap()),
+                want,
+                "cut at {cut}"
+            );
+        }
+    }
+
     /// A closed store leaves nothing in its log, and every call in its tables.
     #[test]
     fn closing_folds_and_empties_the_log() {
