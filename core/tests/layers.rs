@@ -115,3 +115,49 @@ fn no_module_reaches_into_a_higher_layer() {
         violations.join("\n")
     );
 }
+
+/// The README's layout table names every file under `core/src`: a file's own row
+/// (`core/src/x.rs`), or the row of a folder above it naming it by its path from that folder
+/// (`plan.rs` in the `core/src/scheduler/` row, `sqlite/oplog.rs` in the `core/src/store/` one);
+/// a `mod.rs` is its folder's row. So a new module cannot land without its line in the map.
+#[test]
+fn the_readme_layout_table_names_every_core_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    // Rows of the layout table: their first cell and the whole line.
+    let rows: Vec<(&str, &str)> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `core/src/"))
+        .map(|l| (l.split(" | ").next().unwrap_or(l), l))
+        .collect();
+    assert!(rows.len() > 10, "found only {} layout rows", rows.len());
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut missing = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap().to_str().unwrap();
+        let own = format!("`core/src/{rel}`");
+        if rows.iter().any(|(first, _)| first.contains(&own)) {
+            continue;
+        }
+        // Each folder above the file, nearest first, with the file's path from it.
+        let parts: Vec<&str> = rel.split('/').collect();
+        let named = (1..parts.len()).rev().any(|n| {
+            let folder = format!("`core/src/{}/`", parts[..n].join("/"));
+            let inner = parts[n..].join("/");
+            rows.iter().any(|(first, line)| {
+                first.contains(&folder)
+                    && (inner == "mod.rs" || line.contains(&format!("`{inner}`")))
+            })
+        });
+        if !named {
+            missing.push(rel.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "files the README's layout table does not name:\n{}",
+        missing.join("\n")
+    );
+}
