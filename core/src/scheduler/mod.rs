@@ -17,7 +17,7 @@ use crate::job::now_ms;
 use crate::job::{JobError, JobRecord, TRANSFER_POLICY_ALWAYS};
 use crate::policy::bandwidth::Bucket;
 use crate::policy::priority_index;
-use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch};
+use crate::queue::{needs_scheduler, publish, JobCell, JobSlot, Runner, Shared, Touch, Waiting};
 use crate::settle;
 use crate::state::ErrorContext;
 use crate::state::{engine, JobState, Priority};
@@ -267,9 +267,15 @@ fn pass(
 /// every FOREGROUND one (they all run at once) and, of the first background priority, twice
 /// the slots and one more (enough to fill every slot, and to tell whether more of them wait than
 /// there are slots, when they take turns). A job of a lower priority cannot get a slot while
-/// one of these waits. Stale entries (`JobSlot::parked` cleared) are dropped on the way.
+/// one of these waits. Stale entries are dropped on the way: their job is no longer parked, or
+/// is parked again under another key (its priority changed, and a pass parked it anew), so an
+/// old place never counts for the job's current one.
 fn take_turns(shared: &Shared, cells: &mut Vec<Arc<JobCell>>) {
-    let want = shared.config.max_concurrent_jobs.saturating_mul(2) + 1;
+    let want = shared
+        .config
+        .max_concurrent_jobs
+        .saturating_mul(2)
+        .saturating_add(1);
     let mut top = None;
     let mut taken = 0;
     loop {
@@ -279,7 +285,7 @@ fn take_turns(shared: &Shared, cells: &mut Vec<Arc<JobCell>>) {
             return;
         };
         let mut slot = cell.slot.lock();
-        if !slot.parked {
+        if !slot.parked || key != waiting_key(&slot) {
             continue;
         }
         let priority = key.0;
@@ -313,11 +319,16 @@ fn park(shared: &Shared, cell: &Arc<JobCell>, inactive_after: u64) {
         return;
     }
     slot.parked = true;
-    let key = (slot.rec.priority, slot.last_ran, slot.rec.seq);
+    let key = waiting_key(&slot);
     shared.scheduled.lock().remove(&slot.rec.id);
     shared.waiting.lock().insert(key, cell.clone());
     let idle_until = slot.rec.modified_ms.saturating_add(inactive_after);
     shared.idle_due_ms.fetch_min(idle_until, Ordering::SeqCst);
+}
+
+/// A parked job's place in `Shared::waiting`, from what it is now.
+fn waiting_key(slot: &JobSlot) -> Waiting {
+    (slot.rec.priority, slot.last_ran, slot.rec.seq)
 }
 
 /// SetMaximumDownloadTime ran out: the job goes to ERROR with BITS_E_MAXDOWNLOAD_TIMEOUT and its
