@@ -310,6 +310,42 @@ fn one_manager_per_folder() {
     drop(open(dir.path()));
 }
 
+/// A job handle can keep a closed manager's store alive after the folder's lock is gone and
+/// another manager holds the folder: that store must not write into the folder any more, in
+/// particular not empty the operation log the new holder appends to (its later records would
+/// then sit past a hole and be lost to the next open).
+#[test]
+fn a_store_kept_alive_past_close_leaves_the_next_holders_log_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let kept = first.create_job("kept", JobType::Download).unwrap();
+    drop(first);
+    let err = kept.resume().err().unwrap();
+    assert_eq!(err.code, hr::E_INVALID_STATE, "{}", err.message);
+    let second = open(dir.path());
+    let job = second.create_job("second", JobType::Download).unwrap();
+    let log = dir.path().join("openbits.oplog");
+    let before = std::fs::metadata(&log).unwrap().len();
+    assert!(before > 0, "the new holder's call is in its log");
+    drop(kept);
+    let after = std::fs::metadata(&log).unwrap().len();
+    assert!(
+        after >= before,
+        "the log went from {before} to {after} bytes"
+    );
+    job.set_display_name("still here").unwrap();
+    drop(job);
+    drop(second);
+    let third = open(dir.path());
+    let names: Vec<String> = third
+        .jobs()
+        .unwrap()
+        .iter()
+        .map(|j| j.record().unwrap().display_name.to_string())
+        .collect();
+    assert!(names.contains(&"still here".to_string()), "{names:?}");
+}
+
 #[test]
 fn state_folder_and_database_are_private() {
     use std::os::unix::fs::PermissionsExt;

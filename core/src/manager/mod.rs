@@ -396,6 +396,9 @@ impl Manager {
         }
         // The transfers are stopped: flush and record the progress they handed over, and retire the settled jobs (their folders synced, their rows deleted).
         let _ = self.shared.checkpoints.write_now(&*self.shared.store);
+        // Last, while the folder's lock is held: anything that outlives the manager (a job or
+        // events handle, a blocking task) can no longer write into the folder.
+        let _ = self.shared.store.close();
         // Then the callbacks: deliveries under way finish, and each registration's user data is
         // freed (outside every lock).
         self.shared.dispatcher.stop();

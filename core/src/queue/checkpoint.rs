@@ -196,7 +196,11 @@ impl Checkpoints {
         // The files are flushed: their handles close here, and only the checkpoints remain.
         let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
         if points.is_empty() && rows.is_empty() {
-            store.fold()?;
+            if let Err(e) = store.fold() {
+                // The settled jobs wait for the next batch, as they would after a failed remove.
+                self.put_back(Vec::new(), Vec::new(), retiring);
+                return Err(e);
+            }
         } else {
             if let Err(e) = store.checkpoint(&points, &rows) {
                 let flushed = points

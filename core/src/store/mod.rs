@@ -84,4 +84,10 @@ pub trait Store: Send + Sync {
     /// `wake` is called (on the writer's thread, so it must be quick) when a write starts to
     /// wait for `fold` while none did.
     fn on_unfolded(&self, wake: Box<dyn Fn() + Send + Sync>);
+    /// Folds what waits, empties the log, and from then on refuses every write and leaves the
+    /// files alone when dropped: the manager calls it while it still holds the state folder's
+    /// lock, since a write after the lock is gone could land in another holder's files (a job,
+    /// an `Events` handle or a leftover blocking task can keep the store alive past the
+    /// manager). Blocks (one transaction and one sync).
+    fn close(&self) -> Result<(), StoreError>;
 }

@@ -222,6 +222,8 @@ pub struct SqliteStore {
     /// The writer's operation log; None in a read-only store, whose writes then run their own
     /// transaction (and fail).
     log: Option<OpLog>,
+    /// `Store::close` ran: every write is refused, and dropping the store touches no file.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Maps an SQLite failure to the HRESULT a caller can act on.
@@ -276,6 +278,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path,
             log: Some(log),
+            closed: Default::default(),
         };
         store.replay(&bytes)?;
         Ok(store)
@@ -286,17 +289,27 @@ impl SqliteStore {
         let (records, _) = oplog::records(bytes);
         let conn = self.conn.lock();
         let folded = folded_seq(&conn).map_err(|e| db_error("read the log's position", e))?;
-        let todo = records.iter().filter(|r| r.seq > folded);
         if records.iter().any(|r| r.seq > folded) {
-            let run = || -> rusqlite::Result<()> {
+            let run = |careful: bool| -> rusqlite::Result<()> {
                 conn.prepare_cached("BEGIN")?.execute([])?;
-                run_records(&conn, todo, false)?;
+                let todo = records.iter().filter(|r| r.seq > folded);
+                run_records(&conn, todo, careful)?;
                 conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
             };
-            if let Err(e) = run() {
+            let rollback = || {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
+            };
+            // As a fold does (`transaction`): a record the database refuses is skipped rather
+            // than making every later open fail.
+            let mut result = run(false);
+            if result.is_err() {
+                rollback();
+                result = run(true);
+            }
+            if let Err(e) = result {
+                rollback();
                 return Err(db_error("run the operation log", e));
             }
         }
@@ -940,8 +953,10 @@ impl Steps for Encoder<'_> {
 }
 
 /// Runs log records in the open transaction, then records the last one's number as folded.
-/// `careful`: each record in a savepoint, and one the database refuses is skipped (its call was
-/// accepted, so only a bug can make one; the others must not be lost with it).
+/// `careful`: each record in a savepoint, and one the database refuses (`refused`) is skipped
+/// (its call was accepted, so only a bug can make one; the others must not be lost with it).
+/// Any other failure (a full disk, an I/O error) ends the run: the caller rolls back and the
+/// records wait, since skipping one that could pass later would lose a call that returned.
 fn run_records<'r>(
     conn: &Connection,
     records: impl Iterator<Item = &'r oplog::Record<'r>>,
@@ -951,7 +966,10 @@ fn run_records<'r>(
     for rec in records {
         if careful {
             conn.prepare_cached("SAVEPOINT record")?.execute([])?;
-            if run_record(conn, rec).is_err() {
+            if let Err(e) = run_record(conn, rec) {
+                if !refused(&e) {
+                    return Err(e);
+                }
                 conn.prepare_cached("ROLLBACK TO record")?.execute([])?;
             }
             conn.prepare_cached("RELEASE record")?.execute([])?;
@@ -965,6 +983,22 @@ fn run_records<'r>(
             .execute(rusqlite::named_params! {":seq": seq as i64})?;
     }
     Ok(())
+}
+
+/// A failure that running the same record again would meet again: a constraint, a value of the
+/// wrong type, a statement the record does not fit.
+fn refused(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.code,
+            ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::Unknown
+        ),
+        rusqlite::Error::InvalidParameterCount(..)
+        | rusqlite::Error::InvalidParameterName(_)
+        | rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::InvalidColumnType(..) => true,
+        _ => false,
+    }
 }
 
 fn run_record(conn: &Connection, rec: &oplog::Record<'_>) -> rusqlite::Result<()> {
@@ -1065,7 +1099,22 @@ fn folded_seq(conn: &Connection) -> rusqlite::Result<u64> {
         .map(|v| v as u64)
 }
 
+/// A write refused because the store was closed (`Store::close`).
+fn closed_error(what: &str) -> StoreError {
+    (
+        hr::E_INVALID_STATE,
+        format!("state database: {what}: the manager was closed"),
+    )
+}
+
 impl SqliteStore {
+    fn check_open(&self, what: &str) -> Result<(), StoreError> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(closed_error(what));
+        }
+        Ok(())
+    }
+
     /// Runs `f` in one transaction, after the log's waiting records (so what the tables hold is
     /// always a prefix of the calls, in order); any error rolls it all back and the records wait
     /// for the next try.
@@ -1077,6 +1126,7 @@ impl SqliteStore {
         what: &str,
         f: &dyn Fn(&Connection) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
+        self.check_open(what)?;
         let conn = self.conn.lock();
         // A log past its size is emptied by this fold: appends wait for it and one sync.
         let mut held = None;
@@ -1142,6 +1192,7 @@ impl SqliteStore {
             return self.transaction(what, &|tx| steps(&mut Run(tx)));
         };
         log.append(|enc| steps(enc)).map_err(|e| match e {
+            AppendError::Closed => closed_error(what),
             AppendError::Encode(e) => db_error(what, e),
             AppendError::Io(e) => (
                 hr::from_io(&e),
@@ -1350,6 +1401,24 @@ impl Store for SqliteStore {
         }
     }
 
+    fn close(&self) -> Result<(), StoreError> {
+        let folded = self.fold();
+        if let Some(log) = &self.log {
+            let mut inner = log.inner.lock();
+            // A call that slipped in after the fold stays in the file, for the next open.
+            if folded.is_ok()
+                && inner.len > 0
+                && inner.waiting.is_empty()
+                && self.sync_tables().is_ok()
+            {
+                let _ = inner.truncate();
+            }
+            inner.closed = true;
+        }
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        folded
+    }
+
     fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError> {
         self.transaction("checkpoint", &|tx| {
             let mut file = tx.prepare_cached(
@@ -1411,8 +1480,11 @@ impl Store for SqliteStore {
 
 impl Drop for SqliteStore {
     /// Folds and empties the log, so the next open has nothing to run (best effort: whatever
-    /// stays is run then).
+    /// stays is run then). Not after `close`: the folder may have another holder by now.
     fn drop(&mut self) {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         if self.log.is_none() || self.fold().is_err() {
             return;
         }
@@ -2044,6 +2116,49 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    /// A record the database refuses (a file of a job that is not there: only a bug can write
+    /// one) does not make every later open fail: the next open skips it, as a fold would, and
+    /// runs the calls around it.
+    #[test]
+    fn an_open_skips_a_record_the_database_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.insert(&job(1, "a")).unwrap();
+        let mut ghost = job(7, "ghost");
+        ghost
+            .files
+            .push(FileRecord::new("http://h/g".into(), "/d/g".into()));
+        store.append_files(&ghost, 0).unwrap();
+        store.insert(&job(2, "b")).unwrap();
+        killed(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(names(&store), ["a", "b"]);
+    }
+
+    /// After `close` the store writes nothing: calls are refused with BITS_E_INVALID_STATE, and
+    /// dropping it leaves the log as it was (another holder may own the folder by then).
+    #[test]
+    fn a_closed_store_refuses_writes_and_drops_without_touching_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.insert(&job(1, "a")).unwrap();
+        store.close().unwrap();
+        let log = dir.path().join(LOG_FILE);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+        let (code, message) = store.insert(&job(2, "b")).unwrap_err();
+        assert_eq!(code, hr::E_INVALID_STATE, "{message}");
+        let (code, _) = store.checkpoint(&[], &[job(1, "a")]).unwrap_err();
+        assert_eq!(code, hr::E_INVALID_STATE);
+        // Bytes another holder appended meanwhile stay where they are.
+        std::fs::write(&log, b"another holder's records").unwrap();
+        drop(store);
+        assert_eq!(std::fs::read(&log).unwrap(), b"another holder's records");
+        assert_eq!(
+            names(&SqliteStore::open_read_only(dir.path()).unwrap()),
+            ["a"]
+        );
     }
 
     /// A closed store leaves nothing in its log, and every call in its tables.

@@ -255,6 +255,9 @@ pub(super) struct Inner {
     pub(super) waiting: Vec<u8>,
     /// Reused to build each record.
     scratch: Vec<u8>,
+    /// The store was closed: appends are refused (the folder's lock is about to go, and another
+    /// holder may own this file next).
+    pub(super) closed: bool,
 }
 
 impl OpLog {
@@ -272,6 +275,7 @@ impl OpLog {
                 next_seq: 1,
                 waiting: Vec::new(),
                 scratch: Vec::new(),
+                closed: false,
             }),
             waker: OnceLock::new(),
         };
@@ -290,6 +294,9 @@ impl OpLog {
     ) -> Result<(), AppendError> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
+        if inner.closed {
+            return Err(AppendError::Closed);
+        }
         let seq = inner.next_seq;
         let buf = &mut inner.scratch;
         buf.clear();
@@ -352,6 +359,7 @@ impl Inner {
 }
 
 pub(super) enum AppendError {
+    Closed,
     Encode(rusqlite::Error),
     Io(io::Error),
 }

@@ -45,6 +45,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path,
             log: None,
+            closed: Default::default(),
         })
     }
 
