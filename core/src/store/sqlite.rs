@@ -2161,6 +2161,31 @@ mod tests {
         );
     }
 
+    /// A reader beside the holder stops at a gap in the log's numbering: what it read after a
+    /// record it missed (the holder emptied the log and wrote again during the read) would
+    /// apply to a state it never saw.
+    #[test]
+    fn a_reader_stops_at_a_gap_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let log = dir.path().join(LOG_FILE);
+        let mut ends = vec![0];
+        for (seq, name) in [(1, "a"), (2, "b"), (3, "c")] {
+            store.insert(&job(seq, name)).unwrap();
+            ends.push(std::fs::metadata(&log).unwrap().len() as usize);
+        }
+        let reader = SqliteStore::open_read_only(dir.path()).unwrap();
+        let seen = |reader: &SqliteStore| -> Vec<String> {
+            let jobs = reader.snapshot().unwrap();
+            jobs.iter().map(|j| j.display_name.to_string()).collect()
+        };
+        assert_eq!(seen(&reader), ["a", "b", "c"]);
+        let bytes = std::fs::read(&log).unwrap();
+        std::fs::write(&log, [&bytes[..ends[1]], &bytes[ends[2]..]].concat()).unwrap();
+        assert_eq!(seen(&reader), ["a"]);
+        killed(store);
+    }
+
     /// A closed store leaves nothing in its log, and every call in its tables.
     #[test]
     fn closing_folds_and_empties_the_log() {

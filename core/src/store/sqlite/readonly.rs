@@ -72,7 +72,19 @@ impl SqliteStore {
         let (jobs, folded) = result?;
         let mut by_seq: HashMap<u64, JobRecord> = jobs.into_iter().map(|j| (j.seq, j)).collect();
         let (records, _) = oplog::records(&log);
-        apply_records(&mut by_seq, records.iter().filter(|r| r.seq > folded));
+        // Records are numbered one after another from the folded position; a gap means the
+        // holder emptied the log and wrote again while it was read (whole records can meet
+        // at the seam), and what follows it would apply to a state the reader never saw.
+        let mut next = folded + 1;
+        let unfolded = records
+            .iter()
+            .skip_while(|r| r.seq <= folded)
+            .take_while(|r| {
+                let in_order = r.seq == next;
+                next += 1;
+                in_order
+            });
+        apply_records(&mut by_seq, unfolded);
         let mut jobs: Vec<JobRecord> = by_seq.into_values().collect();
         jobs.sort_by_key(|j| j.seq);
         jobs.iter_mut().for_each(JobRecord::redact_write_only);
