@@ -48,10 +48,11 @@ pub(crate) struct JobSlot {
     /// so complete gives them the server's time stamp by name; files finished by this process got
     /// it on their open file (`FileTransfer::finish`).
     pub(crate) finished_before_open: bool,
-    /// The job waits for a transfer slot in `Shared::waiting` (keyed by its priority, last turn and creation order), not in
-    /// `Shared::scheduled`: passes look at it only when its turn may have come. Cleared by any
-    /// `publish` (which puts a job still in a scheduler state back in `scheduled`), so an entry in
-    /// `waiting` whose job is not parked, or whose key is not the job's current one, is stale.
+    /// The job waits for a transfer slot in `Shared::waiting` (keyed by its priority, last turn
+    /// and creation order), not in `Shared::scheduled`: passes look at it only when its turn may
+    /// have come. Cleared by any `publish` (which puts a job still in a scheduler state back in
+    /// `scheduled`), so an entry in `waiting` whose job is not parked, or whose key is not the
+    /// job's current one, is stale.
     pub(crate) parked: bool,
     /// Basic credentials (`Authorization` values) for the server and the proxy. Never stored:
     /// the application sets them again after a reopen.

@@ -1402,18 +1402,10 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> Result<(), StoreError> {
-        let folded = self.fold();
+        let folded = self.fold_and_empty();
         if let Some(log) = &self.log {
-            let mut inner = log.inner.lock();
-            // A call that slipped in after the fold stays in the file, for the next open.
-            if folded.is_ok()
-                && inner.len > 0
-                && inner.waiting.is_empty()
-                && self.sync_tables().is_ok()
-            {
-                let _ = inner.truncate();
-            }
-            inner.closed = true;
+            // Under the log's lock, so no append is half-way past the check.
+            log.inner.lock().closed = true;
         }
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         folded
@@ -1482,21 +1474,26 @@ impl Drop for SqliteStore {
     /// Folds and empties the log, so the next open has nothing to run (best effort: whatever
     /// stays is run then). Not after `close`: the folder may have another holder by now.
     fn drop(&mut self) {
-        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        if self.log.is_none() || self.fold().is_err() {
-            return;
-        }
-        let Some(log) = &self.log else { return };
-        let mut inner = log.inner.lock();
-        if inner.len > 0 && inner.waiting.is_empty() && self.sync_tables().is_ok() {
-            let _ = inner.truncate();
+        if !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.fold_and_empty();
         }
     }
 }
 
 impl SqliteStore {
+    /// Folds what waits and, if nothing arrived meanwhile (a call that slipped in stays in the
+    /// file for the next open), empties the log after syncing the tables. Returns the fold's
+    /// result; emptying is best effort (a log that stays is only longer).
+    fn fold_and_empty(&self) -> Result<(), StoreError> {
+        self.fold()?;
+        let Some(log) = &self.log else { return Ok(()) };
+        let mut inner = log.inner.lock();
+        if inner.len > 0 && inner.waiting.is_empty() && self.sync_tables().is_ok() {
+            let _ = inner.truncate();
+        }
+        Ok(())
+    }
+
     /// The stored schema version (for tests and diagnostics).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.conn
