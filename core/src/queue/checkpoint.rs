@@ -13,17 +13,22 @@
 //! soon as a job becomes TRANSFERRED (its complete will need its files durable; its new row goes
 //! in the same transaction as the checkpoints), as soon as `BATCH_FILES` checkpoints wait (files
 //! finishing faster than the interval are synced as they pile up, while the transfers go on,
-//! rather than all at once when the job ends and the application waits in complete), and whenever
-//! `write_now` is called. Complete and cancel also leave their jobs here to retire: their folders
-//! are synced and their rows deleted in the next batch, one sync per folder and one transaction
-//! for all of them.
+//! rather than all at once when the job ends and the application waits in complete), when
+//! complete needs a job's files durable (`make_durable`), and whenever `write_now` is called.
+//! Complete and cancel also leave their jobs here to retire: their folders are synced and their
+//! rows deleted in the next batch, one sync per folder and one transaction for all of them.
+//!
+//! Batches asked for back to back start at least `GATHER` apart. Without that, a queue of
+//! one-file jobs finishing thousands a second, each completed as soon as it is TRANSFERRED,
+//! cost a sync and a transaction per job or two; with it, one per few dozen jobs. A batch
+//! asked for after a quiet spell (a first checkpoint) starts at once.
 
 use super::Shared;
 use crate::hresult as hr;
 use crate::job::{JobId, JobRecord};
 use crate::localfile;
 use crate::store::{Checkpoint, Store, StoreError};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
@@ -33,6 +38,13 @@ use tokio::sync::Notify;
 
 /// Checkpoints waiting that start a batch before the interval ends.
 const BATCH_FILES: usize = 64;
+
+/// The least time from the end of one batch to the start of the next (see the module doc).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(3);
+
+/// How long `make_durable` waits for the batch task before it writes the batch itself (the task
+/// is gone once the manager is closed).
+const TASK_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long after an application's call its write waits in the store's log before the batch task
 /// folds it into the tables (`Store::fold`): the calls of that time share one transaction.
@@ -89,6 +101,10 @@ pub(crate) struct Checkpoints {
     now: Notify,
     /// The store's log holds writes to fold (`Store::on_unfolded`).
     pub(crate) fold: Arc<Notify>,
+    /// Batches written so far, and the error of the newest if it failed: `make_durable` waits
+    /// on `batch_done` for the count to move.
+    written: Mutex<(u64, Option<StoreError>)>,
+    batch_done: Condvar,
 }
 
 impl Checkpoints {
@@ -110,21 +126,40 @@ impl Checkpoints {
     }
 
     /// Makes every byte the engine handed over for `job` durable and recorded. Free when that is
-    /// done already; waits for a batch in flight only if it holds the job; writes a batch only if
-    /// one of the job's checkpoints waits.
+    /// done already; otherwise asks the batch task for a batch and waits for one that holds the
+    /// job (so completes that follow one another share batches), or writes the batch itself if
+    /// the task does not answer. Blocks.
     pub(crate) fn make_durable(&self, job: &JobId, store: &dyn Store) -> Result<(), StoreError> {
         let mine = |q: &Queue| q.pending.keys().any(|(j, _)| j == job);
-        {
-            let q = self.queue.lock();
-            if !mine(&q) && !q.in_flight.contains(job) {
-                return Ok(());
+        loop {
+            // `written` before the check: a batch that ends after it cannot notify unseen.
+            let mut written = self.written.lock();
+            {
+                let q = self.queue.lock();
+                if !mine(&q) && !q.in_flight.contains(job) {
+                    return Ok(());
+                }
+            }
+            let seen = written.0;
+            self.now.notify_one();
+            let _ =
+                self.batch_done
+                    .wait_while_for(&mut written, |w| w.0 == seen, TASK_ANSWERS_WITHIN);
+            if written.0 == seen {
+                drop(written);
+                let _one_batch_at_a_time = self.writing.lock();
+                if !mine(&self.queue.lock()) {
+                    return Ok(());
+                }
+                return self.write(store);
+            }
+            // The job's checkpoints are back in the queue only if that batch failed.
+            if let Some(e) = &written.1 {
+                if mine(&self.queue.lock()) {
+                    return Err(e.clone());
+                }
             }
         }
-        let _one_batch_at_a_time = self.writing.lock();
-        if !mine(&self.queue.lock()) {
-            return Ok(());
-        }
-        self.write(store)
     }
 
     /// The engine finished the job (TRANSFERRED): `head`, its record without files, goes in the
@@ -173,6 +208,11 @@ impl Checkpoints {
         let retiring = std::mem::take(&mut *self.retiring.lock());
         let result = self.write_batch(store, batch, rows, retiring);
         self.queue.lock().in_flight.clear();
+        let mut written = self.written.lock();
+        written.0 += 1;
+        written.1 = result.as_ref().err().cloned();
+        self.batch_done.notify_all();
+        drop(written);
         result
     }
 
@@ -233,9 +273,11 @@ impl Checkpoints {
     }
 }
 
-/// The batch writer: one `write_now` per interval, or sooner when asked.
+/// The batch writer: one `write_now` per interval, or sooner when asked (but `GATHER` after the
+/// previous one).
 pub(crate) async fn run(shared: Arc<Shared>) {
     let c = &shared.checkpoints;
+    let mut last_end: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(shared.config.checkpoint_interval) => {}
@@ -245,11 +287,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 _ = c.now.notified() => {}
             },
         }
+        if let Some(end) = last_end {
+            tokio::time::sleep_until(end + GATHER).await;
+        }
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
         let s = shared.clone();
         // Syncs and SQLite block; keep them off the runtime's workers.
         let _ = tokio::task::spawn_blocking(move || s.checkpoints.write_now(&*s.store)).await;
+        last_end = Some(tokio::time::Instant::now());
     }
 }

@@ -30,6 +30,7 @@ use std::sync::Arc;
 pub const DB_FILE: &str = "openbits.db";
 
 // The writer's operation log (a child: its records are this file's statements).
+mod fold;
 mod oplog;
 // Reading without the folder's lock, for tools beside the holder (a child: it builds a store).
 mod readonly;
@@ -289,11 +290,12 @@ impl SqliteStore {
         let (records, _) = oplog::records(bytes);
         let conn = self.conn.lock();
         let folded = folded_seq(&conn).map_err(|e| db_error("read the log's position", e))?;
-        if records.iter().any(|r| r.seq > folded) {
+        // Numbers only grow within a log, so what is past the fold is a tail.
+        let from = records.iter().position(|r| r.seq > folded);
+        if let Some(from) = from {
             let run = |careful: bool| -> rusqlite::Result<()> {
                 conn.prepare_cached("BEGIN")?.execute([])?;
-                let todo = records.iter().filter(|r| r.seq > folded);
-                run_records(&conn, todo, careful)?;
+                run_records(&conn, &records[from..], careful)?;
                 conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
             };
             let rollback = || {
@@ -953,18 +955,19 @@ impl Steps for Encoder<'_> {
 }
 
 /// Runs log records in the open transaction, then records the last one's number as folded.
-/// `careful`: each record in a savepoint, and one the database refuses (`refused`) is skipped
-/// (its call was accepted, so only a bug can make one; the others must not be lost with it).
-/// Any other failure (a full disk, an I/O error) ends the run: the caller rolls back and the
-/// records wait, since skipping one that could pass later would lose a call that returned.
+/// A plain run leaves out the steps a later step of the same records replaces (`fold::plan`).
+/// `careful`: every step of each record, each record in a savepoint, and one the database
+/// refuses (`refused`) is skipped (its call was accepted, so only a bug can make one; the others
+/// must not be lost with it). Any other failure (a full disk, an I/O error) ends the run: the
+/// caller rolls back and the records wait, since skipping one that could pass later would lose a
+/// call that returned.
 fn run_records<'r>(
     conn: &Connection,
-    records: impl Iterator<Item = &'r oplog::Record<'r>>,
+    records: &[oplog::Record<'r>],
     careful: bool,
 ) -> rusqlite::Result<()> {
-    let mut last = None;
-    for rec in records {
-        if careful {
+    if careful {
+        for rec in records {
             conn.prepare_cached("SAVEPOINT record")?.execute([])?;
             if let Err(e) = run_record(conn, rec) {
                 if !refused(&e) {
@@ -973,14 +976,37 @@ fn run_records<'r>(
                 conn.prepare_cached("ROLLBACK TO record")?.execute([])?;
             }
             conn.prepare_cached("RELEASE record")?.execute([])?;
-        } else {
-            run_record(conn, rec)?;
         }
-        last = Some(rec.seq);
+    } else {
+        let plan = fold::plan(records.iter());
+        let mut row = Vec::new();
+        for (step, action) in &plan {
+            match *action {
+                fold::Action::Run => run_step(conn, step.stmt, &step.values)?,
+                fold::Action::Skip => {}
+                fold::Action::InsertWith(update) => {
+                    // [seq, id] of the insert, then the update's JOB_COLUMNS (its last value
+                    // is the seq again).
+                    let newest = &plan[update].0.values;
+                    let (Some(key), Some((_, columns))) =
+                        (step.values.get(..2), newest.split_last())
+                    else {
+                        return Err(rusqlite::Error::InvalidParameterCount(
+                            step.values.len(),
+                            newest.len(),
+                        ));
+                    };
+                    row.clear();
+                    row.extend_from_slice(key);
+                    row.extend_from_slice(columns);
+                    run_step(conn, Stmt::InsertJob, &row)?;
+                }
+            }
+        }
     }
-    if let Some(seq) = last {
+    if let Some(rec) = records.last() {
         conn.prepare_cached("UPDATE oplog SET folded = :seq")?
-            .execute(rusqlite::named_params! {":seq": seq as i64})?;
+            .execute(rusqlite::named_params! {":seq": rec.seq as i64})?;
     }
     Ok(())
 }
@@ -1003,18 +1029,23 @@ fn refused(e: &rusqlite::Error) -> bool {
 
 fn run_record(conn: &Connection, rec: &oplog::Record<'_>) -> rusqlite::Result<()> {
     for step in &rec.steps {
-        let mut st = conn.prepare_cached(stmt_sql(step.stmt))?;
-        if st.parameter_count() != step.values.len() {
-            return Err(rusqlite::Error::InvalidParameterCount(
-                step.values.len(),
-                st.parameter_count(),
-            ));
-        }
-        for (i, v) in step.values.iter().enumerate() {
-            st.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(*v))?;
-        }
-        st.raw_execute()?;
+        run_step(conn, step.stmt, &step.values)?;
     }
+    Ok(())
+}
+
+fn run_step(conn: &Connection, stmt: Stmt, values: &[ValueRef<'_>]) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(stmt_sql(stmt))?;
+    if st.parameter_count() != values.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            values.len(),
+            st.parameter_count(),
+        ));
+    }
+    for (i, v) in values.iter().enumerate() {
+        st.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(*v))?;
+    }
+    st.raw_execute()?;
     Ok(())
 }
 
@@ -1144,7 +1175,7 @@ impl SqliteStore {
         let (records, _) = oplog::records(&taken);
         let run = |careful: bool| -> rusqlite::Result<()> {
             conn.prepare_cached("BEGIN")?.execute([])?;
-            run_records(&conn, records.iter(), careful)?;
+            run_records(&conn, &records, careful)?;
             f(&conn)?;
             conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
         };
@@ -2132,6 +2163,137 @@ mod tests {
         killed(store);
         let store = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(names(&store), ["a", "b"]);
+    }
+
+    /// A fold leaves out the steps later ones replace: a one-file job created, given its file
+    /// and resumed runs two statements (the insert with the newest row, the file), and a job
+    /// created and removed within one fold runs none.
+    #[test]
+    fn a_fold_runs_only_the_steps_that_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut a = job(1, "a");
+        store.insert(&a).unwrap();
+        a.no_progress_timeout_s = 0;
+        store.update_job(&a).unwrap();
+        a.files
+            .push(FileRecord::new("http://h/a".into(), "/d/a".into()));
+        store.append_files(&a, 0).unwrap();
+        a.state = JobState::Queued;
+        store.update_job(&a).unwrap();
+        let counted = |dir: &Path| -> Vec<fold::Action> {
+            let bytes = std::fs::read(dir.join(LOG_FILE)).unwrap();
+            let (records, _) = oplog::records(&bytes);
+            fold::plan(records.iter())
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect()
+        };
+        use fold::Action::{InsertWith, Run, Skip};
+        // insert, update, (update, file), update
+        assert_eq!(counted(dir.path()), [InsertWith(4), Skip, Skip, Run, Skip]);
+        store.remove(&[1]).unwrap();
+        assert_eq!(counted(dir.path()), [Skip; 6]);
+        store.insert(&job(2, "b")).unwrap();
+        store.fold().unwrap();
+        assert_eq!(names(&store), ["b"]);
+    }
+
+    /// Whatever a fold leaves out, the tables end as if every call had been folded on its own:
+    /// a few hundred calls of every kind on a few jobs, folded at uneven points, against the
+    /// same calls folded one by one.
+    #[test]
+    fn a_fold_ends_as_every_step_would() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (batched, one_by_one) = (
+            SqliteStore::open(dir_a.path()).unwrap(),
+            SqliteStore::open(dir_b.path()).unwrap(),
+        );
+        let mut jobs: Vec<Option<JobRecord>> = vec![None; 5];
+        let mut next_seq = 1;
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut roll = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for step in 0..400 {
+            let k = roll(jobs.len() as u64) as usize;
+            let call = |store: &SqliteStore, j: &Option<JobRecord>, what: u64, extra: usize| {
+                let j = j.as_ref().unwrap();
+                match what {
+                    0 => store.update_job(j),
+                    1 => store.append_files(j, extra),
+                    2 => store.update_files(j, &[extra]),
+                    _ => store.remove(&[j.seq]),
+                }
+                .unwrap()
+            };
+            match &mut jobs[k] {
+                slot @ None => {
+                    let mut j = job(next_seq, &format!("job {next_seq}"));
+                    next_seq += 1;
+                    if roll(2) == 0 {
+                        j.files
+                            .push(FileRecord::new("http://h/first".into(), "/d/first".into()));
+                    }
+                    batched.insert(&j).unwrap();
+                    one_by_one.insert(&j).unwrap();
+                    *slot = Some(j);
+                }
+                Some(j) => {
+                    let what = roll(8);
+                    let mut extra = 0;
+                    match what {
+                        0 => {
+                            j.display_name = format!("{} {step}", j.display_name).into();
+                            j.priority = [Priority::High, Priority::Low][roll(2) as usize];
+                            j.modified_ms += 1;
+                        }
+                        1 => {
+                            extra = j.files.len();
+                            j.files.push(FileRecord::new(
+                                format!("http://h/{step}").into(),
+                                format!("/d/{step}").into(),
+                            ));
+                        }
+                        2 if !j.files.is_empty() => {
+                            extra = roll(j.files.len() as u64) as usize;
+                            j.files[extra].committed = !j.files[extra].committed;
+                            j.files[extra].temp_path = Some(format!("/d/t{step}").into());
+                        }
+                        2 => continue,
+                        3..=5 => {
+                            j.state = [JobState::Queued, JobState::Suspended][roll(2) as usize];
+                            j.settling = (roll(2) == 0).then_some(Settle::Completing);
+                            j.modified_ms += 1;
+                        }
+                        _ => {}
+                    }
+                    let what = match what {
+                        0 | 3..=5 => 0,
+                        1 => 1,
+                        2 => 2,
+                        _ => 3,
+                    };
+                    call(&batched, &jobs[k], what, extra);
+                    call(&one_by_one, &jobs[k], what, extra);
+                    if what == 3 {
+                        jobs[k] = None;
+                    }
+                }
+            }
+            one_by_one.fold().unwrap();
+            if roll(37) == 0 {
+                batched.fold().unwrap();
+                assert_eq!(batched.load_all().unwrap(), one_by_one.load_all().unwrap());
+            }
+        }
+        batched.fold().unwrap();
+        let all = batched.load_all().unwrap();
+        assert!(!all.is_empty() && all.iter().any(|j| j.files.len() > 1));
+        assert_eq!(all, one_by_one.load_all().unwrap());
     }
 
     /// After `close` the store writes nothing: calls are refused with BITS_E_INVALID_STATE, and
