@@ -46,9 +46,11 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(3);
 /// is gone once the manager is closed).
 const TASK_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How long after an application's call its write waits in the store's log before the batch task
-/// folds it into the tables (`Store::fold`): the calls of that time share one transaction.
-const FOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long after an application's call (or a batch) its write waits in the store's log before
+/// the batch task folds it into the tables (`Store::fold`): the writes of that time share one
+/// transaction, and a job created and completed within it never reaches the tables at all (see
+/// `store/sqlite/fold.rs`). The store asks for a fold at once when its log holds many bytes.
+const FOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A checkpoint, and the file to flush before it may be written (None: already flushed).
 struct Pending {
@@ -235,13 +237,7 @@ impl Checkpoints {
         }
         // The files are flushed: their handles close here, and only the checkpoints remain.
         let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
-        if points.is_empty() && rows.is_empty() {
-            if let Err(e) = store.fold() {
-                // The settled jobs wait for the next batch, as they would after a failed remove.
-                self.put_back(Vec::new(), Vec::new(), retiring);
-                return Err(e);
-            }
-        } else {
+        if !points.is_empty() || !rows.is_empty() {
             if let Err(e) = store.checkpoint(&points, &rows) {
                 let flushed = points
                     .into_iter()
@@ -274,20 +270,32 @@ impl Checkpoints {
 }
 
 /// The batch writer: one `write_now` per interval, or sooner when asked (but `GATHER` after the
-/// previous one).
+/// previous one); and a fold of the store's log `FOLD_AFTER` after a write reached it, or at once
+/// when the store asks again meanwhile (its log grew large).
 pub(crate) async fn run(shared: Arc<Shared>) {
     let c = &shared.checkpoints;
     let mut last_end: Option<tokio::time::Instant> = None;
+    let mut fold_at: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(shared.config.checkpoint_interval) => {}
-            _ = c.now.notified() => {}
-            _ = c.fold.notified() => tokio::select! {
-                _ = tokio::time::sleep(FOLD_AFTER) => {}
-                _ = c.now.notified() => {}
-            },
-        }
-        if let Some(end) = last_end {
+        let fold_due = async {
+            match fold_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let fold = tokio::select! {
+            _ = tokio::time::sleep(shared.config.checkpoint_interval) => false,
+            _ = c.now.notified() => false,
+            _ = c.fold.notified() => {
+                let now = tokio::time::Instant::now();
+                fold_at = Some(fold_at.map_or(now + FOLD_AFTER, |_| now));
+                continue;
+            }
+            _ = fold_due => true,
+        };
+        if fold {
+            fold_at = None;
+        } else if let Some(end) = last_end {
             tokio::time::sleep_until(end + GATHER).await;
         }
         if shared.closed.load(Ordering::SeqCst) {
@@ -295,7 +303,21 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         let s = shared.clone();
         // Syncs and SQLite block; keep them off the runtime's workers.
-        let _ = tokio::task::spawn_blocking(move || s.checkpoints.write_now(&*s.store)).await;
-        last_end = Some(tokio::time::Instant::now());
+        let done = tokio::task::spawn_blocking(move || {
+            if fold {
+                s.store.fold()
+            } else {
+                s.checkpoints.write_now(&*s.store)
+            }
+        })
+        .await;
+        if fold {
+            // The records wait in the log (a full disk): try again later, as for a batch.
+            if !matches!(done, Ok(Ok(()))) {
+                fold_at = Some(tokio::time::Instant::now() + FOLD_AFTER);
+            }
+        } else {
+            last_end = Some(tokio::time::Instant::now());
+        }
     }
 }

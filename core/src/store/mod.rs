@@ -68,8 +68,9 @@ pub trait Store: Send + Sync {
     fn remove(&self, jobs: &[u64]) -> Result<(), StoreError>;
     /// Records the progress of many files (and, for a job whose stored state is QUEUED,
     /// CONNECTING or TRANSFERRING, the state of its newest checkpoint), and then the rows of
-    /// `jobs` (job-level fields, as `update_job`), in one transaction. A row in `jobs` is written only if the stored one is not
-    /// newer (its `modified_ms` is not later): a row the application's call wrote since stays.
+    /// `jobs` (job-level fields, as `update_job`), atomically (one record of the log). A row in
+    /// `jobs` is written only if the stored one is not newer (its `modified_ms` is not later): a
+    /// row the application's call wrote since stays.
     /// Checkpoints and rows of jobs or files that no longer exist are ignored.
     fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError>;
     /// A manager setting kept in the state folder (None: never set).
@@ -77,12 +78,13 @@ pub trait Store: Send + Sync {
     /// Keeps a manager setting (None: forgets it).
     fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
     /// Every write above is durable against a kill when it returns, but may wait in the store's
-    /// log until this call (or any `checkpoint`) moves it into the tables (`sqlite.rs`), which
-    /// keeps the log short and lets many calls share one transaction. Blocks (one transaction);
+    /// log until this call moves it into the tables (`sqlite.rs`), which keeps the log short and
+    /// lets many calls share one transaction. Blocks (one transaction);
     /// free when nothing waits.
     fn fold(&self) -> Result<(), StoreError>;
     /// `wake` is called (on the writer's thread, so it must be quick) when a write starts to
-    /// wait for `fold` while none did.
+    /// wait for `fold` while none did, and again whenever what waits has grown by some megabytes
+    /// (a fold is then due at once).
     fn on_unfolded(&self, wake: Box<dyn Fn() + Send + Sync>);
     /// Folds what waits, empties the log, and from then on refuses every write and leaves the
     /// files alone when dropped: the manager calls it while it still holds the state folder's

@@ -4,9 +4,9 @@
 //!   being killed at any instant; a power cut can lose the last commits but never corrupts the
 //!   database. (FULL would fsync every create and could not meet 10,000 creates in 2 s.)
 //! - A writer's calls (`insert`, `update_job`, `append_files`, `update_files`, `remove`,
-//!   `set_setting`) append their statements to the operation log (`oplog.rs`) with one `write()`
-//!   and return; `fold` runs them in one transaction, and so does every transaction of the
-//!   store's own (a checkpoint batch folds first, then writes its progress). Reading (`load_all`,
+//!   `set_setting`) and the engine's checkpoint batches (`checkpoint`) append their statements to
+//!   the operation log (`oplog.rs`) with one `write()` and return; `fold` runs them in one
+//!   transaction, leaving out what later records replace (`fold.rs`). Reading (`load_all`,
 //!   `setting`) folds first, and opening runs what a crash left in the log. Tools reading beside
 //!   the holder (`readonly.rs`) apply the log's unfolded records to what they read
 //!   (`apply_records`), so they see every call that returned, even after the holder died.
@@ -914,6 +914,23 @@ fn stmt_sql(stmt: Stmt) -> &'static str {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         }
         Stmt::DeleteSetting => "DELETE FROM settings WHERE key = :key",
+        Stmt::Checkpoint => {
+            "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
+                last_modified = :last_modified, completed = :completed,
+                temp_path = coalesce(:temp_path, temp_path)
+             WHERE job_seq = :job_seq AND idx = :idx"
+        }
+        // A moving job's row also takes its state (QUEUED, CONNECTING or TRANSFERRING: one
+        // state to the manager's writes, see `JobRecord::same_row`) from its newest checkpoint,
+        // so a reader beside the holder sees it move; a row a call wrote later than the
+        // checkpoint, or in another state, stays (SET reads the old `modified_ms`).
+        Stmt::JobProgress => {
+            "UPDATE jobs SET modified_ms = max(modified_ms, :at),
+                state = CASE WHEN state IN (0, 1, 2) AND :state IN (0, 1, 2)
+                    AND modified_ms <= :at THEN :state ELSE state END
+             WHERE seq = :seq"
+        }
+        Stmt::UpdateJobUnlessNewer => &sql().update_job_unless_newer,
     }
 }
 
@@ -1078,11 +1095,20 @@ fn apply_record(
                 jobs.insert(job.seq, job);
             }
             // [JOB_COLUMNS, seq]: the row is rebuilt in `select_jobs` order, with the stored id.
-            Stmt::UpdateJob => {
+            Stmt::UpdateJob | Stmt::UpdateJobUnlessNewer => {
                 let seq = v.col::<i64>(v.len().saturating_sub(1))? as u64;
                 let Some(old) = jobs.get_mut(&seq) else {
                     continue;
                 };
+                if step.stmt == Stmt::UpdateJobUnlessNewer {
+                    let at = JOB_COLUMNS
+                        .iter()
+                        .position(|c| *c == "modified_ms")
+                        .ok_or(rusqlite::Error::InvalidColumnIndex(0))?;
+                    if old.modified_ms > v.col::<i64>(at)? as u64 {
+                        continue;
+                    }
+                }
                 let id = *old.id.as_bytes();
                 let mut row = Vec::with_capacity(v.len() + 1);
                 row.push(ValueRef::Integer(seq as i64));
@@ -1117,6 +1143,34 @@ fn apply_record(
             }
             Stmt::DeleteJob => {
                 jobs.remove(&(v.col::<i64>(0)? as u64));
+            }
+            // [bytes, total, etag, last_modified, completed, temp_path, job_seq, idx]
+            Stmt::Checkpoint => {
+                let (seq, idx) = (v.col::<i64>(6)? as u64, v.col::<u32>(7)? as usize);
+                if let Some(f) = jobs.get_mut(&seq).and_then(|j| j.files.get_mut(idx)) {
+                    let bytes = v.col::<i64>(0)? as u64;
+                    f.bytes_checkpointed = bytes;
+                    f.bytes_transferred = bytes;
+                    f.bytes_total = opt_u64(v.col(1)?);
+                    f.etag = v.col(2)?;
+                    f.last_modified = v.col(3)?;
+                    f.completed = v.col(4)?;
+                    if let Some(t) = v.col::<Option<Box<str>>>(5)? {
+                        f.temp_path = Some(t);
+                    }
+                }
+            }
+            // [at, state, seq]: as the statement's CASE, on the row as it stood.
+            Stmt::JobProgress => {
+                let (at, seq) = (v.col::<i64>(0)? as u64, v.col::<i64>(2)? as u64);
+                let state = JobState::from_i32(v.col(1)?).ok_or_else(|| invalid(1, "state"))?;
+                if let Some(job) = jobs.get_mut(&seq) {
+                    let moving = |s: JobState| (s as i32) <= 2;
+                    if moving(job.state) && moving(state) && job.modified_ms <= at {
+                        job.state = state;
+                    }
+                    job.modified_ms = job.modified_ms.max(at);
+                }
             }
             Stmt::PutSetting | Stmt::DeleteSetting => {}
         }
@@ -1443,58 +1497,43 @@ impl Store for SqliteStore {
     }
 
     fn checkpoint(&self, points: &[Checkpoint], jobs: &[JobRecord]) -> Result<(), StoreError> {
-        self.transaction("checkpoint", &|tx| {
-            let mut file = tx.prepare_cached(
-                "UPDATE files SET bytes_checkpointed = :bytes, bytes_total = :total, etag = :etag,
-                    last_modified = :last_modified, completed = :completed,
-                    temp_path = coalesce(:temp_path, temp_path)
-                 WHERE job_seq = :job_seq AND idx = :idx",
-            )?;
-            // A moving job's row also takes its state (QUEUED, CONNECTING or TRANSFERRING: one
-            // state to the manager's writes, see `JobRecord::same_row`) from its newest
-            // checkpoint, so a reader beside the holder sees it move; a row a call wrote later
-            // than the checkpoint, or in another state, stays (SET reads the old `modified_ms`).
-            let mut job = tx.prepare_cached(
-                "UPDATE jobs SET modified_ms = max(modified_ms, :at),
-                    state = CASE WHEN state IN (0, 1, 2) AND :state IN (0, 1, 2)
-                        AND modified_ms <= :at THEN :state ELSE state END
-                 WHERE seq = :seq",
-            )?;
-            let mut latest: std::collections::HashMap<u64, (u64, JobState)> =
-                std::collections::HashMap::new();
+        // The newest checkpoint of each job moves its row: one row write per job, however many
+        // of its files the batch holds.
+        let mut latest: Vec<(u64, u64, JobState)> = Vec::new();
+        {
+            let mut at: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
             for p in points {
-                file.raw_bind_parameter(c":job_seq", p.seq as i64)?;
-                file.raw_bind_parameter(c":idx", p.file)?;
-                file.raw_bind_parameter(c":bytes", p.bytes as i64)?;
-                file.raw_bind_parameter(c":total", p.total.map(|v| v as i64))?;
-                file.raw_bind_parameter(c":etag", &p.etag)?;
-                file.raw_bind_parameter(c":last_modified", &p.last_modified)?;
-                file.raw_bind_parameter(c":completed", p.completed)?;
-                file.raw_bind_parameter(c":temp_path", &p.temp)?;
-                file.raw_execute()?;
-                let newest = latest.entry(p.seq).or_insert((0, p.state));
-                if p.at_ms >= newest.0 {
-                    *newest = (p.at_ms, p.state);
+                let i = *at.entry(p.seq).or_insert_with(|| {
+                    latest.push((p.seq, 0, p.state));
+                    latest.len() - 1
+                });
+                if p.at_ms >= latest[i].1 {
+                    latest[i] = (p.seq, p.at_ms, p.state);
                 }
             }
-            // One row write per job, however many of its files the batch holds.
-            for (seq, (at, state)) in latest {
-                job.raw_bind_parameter(c":seq", seq as i64)?;
-                job.raw_bind_parameter(c":at", at as i64)?;
-                job.raw_bind_parameter(c":state", state as i32)?;
-                job.raw_execute()?;
+        }
+        self.write("checkpoint", &|w| {
+            for p in points {
+                w.step(Stmt::Checkpoint, &|b| {
+                    b.put(c":bytes", p.bytes as i64)?;
+                    b.put(c":total", p.total.map(|v| v as i64))?;
+                    b.put(c":etag", &p.etag)?;
+                    b.put(c":last_modified", &p.last_modified)?;
+                    b.put(c":completed", p.completed)?;
+                    b.put(c":temp_path", &p.temp)?;
+                    b.put(c":job_seq", p.seq as i64)?;
+                    b.put(c":idx", p.file)
+                })?;
             }
-            let mut row = tx.prepare_cached(&sql().update_job_unless_newer)?;
+            for &(seq, at, state) in &latest {
+                w.step(Stmt::JobProgress, &|b| {
+                    b.put(c":at", at as i64)?;
+                    b.put(c":state", state as i32)?;
+                    b.put(c":seq", seq as i64)
+                })?;
+            }
             for j in jobs {
-                bind_job(
-                    &mut Binder {
-                        st: &mut row,
-                        next: 1,
-                    },
-                    j,
-                    false,
-                )?;
-                row.raw_execute()?;
+                w.step(Stmt::UpdateJobUnlessNewer, &|b| bind_job(b, j, false))?;
             }
             Ok(())
         })
@@ -1790,7 +1829,11 @@ mod tests {
             temp: j.files[7].temp_path.clone(),
             state: j.state,
         };
-        assert_eq!(changes(&|| store.checkpoint(&[p.clone()], &[]).unwrap()), 2);
+        // The file's row and the job's (its modification time), through the log like the rest.
+        assert_eq!(
+            changes(&|| store.checkpoint(&[p.clone()], &[]).unwrap()),
+            2 + 1
+        );
         assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
     }
 
@@ -2200,8 +2243,9 @@ mod tests {
     }
 
     /// Whatever a fold leaves out, the tables end as if every call had been folded on its own:
-    /// a few hundred calls of every kind on a few jobs, folded at uneven points, against the
-    /// same calls folded one by one.
+    /// a few hundred calls and checkpoint batches on a few jobs, folded at uneven points, against
+    /// the same writes folded one by one. A reader beside the holder, which applies the log's
+    /// records in memory, sees the same before each fold.
     #[test]
     fn a_fold_ends_as_every_step_would() {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -2209,6 +2253,11 @@ mod tests {
             SqliteStore::open(dir_a.path()).unwrap(),
             SqliteStore::open(dir_b.path()).unwrap(),
         );
+        let reader = SqliteStore::open_read_only(dir_a.path()).unwrap();
+        let by_seq = |mut v: Vec<JobRecord>| {
+            v.sort_by_key(|j| j.seq);
+            v
+        };
         let mut jobs: Vec<Option<JobRecord>> = vec![None; 5];
         let mut next_seq = 1;
         let mut rng = 0x2545_f491_4f6c_dd1d_u64;
@@ -2218,82 +2267,130 @@ mod tests {
             rng ^= rng << 17;
             rng % n
         };
-        for step in 0..400 {
+        let (mut checkpoints, mut rows) = (0, 0);
+        for step in 0..600 {
             let k = roll(jobs.len() as u64) as usize;
-            let call = |store: &SqliteStore, j: &Option<JobRecord>, what: u64, extra: usize| {
-                let j = j.as_ref().unwrap();
-                match what {
-                    0 => store.update_job(j),
-                    1 => store.append_files(j, extra),
-                    2 => store.update_files(j, &[extra]),
-                    _ => store.remove(&[j.seq]),
+            let Some(j) = &mut jobs[k] else {
+                let mut j = job(next_seq, &format!("job {next_seq}"));
+                next_seq += 1;
+                if roll(2) == 0 {
+                    j.files
+                        .push(FileRecord::new("http://h/first".into(), "/d/first".into()));
                 }
-                .unwrap()
+                for store in [&batched, &one_by_one] {
+                    store.insert(&j).unwrap();
+                }
+                jobs[k] = Some(j);
+                continue;
             };
-            match &mut jobs[k] {
-                slot @ None => {
-                    let mut j = job(next_seq, &format!("job {next_seq}"));
-                    next_seq += 1;
-                    if roll(2) == 0 {
-                        j.files
-                            .push(FileRecord::new("http://h/first".into(), "/d/first".into()));
-                    }
-                    batched.insert(&j).unwrap();
-                    one_by_one.insert(&j).unwrap();
-                    *slot = Some(j);
-                }
-                Some(j) => {
-                    let what = roll(8);
-                    let mut extra = 0;
-                    match what {
-                        0 => {
-                            j.display_name = format!("{} {step}", j.display_name).into();
-                            j.priority = [Priority::High, Priority::Low][roll(2) as usize];
-                            j.modified_ms += 1;
-                        }
-                        1 => {
-                            extra = j.files.len();
-                            j.files.push(FileRecord::new(
-                                format!("http://h/{step}").into(),
-                                format!("/d/{step}").into(),
-                            ));
-                        }
-                        2 if !j.files.is_empty() => {
-                            extra = roll(j.files.len() as u64) as usize;
-                            j.files[extra].committed = !j.files[extra].committed;
-                            j.files[extra].temp_path = Some(format!("/d/t{step}").into());
-                        }
-                        2 => continue,
-                        3..=5 => {
-                            j.state = [JobState::Queued, JobState::Suspended][roll(2) as usize];
-                            j.settling = (roll(2) == 0).then_some(Settle::Completing);
-                            j.modified_ms += 1;
-                        }
-                        _ => {}
-                    }
-                    let what = match what {
-                        0 | 3..=5 => 0,
-                        1 => 1,
-                        2 => 2,
-                        _ => 3,
-                    };
-                    call(&batched, &jobs[k], what, extra);
-                    call(&one_by_one, &jobs[k], what, extra);
-                    if what == 3 {
-                        jobs[k] = None;
+            match roll(10) {
+                0 => {
+                    j.display_name = format!("{} {step}", j.display_name).into();
+                    j.priority = [Priority::High, Priority::Low][roll(2) as usize];
+                    j.modified_ms += 1;
+                    for store in [&batched, &one_by_one] {
+                        store.update_job(j).unwrap();
                     }
                 }
+                1 => {
+                    j.files.push(FileRecord::new(
+                        format!("http://h/{step}").into(),
+                        format!("/d/{step}").into(),
+                    ));
+                    for store in [&batched, &one_by_one] {
+                        store.append_files(j, j.files.len() - 1).unwrap();
+                    }
+                }
+                2 if !j.files.is_empty() => {
+                    let i = roll(j.files.len() as u64) as usize;
+                    j.files[i].committed = !j.files[i].committed;
+                    j.files[i].temp_path = Some(format!("/d/t{step}").into());
+                    for store in [&batched, &one_by_one] {
+                        store.update_files(j, &[i]).unwrap();
+                    }
+                }
+                3..=5 => {
+                    j.state = [
+                        JobState::Queued,
+                        JobState::Suspended,
+                        JobState::Transferring,
+                    ][roll(3) as usize];
+                    j.settling = (roll(2) == 0).then_some(Settle::Completing);
+                    j.modified_ms += 1;
+                    for store in [&batched, &one_by_one] {
+                        store.update_job(j).unwrap();
+                    }
+                }
+                // A checkpoint batch: progress of some files, maybe the engine's row, at times
+                // before or after the stored row's.
+                6..=8 => {
+                    let at = j.modified_ms + roll(3) - 1;
+                    let chosen: Vec<usize> = (0..j.files.len()).filter(|_| roll(2) == 0).collect();
+                    let points: Vec<Checkpoint> = chosen
+                        .into_iter()
+                        .map(|i| Checkpoint {
+                            job: j.id,
+                            seq: j.seq,
+                            file: i as u32,
+                            bytes: step,
+                            total: (roll(2) == 0).then_some(step * 2),
+                            etag: Some(format!("e{step}").into()),
+                            last_modified: None,
+                            completed: roll(2) == 0,
+                            temp: (roll(2) == 0).then(|| format!("/d/c{step}").into()),
+                            state: [JobState::Connecting, JobState::Transferring][roll(2) as usize],
+                            at_ms: at,
+                        })
+                        .collect();
+                    let mut row = j.clone();
+                    row.state = JobState::Transferred;
+                    row.modified_ms = at;
+                    let engine_rows = if roll(2) == 0 { vec![row] } else { Vec::new() };
+                    checkpoints += points.len();
+                    rows += engine_rows.len();
+                    for store in [&batched, &one_by_one] {
+                        store.checkpoint(&points, &engine_rows).unwrap();
+                    }
+                    // The record as the store now holds it.
+                    one_by_one.fold().unwrap();
+                    let seq = j.seq;
+                    let stored = one_by_one
+                        .load_all()
+                        .unwrap()
+                        .into_iter()
+                        .find(|r| r.seq == seq);
+                    *j = stored.unwrap();
+                }
+                9 => {
+                    for store in [&batched, &one_by_one] {
+                        store.remove(&[j.seq]).unwrap();
+                    }
+                    jobs[k] = None;
+                }
+                _ => {}
             }
             one_by_one.fold().unwrap();
+            let expected = by_seq(one_by_one.load_all().unwrap());
+            assert_eq!(
+                by_seq(reader.snapshot().unwrap()),
+                expected,
+                "the reader, step {step}"
+            );
             if roll(37) == 0 {
                 batched.fold().unwrap();
-                assert_eq!(batched.load_all().unwrap(), one_by_one.load_all().unwrap());
+                assert_eq!(by_seq(batched.load_all().unwrap()), expected, "step {step}");
             }
         }
+        assert!(
+            checkpoints > 50 && rows > 10,
+            "{checkpoints} checkpoints, {rows} rows"
+        );
+        let seen = by_seq(reader.snapshot().unwrap());
         batched.fold().unwrap();
-        let all = batched.load_all().unwrap();
+        let all = by_seq(batched.load_all().unwrap());
         assert!(!all.is_empty() && all.iter().any(|j| j.files.len() > 1));
-        assert_eq!(all, one_by_one.load_all().unwrap());
+        assert_eq!(all, by_seq(one_by_one.load_all().unwrap()));
+        assert_eq!(seen, all);
     }
 
     /// After `close` the store writes nothing: calls are refused with BITS_E_INVALID_STATE, and

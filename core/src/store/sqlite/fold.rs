@@ -1,8 +1,9 @@
 //! What a fold of the operation log may leave out: a step whose effect a later step of the same
 //! fold replaces. The tables end exactly as if every step had run.
 //!
-//! A job's row is written whole by every `UpdateJob`, so of several only the last counts, and an
-//! `InsertJob` followed by updates can insert the last update's columns at once. A `DeleteJob`
+//! A job's row is written whole by every `UpdateJob`, so every write of the row before the last
+//! such update counts for nothing (another update, a checkpoint's `JobProgress`, an engine's
+//! `UpdateJobUnlessNewer`), and an `InsertJob` before it can insert its columns at once. A `DeleteJob`
 //! (which takes the job's files with it) makes every earlier step of its job moot, and itself
 //! too when the job was inserted in the same fold. A one-file job created, given its file and
 //! resumed between two folds then costs two statements instead of five; a job created and
@@ -61,12 +62,13 @@ pub(super) fn plan<'a, 'r: 'a>(
             }
             // Only the last whole row counts; an insert before it takes its columns.
             [] => {
-                let updates = of(Stmt::UpdateJob);
-                let Some((&newest, older)) = updates.split_last() else {
+                let Some(&newest) = of(Stmt::UpdateJob).last() else {
                     continue;
                 };
-                for &u in older {
-                    steps[u].1 = Action::Skip;
+                for &u in mine.iter().take_while(|&&u| u < newest) {
+                    if writes_row(steps[u].0.stmt) {
+                        steps[u].1 = Action::Skip;
+                    }
                 }
                 if let [i] = inserts[..] {
                     if i < newest {
@@ -82,12 +84,23 @@ pub(super) fn plan<'a, 'r: 'a>(
     steps
 }
 
+/// Writes a job's row without inserting it: moot before a later `UpdateJob`.
+fn writes_row(stmt: Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::UpdateJob | Stmt::JobProgress | Stmt::UpdateJobUnlessNewer
+    )
+}
+
 /// The job (by `seq`) a step writes; None for a setting.
 fn job_of(step: &Step<'_>) -> Option<i64> {
     let at = match step.stmt {
         Stmt::InsertJob | Stmt::InsertFile | Stmt::DeleteJob => 0,
-        Stmt::UpdateJob => step.values.len().checked_sub(1)?,
+        Stmt::UpdateJob | Stmt::JobProgress | Stmt::UpdateJobUnlessNewer => {
+            step.values.len().checked_sub(1)?
+        }
         Stmt::UpdateFileNames => 8,
+        Stmt::Checkpoint => 6,
         Stmt::PutSetting | Stmt::DeleteSetting => return None,
     };
     match step.values.get(at) {

@@ -9,9 +9,9 @@
 //! more against a power cut: the log is not fsynced either).
 //!
 //! A record is the statements a write would have run, with their values in the order of their
-//! parameters; `SqliteStore::fold` runs the waiting records in one transaction (the checkpoint
-//! batch does, with its own writes after them) and stores the sequence number of the last one in
-//! the same transaction, so each record reaches the tables exactly once: at open, records past
+//! parameters (the engine's checkpoints too); `SqliteStore::fold` runs the waiting records in one
+//! transaction, leaving out the steps later ones replace (`fold.rs`), and stores the sequence
+//! number of the last one in the same transaction, so each record reaches the tables exactly once: at open, records past
 //! that number are run before anything is read (a crash lost none of them), and older ones are
 //! skipped. The file is emptied only after the folded tables are synced (`fdatasync` of the WAL),
 //! so no power cut can leave a record neither in the log nor on disk.
@@ -35,6 +35,10 @@ pub const LOG_FILE: &str = "openbits.oplog";
 /// Log size past which a fold empties the file (holding appends back for one sync).
 pub(super) const TRUNCATE_AT: u64 = 8 << 20;
 
+/// Unfolded bytes past which (and past each further such amount) the waker is called again, so
+/// that a fold comes at once: what waits is kept in memory too.
+const WAKE_AGAIN_EVERY: usize = 4 << 20;
+
 const HEADER: usize = 8;
 
 /// A statement a record may run. The values of a step are its parameters in order (SQLite
@@ -49,6 +53,12 @@ pub(super) enum Stmt {
     DeleteJob = 5,
     PutSetting = 6,
     DeleteSetting = 7,
+    /// A file's flushed progress (`Store::checkpoint`).
+    Checkpoint = 8,
+    /// A moving job's state and modification time from its newest checkpoint.
+    JobProgress = 9,
+    /// `UpdateJob`, unless the stored row is newer (a row the engine wrote).
+    UpdateJobUnlessNewer = 10,
 }
 
 impl Stmt {
@@ -62,6 +72,9 @@ impl Stmt {
             DeleteJob,
             PutSetting,
             DeleteSetting,
+            Checkpoint,
+            JobProgress,
+            UpdateJobUnlessNewer,
         ]
         .into_iter()
         .find(|s| *s as u8 == b)
@@ -241,7 +254,8 @@ pub(super) fn records(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
 /// the store's connection first, then `inner` (see `SqliteStore::transaction`).
 pub(super) struct OpLog {
     pub(super) inner: Mutex<Inner>,
-    /// Called when a record arrives while none waits (see `Store::on_unfolded`).
+    /// Called when a record arrives while none waits, and when those waiting pass another
+    /// `WAKE_AGAIN_EVERY` bytes (see `Store::on_unfolded`).
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
@@ -323,8 +337,10 @@ impl OpLog {
             return Err(AppendError::Io(e));
         }
         inner.len += buf.len() as u64;
-        let first = inner.waiting.is_empty();
+        let before = inner.waiting.len();
         inner.waiting.extend_from_slice(buf);
+        let first =
+            before == 0 || before / WAKE_AGAIN_EVERY != inner.waiting.len() / WAKE_AGAIN_EVERY;
         inner.next_seq += 1;
         // Not kept large: one AddFileSet of 2,000 files makes a record of ~300 KB.
         if inner.scratch.capacity() > 1 << 20 {
