@@ -152,6 +152,56 @@ fn closing_mid_transfer_and_reopening_continues_from_the_checkpoint() {
     assert!(temp_files(dir.path()).is_empty());
 }
 
+/// A download's later checkpoints reach the store with the batch of each checkpoint interval, even
+/// while the application's calls keep asking the store's log to be folded (a fold must not put
+/// the interval's batch off).
+#[test]
+fn interval_batches_come_while_calls_keep_the_log_busy() {
+    let server = TestServer::start();
+    // 10 s at the rate below: the download cannot end (and write its last checkpoint at once)
+    // within the test's 4 s.
+    server.add("/slow", pattern(4_000_000, 7));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = Config {
+        checkpoint_interval: Duration::from_millis(600),
+        checkpoint_bytes: 1 << 40,
+        ..config()
+    };
+    let m = Manager::open(Some(&state), config).unwrap();
+    let j = m.create_job("slow", JobType::Download).unwrap();
+    j.add_file(
+        &server.url("/slow?rate=400000"),
+        dir.path().join("slow").to_str().unwrap(),
+    )
+    .unwrap();
+    j.resume().unwrap();
+    let busy = m.create_job("busy", JobType::Download).unwrap();
+    let reader = SqliteStore::open_read_only(&state).unwrap();
+    let stored = || {
+        let jobs = reader.snapshot().unwrap();
+        jobs.iter()
+            .find(|r| r.id == j.id())
+            .map_or(0, |r| r.files[0].bytes_checkpointed)
+    };
+    wait_until("the first checkpoint", || stored() > 0);
+    let first = stored();
+    // A call every 100 ms: each one after a fold asks for the next fold.
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let mut calls = 0;
+    while stored() <= first && std::time::Instant::now() < deadline {
+        busy.set_description(&format!("call {calls}")).unwrap();
+        calls += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let later = stored();
+    assert!(
+        later > first,
+        "after {calls} calls the store still holds the first checkpoint ({first} bytes)"
+    );
+    assert_eq!(j.cancel().unwrap(), hr::S_OK);
+}
+
 /// TRANSFERRED is written by the checkpoint batch that makes the files durable (no transaction
 /// of its own), and that batch comes at once: another process reading the folder sees the state
 /// and its time while the manager is still open.

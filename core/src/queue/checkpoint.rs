@@ -103,9 +103,9 @@ pub(crate) struct Checkpoints {
     now: Notify,
     /// The store's log holds writes to fold (`Store::on_unfolded`).
     pub(crate) fold: Arc<Notify>,
-    /// Batches written so far, and the error of the newest if it failed: `make_durable` waits
-    /// on `batch_done` for the count to move.
-    written: Mutex<(u64, Option<StoreError>)>,
+    /// Batches written so far, and, if the newest failed, its error and the jobs it held:
+    /// `make_durable` waits on `batch_done` for the count to move.
+    written: Mutex<(u64, Option<(StoreError, Vec<JobId>)>)>,
     batch_done: Condvar,
 }
 
@@ -155,9 +155,10 @@ impl Checkpoints {
                 }
                 return self.write(store);
             }
-            // The job's checkpoints are back in the queue only if that batch failed.
-            if let Some(e) = &written.1 {
-                if mine(&self.queue.lock()) {
+            // A batch that held the job failed (its checkpoints are back in the queue); a failed
+            // batch that did not hold it says nothing about it, and the next one is asked for.
+            if let Some((e, held)) = &written.1 {
+                if held.contains(job) {
                     return Err(e.clone());
                 }
             }
@@ -209,10 +210,10 @@ impl Checkpoints {
         };
         let retiring = std::mem::take(&mut *self.retiring.lock());
         let result = self.write_batch(store, batch, rows, retiring);
-        self.queue.lock().in_flight.clear();
+        let held = std::mem::take(&mut self.queue.lock().in_flight);
         let mut written = self.written.lock();
         written.0 += 1;
-        written.1 = result.as_ref().err().cloned();
+        written.1 = result.as_ref().err().map(|e| (e.clone(), held));
         self.batch_done.notify_all();
         drop(written);
         result
@@ -271,24 +272,31 @@ impl Checkpoints {
 
 /// The batch writer: one `write_now` per interval, or sooner when asked (but `GATHER` after the
 /// previous one); and a fold of the store's log `FOLD_AFTER` after a write reached it, or at once
-/// when the store asks again meanwhile (its log grew large).
+/// when the store asks again meanwhile (its log grew large), but never sooner than `FOLD_AFTER`
+/// after a fold that failed.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    use tokio::time::{sleep_until, Instant};
     let c = &shared.checkpoints;
-    let mut last_end: Option<tokio::time::Instant> = None;
-    let mut fold_at: Option<tokio::time::Instant> = None;
+    let interval = shared.config.checkpoint_interval;
+    let mut last_end: Option<Instant> = None;
+    // Fixed across passes: folds and fold requests must not put the interval's batch off.
+    let mut batch_at = Instant::now() + interval;
+    let mut fold_at: Option<Instant> = None;
+    let mut fold_not_before = Instant::now();
     loop {
         let fold_due = async {
             match fold_at {
-                Some(t) => tokio::time::sleep_until(t).await,
+                Some(t) => sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
         let fold = tokio::select! {
-            _ = tokio::time::sleep(shared.config.checkpoint_interval) => false,
+            _ = sleep_until(batch_at) => false,
             _ = c.now.notified() => false,
             _ = c.fold.notified() => {
-                let now = tokio::time::Instant::now();
-                fold_at = Some(fold_at.map_or(now + FOLD_AFTER, |_| now));
+                let now = Instant::now();
+                let at = fold_at.map_or(now + FOLD_AFTER, |_| now);
+                fold_at = Some(at.max(fold_not_before));
                 continue;
             }
             _ = fold_due => true,
@@ -296,7 +304,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if fold {
             fold_at = None;
         } else if let Some(end) = last_end {
-            tokio::time::sleep_until(end + GATHER).await;
+            sleep_until(end + GATHER).await;
         }
         if shared.closed.load(Ordering::SeqCst) {
             return;
@@ -311,13 +319,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         })
         .await;
+        let now = Instant::now();
         if fold {
-            // The records wait in the log (a full disk): try again later, as for a batch.
+            // The records wait in the log (a full disk): try again later, not at once.
             if !matches!(done, Ok(Ok(()))) {
-                fold_at = Some(tokio::time::Instant::now() + FOLD_AFTER);
+                fold_not_before = now + FOLD_AFTER;
+                fold_at = Some(fold_not_before);
             }
         } else {
-            last_end = Some(tokio::time::Instant::now());
+            last_end = Some(now);
+            batch_at = now + interval;
         }
     }
 }

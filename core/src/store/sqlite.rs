@@ -213,6 +213,10 @@ const MIGRATIONS: &[&str] = &[
     // the tables (`oplog.rs`): written in the same transaction as they are.
     "CREATE TABLE oplog (one INTEGER PRIMARY KEY CHECK (one = 1), folded INTEGER NOT NULL) STRICT;
     INSERT INTO oplog (one, folded) VALUES (1, 0);",
+    // 15: no table changes; the operation log may now hold checkpoint batches (statements 8-10),
+    // which a library knowing only schema 14 would read as a damaged record and stop at, losing
+    // the calls after it. Raising the version makes such a library refuse the folder instead.
+    "UPDATE oplog SET folded = folded;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -1261,6 +1265,7 @@ impl SqliteStore {
                         Some(mut inner) => inner.put_back(taken),
                         None => log.inner.lock().put_back(taken),
                     }
+                    log.wake();
                 }
                 Err(db_error(what, e))
             }

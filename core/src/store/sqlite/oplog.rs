@@ -300,6 +300,14 @@ impl OpLog {
         let _ = self.waker.set(wake);
     }
 
+    /// Calls the waker: records put back after a failed fold still wait, and the appends that
+    /// follow will not call it (they do only when nothing waited).
+    pub(super) fn wake(&self) {
+        if let Some(wake) = self.waker.get() {
+            wake();
+        }
+    }
+
     /// Appends one record whose steps `build` writes, and keeps it for the next fold. When this
     /// returns Ok the record is in the kernel. On failure nothing of it stays in the file.
     pub(super) fn append(
