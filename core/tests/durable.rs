@@ -159,7 +159,7 @@ fn closing_mid_transfer_and_reopening_continues_from_the_checkpoint() {
 fn interval_batches_come_while_calls_keep_the_log_busy() {
     let server = TestServer::start();
     // 10 s at the rate below: the download cannot end (and write its last checkpoint at once)
-    // within the test's 4 s.
+    // within the test's 8 s.
     server.add("/slow", pattern(4_000_000, 7));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -187,7 +187,7 @@ fn interval_batches_come_while_calls_keep_the_log_busy() {
     wait_until("the first checkpoint", || stored() > 0);
     let first = stored();
     // A call every 100 ms: each one after a fold asks for the next fold.
-    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
     let mut calls = 0;
     while stored() <= first && std::time::Instant::now() < deadline {
         busy.set_description(&format!("call {calls}")).unwrap();

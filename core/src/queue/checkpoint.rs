@@ -155,10 +155,11 @@ impl Checkpoints {
                 }
                 return self.write(store);
             }
-            // A batch that held the job failed (its checkpoints are back in the queue); a failed
-            // batch that did not hold it says nothing about it, and the next one is asked for.
+            // A batch that held the job failed before writing its checkpoints (they are back in
+            // the queue); a batch that failed after them (retiring other jobs), or did not hold
+            // it, says nothing about it, and the loop looks again.
             if let Some((e, held)) = &written.1 {
-                if held.contains(job) {
+                if held.contains(job) && mine(&self.queue.lock()) {
                     return Err(e.clone());
                 }
             }
