@@ -95,6 +95,9 @@ struct Queue {
     in_flight: Vec<JobId>,
 }
 
+/// Batches written so far, and the error of the newest with the jobs it held, if it failed.
+type Written = (u64, Option<(StoreError, Vec<JobId>)>);
+
 #[derive(Default)]
 pub(crate) struct Checkpoints {
     /// Written by the transfer engine, drained by `write_now`.
@@ -110,7 +113,7 @@ pub(crate) struct Checkpoints {
     pub(crate) fold: Arc<Notify>,
     /// Batches written so far, and, if the newest failed, its error and the jobs it held:
     /// `make_durable` waits on `batch_done` for the count to move.
-    written: Mutex<(u64, Option<(StoreError, Vec<JobId>)>)>,
+    written: Mutex<Written>,
     batch_done: Condvar,
 }
 
@@ -336,5 +339,76 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             last_end = Some(now);
             batch_at = now + interval;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::job::FileRecord;
+    use crate::queue::events::Dispatcher;
+    use crate::state::{JobState, JobType};
+    use crate::store::SqliteStore;
+
+    /// Completes that each need a batch of their own, one after the other, get batches that
+    /// start `GATHER` apart: n of them take at least (n - 1) × GATHER. Only a lower bound, which
+    /// a correct pacing meets by construction (a sleep never ends early); without the pacing the
+    /// same batches take a small fraction of it.
+    #[test]
+    fn batches_asked_for_back_to_back_start_gather_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut rec = JobRecord::new(JobId::new_v4(), JobType::Download, "paced".into(), 1);
+        rec.seq = 1;
+        rec.files
+            .push(FileRecord::new("http://h/x".into(), "/d/x".into()));
+        store.save(&rec).unwrap();
+        let shared = Arc::new(Shared::new(
+            Config::default(),
+            Box::new(store),
+            vec![rec.clone()],
+            Dispatcher::start().unwrap(),
+        ));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.spawn(run(shared.clone()));
+        let c = &shared.checkpoints;
+        let n: u32 = 40;
+        let batches_before = c.written.lock().0;
+        let start = std::time::Instant::now();
+        for i in 1..=n {
+            let point = Checkpoint {
+                job: rec.id,
+                seq: rec.seq,
+                file: 0,
+                bytes: u64::from(i),
+                total: Some(1 << 20),
+                etag: None,
+                last_modified: None,
+                completed: false,
+                temp: None,
+                state: JobState::Transferring,
+                at_ms: u64::from(i),
+            };
+            c.record(point, None, false);
+            c.make_durable(&rec.id, &*shared.store).unwrap();
+        }
+        let took = start.elapsed();
+        let batches = c.written.lock().0 - batches_before;
+        // Each call needed its own batch (its checkpoint was not in the one before).
+        assert!(batches >= u64::from(n), "{batches} batches for {n} calls");
+        assert!(
+            took >= GATHER * (n - 1),
+            "{n} batches back to back took {took:?}, less than {:?} apart",
+            GATHER
+        );
+        shared.store.fold().unwrap();
+        let stored = shared.store.load_all().unwrap();
+        assert_eq!(stored[0].files[0].bytes_checkpointed, u64::from(n));
+        shared.closed.store(true, Ordering::SeqCst);
     }
 }
