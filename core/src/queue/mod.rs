@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 /// |---|---|---|
 /// | `jobs` | `Manager::open` (filled), `Manager::create_job` (insert), `settle` retire (remove) | scheduler pass, `Manager` get/enum/limits/close, `cmdline` retries |
 /// | `scheduled` | `Shared::new` (filled), `publish` (insert, when a job enters a state the scheduler works on, or a parked job changes), scheduler pass (remove, when it leaves them or parks) | scheduler pass |
-/// | `waiting` | scheduler pass (park, take) | scheduler pass |
+/// | `waiting` | scheduler pass (park; drop stale and started entries) | scheduler pass |
 /// | `idle_due_ms` | scheduler full pass (store), `create_job` and the pass's removals (fetch_min) | scheduler pass |
 /// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
 /// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
@@ -85,7 +85,8 @@ pub(crate) struct Shared {
     /// the queue; the others matter to it only for the inactivity timeout (`idle_due_ms`).
     pub(crate) scheduled: Mutex<HashMap<JobId, Arc<JobCell>>>,
     /// Queued jobs waiting for a transfer slot, parked here by a pass in the order they would
-    /// get one (`Waiting`), so a pass takes the first few instead of visiting thousands (see
+    /// get one (`Waiting`), so a pass peeks at the first few where they wait instead of visiting
+    /// thousands, and removes an entry only when its job starts or the entry is stale (see
     /// `JobSlot::parked`, which says whether an entry is current).
     pub(crate) waiting: Mutex<std::collections::BTreeMap<Waiting, Arc<JobCell>>>,
     /// The earliest inactivity deadline of any job not in `scheduled` (ms since the epoch), as

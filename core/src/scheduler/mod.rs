@@ -88,15 +88,13 @@ fn pass(
     // when its retry delay ends.
     let reconnects = shared.reconnects.load(Ordering::SeqCst);
     let reconnected = shared.reconnects_seen.swap(reconnects, Ordering::SeqCst) != reconnects;
-    let cells: Vec<Arc<JobCell>> = if full {
+    let mut cells: Vec<Arc<JobCell>> = if full {
         shared.idle_due_ms.store(u64::MAX, Ordering::SeqCst);
         // Each parked job is among all jobs, and is unparked when visited.
         shared.waiting.lock().clear();
         shared.jobs.lock().values().cloned().collect()
     } else {
-        let mut cells: Vec<Arc<JobCell>> = shared.scheduled.lock().values().cloned().collect();
-        take_turns(shared, &mut cells);
-        cells
+        shared.scheduled.lock().values().cloned().collect()
     };
     // A job that no longer needs the scheduler leaves its set, and its inactivity deadline
     // joins the earliest one (under its slot lock, so it cannot miss a concurrent resume).
@@ -106,13 +104,15 @@ fn pass(
             shared.idle_due_ms.fetch_min(t, Ordering::SeqCst);
         }
     };
-    let mut candidates = Vec::new();
+    // Sized once for the pass: growing them push by push was a fifth of a pass's time.
+    let room = cells.len() + peek_limit(shared);
+    let mut candidates = Vec::with_capacity(room);
     // Candidates name their cell by its index in `cells`: no second reference count per job
     // and pass (a pass over a queue of thousands is mostly this loop).
-    let mut by_key: Vec<usize> = Vec::new();
+    let mut by_key: Vec<usize> = Vec::with_capacity(room);
     let inactive_after = shared.config.inactivity_timeout.as_millis() as u64;
     // The candidates a pass may park if they do not start (indexes into `by_key`).
-    let mut parkable: Vec<usize> = Vec::new();
+    let mut parkable: Vec<usize> = Vec::with_capacity(cells.len());
     for (at, cell) in cells.iter().enumerate() {
         let mut slot = cell.slot.lock();
         if slot.parked {
@@ -138,7 +138,7 @@ fn pass(
         };
         if let (Some(code), true) = (gate, slot.rec.state.is_active()) {
             // It waits (its task, if any, stops).
-            block(shared, &cell, &mut slot, code);
+            block(shared, cell, &mut slot, code);
             continue;
         }
         if let Some(ran) = slot.runner.as_ref().map(|r| r.started.elapsed()) {
@@ -146,7 +146,7 @@ fn pass(
             let ran_ms = ran.as_millis() as u64;
             let used_ms = slot.rec.active_ms.saturating_add(ran_ms);
             if limit_ms > 0 && used_ms >= limit_ms {
-                out_of_time(shared, &cell, &mut slot);
+                out_of_time(shared, cell, &mut slot);
                 continue;
             }
             if limit_ms > 0 {
@@ -181,12 +181,12 @@ fn pass(
             // A job waiting out its retry delay when the network went away: it now waits for
             // the network instead, so the outage neither runs down its no-progress timeout nor
             // brings its retry on before a link is back (the pass that sees one queues it).
-            wait_for_network(shared, &cell, &mut slot);
+            wait_for_network(shared, cell, &mut slot);
         } else if rec.state == JobState::TransientError && (policy_blocked || reconnected) {
             // Waiting for a policy (or the network) to allow it: no retry timer, no no-progress
             // timeout.
             if gate.is_none() {
-                waiting = retry(shared, &cell, &mut slot);
+                waiting = retry(shared, cell, &mut slot);
             }
         } else if rec.state == JobState::TransientError {
             let give_up_at = rec
@@ -195,14 +195,14 @@ fn pass(
             let retry_at = rec.retry_at_ms.unwrap_or(now);
             if give_up_at.is_some_and(|g| g <= now && g <= retry_at) {
                 // A store failure leaves the job as it was; the next pass tries again.
-                let _ = publish(shared, &cell, &mut slot, Touch::Job, |next| {
+                let _ = publish(shared, cell, &mut slot, Touch::Job, |next| {
                     if let Some(s) = engine::no_progress_timeout(next.state) {
                         next.state = s;
                     }
                     Ok(())
                 });
             } else if retry_at <= now {
-                waiting = retry(shared, &cell, &mut slot);
+                waiting = retry(shared, cell, &mut slot);
             } else {
                 due(retry_at);
                 if let Some(g) = give_up_at {
@@ -227,6 +227,12 @@ fn pass(
             by_key.push(at);
         }
     }
+    // Parked jobs join the plan where they wait (a full pass has unparked them all).
+    let peeked = if full {
+        Vec::new()
+    } else {
+        peek_turns(shared, &mut cells, &mut candidates, &mut by_key)
+    };
     let plan = plan(
         &candidates,
         shared.config.max_concurrent_jobs,
@@ -244,7 +250,16 @@ fn pass(
     }
     for key in plan.start {
         let cell = &cells[by_key[key]];
-        if start(shared, clients, cell) {
+        let started = start(shared, clients, cell);
+        if let Some(&(_, place)) = peeked.iter().find(|(k, _)| *k == key) {
+            // Its place is stale once it started (`publish` unparked it); dropped now rather
+            // than by a later pass, which would step over it.
+            let mut waiting = shared.waiting.lock();
+            if waiting.get(&place).is_some_and(|c| Arc::ptr_eq(c, cell)) && started {
+                waiting.remove(&place);
+            }
+        }
+        if started {
             // Its maximum download time is now running: the next pass must come by its end.
             let rec = &cell.slot.lock().rec;
             let limit_ms = rec.max_download_time_s as u64 * 1000;
@@ -263,45 +278,85 @@ fn pass(
     next_due
 }
 
-/// Takes from `Shared::waiting` the parked jobs whose turn may come in this pass, into `cells`:
-/// every FOREGROUND one (they all run at once) and, of the first background priority, twice
-/// the slots and one more (enough to fill every slot, and to tell whether more of them wait than
-/// there are slots, when they take turns). A job of a lower priority cannot get a slot while
-/// one of these waits. Stale entries are dropped on the way: their job is no longer parked, or
-/// is parked again under another key (its priority changed, and a pass parked it anew), so an
-/// old place never counts for the job's current one.
-fn take_turns(shared: &Shared, cells: &mut Vec<Arc<JobCell>>) {
-    let want = shared
-        .config
-        .max_concurrent_jobs
-        .saturating_mul(2)
-        .saturating_add(1);
+/// Makes candidates of the parked jobs in `Shared::waiting` whose turn may come in this pass:
+/// every FOREGROUND one and, of the first background priority, twice the slots and one more
+/// (enough to fill every slot, and to tell whether more of them wait than there are slots, when
+/// they take turns). A job of a lower priority cannot get a slot while one of these waits.
+///
+/// They are looked at where they wait and stay parked: only those the plan starts leave (`start`
+/// unparks them). Taking them out and parking them again cost each pass two map insertions and
+/// two removals per job looked at, most of the scheduler's time in a queue of small jobs.
+///
+/// Stale entries are dropped on the way: their job is no longer parked, or is parked again under
+/// another key (its priority changed, and a pass parked it anew), so an old place never counts for
+/// the job's current one. Returns the candidates' keys with their places.
+fn peek_turns(
+    shared: &Shared,
+    cells: &mut Vec<Arc<JobCell>>,
+    candidates: &mut Vec<Candidate>,
+    by_key: &mut Vec<usize>,
+) -> Vec<(usize, Waiting)> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let want = peek_limit(shared);
     let mut top = None;
     let mut taken = 0;
+    let mut peeked = Vec::with_capacity(want);
+    cells.reserve(want);
+    let mut after: Option<Waiting> = None;
     loop {
         // One entry at a time: the waiting list's lock is not held across a slot lock (the
-        // lock order is slot, then list).
-        let Some((key, cell)) = shared.waiting.lock().pop_first() else {
-            return;
+        // lock order is slot, then list). Only a pass parks, so the entries after `after` are
+        // still the ones to look at.
+        let next = {
+            let waiting = shared.waiting.lock();
+            let mut from = match after {
+                None => waiting.range(..),
+                Some(k) => waiting.range((Excluded(k), Unbounded)),
+            };
+            from.next().map(|(k, c)| (*k, c.clone()))
         };
-        let mut slot = cell.slot.lock();
+        let Some((key, cell)) = next else {
+            break;
+        };
+        after = Some(key);
+        let slot = cell.slot.lock();
         if !slot.parked || key != waiting_key(&slot) {
+            drop(slot);
+            let mut waiting = shared.waiting.lock();
+            if waiting.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                waiting.remove(&key);
+            }
             continue;
         }
         let priority = key.0;
         if priority != Priority::Foreground {
             if top.is_some_and(|t| t != priority) || taken >= want {
-                drop(slot);
-                shared.waiting.lock().insert(key, cell);
-                return;
+                break;
             }
             top = Some(priority);
             taken += 1;
         }
-        unpark(shared, &cell, &mut slot);
+        peeked.push((by_key.len(), key));
+        candidates.push(Candidate {
+            key: by_key.len(),
+            priority,
+            running_for: None,
+            order: (slot.last_ran, slot.rec.seq),
+        });
         drop(slot);
+        by_key.push(cells.len());
         cells.push(cell);
     }
+    peeked
+}
+
+/// How many parked background jobs a pass looks at (`peek_turns`).
+fn peek_limit(shared: &Shared) -> usize {
+    shared
+        .config
+        .max_concurrent_jobs
+        .saturating_mul(2)
+        .saturating_add(1)
 }
 
 /// The job goes back among those every pass visits.
