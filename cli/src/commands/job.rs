@@ -187,17 +187,14 @@ pub fn set(
     bypass: Option<&str>,
 ) -> Result<i32, Fail> {
     // What is refused whatever the job, before the queue is opened.
-    match property {
-        Property::Credentials => {
-            return Err(Fail::Usage(
-                "credentials are kept in memory only (never written to the queue), so they \
-                 last only while the process that set them holds the queue: give them to \
-                 `openbits resume JOB --wait --user U --password-env VAR` or to \
-                 `openbits transfer --user U --password-env VAR`"
-                    .into(),
-            ))
-        }
-        _ => {}
+    if matches!(property, Property::Credentials) {
+        return Err(Fail::Usage(
+            "credentials are kept in memory only (never written to the queue), so they \
+             last only while the process that set them holds the queue: give them to \
+             `openbits resume JOB --wait --user U --password-env VAR` or to \
+             `openbits transfer --user U --password-env VAR`"
+                .into(),
+        ));
     }
     let manager = queue::open(&cx.dir, Hold::Briefly)?;
     let job = find(&manager, query)?;

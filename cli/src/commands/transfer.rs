@@ -17,7 +17,7 @@ use std::time::Duration;
 const DEFAULT_NAME: &str = "BITS Transfer";
 
 pub fn transfer(cx: &Context, args: TransferArgs) -> Result<i32, Fail> {
-    if args.pairs.len() % 2 != 0 {
+    if !args.pairs.len().is_multiple_of(2) {
         return Err(Fail::Usage(format!(
             "SOURCE and DEST come in pairs; {:?} has no DEST",
             args.pairs.last().map(String::as_str).unwrap_or("")
