@@ -328,6 +328,11 @@ fn peek_turns(
             }
             continue;
         }
+        // Being completed or cancelled: it must not take a slot from a job that could use it
+        // (its entry stays current; settling unparks it, or leaves it parked if that fails).
+        if slot.settling {
+            continue;
+        }
         let priority = key.0;
         if priority != Priority::Foreground {
             if top.is_some_and(|t| t != priority) || taken >= want {
