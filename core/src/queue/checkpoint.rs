@@ -18,10 +18,12 @@
 //! Complete and cancel also leave their jobs here to retire: their folders are synced and their
 //! rows deleted in the next batch, one sync per folder and one transaction for all of them.
 //!
-//! Batches asked for back to back start at least `GATHER` apart. Without that, a queue of
-//! one-file jobs finishing thousands a second, each completed as soon as it is TRANSFERRED,
-//! cost a sync and a transaction per job or two; with it, one per few dozen jobs. A batch
-//! asked for after a quiet spell (a first checkpoint) starts at once.
+//! Batches asked for back to back start at least `GATHER` apart while transfers run. Without
+//! that, a queue of one-file jobs finishing thousands a second, each completed as soon as it is
+//! TRANSFERRED, cost a sync and a transaction per job or two; with it, one per few dozen jobs. A
+//! batch asked for after a quiet spell (a first checkpoint), or when no transfer runs (no more
+//! files are about to finish: the last batch of a queue, which its last complete waits for),
+//! starts at once.
 
 use super::Shared;
 use crate::hresult as hr;
@@ -109,6 +111,12 @@ pub(crate) struct Checkpoints {
     writing: Mutex<()>,
     /// Asks the task for a batch now.
     now: Notify,
+    /// The last running transfer task ended (`Shared::transfers` fell to 0): a batch gathering
+    /// files need not wait for more.
+    transfers_ended: Notify,
+    /// Waits to gather (tests).
+    #[cfg(test)]
+    gathered: std::sync::atomic::AtomicU64,
     /// The store's log holds writes to fold (`Store::on_unfolded`).
     pub(crate) fold: Arc<Notify>,
     /// Batches written so far, and, if the newest failed, its error and the jobs it held:
@@ -185,6 +193,13 @@ impl Checkpoints {
     pub(crate) fn job_row(&self, head: JobRecord) {
         self.queue.lock().rows.insert(head.id, head);
         self.now.notify_one();
+    }
+
+    /// A transfer task ended; `running` transfer tasks remain.
+    pub(crate) fn transfer_ended(&self, running: usize) {
+        if running == 0 {
+            self.transfers_ended.notify_one();
+        }
     }
 
     /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).
@@ -313,7 +328,17 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if fold {
             fold_at = None;
         } else if let Some(end) = last_end {
-            sleep_until(end + GATHER).await;
+            // Gathering waits for files about to finish. With no transfer running none will: the
+            // batch (most likely the one an application's complete waits for) starts now.
+            let until = end + GATHER;
+            while shared.transfers.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+                #[cfg(test)]
+                c.gathered.fetch_add(1, Ordering::SeqCst);
+                tokio::select! {
+                    _ = sleep_until(until) => {}
+                    _ = c.transfers_ended.notified() => {}
+                }
+            }
         }
         if shared.closed.load(Ordering::SeqCst) {
             return;
@@ -351,12 +376,10 @@ mod tests {
     use crate::state::{JobState, JobType};
     use crate::store::SqliteStore;
 
-    /// Completes that each need a batch of their own, one after the other, get batches that
-    /// start `GATHER` apart: n of them take at least (n - 1) × GATHER. Only a lower bound, which
-    /// a correct pacing meets by construction (a sleep never ends early); without the pacing the
-    /// same batches take a small fraction of it.
-    #[test]
-    fn batches_asked_for_back_to_back_start_gather_apart() {
+    /// `n` completes that each need a batch of their own, one after the other, while
+    /// `transfers` transfer tasks run. Returns how long they took, how many batches were
+    /// written and how many times the batch task waited to gather.
+    fn back_to_back(n: u32, transfers: usize) -> (std::time::Duration, u64, u64) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let mut rec = JobRecord::new(JobId::new_v4(), JobType::Download, "paced".into(), 1);
@@ -370,6 +393,7 @@ mod tests {
             vec![rec.clone()],
             Dispatcher::start().unwrap(),
         ));
+        shared.transfers.store(transfers, Ordering::SeqCst);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -377,7 +401,6 @@ mod tests {
             .unwrap();
         runtime.spawn(run(shared.clone()));
         let c = &shared.checkpoints;
-        let n: u32 = 40;
         let batches_before = c.written.lock().0;
         let start = std::time::Instant::now();
         for i in 1..=n {
@@ -399,16 +422,41 @@ mod tests {
         }
         let took = start.elapsed();
         let batches = c.written.lock().0 - batches_before;
+        shared.store.fold().unwrap();
+        let stored = shared.store.load_all().unwrap();
+        assert_eq!(stored[0].files[0].bytes_checkpointed, u64::from(n));
+        shared.closed.store(true, Ordering::SeqCst);
+        (took, batches, c.gathered.load(Ordering::SeqCst))
+    }
+
+    /// While transfers run, completes that each need a batch of their own get batches that
+    /// start `GATHER` apart: n of them take at least (n - 1) × GATHER. Only a lower bound, which
+    /// a correct pacing meets by construction (a sleep never ends early); without the pacing the
+    /// same batches take a small fraction of it.
+    #[test]
+    fn batches_asked_for_back_to_back_start_gather_apart() {
+        let n: u32 = 40;
+        let (took, batches, gathered) = back_to_back(n, 1);
         // Each call needed its own batch (its checkpoint was not in the one before).
         assert!(batches >= u64::from(n), "{batches} batches for {n} calls");
+        assert!(gathered > 0, "no batch waited to gather");
         assert!(
             took >= GATHER * (n - 1),
             "{n} batches back to back took {took:?}, less than {:?} apart",
             GATHER
         );
-        shared.store.fold().unwrap();
-        let stored = shared.store.load_all().unwrap();
-        assert_eq!(stored[0].files[0].bytes_checkpointed, u64::from(n));
-        shared.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// With no transfer running no file is about to finish: a batch asked for starts at once,
+    /// however soon after the one before.
+    #[test]
+    fn with_no_transfer_running_a_batch_does_not_gather() {
+        let n: u32 = 10;
+        let (_, batches, gathered) = back_to_back(n, 0);
+        assert!(batches >= u64::from(n), "{batches} batches for {n} calls");
+        assert_eq!(
+            gathered, 0,
+            "batches waited to gather with no transfer running"
+        );
     }
 }

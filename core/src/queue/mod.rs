@@ -24,7 +24,7 @@ use checkpoint::Checkpoints;
 use events::{Dispatcher, EventQueue};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -39,6 +39,7 @@ use tokio::sync::Notify;
 /// | `scheduled` | `Shared::new` (filled), `publish` (insert, when a job enters a state the scheduler works on, or a parked job changes), scheduler pass (remove, when it leaves them or parks) | scheduler pass |
 /// | `waiting` | scheduler pass (park; drop stale and started entries) | scheduler pass |
 /// | `idle_due_ms` | scheduler full pass (store), `create_job` and the pass's removals (fetch_min) | scheduler pass |
+/// | `transfers` | transfer tasks (count themselves in at their start, out when they end) | checkpoint batch task (gathers only while some run) |
 /// | `closed` | `Manager::close` (once) | `check_open` (every API call), the scheduler and checkpoint loops, `Events::next`, `cmdline` |
 /// | `wake` | notified by API calls that move a scheduling decision, settle, a transfer task's exit, close | awaited by the scheduler only |
 /// | `config`, `owner` | set once by `Shared::new` | everyone |
@@ -92,6 +93,10 @@ pub(crate) struct Shared {
     /// The earliest inactivity deadline of any job not in `scheduled` (ms since the epoch), as
     /// far as the scheduler knows: when it passes, a pass visits every job.
     pub(crate) idle_due_ms: AtomicU64,
+    /// Transfer tasks alive. While none runs no new checkpoint is coming, so the checkpoint batch
+    /// an application waits for in complete starts at once instead of gathering
+    /// (`checkpoint::run`).
+    pub(crate) transfers: AtomicUsize,
     pub(crate) closed: AtomicBool,
     /// Wakes the scheduler: something it decides on changed.
     pub(crate) wake: Notify,
@@ -163,6 +168,7 @@ impl Shared {
             waiting: Mutex::new(std::collections::BTreeMap::new()),
             // The first pass visits every job and learns the earliest deadline.
             idle_due_ms: AtomicU64::new(0),
+            transfers: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
             owner: config

@@ -87,8 +87,26 @@ struct TaskExit {
     cell: Arc<JobCell>,
 }
 
+impl TaskExit {
+    /// The task counts itself among the running transfers (`Shared::transfers`) until it ends.
+    fn begin(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> TaskExit {
+        shared
+            .transfers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        TaskExit {
+            shared: shared.clone(),
+            cell: cell.clone(),
+        }
+    }
+}
+
 impl Drop for TaskExit {
     fn drop(&mut self) {
+        let before = self
+            .shared
+            .transfers
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.shared.checkpoints.transfer_ended(before - 1);
         let mut slot = self.cell.slot.lock();
         // CONNECTING + TRANSFERRING time counts against the maximum download time.
         if let Some(runner) = slot.runner.take() {
@@ -112,10 +130,7 @@ pub(crate) async fn run_job(
     cell: Arc<JobCell>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _exit = TaskExit {
-        shared: shared.clone(),
-        cell: cell.clone(),
-    };
+    let _exit = TaskExit::begin(&shared, &cell);
     let (shared, cell, clients) = (&shared, &cell, &clients);
     let width = shared.config.files_in_flight.max(1);
     let mut next = 0;
