@@ -195,11 +195,9 @@ impl Checkpoints {
         self.now.notify_one();
     }
 
-    /// A transfer task ended; `running` transfer tasks remain.
-    pub(crate) fn transfer_ended(&self, running: usize) {
-        if running == 0 {
-            self.transfers_ended.notify_one();
-        }
+    /// The last running transfer task ended: a gathering batch need not wait for more files.
+    pub(crate) fn no_transfer_running(&self) {
+        self.transfers_ended.notify_one();
     }
 
     /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).

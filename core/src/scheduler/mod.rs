@@ -251,11 +251,12 @@ fn pass(
     for key in plan.start {
         let cell = &cells[by_key[key]];
         let started = start(shared, clients, cell);
-        if let Some(&(_, place)) = peeked.iter().find(|(k, _)| *k == key) {
+        let place = peeked.iter().find(|(k, _)| *k == key).map(|&(_, p)| p);
+        if let (true, Some(place)) = (started, place) {
             // Its place is stale once it started (`publish` unparked it); dropped now rather
             // than by a later pass, which would step over it.
             let mut waiting = shared.waiting.lock();
-            if waiting.get(&place).is_some_and(|c| Arc::ptr_eq(c, cell)) && started {
+            if waiting.get(&place).is_some_and(|c| Arc::ptr_eq(c, cell)) {
                 waiting.remove(&place);
             }
         }

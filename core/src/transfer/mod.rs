@@ -106,7 +106,9 @@ impl Drop for TaskExit {
             .shared
             .transfers
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        self.shared.checkpoints.transfer_ended(before - 1);
+        if before == 1 {
+            self.shared.checkpoints.no_transfer_running();
+        }
         let mut slot = self.cell.slot.lock();
         // CONNECTING + TRANSFERRING time counts against the maximum download time.
         if let Some(runner) = slot.runner.take() {
