@@ -80,10 +80,25 @@ impl Sink {
 /// or that cancel and complete delete by the same name. Unique by construction: no other job, in
 /// this state folder or another, derives the same name.
 pub(crate) fn temp_name_of(dest: &Path, job: &uuid::Uuid, index: usize) -> io::Result<PathBuf> {
+    use std::fmt::Write;
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    Ok(dir.join(format!("BIT{:X}_{index:X}.tmp", job.simple())))
+    // Built in one allocation of the right size: a job of small files names one per file, on
+    // the transfer's path. Same text as `dir.join(format!("BIT{:X}_{index:X}.tmp", ..))`.
+    let mut uuid = uuid::Uuid::encode_buffer();
+    let uuid = job.simple().encode_upper(&mut uuid);
+    let dir = dir.as_os_str();
+    let mut name = std::ffi::OsString::with_capacity(dir.len() + 1 + 3 + uuid.len() + 1 + 16 + 4);
+    name.push(dir);
+    if !dir.is_empty() && !dir.as_encoded_bytes().ends_with(b"/") {
+        name.push("/");
+    }
+    let mut tail = String::with_capacity(3 + uuid.len() + 1 + 16 + 4);
+    // Writing to a String cannot fail.
+    let _ = write!(tail, "BIT{uuid}_{index:X}.tmp");
+    name.push(&tail);
+    Ok(PathBuf::from(name))
 }
 
 /// A fresh `BITxxxxxxxx.tmp` name in the destination's folder (so the final rename never crosses
@@ -288,6 +303,20 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(Sink::open(&link, 0).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+
+    /// Recovery finds a crashed transfer's file by this name, so it must not change.
+    #[test]
+    fn temp_name_of_keeps_its_text() {
+        let job = uuid::Uuid::new_v4();
+        for (dest, index) in [("/d/out.bin", 0), ("/out.bin", 10), ("/a b/ü/x", 199), ("x", 3)] {
+            let dest = Path::new(dest);
+            let old = dest
+                .parent()
+                .unwrap()
+                .join(format!("BIT{:X}_{index:X}.tmp", job.simple()));
+            assert_eq!(temp_name_of(dest, &job, index).unwrap(), old);
+        }
     }
 
     #[test]
