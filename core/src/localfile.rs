@@ -309,7 +309,12 @@ mod tests {
     #[test]
     fn temp_name_of_keeps_its_text() {
         let job = uuid::Uuid::new_v4();
-        for (dest, index) in [("/d/out.bin", 0), ("/out.bin", 10), ("/a b/ü/x", 199), ("x", 3)] {
+        for (dest, index) in [
+            ("/d/out.bin", 0),
+            ("/out.bin", 10),
+            ("/a b/ü/x", 199),
+            ("x", 3),
+        ] {
             let dest = Path::new(dest);
             let old = dest
                 .parent()
