@@ -388,3 +388,57 @@ pub(super) enum AppendError {
     Encode(rusqlite::Error),
     Io(io::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as `OpLog::append` frames it, from raw body bytes.
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A body of `seq` with one step of `values`, encoded as `append` does.
+    fn body(seq: u64, stmt: Stmt, values: &[ValueRef<'_>]) -> Vec<u8> {
+        let mut buf = seq.to_le_bytes().to_vec();
+        let mut enc = Encoder {
+            buf: &mut buf,
+            count_at: 0,
+            count: 0,
+        };
+        enc.begin(stmt);
+        for v in values {
+            enc.bind(c"v", *v).unwrap();
+        }
+        enc.end_step();
+        buf
+    }
+
+    #[test]
+    fn records_decode_with_their_values_and_a_bad_one_ends_the_log() {
+        let first = [ValueRef::Integer(7), ValueRef::Text(b"a"), ValueRef::Null];
+        let second = [ValueRef::Real(1.5), ValueRef::Blob(b"\x00\x01")];
+        let mut log = framed(&body(1, Stmt::InsertJob, &first));
+        log.extend(framed(&body(2, Stmt::UpdateJob, &second)));
+        let whole = log.len();
+        // Framed correctly (its CRC holds) but with a value tag no writer makes: it ends the log,
+        // and what follows it is not read.
+        let mut bad = body(3, Stmt::UpdateJob, &first);
+        let tag_of_second_value = 8 + 1 + 2 + 9;
+        bad[tag_of_second_value] = 9;
+        log.extend(framed(&bad));
+        log.extend(framed(&body(4, Stmt::DeleteJob, &[ValueRef::Integer(4)])));
+
+        let (records, len) = records(&log);
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(records[0].steps.len(), 1);
+        assert_eq!(records[0].steps[0].stmt, Stmt::InsertJob);
+        assert_eq!(records[0].steps[0].values, first);
+        assert_eq!(len, whole);
+        assert_eq!(records[1].steps[0].stmt, Stmt::UpdateJob);
+        assert_eq!(records[1].steps[0].values, second);
+    }
+}
