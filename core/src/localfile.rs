@@ -86,17 +86,19 @@ pub(crate) fn temp_name_of(dest: &Path, job: &uuid::Uuid, index: usize) -> io::R
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     // Built in one allocation of the right size: a job of small files names one per file, on
     // the transfer's path. Same text as `dir.join(format!("BIT{:X}_{index:X}.tmp", ..))`.
-    let mut uuid = uuid::Uuid::encode_buffer();
-    let uuid = job.simple().encode_upper(&mut uuid);
+    let mut buf = uuid::Uuid::encode_buffer();
+    let guid = job.simple().encode_upper(&mut buf);
+    // "BIT", the GUID, "_", at most 16 hex digits, ".tmp".
+    let tail_len = 3 + guid.len() + 1 + 16 + 4;
     let dir = dir.as_os_str();
-    let mut name = std::ffi::OsString::with_capacity(dir.len() + 1 + 3 + uuid.len() + 1 + 16 + 4);
+    let mut name = std::ffi::OsString::with_capacity(dir.len() + 1 + tail_len);
     name.push(dir);
     if !dir.is_empty() && !dir.as_encoded_bytes().ends_with(b"/") {
         name.push("/");
     }
-    let mut tail = String::with_capacity(3 + uuid.len() + 1 + 16 + 4);
+    let mut tail = String::with_capacity(tail_len);
     // Writing to a String cannot fail.
-    let _ = write!(tail, "BIT{uuid}_{index:X}.tmp");
+    let _ = write!(tail, "BIT{guid}_{index:X}.tmp");
     name.push(&tail);
     Ok(PathBuf::from(name))
 }
