@@ -84,8 +84,9 @@ pub(crate) fn temp_name_of(dest: &Path, job: &uuid::Uuid, index: usize) -> io::R
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // Built in one allocation of the right size: a job of small files names one per file, on
-    // the transfer's path. Same text as `dir.join(format!("BIT{:X}_{index:X}.tmp", ..))`.
+    // Built in buffers of their final size (no reallocation, where `Path::join` reallocated): a
+    // job of small files names one per file, on the transfer's path. Same text as
+    // `dir.join(format!("BIT{:X}_{index:X}.tmp", ..))`.
     let mut buf = uuid::Uuid::encode_buffer();
     let guid = job.simple().encode_upper(&mut buf);
     // "BIT", the GUID, "_", at most 16 hex digits, ".tmp".
