@@ -47,6 +47,30 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The wall clock in milliseconds since 1970, as the library's job times are. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* How long before `end_ms` the last of `jobs` became TRANSFERRED (their
+   transfer_completion_ms), in milliseconds: what the completes and their syncs added after the
+   transfers were over. -1 if a job's times cannot be read. */
+static long long after_transfers_ms(bits_job *const *jobs, uint32_t n, uint64_t end_ms)
+{
+    uint64_t last = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bits_job_times t;
+        if (bits_job_get_times(jobs[i], &t) != BITS_S_OK)
+            return -1;
+        if (t.transfer_completion_ms > last)
+            last = t.transfer_completion_ms;
+    }
+    return (long long)end_ms - (long long)last;
+}
+
 static int check(bits_hresult hr, const char *what)
 {
     if (BITS_FAILED(hr)) {
@@ -165,7 +189,7 @@ static int read_files(const char *names_file, const char *base_url, const char *
 
 /* (a) one job with every file. */
 static int run_one(bits_manager *mgr, const struct files *f, double *out_seconds,
-                   double *out_complete)
+                   double *out_complete, long long *out_after_ms)
 {
     bits_file_info *set = calloc(f->count, sizeof *set);
     if (!set) {
@@ -200,7 +224,9 @@ static int run_one(bits_manager *mgr, const struct files *f, double *out_seconds
     double tc = now_s();
     bits_hresult hr = bits_complete(job);
     double t1 = now_s();
+    uint64_t end_ms = wall_ms();
     *out_complete = t1 - tc;
+    *out_after_ms = after_transfers_ms(&job, 1, end_ms);
     if (!check(hr, "bits_complete"))
         goto out;
     if (hr != BITS_S_OK) {
@@ -217,7 +243,7 @@ out:
 
 /* (b) one job per file, all resumed, then each waited for and completed. */
 static int run_jobs(bits_manager *mgr, const struct files *f, double *out_seconds,
-                    double *out_complete)
+                    double *out_complete, long long *out_after_ms)
 {
     bits_job **jobs = calloc(f->count, sizeof *jobs);
     if (!jobs) {
@@ -262,7 +288,9 @@ static int run_jobs(bits_manager *mgr, const struct files *f, double *out_second
         completed++;
     }
     double t1 = now_s();
+    uint64_t end_ms = wall_ms();
     *out_seconds = t1 - t0;
+    *out_after_ms = after_transfers_ms(jobs, f->count, end_ms);
     ok = 1;
 out:
     /* After a failure, cancel what is left so that no BIT*.tmp file stays behind. */
@@ -318,7 +346,9 @@ int main(int argc, char **argv)
     double o1 = now_s();
 
     double seconds = 0, complete = 0;
-    int ok = one ? run_one(mgr, &f, &seconds, &complete) : run_jobs(mgr, &f, &seconds, &complete);
+    long long after_ms = -1;
+    int ok = one ? run_one(mgr, &f, &seconds, &complete, &after_ms)
+                 : run_jobs(mgr, &f, &seconds, &complete, &after_ms);
 
     double c0 = now_s();
     bits_manager_close(mgr);
@@ -326,6 +356,7 @@ int main(int argc, char **argv)
     if (ok) {
         printf("seconds %.6f\n", seconds);
         printf("complete_seconds %.6f\n", complete);
+        printf("after_transfers_ms %lld\n", after_ms);
         printf("open_seconds %.6f\n", o1 - o0);
         printf("close_seconds %.6f\n", c1 - c0);
         printf("files %u\n", f.count);

@@ -32,6 +32,9 @@
 #         database): that and the close are outside the timed interval but inside the process
 #         time, which bash also measures (EPOCHREALTIME around the whole process) and prints
 #         beside it. Every other manager option keeps its default (max_concurrent_jobs 4).
+#         Each run's line also gives the time spent inside bits_complete and how long after the
+#         last job became TRANSFERRED (the jobs' transfer_completion_ms, a wall clock in whole
+#         milliseconds) the last complete returned: the part of the time that is not transfer.
 #   c, d  bash's EPOCHREALTIME around the curl and sync commands (process start included).
 # Before each run the destinations and the state folder are moved aside, `sync` runs and, as root,
 # the clean page cache is dropped and the sources read again (untimed; see `fresh`).
@@ -262,8 +265,8 @@ run_openbits() { # MODE: t = inner seconds, pt = process seconds
     pt=$(secs "$t0" "$t1")
     [[ "$(get "$out" files)" == "$nfiles" ]] || { echo "openbits ($mode) did not report $nfiles files" >&2; exit 1; }
     extra=$(awk -v o="$(get "$out" open_seconds)" -v c="$(get "$out" close_seconds)" \
-        -v k="$(get "$out" complete_seconds)" \
-        'BEGIN { printf "  in bits_complete %.3f s; open %.3f s, close %.3f s", k, o, c }')
+        -v k="$(get "$out" complete_seconds)" -v x="$(get "$out" after_transfers_ms)" \
+        'BEGIN { printf "  in bits_complete %.3f s, done %d ms after the last transfer; open %.3f s, close %.3f s", k, x, o, c }')
 }
 run_curl() { # ARGS...: extra curl options; t = seconds of curl + sync -f
     local t0 t1
