@@ -134,7 +134,8 @@ def test_client_certificate(mtls_server, pki: Path, manager, dest: Path) -> None
     without = manager.create_job("no client certificate")
     without.set_trusted_roots(pki / "ca.pem")
     without.add_file(url + "/f", dest / "without")
-    assert _run(without) == JobState.ERROR
+    state = _run(without)
+    assert state == JobState.ERROR, without.error.description
 
     job = manager.create_job("client certificate")
     job.set_trusted_roots(pki / "ca.pem")

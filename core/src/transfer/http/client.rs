@@ -69,6 +69,19 @@ pub(crate) struct Clients {
 /// Why a request could not be sent: the job's TLS files cannot be used.
 pub(crate) type TlsRefusal = (crate::hresult::HResult, String);
 
+/// A request that got no response: hyper's error, and the TLS error that ended the connection
+/// the request started, if one did.
+///
+/// hyper reports a connection that broke before it carried the request only as "canceled: connection
+/// was not ready", and keeps the reason to itself. With TLS 1.3 that is how a server's refusal of the
+/// client's certificate arrives: the handshake is over on the client's side when the server
+/// reads the certificate (or its absence) and answers with an alert, which the connection's
+/// task reads while the request waits for it. The alert is why the request failed.
+pub(crate) struct RequestError {
+    pub(crate) error: hyper_util::client::legacy::Error,
+    pub(crate) connection_tls: Option<rustls::Error>,
+}
+
 impl Clients {
     /// Pools whose connections take their permits from `connections` (the manager's `Hosts`).
     pub(crate) fn new(connections: Arc<Connections>) -> Clients {
@@ -89,18 +102,24 @@ impl Clients {
         req: Request<Body>,
         proxy: Option<(&hyper::Uri, Option<&HeaderValue>)>,
         tls: &TlsSettings,
-    ) -> Result<
-        impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>> + Send,
-        TlsRefusal,
-    > {
+    ) -> Result<impl Future<Output = Result<Response<Incoming>, RequestError>> + Send, TlsRefusal>
+    {
         let pending = self.route(config, req, proxy, tls)?;
         let (answered, wanted) = watch::channel(());
+        let tls_failure = TlsFailure::default();
+        let scope = Started {
+            wanted,
+            tls_failure: tls_failure.clone(),
+        };
         Ok(async move {
-            let response = WANTED.scope(wanted, pending).await;
+            let response = STARTED.scope(scope, pending).await;
             // The request has its answer (or failed): a connection it started and no longer
             // needs stops waiting for a permit.
             drop(answered);
-            response
+            response.map_err(|error| RequestError {
+                error,
+                connection_tls: tls_failure.0.get().cloned(),
+            })
         })
     }
 
@@ -254,13 +273,25 @@ fn tls_over<C>(connector: C, config: rustls::ClientConfig) -> hyper_rustls::Http
         .wrap_connector(connector)
 }
 
+/// The first TLS error read or written on a connection (see `RequestError`).
+#[derive(Clone, Default)]
+struct TlsFailure(Arc<OnceLock<rustls::Error>>);
+
+/// What a request gives the connections it starts.
+struct Started {
+    /// Closed (the sender dropped) once the request has its response head. hyper races a new
+    /// connection against its pool's idle ones, and when an idle one wins it lets the connect it
+    /// started finish in the background, as a spare for the pool; `Capped` gives up such a
+    /// connect while it still waits for a permit, so spares never queue for permits ahead of
+    /// requests that need them.
+    wanted: watch::Receiver<()>,
+    /// Where the connection records the TLS error that ends it.
+    tls_failure: TlsFailure,
+}
+
 tokio::task_local! {
-    /// Set while a request waits for its response head; closed (the sender dropped) once it
-    /// has it. hyper races a new connection against its pool's idle ones, and when an idle one
-    /// wins it lets the connect it started finish in the background, as a spare for the pool;
-    /// `Capped` gives up such a connect while it still waits for a permit, so spares never
-    /// queue for permits ahead of requests that need them.
-    static WANTED: watch::Receiver<()>;
+    /// Set while a request waits for its response head.
+    static STARTED: Started;
 }
 
 /// A connector that takes one of the destination origin's connection permits
@@ -291,6 +322,19 @@ pub(crate) struct Permitted<T> {
     // connection dial, so the origin never sees the two overlap.
     io: T,
     _permit: Option<OwnedSemaphorePermit>,
+    /// The request that started this connection, told of a TLS error that ends it.
+    tls_failure: Option<TlsFailure>,
+}
+
+impl<T> Permitted<T> {
+    fn note<R>(&self, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if let (Poll::Ready(Err(e)), Some(slot)) = (&r, &self.tls_failure) {
+            if let Some(tls) = super::find_tls_error(e) {
+                let _ = slot.0.set(tls.clone());
+            }
+        }
+        r
+    }
 }
 
 /// The key of `dst`'s origin in `Connections`.
@@ -339,8 +383,11 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let (connections, limit) = (self.connections.clone(), self.limit);
-        // `call` runs inside the request's first poll, so this is that request's flag.
-        let wanted = WANTED.try_with(|w| w.clone()).ok();
+        // `call` runs inside the request's first poll, so this is that request's scope.
+        let (wanted, tls_failure) = STARTED
+            .try_with(|s| (s.wanted.clone(), s.tls_failure.clone()))
+            .ok()
+            .unzip();
         Box::pin(async move {
             let origin = origin_of(&dst)?;
             let permit = tokio::select! {
@@ -354,6 +401,7 @@ where
             Ok(Permitted {
                 io,
                 _permit: permit,
+                tls_failure,
             })
         })
     }
@@ -371,7 +419,9 @@ impl<T: Read + Unpin> Read for Permitted<T> {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        this.note(r)
     }
 }
 
@@ -381,7 +431,9 @@ impl<T: Write + Unpin> Write for Permitted<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.note(r)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
@@ -394,7 +446,9 @@ impl<T: Write + Unpin> Write for Permitted<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.note(r)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()

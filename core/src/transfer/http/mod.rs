@@ -73,7 +73,9 @@ pub(crate) fn with_url(mut f: Failure, url: &Url) -> Failure {
 
 /// Finds a rustls error anywhere in `e`'s chain. `io::Error`s are looked into with `get_ref`,
 /// because an `io::Error`'s `source()` skips the error it wraps.
-fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+pub(super) fn find_tls_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
         return Some(tls);
     }
@@ -86,10 +88,30 @@ fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
     e.source().and_then(find_tls_error)
 }
 
-/// Classifies a failure to get a response.
-fn request_failure(e: &hyper_util::client::legacy::Error) -> Failure {
+/// Whether hyper gave up the request because its connection closed before carrying it.
+fn canceled(e: &hyper_util::client::legacy::Error) -> bool {
     use std::error::Error as _;
-    if let Some(tls) = e.source().and_then(find_tls_error) {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_canceled())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Classifies a failure to get a response.
+fn request_failure(failed: &client::RequestError) -> Failure {
+    use std::error::Error as _;
+    let e = &failed.error;
+    let tls = e.source().and_then(find_tls_error).or_else(|| {
+        // The connection's own TLS error explains a request it never carried.
+        failed.connection_tls.as_ref().filter(|_| canceled(e))
+    });
+    if let Some(tls) = tls {
         let (context, code, sentence, transient) = crate::tls::classify(tls);
         return if transient {
             Failure::transient(context, code, sentence)
