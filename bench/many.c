@@ -12,6 +12,13 @@
  *       bits_job_wait + bits_complete. The manager is opened with max_jobs and
  *       max_jobs_per_owner raised to the number of files (defaults 300 and 60).
  *
+ *   many creates DIR COUNT
+ *       Creates the folder DIR and COUNT empty files in it (open with O_CREAT|O_EXCL, close),
+ *       and prints `create_us`, the mean time of one create in microseconds. bench/many.sh runs it
+ *       beside the destination before each round: it tells how dear creating a file is at the
+ *       time (on ext4, new inodes skip recently deleted ones, a CPU scan that curl pays on one
+ *       thread and openbits on two), one of the things that move the ratios most.
+ *
  * NAMES_FILE holds one file name per line; file NAME is downloaded from BASE_URL/NAME to
  * DEST_DIR/NAME. STATE_DIR should not exist yet: bits_manager_open_ex creates it and its
  * database. Every job gets a no-progress timeout of 0, so any error is fatal at once instead of
@@ -30,10 +37,13 @@
 #include "openbits.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* BITS's defaults, which a manager opened with 0 in these fields uses (include/openbits.h). */
 #define DEFAULT_MAX_JOBS 300u
@@ -305,12 +315,51 @@ out:
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s one|jobs STATE_DIR BASE_URL DEST_DIR NAMES_FILE\n", argv0);
+    fprintf(stderr,
+            "usage: %s one|jobs STATE_DIR BASE_URL DEST_DIR NAMES_FILE\n"
+            "       %s creates DIR COUNT\n",
+            argv0, argv0);
     return 2;
+}
+
+/* `many creates DIR COUNT`: the mean cost of creating an empty file in a new folder DIR. */
+static int probe_creates(const char *dir, const char *count_arg)
+{
+    char *end = NULL;
+    errno = 0;
+    long count = strtol(count_arg, &end, 10);
+    if (errno != 0 || end == count_arg || *end != '\0' || count < 1 || count > 1000000) {
+        fprintf(stderr, "many: COUNT must be a number from 1 to 1000000: %s\n", count_arg);
+        return 2;
+    }
+    if (mkdir(dir, 0755) != 0) {
+        fprintf(stderr, "many: cannot create the folder %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char path[4096];
+    double t0 = now_s();
+    for (long i = 0; i < count; i++) {
+        int n = snprintf(path, sizeof path, "%s/p%06ld", dir, i);
+        if (n < 0 || (size_t)n >= sizeof path) {
+            fprintf(stderr, "many: the folder name is too long: %s\n", dir);
+            return 1;
+        }
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            fprintf(stderr, "many: cannot create %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+        close(fd);
+    }
+    double t1 = now_s();
+    printf("create_us %.2f\n", (t1 - t0) * 1e6 / (double)count);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "creates") == 0)
+        return probe_creates(argv[2], argv[3]);
     if (argc != 6)
         return usage(argv[0]);
     int one;

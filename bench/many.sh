@@ -38,6 +38,9 @@
 #   c, d  bash's EPOCHREALTIME around the curl and sync commands (process start included).
 # Before each run the destinations and the state folder are moved aside, `sync` runs and, as root,
 # the clean page cache is dropped and the sources read again (untimed; see `fresh`).
+# Before each round, `many creates` times 500 file creations in a new folder beside the
+# destination and the round prints the mean: what creating a file costs at that moment moves the
+# ratios more than anything else measured (see the README).
 # After each run every destination is checked against the sources' SHA-256 sums and the
 # destination folder must hold exactly the N files, so a broken run is never reported as fast.
 # All download over plain HTTP/1.1 from 127.0.0.1.
@@ -293,7 +296,14 @@ echo "   b  $label_b (bench/many.c jobs)"
 echo "   c  curl -sS -Z --parallel-max 16 -K LIST && sync -f DEST"
 echo "   d  curl -sS -K LIST && sync -f DEST"
 printf '%-6s %-4s %10s %10s %10s\n' round case seconds process files/s
+creates=""
 for ((r = 1; r <= rounds; r++)); do
+    # How dear creating a file is now, beside the destination (bench/many.c `creates`): on ext4
+    # a new inode skips the ones deleted in the last minutes, so this falls as earlier deletions
+    # age, and curl (one thread) suffers from it more than openbits (two).
+    probe=$("$work/many" creates "$spent/probe.$r" 500) || { echo "the create probe failed" >&2; exit 1; }
+    creates+="$(get "$probe" create_us) "
+    printf '%-6s %s\n' "$r" "creating an empty file beside the destination: $(get "$probe" create_us) us (mean of 500)"
     for c in a b c d; do
         case "$c" in
             a) run_openbits one ;;
@@ -338,3 +348,5 @@ printf '%-6s %10s   %-12s %s\n' a/c "$ac" "a/c <= 1.0" "$(verdict "$ac" 1.0)"
 printf '%-6s %10s   %-12s %s\n' b/c "$bc" "b/c <= 1.0" "$(verdict "$bc" 1.0)"
 printf '%-6s %10s   %s\n' d/c "$(ratio "${med[d]}" "${med[c]}")" "(no bar)"
 echo "   whole processes: a/c $(ratio "${pmed[a]}" "${med[c]}"), b/c $(ratio "${pmed[b]}" "${med[c]}") (no bars)"
+# shellcheck disable=SC2086
+echo "   creating an empty file, median of the rounds: $(median $creates) us (the higher, the more curl's one thread is slowed)"
