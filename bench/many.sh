@@ -302,8 +302,10 @@ for ((r = 1; r <= rounds; r++)); do
     # a new inode skips the ones deleted in the last minutes, so this falls as earlier deletions
     # age, and curl (one thread) suffers from it more than openbits (two).
     probe=$("$work/many" creates "$spent/probe.$r" 500) || { echo "the create probe failed" >&2; exit 1; }
-    creates+="$(get "$probe" create_us) "
-    printf '%-6s %s\n' "$r" "creating an empty file beside the destination: $(get "$probe" create_us) us (mean of 500)"
+    create_us=$(get "$probe" create_us)
+    [[ -n "$create_us" ]] || { echo "the create probe printed no create_us" >&2; exit 1; }
+    creates+="$create_us "
+    printf '%-6s %s\n' "$r" "creating an empty file beside the destination: $create_us us (mean of 500)"
     for c in a b c d; do
         case "$c" in
             a) run_openbits one ;;
