@@ -298,9 +298,7 @@ echo "   d  curl -sS -K LIST && sync -f DEST"
 printf '%-6s %-4s %10s %10s %10s\n' round case seconds process files/s
 creates=""
 for ((r = 1; r <= rounds; r++)); do
-    # How dear creating a file is now, beside the destination (bench/many.c `creates`): on ext4
-    # a new inode skips the ones deleted in the last minutes, so this falls as earlier deletions
-    # age, and curl (one thread) suffers from it more than openbits (two).
+    # The create probe (see the header and bench/many.c `creates`).
     probe=$("$work/many" creates "$spent/probe.$r" 500) || { echo "the create probe failed" >&2; exit 1; }
     create_us=$(get "$probe" create_us)
     [[ -n "$create_us" ]] || { echo "the create probe printed no create_us" >&2; exit 1; }
