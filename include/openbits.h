@@ -538,7 +538,7 @@ typedef struct bits_manager_options {
   uint32_t max_connections_per_host;
   /*
    Files of one job transferring at once, each on its own kept-alive connection (within
-   `max_connections_per_host`). Default 4, which hides each small file's round trip; 1 moves
+   `max_connections_per_host`). Default 6, which hides each small file's round trip; 1 moves
    a job's files one after another, as BITS does. Either way files are reported transferred
    (events, `files_transferred`) in the job's order, and complete keeps only whole files.
    */

@@ -520,7 +520,7 @@ struct ManagerOptions {
     std::chrono::milliseconds time_slice{0};
     /// Files transferred from one origin at once, over every job (default 6).
     std::uint32_t max_connections_per_host = 0;
-    /// Files of one job transferring at once (default 4; 1 moves them one after another, as
+    /// Files of one job transferring at once (default 6; 1 moves them one after another, as
     /// BITS does). Files are reported transferred in order either way.
     std::uint32_t files_in_flight = 0;
 };

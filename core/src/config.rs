@@ -8,8 +8,9 @@ pub struct Config {
     /// Background jobs transferring at once.
     pub max_concurrent_jobs: usize,
     /// Files of one job transferring at once, each on its own kept-alive connection. BITS moves
-    /// a job's files one after another (1); the default (4) hides the round trip of each small
-    /// file, so a job of thousands of them moves at the network's speed. Files are still
+    /// a job's files one after another (1); the default (6, as many as `max_connections_per_host`
+    /// allows by default) hides the round trip of each small file, so a job of thousands of them
+    /// moves at the network's speed. Files are still
     /// reported transferred in order; later files' bytes may count in the job's progress before
     /// an earlier file is reported transferred.
     pub files_in_flight: usize,
@@ -51,7 +52,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             max_concurrent_jobs: 4,
-            files_in_flight: 4,
+            files_in_flight: 6,
             time_slice: Duration::from_secs(30),
             worker_threads: 2,
             connect_timeout: Duration::from_secs(30),

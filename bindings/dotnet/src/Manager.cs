@@ -49,7 +49,7 @@ namespace OpenBits
         /// <summary>Files transferred from one origin at once, over every job (default 6).</summary>
         public int? MaxConnectionsPerHost { get; set; }
 
-        /// <summary>Files of one job transferring at once (default 4; 1 moves them one after
+        /// <summary>Files of one job transferring at once (default 6; 1 moves them one after
         /// another, as BITS does). Files are reported transferred in order either way.</summary>
         public int? FilesInFlight { get; set; }
     }

@@ -94,7 +94,7 @@ class Manager(Handle):
     to it and it sees only its own; default the OS user name), ``service_mode`` (every owner's
     jobs are visible and the limits do not apply), and BITS's limits ``max_jobs`` (300),
     ``max_jobs_per_owner`` (60), ``max_files_per_job`` (200), ``max_ranges_per_file`` (500);
-    ``max_connections_per_host`` (6) and ``files_in_flight`` (4: files of one job transferring at
+    ``max_connections_per_host`` (6) and ``files_in_flight`` (6: files of one job transferring at
     once; 1 moves them one after another, as BITS does).
 
     Use it as a context manager, or call close(): it stops the transfers, records progress and

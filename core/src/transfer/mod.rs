@@ -1,5 +1,6 @@
-//! The transfer engine: one task per active job moves its files in order, from the source into the
-//! file's `BIT*.tmp`, and reports what happened through the state machine's engine rules.
+//! The transfer engine: one task per active job starts its files in order, each in a task of its
+//! own, from the source into the file's `BIT*.tmp`, and reports what happened through the state
+//! machine's engine rules.
 //!
 //! `file.rs` is one file's transfer (progress, flushes, checkpoints, the temporary file);
 //! `download/` holds the HTTP download loops, `http/` the HTTP requests, decisions and connection
@@ -24,8 +25,8 @@ use crate::state::{engine, ErrorContext};
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Why a file's transfer failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +125,8 @@ impl Drop for TaskExit {
 }
 
 /// A job's transfer task: its files in order, up to `Config::files_in_flight` of them at once (so
-/// a job of many small files is not one round trip per file), then TRANSFERRED. Files are reported
+/// a job of many small files is not one round trip per file), then TRANSFERRED. It returns only
+/// once every file's task has ended. Files are reported
 /// transferred in order, as BITS does: a file that finishes before an earlier one waits for it.
 pub(crate) async fn run_job(
     shared: Arc<Shared>,
@@ -133,7 +135,26 @@ pub(crate) async fn run_job(
     mut stop: watch::Receiver<bool>,
 ) {
     let _exit = TaskExit::begin(&shared, &cell);
-    let (shared, cell, clients) = (&shared, &cell, &clients);
+    let mut files = JoinSet::new();
+    drive(&shared, &clients, &cell, &mut stop, &mut files).await;
+    // Every file's task has stopped before the job's runner is released (`_exit`): whoever
+    // settles the job owns its files only once nothing can write to them.
+    files.shutdown().await;
+}
+
+/// What one file's task hands back: its index, how it ended, and whether its first checkpoint is
+/// still to come.
+type FileEnd = (usize, Result<(), Failure>, bool);
+
+/// `run_job`'s loop. Each file runs as a task of its own, so the files of a job share the
+/// runtime's workers (a job of small files creates, writes and parses on every core, not on one).
+async fn drive(
+    shared: &Arc<Shared>,
+    clients: &Arc<http::Clients>,
+    cell: &Arc<JobCell>,
+    stop: &mut watch::Receiver<bool>,
+    in_flight: &mut JoinSet<FileEnd>,
+) {
     let width = shared.config.files_in_flight.max(1);
     let mut next = 0;
     // The task's first checkpoint is written at once (see `checkpoint.rs`); later ones in batches.
@@ -144,7 +165,6 @@ pub(crate) async fn run_job(
     // Files before this one are all completed: reporting in order scans on from here, so a job
     // of n files costs n steps, not n² (a completed file never becomes incomplete in a task).
     let mut first_open = 0;
-    let mut in_flight = FuturesUnordered::new();
     loop {
         {
             let mut slot = cell.slot.lock();
@@ -164,8 +184,9 @@ pub(crate) async fn run_job(
                 next = i + 1;
                 running.push(i);
                 let first = first_checkpoint;
-                in_flight.push(async move {
-                    let mut file = FileTransfer::new(shared, clients, cell, i, first);
+                let (s, c, j) = (shared.clone(), clients.clone(), cell.clone());
+                in_flight.spawn(async move {
+                    let mut file = FileTransfer::new(&s, &c, &j, i, first);
                     let outcome = file.run().await;
                     (i, outcome, file.first_checkpoint)
                 });
@@ -193,7 +214,18 @@ pub(crate) async fn run_job(
         let (index, outcome, first) = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
-            Some(r) = in_flight.next() => r,
+            Some(r) = in_flight.join_next() => match r {
+                Ok(end) => end,
+                Err(e) => {
+                    let failure = Failure::fatal(
+                        ErrorContext::GeneralQueueManager,
+                        hr::E_UNEXPECTED,
+                        format!("a file's transfer task failed: {e}"),
+                    );
+                    fail(shared, cell, None, failure);
+                    return;
+                }
+            },
         };
         first_checkpoint &= first;
         match outcome {
