@@ -285,7 +285,14 @@ impl SqliteStore {
             log: Some(log),
             closed: Default::default(),
         };
-        store.replay(&bytes)?;
+        if let Err(e) = store.replay(&bytes) {
+            // The log still holds calls the tables do not: dropping the store must not fold an
+            // empty queue and then empty the file under them.
+            store
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(e);
+        }
         Ok(store)
     }
 

@@ -82,7 +82,9 @@ impl Failure {
 }
 
 /// Clears the job's task slot however the task ends (return, stop, or the runtime dropping it), and
-/// tells waiters and the scheduler.
+/// tells waiters and the scheduler. Shared by the job's task and each of its files' tasks: the slot
+/// is cleared when the last of them is gone, so whoever waits for it (complete, cancel) owns the
+/// files even when the runtime drops the job's task while a file's task still runs.
 struct TaskExit {
     shared: Arc<Shared>,
     cell: Arc<JobCell>,
@@ -134,11 +136,11 @@ pub(crate) async fn run_job(
     cell: Arc<JobCell>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _exit = TaskExit::begin(&shared, &cell);
+    let exit = Arc::new(TaskExit::begin(&shared, &cell));
     let mut files = JoinSet::new();
-    drive(&shared, &clients, &cell, &mut stop, &mut files).await;
-    // Every file's task has stopped before the job's runner is released (`_exit`): whoever
-    // settles the job owns its files only once nothing can write to them.
+    drive(&shared, &clients, &cell, &mut stop, &mut files, &exit).await;
+    // Every file's task has stopped before the job's runner is released (the last `exit`):
+    // whoever settles the job owns its files only once nothing can write to them.
     files.shutdown().await;
 }
 
@@ -154,6 +156,7 @@ async fn drive(
     cell: &Arc<JobCell>,
     stop: &mut watch::Receiver<bool>,
     in_flight: &mut JoinSet<FileEnd>,
+    exit: &Arc<TaskExit>,
 ) {
     let width = shared.config.files_in_flight.max(1);
     let mut next = 0;
@@ -185,7 +188,9 @@ async fn drive(
                 running.push(i);
                 let first = first_checkpoint;
                 let (s, c, j) = (shared.clone(), clients.clone(), cell.clone());
+                let exit = exit.clone();
                 in_flight.spawn(async move {
+                    let _exit = exit;
                     let mut file = FileTransfer::new(&s, &c, &j, i, first);
                     let outcome = file.run().await;
                     (i, outcome, file.first_checkpoint)
@@ -211,21 +216,29 @@ async fn drive(
                 return;
             }
         }
-        let (index, outcome, first) = tokio::select! {
+        let ended = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,
-            Some(r) = in_flight.join_next() => match r {
-                Ok(end) => end,
-                Err(e) => {
-                    let failure = Failure::fatal(
-                        ErrorContext::GeneralQueueManager,
-                        hr::E_UNEXPECTED,
-                        format!("a file's transfer task failed: {e}"),
-                    );
-                    fail(shared, cell, None, failure);
+            Some(r) = in_flight.join_next() => r,
+        };
+        let (index, outcome, first) = match ended {
+            Ok(end) => end,
+            Err(e) => {
+                // Cancelled: only stopping or closing aborts a file's task.
+                if e.is_cancelled()
+                    || *stop.borrow()
+                    || shared.closed.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     return;
                 }
-            },
+                let failure = Failure::fatal(
+                    ErrorContext::GeneralQueueManager,
+                    hr::E_UNEXPECTED,
+                    format!("a file's transfer task failed: {e}"),
+                );
+                fail(shared, cell, None, failure);
+                return;
+            }
         };
         first_checkpoint &= first;
         match outcome {

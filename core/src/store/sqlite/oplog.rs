@@ -8,12 +8,16 @@
 //! later instant keeps it, which is the store's durability rule (`synchronous = NORMAL` gives no
 //! more against a power cut: the log is not fsynced either).
 //!
-//! On Linux the file is allocated ahead (`fallocate`) and mapped shared, so an append is a copy
-//! into the page cache, with no system call: what a SIGKILL cannot undo, as it cannot undo a
-//! `write()` that returned (the pages are the kernel's, not the process's), and the same against
-//! a power cut (written back as any dirty page is). A record write was a fifth of the cost of an
-//! application's call on a queue of small jobs. Where the file system cannot allocate ahead,
-//! records are written with `pwrite`, as everywhere else.
+//! On Linux, on file systems that overwrite allocated blocks in place (ext4, XFS, tmpfs), the
+//! file is allocated ahead (`fallocate`) and mapped shared, so an append is a copy into the page
+//! cache, with no system call: what a SIGKILL cannot undo, as it cannot undo a `write()` that
+//! returned (the pages are the kernel's, not the process's), and the same against a power cut
+//! (written back as any dirty page is). A record write was a fifth of the cost of an
+//! application's call on a queue of small jobs. Copy-on-write file systems (btrfs, ZFS) need new
+//! space for every page written, which a mapping could only report as SIGBUS: there, and wherever
+//! allocating ahead or mapping fails, records are written with `pwrite`, as on other platforms.
+//! The mapping relies on nobody shrinking the file under it: the manager holds the folder's lock
+//! while its store is open, and drops the mapping before it empties the file or closes.
 //!
 //! A record is the statements a write would have run, with their values in the order of their
 //! parameters (the engine's checkpoints too); `SqliteStore::fold` runs the waiting records in one
@@ -246,6 +250,11 @@ pub(super) fn records(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
     while let Some(head) = bytes.get(at..at + HEADER) {
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        // A body starts with its sequence number: a shorter one (the zeros allocated past the
+        // last record, whose empty body's CRC is 0) ends the log.
+        if len < 8 {
+            break;
+        }
         let Some(body) = bytes.get(at + HEADER..at + HEADER + len) else {
             break;
         };
@@ -447,6 +456,9 @@ impl LogFile {
         if let Err(e) = self.file.write_all_at(rec, at) {
             if self.size <= at {
                 let _ = self.file.set_len(at);
+            } else {
+                // Zeros were allocated past `at`: a zero length there ends the log at `at`.
+                let _ = self.file.write_all_at(&[0; HEADER], at);
             }
             return Err(e);
         }
@@ -457,27 +469,51 @@ impl LogFile {
     /// The file mapped, allocated up to at least `end`.
     #[cfg(target_os = "linux")]
     fn mapped(&mut self, end: u64) -> io::Result<&mut memmap2::MmapMut> {
-        use std::os::unix::io::AsRawFd;
+        if self.size == 0 && self.map.is_none() && !overwrites_in_place(&self.file) {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
         if end > self.size {
-            let want = end.max(self.size * 2).max(GROW_FROM).next_power_of_two();
-            let len = libc::off_t::try_from(want).map_err(|_| io::Error::other("log too long"))?;
-            // Blocks allocated, not a sparse tail: a page the mapping dirties then needs no
-            // allocation, so a full disk fails here, as an error, never later as a SIGBUS.
-            // SAFETY: fallocate on a descriptor we own for the duration of the call.
-            if unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            self.size = want;
             self.map = None;
+            let ahead = end.max(self.size * 2).max(GROW_FROM).next_power_of_two();
+            if let Err(e) = self.allocate(ahead) {
+                // What a failed call allocated stays allocated: give it back, then try for no
+                // more than this record needs (a full disk must not lose its last megabytes to
+                // the log, which a fold needs to empty it).
+                let _ = self.file.set_len(self.size);
+                if !is_full(&e) {
+                    return Err(e);
+                }
+                let just = end.div_ceil(4096) * 4096;
+                if let Err(e) = self.allocate(just) {
+                    let _ = self.file.set_len(self.size);
+                    return Err(e);
+                }
+            }
         }
         if self.map.as_ref().is_none_or(|m| (m.len() as u64) < self.size) {
             let len = usize::try_from(self.size).map_err(|_| io::Error::other("log too long"))?;
-            // SAFETY: the file is this store's own (mode 0600, in a folder whose lock this process
-            // holds): nothing else shrinks it while mapped, and `truncate` drops the map first.
+            // SAFETY: nothing shrinks the file while it is mapped: it is the store's own (mode
+            // 0600), the manager holds the folder's lock for as long as its store is open, and
+            // the store drops the mapping before it empties the file or closes.
             let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? };
             self.map = Some(map);
         }
         self.map.as_mut().ok_or_else(|| io::Error::other("no mapping"))
+    }
+
+    /// Allocates the file's blocks up to `len` (its length becomes `len`): blocks, not a sparse
+    /// tail, so a page the mapping dirties needs no new space, and a full disk fails here, as an
+    /// error, never later as a SIGBUS.
+    #[cfg(target_os = "linux")]
+    fn allocate(&mut self, len: u64) -> io::Result<()> {
+        use std::os::unix::io::AsRawFd;
+        let off = libc::off_t::try_from(len).map_err(|_| io::Error::other("log too long"))?;
+        // SAFETY: fallocate on a descriptor we own for the duration of the call.
+        if unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, off) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.size = len;
+        Ok(())
     }
 
     fn unmap(&mut self) {
@@ -493,6 +529,23 @@ impl LogFile {
         self.size = 0;
         Ok(())
     }
+}
+
+/// Whether the file system writes a page of allocated blocks in place, needing no new space:
+/// ext4 (and ext2/3), XFS and tmpfs. A copy-on-write one (btrfs, ZFS) allocates anew for every
+/// page written back, and a mapping could only report that failure as SIGBUS.
+#[cfg(target_os = "linux")]
+fn overwrites_in_place(file: &File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const TMPFS: i64 = 0x0102_1994;
+    // SAFETY: fstatfs fills the struct it is given, on a descriptor we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(st.f_type as i64, EXT4 | XFS | TMPFS)
 }
 
 /// A full disk or quota: the append fails, as a write would.
@@ -556,10 +609,24 @@ mod tests {
     /// mapping is dropped (a fold) and after the log is emptied.
     #[test]
     fn the_file_holds_every_record_appended_and_nothing_after_them() {
+        // Mapped (this test's folder is on ext4 or tmpfs), and written with pwrite, as on a
+        // copy-on-write file system.
+        for mapped in [true, false] {
+            records_appended(mapped);
+        }
+    }
+
+    fn records_appended(mapped: bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let (log, bytes) = OpLog::open(dir.path()).unwrap();
         assert!(bytes.is_empty());
+        #[cfg(target_os = "linux")]
+        {
+            log.inner.lock().file.mappable = mapped;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = mapped;
         let mut expect = Vec::new();
         expect.extend(append_text(&log, 3 << 20, b'x'));
         for i in 0..5_000 {
