@@ -128,8 +128,8 @@ impl Drop for TaskExit {
 
 /// A job's transfer task: its files in order, up to `Config::files_in_flight` of them at once (so
 /// a job of many small files is not one round trip per file), then TRANSFERRED. It returns only
-/// once every file's task has ended. Files are reported
-/// transferred in order, as BITS does: a file that finishes before an earlier one waits for it.
+/// once every file's task has ended. Files are reported transferred in order, as BITS does: a
+/// file that finishes before an earlier one waits for it.
 pub(crate) async fn run_job(
     shared: Arc<Shared>,
     clients: Arc<http::Clients>,

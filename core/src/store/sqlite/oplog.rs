@@ -410,6 +410,8 @@ struct LogFile {
     /// the file system refused to allocate ahead.
     #[cfg(target_os = "linux")]
     map: Option<memmap2::MmapMut>,
+    /// The file system overwrites allocated blocks in place (learnt once, at open), and
+    /// allocating ahead and mapping have not failed.
     #[cfg(target_os = "linux")]
     mappable: bool,
 }
@@ -421,12 +423,12 @@ const GROW_FROM: u64 = 1 << 20;
 impl LogFile {
     fn new(file: File, size: u64) -> LogFile {
         LogFile {
-            file,
             size,
             #[cfg(target_os = "linux")]
             map: None,
             #[cfg(target_os = "linux")]
-            mappable: true,
+            mappable: overwrites_in_place(&file),
+            file,
         }
     }
 
@@ -469,9 +471,6 @@ impl LogFile {
     /// The file mapped, allocated up to at least `end`.
     #[cfg(target_os = "linux")]
     fn mapped(&mut self, end: u64) -> io::Result<&mut memmap2::MmapMut> {
-        if self.size == 0 && self.map.is_none() && !overwrites_in_place(&self.file) {
-            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
-        }
         if end > self.size {
             self.map = None;
             let ahead = end.max(self.size * 2).max(GROW_FROM).next_power_of_two();
@@ -490,7 +489,11 @@ impl LogFile {
                 }
             }
         }
-        if self.map.as_ref().is_none_or(|m| (m.len() as u64) < self.size) {
+        if self
+            .map
+            .as_ref()
+            .is_none_or(|m| (m.len() as u64) < self.size)
+        {
             let len = usize::try_from(self.size).map_err(|_| io::Error::other("log too long"))?;
             // SAFETY: nothing shrinks the file while it is mapped: it is the store's own (mode
             // 0600), the manager holds the folder's lock for as long as its store is open, and
@@ -498,7 +501,9 @@ impl LogFile {
             let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? };
             self.map = Some(map);
         }
-        self.map.as_mut().ok_or_else(|| io::Error::other("no mapping"))
+        self.map
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no mapping"))
     }
 
     /// Allocates the file's blocks up to `len` (its length becomes `len`): blocks, not a sparse
@@ -551,7 +556,10 @@ fn overwrites_in_place(file: &File) -> bool {
 /// A full disk or quota: the append fails, as a write would.
 #[cfg(target_os = "linux")]
 fn is_full(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+    )
 }
 
 pub(super) enum AppendError {
@@ -597,10 +605,8 @@ mod tests {
         })
         .map_err(|_| "append failed")
         .unwrap();
-        let inner = log.inner.lock();
-        let (records, _) = records(&inner.waiting);
-        let last = records.last().unwrap();
-        framed(&body(last.seq, Stmt::PutSetting, &[ValueRef::Text(&text)]))
+        let seq = log.inner.lock().next_seq - 1;
+        framed(&body(seq, Stmt::PutSetting, &[ValueRef::Text(&text)]))
     }
 
     /// What a reader of the file finds (the next open, `fold_store`, the read-only store) is
@@ -622,8 +628,8 @@ mod tests {
         let (log, bytes) = OpLog::open(dir.path()).unwrap();
         assert!(bytes.is_empty());
         #[cfg(target_os = "linux")]
-        {
-            log.inner.lock().file.mappable = mapped;
+        if !mapped {
+            log.inner.lock().file.mappable = false;
         }
         #[cfg(not(target_os = "linux"))]
         let _ = mapped;
@@ -641,7 +647,10 @@ mod tests {
         assert_eq!(end, expect.len());
         assert_eq!(&on_disk[..end], &expect[..]);
         assert_eq!(log.inner.lock().len, expect.len() as u64);
-        assert!(on_disk[end..].iter().all(|&b| b == 0), "only zeros after the records");
+        assert!(
+            on_disk[end..].iter().all(|&b| b == 0),
+            "only zeros after the records"
+        );
 
         let mut inner = log.inner.lock();
         inner.truncate().unwrap();
