@@ -22,7 +22,7 @@
  * NAMES_FILE holds one file name per line; file NAME is downloaded from BASE_URL/NAME to
  * DEST_DIR/NAME. STATE_DIR should not exist yet: bits_manager_open_ex creates it and its
  * database. Every job gets a no-progress timeout of 0, so any error is fatal at once instead of
- * being retried for 14 days. Every other option keeps its default (max_concurrent_jobs: 4).
+ * being retried for 14 days. Every other option keeps its default (max_concurrent_jobs: 6).
  *
  * What is timed: CLOCK_MONOTONIC from just before the first bits_create_job to just after the last
  * bits_complete returns (bits_complete fsyncs the files and their folder). Opening and closing

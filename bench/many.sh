@@ -31,7 +31,7 @@
 #         Each process opens a manager on a fresh state folder (it creates the folder and its
 #         database): that and the close are outside the timed interval but inside the process
 #         time, which bash also measures (EPOCHREALTIME around the whole process) and prints
-#         beside it. Every other manager option keeps its default (max_concurrent_jobs 4).
+#         beside it. Every other manager option keeps its default (max_concurrent_jobs 6).
 #         Each run's line also gives the time spent inside bits_complete and how long after the
 #         last job became TRANSFERRED (the jobs' transfer_completion_ms, a wall clock in whole
 #         milliseconds) the last complete returned: the part of the time that is not transfer.

@@ -481,8 +481,9 @@ typedef struct bits_manager_options {
    */
   const char *state_dir;
   /*
-   Background jobs transferring at once. Default 4. Background jobs go strictly by priority:
-   a lower priority gets no slot while a higher one is active; FOREGROUND jobs do not count.
+   Background jobs transferring at once. Default 6 (BITS runs one). Background jobs go
+   strictly by priority: a lower priority gets no slot while a higher one is active;
+   FOREGROUND jobs do not count.
    */
   uint32_t max_concurrent_jobs;
   /*

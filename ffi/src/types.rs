@@ -96,8 +96,9 @@ pub struct bits_manager_options {
     pub required_version: u32,
     /// State folder (UTF-8, absolute), borrowed for the call; NULL: the per-user default.
     pub state_dir: *const std::ffi::c_char,
-    /// Background jobs transferring at once. Default 4. Background jobs go strictly by priority:
-    /// a lower priority gets no slot while a higher one is active; FOREGROUND jobs do not count.
+    /// Background jobs transferring at once. Default 6 (BITS runs one). Background jobs go
+    /// strictly by priority: a lower priority gets no slot while a higher one is active;
+    /// FOREGROUND jobs do not count.
     pub max_concurrent_jobs: u32,
     /// Progress is made durable at most this often per file, in milliseconds. Default 1000.
     pub checkpoint_interval_ms: u32,

@@ -89,7 +89,7 @@ class Manager(Handle):
     a folder open (a second open raises BitsError 0x80070020).
 
     Keyword options (bits_manager_open_ex; None or 0 keeps the library default):
-    ``max_concurrent_jobs`` (4), ``checkpoint_interval_ms`` (1000), ``checkpoint_bytes`` (8 MiB),
+    ``max_concurrent_jobs`` (6), ``checkpoint_interval_ms`` (1000), ``checkpoint_bytes`` (8 MiB),
     ``inactivity_timeout_s`` (90 days); ``owner`` (the user the manager acts for: new jobs belong
     to it and it sees only its own; default the OS user name), ``service_mode`` (every owner's
     jobs are visible and the limits do not apply), and BITS's limits ``max_jobs`` (300),
