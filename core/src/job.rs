@@ -347,22 +347,24 @@ impl JobRecord {
 
     /// Whether the job's own row, as the store keeps it, is the same in `self` (a head) and `new`:
     /// the modification and active times are refreshed with the next write anyway, and QUEUED,
-    /// CONNECTING and TRANSFERRING are one state to the store (reopening makes each QUEUED).
+    /// CONNECTING and TRANSFERRING are one state to the store (reopening makes each QUEUED). A
+    /// `self` with files is never the same (the answer is only ever "write the row").
     pub fn same_row(&self, new: &mut JobRecord) -> bool {
         let class = |s: JobState| match s {
             JobState::Connecting | JobState::Transferring => JobState::Queued,
             s => s,
         };
+        if class(self.state) != class(new.state) {
+            return false;
+        }
+        // `new` takes `self`'s values of what the row does not tell apart for the comparison, and
+        // gets its own back: no copy of either record (this runs on every change of a job).
         let files = std::mem::take(&mut new.files);
-        let state = new.state;
-        new.state = class(state);
-        let mut old = self.clone();
-        old.files = Vec::new();
-        old.state = class(old.state);
-        old.modified_ms = new.modified_ms;
-        old.active_ms = new.active_ms;
-        let same = old == *new;
-        new.state = state;
+        let own = (new.state, new.modified_ms, new.active_ms);
+        (new.state, new.modified_ms, new.active_ms) =
+            (self.state, self.modified_ms, self.active_ms);
+        let same = *self == *new;
+        (new.state, new.modified_ms, new.active_ms) = own;
         new.files = files;
         same
     }
@@ -451,6 +453,39 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_row_ignores_only_what_the_row_does_not_keep() {
+        let mut new = JobRecord::new(JobId::new_v4(), JobType::Download, "x".into(), 1);
+        new.files
+            .push(FileRecord::new("http://a/1".into(), "/tmp/1".into()));
+        new.state = JobState::Queued;
+        let old = new.head();
+        // The times, a move among QUEUED, CONNECTING and TRANSFERRING, and the files: the same row.
+        new.state = JobState::Transferring;
+        new.modified_ms = 99;
+        new.active_ms = 7;
+        new.files[0].bytes_transferred = 5;
+        assert!(old.same_row(&mut new));
+        // ... and `new` is left as it was.
+        assert_eq!(
+            (new.state, new.modified_ms, new.active_ms, new.files.len()),
+            (JobState::Transferring, 99, 7, 1)
+        );
+        // Anything else is a new row.
+        new.state = JobState::Suspended;
+        assert!(!old.same_row(&mut new));
+        new.state = JobState::Queued;
+        new.description = "d".into();
+        assert!(!old.same_row(&mut new));
+        new.description = "".into();
+        new.error_count = 1;
+        assert!(!old.same_row(&mut new));
+        new.error_count = 0;
+        assert!(old.same_row(&mut new));
+        // A record with files is never taken for a head.
+        assert!(!new.clone().same_row(&mut new));
+    }
 
     #[test]
     fn progress_unknown_until_every_size_known() {

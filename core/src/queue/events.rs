@@ -121,7 +121,7 @@ impl EventQueue {
 
 /// The events a change of a job's record means: TRANSFERRED or ERROR when it reaches them, and a
 /// MODIFICATION for any change.
-pub(crate) fn for_change(old: &JobRecord, new: &JobRecord) -> Vec<Event> {
+pub(crate) fn for_change(old: &JobRecord, new: &JobRecord) -> impl Iterator<Item = Event> {
     let event = |kind, code| Event {
         job: new.id,
         kind,
@@ -130,19 +130,18 @@ pub(crate) fn for_change(old: &JobRecord, new: &JobRecord) -> Vec<Event> {
         file_index: 0,
         owner: new.owner.clone(),
     };
-    let mut events = Vec::with_capacity(2);
-    if new.state != old.state {
-        match new.state {
-            JobState::Transferred => events.push(event(EventKind::JobTransferred, hr::S_OK)),
-            JobState::Error => {
-                let code = new.error.as_ref().map_or(hr::E_FAIL, |e| e.code);
-                events.push(event(EventKind::JobError, code));
-            }
-            _ => {}
-        }
-    }
-    events.push(event(EventKind::JobModification, hr::S_OK));
-    events
+    let reached = match new.state {
+        _ if new.state == old.state => None,
+        JobState::Transferred => Some(event(EventKind::JobTransferred, hr::S_OK)),
+        JobState::Error => Some(event(
+            EventKind::JobError,
+            new.error.as_ref().map_or(hr::E_FAIL, |e| e.code),
+        )),
+        _ => None,
+    };
+    reached
+        .into_iter()
+        .chain(std::iter::once(event(EventKind::JobModification, hr::S_OK)))
 }
 
 /// What a job's current state means to a callback registered now: BITS delivers an event that
