@@ -28,15 +28,23 @@
  * bits_complete returns (bits_complete fsyncs the files and their folder). Opening and closing
  * the manager are timed apart.
  *
+ * Where the CPU of the timed part goes (Linux): each thread's time on a CPU
+ * (/proc/self/task/TID/schedstat, in ns) is read just before and just after it, and summed as
+ * the application's thread (this one, which makes every call), the engine (threads named
+ * openbits-worker: the runtime's workers and its blocking pool, which runs the checkpoint
+ * batches) and the rest (the notification and network threads). A thread that ends inside the
+ * timed part is not counted (the runtime's blocking threads live 10 s when idle).
+ *
  * stdout: `key value` lines for bench/many.sh: seconds, complete_seconds (the part of `seconds`
- * spent inside bits_complete), after_transfers_ms, open_seconds, close_seconds, files; for
- * `creates`, create_us.
+ * spent inside bits_complete), after_transfers_ms, cpu_app_ms, cpu_engine_ms, cpu_other_ms,
+ * open_seconds, close_seconds, files; for `creates`, create_us.
  * Diagnostics go to stderr; exit status 1 on any failure, 2 on bad usage.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "openbits.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,6 +58,77 @@
 #define DEFAULT_MAX_JOBS 300u
 #define DEFAULT_MAX_JOBS_PER_OWNER 60u
 #define DEFAULT_MAX_FILES_PER_JOB 200u
+
+/* Each thread's CPU time, read from /proc (see the header comment). */
+#define MAX_THREADS 64
+struct cpu_times {
+    int n;
+    int tid[MAX_THREADS];
+    long long ns[MAX_THREADS];
+    char kind[MAX_THREADS]; /* 'a' application, 'e' engine, 'o' other */
+};
+
+static void read_cpu(struct cpu_times *t)
+{
+    t->n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    int self = (int)getpid();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && t->n < MAX_THREADS) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0)
+            continue; /* "." and ".." */
+        char path[64], comm[32] = "";
+        long long ns = 0;
+        snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread just ended */
+        int got = fscanf(f, "%lld", &ns);
+        fclose(f);
+        if (got != 1)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+        f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = 0;
+            fclose(f);
+        }
+        t->tid[t->n] = tid;
+        t->ns[t->n] = ns;
+        if (tid == self)
+            t->kind[t->n] = 'a';
+        else if (strncmp(comm, "openbits-worker", 15) == 0)
+            t->kind[t->n] = 'e';
+        else
+            t->kind[t->n] = 'o';
+        t->n++;
+    }
+    closedir(d);
+}
+
+static struct cpu_times cpu_start;
+static double cpu_ms[3]; /* application, engine, other: CPU of the timed part */
+
+static void cpu_begin(void) { read_cpu(&cpu_start); }
+
+static void cpu_end(void)
+{
+    struct cpu_times now;
+    read_cpu(&now);
+    cpu_ms[0] = cpu_ms[1] = cpu_ms[2] = 0;
+    for (int i = 0; i < now.n; i++) {
+        long long before = 0;
+        for (int j = 0; j < cpu_start.n; j++)
+            if (cpu_start.tid[j] == now.tid[i])
+                before = cpu_start.ns[j];
+        int k = now.kind[i] == 'a' ? 0 : now.kind[i] == 'e' ? 1 : 2;
+        cpu_ms[k] += (double)(now.ns[i] - before) / 1e6;
+    }
+}
 
 static double now_s(void)
 {
@@ -215,6 +294,7 @@ static int run_one(bits_manager *mgr, const struct files *f, double *out_seconds
     int ok = 0;
     bits_job *job = NULL;
     int32_t state = 0;
+    cpu_begin();
     double t0 = now_s();
     if (!check(bits_create_job(mgr, "many: one job", BITS_JOB_TYPE_DOWNLOAD, NULL, &job),
                "bits_create_job"))
@@ -235,6 +315,7 @@ static int run_one(bits_manager *mgr, const struct files *f, double *out_seconds
     double tc = now_s();
     bits_hresult hr = bits_complete(job);
     double t1 = now_s();
+    cpu_end();
     uint64_t end_ms = wall_ms();
     *out_complete = t1 - tc;
     *out_after_ms = after_transfers_ms(&job, 1, end_ms);
@@ -264,6 +345,7 @@ static int run_jobs(bits_manager *mgr, const struct files *f, double *out_second
 
     int ok = 0;
     uint32_t created = 0, completed = 0;
+    cpu_begin();
     double t0 = now_s();
     for (uint32_t i = 0; i < f->count; i++) {
         if (!check(bits_create_job(mgr, f->names[i], BITS_JOB_TYPE_DOWNLOAD, NULL, &jobs[i]),
@@ -299,6 +381,7 @@ static int run_jobs(bits_manager *mgr, const struct files *f, double *out_second
         completed++;
     }
     double t1 = now_s();
+    cpu_end();
     uint64_t end_ms = wall_ms();
     *out_seconds = t1 - t0;
     *out_after_ms = after_transfers_ms(jobs, f->count, end_ms);
@@ -409,6 +492,8 @@ int main(int argc, char **argv)
         printf("seconds %.6f\n", seconds);
         printf("complete_seconds %.6f\n", complete);
         printf("after_transfers_ms %lld\n", after_ms);
+        printf("cpu_app_ms %.1f\ncpu_engine_ms %.1f\ncpu_other_ms %.1f\n", cpu_ms[0], cpu_ms[1],
+               cpu_ms[2]);
         printf("open_seconds %.6f\n", o1 - o0);
         printf("close_seconds %.6f\n", c1 - c0);
         printf("files %u\n", f.count);

@@ -35,6 +35,9 @@
 #         Each run's line also gives the time spent inside bits_complete and how long after the
 #         last job became TRANSFERRED (the jobs' transfer_completion_ms, a wall clock in whole
 #         milliseconds) the last complete returned: the part of the time that is not transfer.
+#         And the CPU of the timed part (bench/many.c reads each thread's schedstat before and
+#         after it): the application's thread (every call) and the engine's (the runtime's
+#         workers and blocking threads); the results give their medians beside a and b.
 #   c, d  bash's EPOCHREALTIME around the curl and sync commands (process start included).
 # Before each run the destinations and the state folder are moved aside, `sync` runs and, as root,
 # the clean page cache is dropped and the sources read again (untimed; see `fresh`).
@@ -251,7 +254,9 @@ verify() { # every destination has its source's bytes, and nothing else is in th
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
 get() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
 
-declare -A inner=() outer=()
+declare -A inner=() outer=() app_cpu=() engine_cpu=()
+cpu_app=""
+cpu_engine=""
 t=""
 pt=""
 extra=""
@@ -267,9 +272,12 @@ run_openbits() { # MODE: t = inner seconds, pt = process seconds
     t=$(get "$out" seconds)
     pt=$(secs "$t0" "$t1")
     [[ "$(get "$out" files)" == "$nfiles" ]] || { echo "openbits ($mode) did not report $nfiles files" >&2; exit 1; }
+    cpu_app=$(get "$out" cpu_app_ms)
+    cpu_engine=$(get "$out" cpu_engine_ms)
     extra=$(awk -v o="$(get "$out" open_seconds)" -v c="$(get "$out" close_seconds)" \
         -v k="$(get "$out" complete_seconds)" -v x="$(get "$out" after_transfers_ms)" \
-        'BEGIN { printf "  in bits_complete %.3f s, done %d ms after the last transfer; open %.3f s, close %.3f s", k, x, o, c }')
+        -v ca="$cpu_app" -v ce="$cpu_engine" \
+        'BEGIN { printf "  in bits_complete %.3f s, done %d ms after the last transfer; CPU app %.0f ms, engine %.0f ms; open %.3f s, close %.3f s", k, x, ca, ce, o, c }')
 }
 run_curl() { # ARGS...: extra curl options; t = seconds of curl + sync -f
     local t0 t1
@@ -314,6 +322,7 @@ for ((r = 1; r <= rounds; r++)); do
         verify "$c (round $r)"
         inner[$c]+="$t "
         [[ -z "$pt" ]] || outer[$c]+="$pt "
+        [[ -z "$pt" ]] || { app_cpu[$c]+="$cpu_app "; engine_cpu[$c]+="$cpu_engine "; }
         printf '%-6s %-4s %10.3f %10s %10.0f%s\n' "$r" "$c" "$t" \
             "$([[ -n "$pt" ]] && printf '%.3f' "$pt" || echo -)" \
             "$(awk -v n="$nfiles" -v s="$t" 'BEGIN { print n / s }')" "$extra"
@@ -339,8 +348,11 @@ bc=$(ratio "${med[b]}" "${med[c]}")
 echo "== results: $nfiles files of $size_kb KiB, $rounds rounds, medians"
 echo "   (a, b: from bits_create_job to the return of bits_complete; process: the whole process, from bash)"
 printf '%-4s %-38s %10s %10s\n' case "" "median s" "process s"
-printf '%-4s %-38s %10.3f %10.3f\n' a "$label_a" "${med[a]}" "${pmed[a]}"
-printf '%-4s %-38s %10.3f %10.3f\n' b "$label_b" "${med[b]}" "${pmed[b]}"
+# shellcheck disable=SC2086 # word splitting of the space-separated CPU times is intended
+printf '%-4s %-38s %10.3f %10.3f   CPU app %s ms, engine %s ms\n' a "$label_a" "${med[a]}" "${pmed[a]}" \
+    "$(median ${app_cpu[a]})" "$(median ${engine_cpu[a]})"
+printf '%-4s %-38s %10.3f %10.3f   CPU app %s ms, engine %s ms\n' b "$label_b" "${med[b]}" "${pmed[b]}" \
+    "$(median ${app_cpu[b]})" "$(median ${engine_cpu[b]})"
 printf '%-4s %-38s %10.3f %10s\n' c "$label_c" "${med[c]}" -
 printf '%-4s %-38s %10.3f %10s\n' d "$label_d" "${med[d]}" -
 printf '%-6s %10s   %-12s %s\n' ratio value bar verdict
