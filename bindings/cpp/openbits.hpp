@@ -492,7 +492,7 @@ struct ManagerOptions {
     /// The library version needed, (major << 16) | minor; by default the version of this header,
     /// so an older library fails the open with REGDB_E_CLASSNOTREG (0x80040154). 0: any.
     std::uint32_t required_version = (std::uint32_t{BITS_VERSION_MAJOR} << 16) | BITS_VERSION_MINOR;
-    /// Background jobs transferring at once (default 4). Background jobs go strictly by priority;
+    /// Background jobs transferring at once (default 6). Background jobs go strictly by priority;
     /// Foreground jobs do not count.
     std::uint32_t max_concurrent_jobs = 0;
     /// Progress is made durable at most this often per file (default 1 s)…

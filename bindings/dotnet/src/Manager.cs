@@ -12,7 +12,7 @@ namespace OpenBits
         /// <summary>The state folder; null: the per-user default ($OPENBITS_HOME, else $XDG_DATA_HOME/openbits, else ~/.local/share/openbits).</summary>
         public string StateDirectory { get; set; }
 
-        /// <summary>Jobs transferring at once (default 4).</summary>
+        /// <summary>Jobs transferring at once (default 6).</summary>
         public int? MaxConcurrentJobs { get; set; }
 
         /// <summary>Progress is made durable at most this often per file (default 1 s).</summary>
