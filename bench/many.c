@@ -65,7 +65,7 @@ struct cpu_times {
     int n;
     int tid[MAX_THREADS];
     long long ns[MAX_THREADS];
-    char kind[MAX_THREADS]; /* 'a' application, 'e' engine, 'o' other */
+    int kind[MAX_THREADS]; /* an index into cpu_ms: 0 application, 1 engine, 2 other */
 };
 
 static void read_cpu(struct cpu_times *t)
@@ -100,11 +100,11 @@ static void read_cpu(struct cpu_times *t)
         t->tid[t->n] = tid;
         t->ns[t->n] = ns;
         if (tid == self)
-            t->kind[t->n] = 'a';
+            t->kind[t->n] = 0;
         else if (strncmp(comm, "openbits-worker", 15) == 0)
-            t->kind[t->n] = 'e';
+            t->kind[t->n] = 1;
         else
-            t->kind[t->n] = 'o';
+            t->kind[t->n] = 2;
         t->n++;
     }
     closedir(d);
@@ -125,8 +125,7 @@ static void cpu_end(void)
         for (int j = 0; j < cpu_start.n; j++)
             if (cpu_start.tid[j] == now.tid[i])
                 before = cpu_start.ns[j];
-        int k = now.kind[i] == 'a' ? 0 : now.kind[i] == 'e' ? 1 : 2;
-        cpu_ms[k] += (double)(now.ns[i] - before) / 1e6;
+        cpu_ms[now.kind[i]] += (double)(now.ns[i] - before) / 1e6;
     }
 }
 

@@ -8,7 +8,7 @@ pub struct Config {
     /// Background jobs transferring at once. BITS runs one background job at a time; the default
     /// (6) is what one host allows (`max_connections_per_host`), so a queue of one-file jobs keeps
     /// as many transfers going as one job of many files does (`files_in_flight`): with 4, a queue
-    /// of 2,000 small jobs took 10% longer (bench/many.sh b, README).
+    /// of 2,000 small jobs took about 4% longer (bench/many.c b, order swapped each round, README).
     pub max_concurrent_jobs: usize,
     /// Files of one job transferring at once, each on its own kept-alive connection. BITS moves
     /// a job's files one after another (1); the default (6, as many as `max_connections_per_host`
