@@ -59,10 +59,30 @@ const TASK_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(
 /// 0.287 s at 1 s). What waits is bounded by the store's own limit (4 MB), not by this time.
 const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A checkpoint, and the file to flush before it may be written (None: already flushed).
+/// Files the queue keeps open for a sync of their own. A batch of more files syncs their file
+/// systems whole (`localfile::SYNCFS_FROM`), for which one descriptor per file system does, so
+/// the others are closed as they come (Linux; elsewhere every file is synced by itself). Their
+/// descriptors once piled up by the hundred while small files finished faster than the batches
+/// (a process limited to 1,024 could run out), and each time the process's descriptor table grew
+/// (past 64, 128, 256, ...) every thread that opened a file waited for an RCU grace period
+/// (Linux's `expand_files`): in one traced run of bench/many.sh's b, 20 ms for both transfer
+/// workers at once.
+const KEEP_OPEN: usize = localfile::SYNCFS_FROM - 1;
+
+/// A checkpoint, and how its data reaches the disk before it may be written.
 struct Pending {
     point: Checkpoint,
-    flush: Option<File>,
+    flush: Flush,
+}
+
+enum Flush {
+    /// Already flushed (the pipelined fdatasync of a large download).
+    Done,
+    /// The file, open for its own sync.
+    Open(File),
+    /// Written and closed: the batch syncs its file system whole, through the file `Queue::whole`
+    /// keeps open there.
+    Closed,
 }
 
 /// Jobs in a final state whose rows wait to be deleted, and the folders their files were renamed
@@ -95,6 +115,53 @@ struct Queue {
     rows: HashMap<JobId, JobRecord>,
     /// The jobs of the batch being flushed and written.
     in_flight: Vec<JobId>,
+    /// Files of `pending` held open (`Flush::Open`), at most `KEEP_OPEN`.
+    open: usize,
+    /// One open file on each file system that `Flush::Closed` names.
+    whole: Vec<(u64, File)>,
+}
+
+impl Queue {
+    /// Adds `p`, replacing an older checkpoint of its file (flush and all).
+    fn add(&mut self, p: Pending, replace: bool) -> bool {
+        let opened = matches!(p.flush, Flush::Open(_));
+        let key = (p.point.job, p.point.file);
+        let added = if replace {
+            let old = self.pending.insert(key, p);
+            self.open -= usize::from(matches!(
+                old,
+                Some(Pending {
+                    flush: Flush::Open(_),
+                    ..
+                })
+            ));
+            old.is_none()
+        } else {
+            match self.pending.entry(key) {
+                std::collections::hash_map::Entry::Occupied(_) => return false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(p);
+                    true
+                }
+            }
+        };
+        self.open += usize::from(opened);
+        added
+    }
+
+    /// How `file` is to be flushed: kept open while fewer than `KEEP_OPEN` are, else closed with
+    /// its file system remembered (one of its files kept open in `whole`).
+    fn flush_of(&mut self, file: File, dev: Option<u64>) -> Flush {
+        match dev {
+            Some(dev) if self.open >= KEEP_OPEN => {
+                if !self.whole.iter().any(|(d, _)| *d == dev) {
+                    self.whole.push((dev, file));
+                }
+                Flush::Closed
+            }
+            _ => Flush::Open(file),
+        }
+    }
 }
 
 /// Batches written so far, and the error of the newest with the jobs it held, if it failed.
@@ -129,12 +196,16 @@ impl Checkpoints {
     /// Queues `point` for the next batch; `flush`, if given, is synced before it is written.
     /// `first`: the transfer's first checkpoint, written without waiting for the interval.
     pub(crate) fn record(&self, point: Checkpoint, flush: Option<File>, first: bool) {
+        // Outside the lock: a system call.
+        let dev = flush.as_ref().and_then(localfile::syncfs_device);
         let (added, waiting) = {
             let mut q = self.queue.lock();
-            let replaced = q
-                .pending
-                .insert((point.job, point.file), Pending { point, flush });
-            (replaced.is_none(), q.pending.len())
+            let flush = match flush {
+                Some(file) => q.flush_of(file, dev),
+                None => Flush::Done,
+            };
+            let added = q.add(Pending { point, flush }, true);
+            (added, q.pending.len())
         };
         // Each time BATCH_FILES more wait (see the module doc): not whenever they exceed it, or
         // each file finishing while a batch is written would ask for another.
@@ -203,7 +274,13 @@ impl Checkpoints {
     /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).
     pub(crate) fn forget(&self, job: &JobId) {
         let mut q = self.queue.lock();
-        q.pending.retain(|(j, _), _| j != job);
+        let mut closed = 0;
+        q.pending.retain(|(j, _), p| {
+            let keep = j != job;
+            closed += usize::from(!keep && matches!(p.flush, Flush::Open(_)));
+            keep
+        });
+        q.open -= closed;
         q.rows.remove(job);
     }
 
@@ -223,15 +300,16 @@ impl Checkpoints {
 
     /// `write_now`, with `writing` held by the caller.
     fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let (batch, rows) = {
+        let (batch, whole, rows) = {
             let mut q = self.queue.lock();
             let batch: Vec<Pending> = q.pending.drain().map(|(_, p)| p).collect();
             let rows: Vec<JobRecord> = q.rows.drain().map(|(_, r)| r).collect();
             q.in_flight = batch.iter().map(|p| p.point.job).collect();
-            (batch, rows)
+            q.open = 0;
+            (batch, std::mem::take(&mut q.whole), rows)
         };
         let retiring = std::mem::take(&mut *self.retiring.lock());
-        let result = self.write_batch(store, batch, rows, retiring);
+        let result = self.write_batch(store, batch, whole, rows, retiring);
         let held = std::mem::take(&mut self.queue.lock().in_flight);
         let mut written = self.written.lock();
         written.0 += 1;
@@ -245,27 +323,39 @@ impl Checkpoints {
         &self,
         store: &dyn Store,
         batch: Vec<Pending>,
+        whole: Vec<(u64, File)>,
         rows: Vec<JobRecord>,
         retiring: Retiring,
     ) -> Result<(), StoreError> {
-        let files: Vec<&File> = batch.iter().filter_map(|p| p.flush.as_ref()).collect();
+        let files: Vec<&File> = batch
+            .iter()
+            .filter_map(|p| match &p.flush {
+                Flush::Open(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let through: Vec<&File> = whole.iter().map(|(_, f)| f).collect();
         // The settled jobs' folders in the same sync: their renames happened before they were
         // handed over, so whatever makes the files durable now makes the renames durable too.
-        if let Err(e) = localfile::sync_batch(&files, &retiring.dirs) {
-            self.put_back(batch, rows, retiring);
+        let synced = localfile::sync_batch(&files, &through, &retiring.dirs);
+        drop((files, through));
+        if let Err(e) = synced {
+            self.put_back(batch, whole, rows, retiring);
             return Err((
                 hr::from_io(&e),
                 format!("cannot flush downloaded data or a folder: {e}"),
             ));
         }
         // The files are flushed: their handles close here, and only the checkpoints remain.
+        drop(whole);
         let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
         if !points.is_empty() || !rows.is_empty() {
             if let Err(e) = store.checkpoint(&points, &rows) {
-                let flushed = points
-                    .into_iter()
-                    .map(|point| Pending { point, flush: None });
-                self.put_back(flushed.collect(), rows, retiring);
+                let flushed = points.into_iter().map(|point| Pending {
+                    point,
+                    flush: Flush::Done,
+                });
+                self.put_back(flushed.collect(), Vec::new(), rows, retiring);
                 return Err(e);
             }
         }
@@ -274,15 +364,27 @@ impl Checkpoints {
         }
         let result = store.remove(&retiring.jobs);
         if result.is_err() {
-            self.put_back(Vec::new(), Vec::new(), retiring);
+            self.put_back(Vec::new(), Vec::new(), Vec::new(), retiring);
         }
         result
     }
 
-    fn put_back(&self, batch: Vec<Pending>, rows: Vec<JobRecord>, retiring: Retiring) {
+    /// Puts what a failed batch held back, behind anything newer that arrived meanwhile.
+    fn put_back(
+        &self,
+        batch: Vec<Pending>,
+        whole: Vec<(u64, File)>,
+        rows: Vec<JobRecord>,
+        retiring: Retiring,
+    ) {
         let mut q = self.queue.lock();
         for p in batch {
-            q.pending.entry((p.point.job, p.point.file)).or_insert(p);
+            q.add(p, false);
+        }
+        for (dev, file) in whole {
+            if !q.whole.iter().any(|(d, _)| *d == dev) {
+                q.whole.push((dev, file));
+            }
         }
         for r in rows {
             q.rows.entry(r.id).or_insert(r);
@@ -456,5 +558,81 @@ mod tests {
             gathered, 0,
             "batches waited to gather with no transfer running"
         );
+    }
+
+    /// Files waiting for a batch do not hold a descriptor each: past `KEEP_OPEN` they are closed,
+    /// and their file system is synced whole through one file kept open on it; the batch still
+    /// writes every checkpoint. (Small files finishing faster than the batches once held
+    /// hundreds of descriptors, and could run a process out of them.)
+    #[test]
+    fn waiting_files_do_not_hold_a_descriptor_each() {
+        use std::io::Write;
+        let n = 200u32;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut rec = JobRecord::new(JobId::new_v4(), JobType::Download, "many".into(), 1);
+        rec.seq = 1;
+        for i in 0..n {
+            let dest = dir.path().join(format!("f{i}"));
+            rec.files.push(FileRecord::new(
+                format!("http://h/f{i}"),
+                dest.to_string_lossy().into(),
+            ));
+        }
+        store.save(&rec).unwrap();
+        let c = Checkpoints::default();
+        for i in 0..n {
+            let temp = dir.path().join(format!("BIT{i}.tmp"));
+            let mut f = File::create(&temp).unwrap();
+            f.write_all(b"0123").unwrap();
+            let point = Checkpoint {
+                job: rec.id,
+                seq: rec.seq,
+                file: i,
+                bytes: 4,
+                total: Some(4),
+                etag: None,
+                last_modified: None,
+                completed: true,
+                temp: Some(temp.to_string_lossy().into()),
+                state: JobState::Transferring,
+                at_ms: 2,
+            };
+            c.record(point, Some(f), false);
+        }
+        {
+            let q = c.queue.lock();
+            assert_eq!(q.pending.len(), n as usize);
+            let held = q
+                .pending
+                .values()
+                .filter(|p| matches!(p.flush, Flush::Open(_)))
+                .count();
+            assert_eq!(held, q.open);
+            if cfg!(target_os = "linux") {
+                assert!(q.open <= KEEP_OPEN, "{} files held open", q.open);
+                assert_eq!(
+                    q.whole.len(),
+                    1,
+                    "one file kept open on the one file system"
+                );
+            } else {
+                assert_eq!(
+                    q.open, n as usize,
+                    "no syncfs: every file is synced by itself"
+                );
+            }
+        }
+        c.write_now(&store).unwrap();
+        {
+            let q = c.queue.lock();
+            assert!(q.pending.is_empty() && q.whole.is_empty() && q.open == 0);
+        }
+        store.fold().unwrap();
+        let stored = store.load_all().unwrap();
+        assert!(stored[0]
+            .files
+            .iter()
+            .all(|f| f.completed && f.bytes_checkpointed == 4));
     }
 }
