@@ -59,15 +59,18 @@ const TASK_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(
 /// 0.287 s at 1 s). What waits is bounded by the store's own limit (4 MB), not by this time.
 const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Files the queue keeps open for a sync of their own. A batch of more files syncs their file
-/// systems whole (`localfile::SYNCFS_FROM`), for which one descriptor per file system does, so
-/// the others are closed as they come (Linux; elsewhere every file is synced by itself). Their
-/// descriptors once piled up by the hundred while small files finished faster than the batches
-/// (a process limited to 1,024 could run out), and each time the process's descriptor table grew
-/// (past 64, 128, 256, ...) every thread that opened a file waited for an RCU grace period
-/// (Linux's `expand_files`): in one traced run of bench/many.sh's b, 20 ms for both transfer
-/// workers at once.
-const KEEP_OPEN: usize = localfile::SYNCFS_FROM - 1;
+/// Files the queue keeps open until their batch syncs them. Past this many, a file is closed at
+/// once and its file system is synced whole (`syncfs`) through one file kept open on it: a batch
+/// of two or more files syncs that way anyway (`localfile::SYNCFS_FROM`), so it needs one
+/// descriptor per file system, not one per file (Linux; elsewhere every file is synced by itself
+/// and stays open). Descriptors once piled up by the hundred while small files finished faster
+/// than the batches (a process limited to 1,024 could run out), and each time the process's
+/// descriptor table grew (past 64, 128, 256, ...) every thread that opened a file waited for an
+/// RCU grace period (Linux's `expand_files`): in one traced run of bench/many.sh's b, 20 ms for
+/// both transfer workers at once. Not 1: closing (and the fstat that tells the file system) is
+/// then the transfer workers' work for every file, where the batch thread did it before; a batch
+/// starts when `BATCH_FILES` wait, so files pass this only while a batch is slow.
+const KEEP_OPEN: usize = 32;
 
 /// A checkpoint, and how its data reaches the disk before it may be written.
 struct Pending {
@@ -150,16 +153,19 @@ impl Queue {
     }
 
     /// How `file` is to be flushed: kept open while fewer than `KEEP_OPEN` are, else closed with
-    /// its file system remembered (one of its files kept open in `whole`).
-    fn flush_of(&mut self, file: File, dev: Option<u64>) -> Flush {
-        match dev {
-            Some(dev) if self.open >= KEEP_OPEN => {
-                if !self.whole.iter().any(|(d, _)| *d == dev) {
-                    self.whole.push((dev, file));
-                }
-                Flush::Closed
+    /// its file system remembered (one of its files kept open in `whole`). Returns the file to
+    /// close, for the caller to drop once it has let go of the queue.
+    fn flush_of(&mut self, file: File) -> (Flush, Option<File>) {
+        if self.open < KEEP_OPEN {
+            return (Flush::Open(file), None);
+        }
+        match localfile::syncfs_device(&file) {
+            Some(dev) if self.whole.iter().any(|(d, _)| *d == dev) => (Flush::Closed, Some(file)),
+            Some(dev) => {
+                self.whole.push((dev, file));
+                (Flush::Closed, None)
             }
-            _ => Flush::Open(file),
+            None => (Flush::Open(file), None),
         }
     }
 }
@@ -196,17 +202,16 @@ impl Checkpoints {
     /// Queues `point` for the next batch; `flush`, if given, is synced before it is written.
     /// `first`: the transfer's first checkpoint, written without waiting for the interval.
     pub(crate) fn record(&self, point: Checkpoint, flush: Option<File>, first: bool) {
-        // Outside the lock: a system call.
-        let dev = flush.as_ref().and_then(localfile::syncfs_device);
-        let (added, waiting) = {
+        let (added, waiting, close) = {
             let mut q = self.queue.lock();
-            let flush = match flush {
-                Some(file) => q.flush_of(file, dev),
-                None => Flush::Done,
+            let (flush, close) = match flush {
+                Some(file) => q.flush_of(file),
+                None => (Flush::Done, None),
             };
             let added = q.add(Pending { point, flush }, true);
-            (added, q.pending.len())
+            (added, q.pending.len(), close)
         };
+        drop(close);
         // Each time BATCH_FILES more wait (see the module doc): not whenever they exceed it, or
         // each file finishing while a batch is written would ask for another.
         if first || (added && waiting % BATCH_FILES == 0) {
