@@ -67,9 +67,11 @@ const FOLD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// than the batches (a process limited to 1,024 could run out), and each time the process's
 /// descriptor table grew (past 64, 128, 256, ...) every thread that opened a file waited for an
 /// RCU grace period (Linux's `expand_files`): in one traced run of bench/many.sh's b, 20 ms for
-/// both transfer workers at once. Not 1: closing (and the fstat that tells the file system) is
-/// then the transfer workers' work for every file, where the batch thread did it before; a batch
-/// starts when `BATCH_FILES` wait, so files pass this only while a batch is slow.
+/// both transfer workers at once. 32 keeps the queue's own share under the first table's 64.
+/// Not 1: the close (and the fstat that tells the file system) is the transfer workers' work,
+/// where the batch thread did it before. A queue of one-file jobs gets a batch as each job
+/// finishes (`job_row`), so its files rarely pass 32; a job of many small files closes the 33rd
+/// to 64th of each batch (`BATCH_FILES`) early, and more only while a batch is slow.
 const KEEP_OPEN: usize = 32;
 
 /// A checkpoint, and how its data reaches the disk before it may be written.
@@ -118,38 +120,37 @@ struct Queue {
     rows: HashMap<JobId, JobRecord>,
     /// The jobs of the batch being flushed and written.
     in_flight: Vec<JobId>,
-    /// Files of `pending` held open (`Flush::Open`), at most `KEEP_OPEN`.
+    /// Files of `pending` held open (`Flush::Open`): at most `KEEP_OPEN` but after a failed batch
+    /// (`put_back` returns its files on top), and every one where there is no syncfs.
     open: usize,
     /// One open file on each file system that `Flush::Closed` names.
     whole: Vec<(u64, File)>,
 }
 
 impl Queue {
-    /// Adds `p`, replacing an older checkpoint of its file (flush and all).
-    fn add(&mut self, p: Pending, replace: bool) -> bool {
-        let opened = matches!(p.flush, Flush::Open(_));
-        let key = (p.point.job, p.point.file);
-        let added = if replace {
-            let old = self.pending.insert(key, p);
-            self.open -= usize::from(matches!(
-                old,
-                Some(Pending {
-                    flush: Flush::Open(_),
-                    ..
-                })
-            ));
-            old.is_none()
-        } else {
-            match self.pending.entry(key) {
-                std::collections::hash_map::Entry::Occupied(_) => return false,
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(p);
-                    true
-                }
-            }
-        };
-        self.open += usize::from(opened);
-        added
+    /// Adds `p`, replacing an older checkpoint of its file (flush and all), which it returns for
+    /// the caller to drop (a file to close) once it has let go of the queue.
+    fn insert(&mut self, p: Pending) -> Option<Pending> {
+        self.open += usize::from(matches!(p.flush, Flush::Open(_)));
+        let old = self.pending.insert((p.point.job, p.point.file), p);
+        if let Some(Pending {
+            flush: Flush::Open(_),
+            ..
+        }) = old
+        {
+            self.open -= 1;
+        }
+        old
+    }
+
+    /// Adds `p` unless its file has a newer checkpoint waiting.
+    fn insert_if_absent(&mut self, p: Pending) {
+        if let std::collections::hash_map::Entry::Vacant(v) =
+            self.pending.entry((p.point.job, p.point.file))
+        {
+            self.open += usize::from(matches!(p.flush, Flush::Open(_)));
+            v.insert(p);
+        }
     }
 
     /// How `file` is to be flushed: kept open while fewer than `KEEP_OPEN` are, else closed with
@@ -208,8 +209,8 @@ impl Checkpoints {
                 Some(file) => q.flush_of(file),
                 None => (Flush::Done, None),
             };
-            let added = q.add(Pending { point, flush }, true);
-            (added, q.pending.len(), close)
+            let replaced = q.insert(Pending { point, flush });
+            (replaced.is_none(), q.pending.len(), (close, replaced))
         };
         drop(close);
         // Each time BATCH_FILES more wait (see the module doc): not whenever they exceed it, or
@@ -307,6 +308,13 @@ impl Checkpoints {
     fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
         let (batch, whole, rows) = {
             let mut q = self.queue.lock();
+            debug_assert_eq!(
+                q.open,
+                q.pending
+                    .values()
+                    .filter(|p| matches!(p.flush, Flush::Open(_)))
+                    .count()
+            );
             let batch: Vec<Pending> = q.pending.drain().map(|(_, p)| p).collect();
             let rows: Vec<JobRecord> = q.rows.drain().map(|(_, r)| r).collect();
             q.in_flight = batch.iter().map(|p| p.point.job).collect();
@@ -384,7 +392,7 @@ impl Checkpoints {
     ) {
         let mut q = self.queue.lock();
         for p in batch {
-            q.add(p, false);
+            q.insert_if_absent(p);
         }
         for (dev, file) in whole {
             if !q.whole.iter().any(|(d, _)| *d == dev) {
@@ -586,25 +594,39 @@ mod tests {
         }
         store.save(&rec).unwrap();
         let c = Checkpoints::default();
-        for i in 0..n {
-            let temp = dir.path().join(format!("BIT{i}.tmp"));
+        let point = |job: JobId, i: u32, temp: &std::path::Path| Checkpoint {
+            job,
+            seq: rec.seq,
+            file: i,
+            bytes: 4,
+            total: Some(4),
+            etag: None,
+            last_modified: None,
+            completed: true,
+            temp: Some(temp.to_string_lossy().into()),
+            state: JobState::Transferring,
+            at_ms: 2,
+        };
+        let written = |name: &str| {
+            let temp = dir.path().join(name);
             let mut f = File::create(&temp).unwrap();
             f.write_all(b"0123").unwrap();
-            let point = Checkpoint {
-                job: rec.id,
-                seq: rec.seq,
-                file: i,
-                bytes: 4,
-                total: Some(4),
-                etag: None,
-                last_modified: None,
-                completed: true,
-                temp: Some(temp.to_string_lossy().into()),
-                state: JobState::Transferring,
-                at_ms: 2,
-            };
-            c.record(point, Some(f), false);
+            (f, temp)
+        };
+        for i in 0..n {
+            let (f, temp) = written(&format!("BIT{i}.tmp"));
+            c.record(point(rec.id, i, &temp), Some(f), false);
         }
+        // A newer checkpoint of a file held open replaces it, and a cancelled job's go: the count
+        // of open files follows.
+        let (f, temp) = written("BIT0.again.tmp");
+        c.record(point(rec.id, 0, &temp), Some(f), false);
+        let other = JobId::new_v4();
+        for i in 0..3 {
+            let (f, temp) = written(&format!("other{i}.tmp"));
+            c.record(point(other, i, &temp), Some(f), false);
+        }
+        c.forget(&other);
         {
             let q = c.queue.lock();
             assert_eq!(q.pending.len(), n as usize);
