@@ -161,13 +161,19 @@ impl Queue {
             return (Flush::Open(file), None);
         }
         match localfile::syncfs_device(&file) {
-            Some(dev) if self.whole.iter().any(|(d, _)| *d == dev) => (Flush::Closed, Some(file)),
-            Some(dev) => {
-                self.whole.push((dev, file));
-                (Flush::Closed, None)
-            }
+            Some(dev) => (Flush::Closed, self.keep_whole(dev, file)),
             None => (Flush::Open(file), None),
         }
+    }
+
+    /// Keeps `file` open as the one through which file system `dev` is synced, unless one is
+    /// kept already; then returns it, to close.
+    fn keep_whole(&mut self, dev: u64, file: File) -> Option<File> {
+        if self.whole.iter().any(|(d, _)| *d == dev) {
+            return Some(file);
+        }
+        self.whole.push((dev, file));
+        None
     }
 }
 
@@ -394,15 +400,15 @@ impl Checkpoints {
         for p in batch {
             q.insert_if_absent(p);
         }
-        for (dev, file) in whole {
-            if !q.whole.iter().any(|(d, _)| *d == dev) {
-                q.whole.push((dev, file));
-            }
-        }
+        let extra: Vec<File> = whole
+            .into_iter()
+            .filter_map(|(dev, file)| q.keep_whole(dev, file))
+            .collect();
         for r in rows {
             q.rows.entry(r.id).or_insert(r);
         }
         drop(q);
+        drop(extra);
         self.retiring.lock().add(retiring.jobs, retiring.dirs);
     }
 }
