@@ -109,7 +109,7 @@ pub fn job_json(job: &JobRecord) -> Value {
                 "remote_url": &*f.remote_url,
                 "local_path": &*f.local_path,
                 "temp_path": f.temp_path.as_deref(),
-                "bytes_total": f.bytes_total,
+                "bytes_total": f.bytes_total.map(|v| v.get()),
                 "bytes_transferred": f.bytes_transferred,
                 "completed": f.completed,
                 "ranges": f.ranges.as_ref().map(|r| r
@@ -149,12 +149,12 @@ pub fn job_json(job: &JobRecord) -> Value {
         "files_transferred": p.files_transferred,
         "created": time(job.created_ms),
         "modified": time(job.modified_ms),
-        "transfer_completed": job.transfer_completed_ms.map(time),
+        "transfer_completed": job.transfer_completed_ms.map(|t| time(t.get())),
         "error_count": job.error_count,
         "retry_delay_s": job.minimum_retry_delay_s,
         "no_progress_timeout_s": job.no_progress_timeout_s,
         "max_download_time_s": job.max_download_time_s,
-        "max_download_size": job.max_download_size,
+        "max_download_size": job.max_download_size.map(|v| v.get()),
         "dynamic_content": job.dynamic_content,
         "notify_flags": job.notify_flags,
         "min_notification_interval_ms": job.min_notification_interval_ms,
@@ -168,7 +168,7 @@ pub fn job_json(job: &JobRecord) -> Value {
         "notify_parameters": extras.notify_parameters.as_deref(),
         "max_bandwidth": extras.max_bandwidth,
         "transfer_policy": extras.transfer_policy.unwrap_or(openbits_core::job::TRANSFER_POLICY_ALWAYS),
-        "retry_at": job.retry_at_ms.map(time),
+        "retry_at": job.retry_at_ms.map(|t| time(t.get())),
         "trusted_roots": extras.trusted_roots.as_deref(),
         "crl_file": extras.crl_file.as_deref(),
         "client_certificate": extras.client_certificate.as_deref(),
@@ -271,7 +271,7 @@ pub fn info(job: &JobRecord) -> String {
     ];
     let mut add = |k: &str, v: String| lines.push((k.into(), v));
     if let Some(t) = job.transfer_completed_ms {
-        add("Transfer completed", time(t));
+        add("Transfer completed", time(t.get()));
     }
     add("Error count", job.error_count.to_string());
     add("Retry delay", format!("{} s", job.minimum_retry_delay_s));
@@ -296,7 +296,7 @@ pub fn info(job: &JobRecord) -> String {
         .retry_at_ms
         .filter(|_| job.state == JobState::TransientError)
     {
-        add("Next retry", time(at));
+        add("Next retry", time(at.get()));
     }
     add("Notify flags", format!("0x{:X}", job.notify_flags));
     add(
@@ -417,7 +417,10 @@ pub fn info(job: &JobRecord) -> String {
             "  {i}: {} -> {}\n     {} {}{}\n",
             f.remote_url,
             f.local_path,
-            progress(f.bytes_transferred, f.bytes_total.unwrap_or(SIZE_UNKNOWN)),
+            progress(
+                f.bytes_transferred,
+                f.bytes_total.map_or(SIZE_UNKNOWN, |v| v.get())
+            ),
             state,
             f.temp_path
                 .as_ref()
@@ -439,6 +442,7 @@ pub fn is_busy(state: JobState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openbits_core::job::NonMaxU64;
 
     #[test]
     fn human_units() {
@@ -461,7 +465,7 @@ mod tests {
         use openbits_core::FileRecord;
         let mut job = JobRecord::new(JobId::from_u128(1), JobType::UploadReply, "props".into(), 0);
         job.state = JobState::TransientError;
-        job.retry_at_ms = Some(1_700_000_000_000);
+        job.retry_at_ms = NonMaxU64::new(1_700_000_000_000);
         job.min_notification_interval_ms = 750;
         let mut f = FileRecord::new("https://h/up".into(), "/tmp/up.bin".into());
         f.ranges = Some(

@@ -108,7 +108,7 @@ fn known_total(job: &JobRecord) -> Option<u64> {
         match f.bytes_total {
             Some(t) => {
                 any = true;
-                total = total.saturating_add(t);
+                total = total.saturating_add(t.get());
             }
             None => total = total.saturating_add(f.bytes_transferred),
         }
@@ -190,7 +190,7 @@ impl Bars {
                 self.files.push(self.multi.insert_before(&self.job, bar));
             }
             let bar = &self.files[i];
-            if let Some(total) = f.bytes_total {
+            if let Some(total) = f.bytes_total.map(|v| v.get()) {
                 if bar.length() != Some(total) {
                     bar.set_style(Self::style(BAR));
                     bar.set_length(total);
@@ -325,7 +325,7 @@ impl Lines {
                 line.push_str(&format!(": {}", e.description));
             }
             if let Some(at) = job.retry_at_ms {
-                let wait = at.saturating_sub(openbits_core::job::now_ms()) / 1000;
+                let wait = at.get().saturating_sub(openbits_core::job::now_ms()) / 1000;
                 line.push_str(&format!("; retrying in {}", format::duration(wait)));
             }
         }
@@ -347,13 +347,14 @@ fn strip_controls(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openbits_core::job::NonMaxU64;
     use openbits_core::{FileRecord, JobId, JobType};
 
     fn job(state: JobState, done: u64, total: Option<u64>) -> JobRecord {
         let mut j = JobRecord::new(JobId::from_u128(7), JobType::Download, "pace".into(), 0);
         let mut f = FileRecord::new("http://h/f".into(), "/tmp/f".into());
         f.bytes_transferred = done;
-        f.bytes_total = total;
+        f.bytes_total = total.and_then(NonMaxU64::new);
         j.files.push(f);
         j.state = state;
         j
@@ -448,7 +449,7 @@ mod tests {
         j.files
             .push(FileRecord::new("http://h/g".into(), "/tmp/g".into()));
         assert_eq!(known_total(&j), Some(600));
-        j.files[1].bytes_total = Some(300);
+        j.files[1].bytes_total = NonMaxU64::new(300);
         assert_eq!(known_total(&j), Some(900));
         j.files[0].bytes_total = None;
         j.files[1].bytes_total = None;

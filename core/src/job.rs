@@ -5,6 +5,13 @@ use crate::hresult::HResult;
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use std::sync::{Arc, OnceLock};
 
+/// A size or a time that is never `u64::MAX`, so an optional one takes 8 bytes (`Option<u64>`
+/// takes 16): a queue holds every idle job in memory, and its records' five optional numbers
+/// (a file's size, a job's size limit and three times) cost 40 bytes less a job. `u64::MAX` is no
+/// real value of any of them: it is BITS's own SIZE_UNKNOWN, and BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE's
+/// "no limit".
+pub use nonmax::NonMaxU64;
+
 pub type JobId = uuid::Uuid;
 
 /// BG_SIZE_UNKNOWN.
@@ -80,7 +87,7 @@ pub struct JobRecord {
     /// file from 0.
     pub dynamic_content: bool,
     /// BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE, per file.
-    pub max_download_size: Option<u64>,
+    pub max_download_size: Option<NonMaxU64>,
     /// SetMaximumDownloadTime: seconds of CONNECTING + TRANSFERRING allowed since the last resume
     /// (0: no limit).
     pub max_download_time_s: u32,
@@ -97,12 +104,12 @@ pub struct JobRecord {
     /// Times are milliseconds since the Unix epoch, UTC.
     pub created_ms: u64,
     pub modified_ms: u64,
-    pub transfer_completed_ms: Option<u64>,
+    pub transfer_completed_ms: Option<NonMaxU64>,
     pub error_count: u32,
     /// When a TRANSIENT_ERROR job goes back to QUEUED.
-    pub retry_at_ms: Option<u64>,
+    pub retry_at_ms: Option<NonMaxU64>,
     /// Start of the current no-progress period: set by the first transient error, cleared by progress.
-    pub no_progress_since_ms: Option<u64>,
+    pub no_progress_since_ms: Option<NonMaxU64>,
     /// A complete or cancel that was decided but whose files may not all be settled yet; whoever
     /// opens the store next finishes it.
     pub settling: Option<Settle>,
@@ -178,7 +185,7 @@ pub struct FileRecord {
     /// (`Box<str>` and `Box<[_]>` below: two words instead of three, for every idle file.)
     pub temp_path: Option<Box<str>>,
     /// None until the server (or the source file) has told us.
-    pub bytes_total: Option<u64>,
+    pub bytes_total: Option<NonMaxU64>,
     pub bytes_transferred: u64,
     /// Bytes known to be flushed to disk (fdatasync) and the only progress the store records, so
     /// the record can never claim data the disk does not hold.
@@ -400,7 +407,7 @@ impl JobRecord {
         let mut total = Some(0u64);
         for f in &self.files {
             p.bytes_transferred += f.bytes_transferred;
-            total = total.and_then(|t| f.bytes_total.map(|b| t + b));
+            total = total.and_then(|t| f.bytes_total.map(|b| t + b.get()));
             p.files_transferred += f.completed as u32;
         }
         p.bytes_total = total.unwrap_or(SIZE_UNKNOWN);
@@ -501,11 +508,11 @@ mod tests {
             .push(FileRecord::new("http://a/1".into(), "/tmp/1".into()));
         j.files
             .push(FileRecord::new("http://a/2".into(), "/tmp/2".into()));
-        j.files[0].bytes_total = Some(10);
+        j.files[0].bytes_total = NonMaxU64::new(10);
         j.files[0].bytes_transferred = 10;
         j.files[0].completed = true;
         assert_eq!(j.progress().bytes_total, SIZE_UNKNOWN);
-        j.files[1].bytes_total = Some(5);
+        j.files[1].bytes_total = NonMaxU64::new(5);
         j.files[1].bytes_transferred = 2;
         assert_eq!(
             j.progress(),

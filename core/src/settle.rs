@@ -310,7 +310,7 @@ pub(crate) fn reconcile_files(rec: &mut JobRecord) -> Vec<usize> {
                 f.temp_path = None;
             }
             None => {}
-            Some(len) if f.completed && Some(len) != f.bytes_total => f.restart(),
+            Some(len) if f.completed && Some(len) != f.bytes_total.map(|v| v.get()) => f.restart(),
             Some(_) if f.completed => {}
             Some(len) => {
                 f.bytes_checkpointed = f.bytes_checkpointed.min(len);
@@ -388,7 +388,7 @@ pub(crate) fn recover(
                         seq: rec.seq,
                         file: i as u32,
                         bytes: f.bytes_checkpointed,
-                        total: f.bytes_total,
+                        total: f.bytes_total.map(|v| v.get()),
                         etag: f.etag.clone(),
                         last_modified: f.last_modified.clone(),
                         completed: f.completed,

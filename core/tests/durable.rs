@@ -6,7 +6,7 @@ mod common;
 use common::{temp_files, wait_until};
 
 use openbits_core::hresult::{self as hr, HResult};
-use openbits_core::job::Settle;
+use openbits_core::job::{NonMaxU64, Settle};
 use openbits_core::store::SqliteStore;
 use openbits_core::{Config, FileRecord, JobId, JobRecord, JobState, JobType, Manager};
 use openbits_testserver::{pattern, TestServer};
@@ -446,7 +446,7 @@ fn record_with_file(dir: &Path, name: &str, content: &[u8], completed: bool) -> 
         dir.join(name).to_str().unwrap().into(),
     );
     f.temp_path = Some(temp.to_str().unwrap().into());
-    f.bytes_total = Some(content.len() as u64);
+    f.bytes_total = NonMaxU64::new(content.len() as u64);
     f.bytes_transferred = content.len() as u64;
     f.bytes_checkpointed = content.len() as u64;
     f.completed = completed;
@@ -565,7 +565,7 @@ fn temporary_files_are_reconciled_with_their_checkpoints() {
     // Checkpoint says 200,000 but only 50,000 bytes reached the disk: continue at 50,000.
     let mut short = record_with_file(dir.path(), "short", &data[..50_000], false);
     short.files[0].remote_url = url.as_str().into();
-    short.files[0].bytes_total = Some(data.len() as u64);
+    short.files[0].bytes_total = NonMaxU64::new(data.len() as u64);
     short.files[0].bytes_checkpointed = 200_000;
     short.files[0].etag = Some(format!("\"{}-fixed\"", data.len()).into());
     short.state = JobState::Transferring;

@@ -90,7 +90,7 @@ pub unsafe extern "C" fn bits_job_get_file(
         })?;
         if let Some(p) = progress {
             *p = bits_file_progress {
-                bytes_total: f.bytes_total.unwrap_or(SIZE_UNKNOWN),
+                bytes_total: f.bytes_total.map_or(SIZE_UNKNOWN, |v| v.get()),
                 bytes_transferred: f.bytes_transferred,
                 completed: f.completed as i32,
             };

@@ -221,7 +221,7 @@ pub unsafe extern "C" fn bits_job_get_times(
     get("bits_job_get_times", job, out_times, |r| bits_job_times {
         creation_ms: r.created_ms,
         modification_ms: r.modified_ms,
-        transfer_completion_ms: r.transfer_completed_ms.unwrap_or(0),
+        transfer_completion_ms: r.transfer_completed_ms.map_or(0, |v| v.get()),
     })
 }
 
@@ -302,7 +302,7 @@ pub unsafe extern "C" fn bits_job_get_max_download_size(
     out_bytes: *mut u64,
 ) -> bits_hresult {
     get("bits_job_get_max_download_size", job, out_bytes, |r| {
-        r.max_download_size.unwrap_or(u64::MAX)
+        r.max_download_size.map_or(u64::MAX, |v| v.get())
     })
 }
 

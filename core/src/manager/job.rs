@@ -8,7 +8,9 @@ use super::validate::{
 use crate::error::{Error, Result};
 use crate::hresult::{self as hr, HResult};
 use crate::http_options;
-use crate::job::{self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, Progress};
+use crate::job::{
+    self, now_ms, FileRange, FileRecord, JobError, JobId, JobRecord, NonMaxU64, Progress,
+};
 use crate::queue::events::{self, Deliver, Event, Registration};
 use crate::queue::{check_open, publish, Destination, JobCell, Shared, Touch};
 use crate::settle;
@@ -716,7 +718,8 @@ impl Job {
         })
     }
 
-    /// BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE (per file; 1..UINT64_MAX). Only before the first resume.
+    /// BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE (per file; 1..UINT64_MAX, UINT64_MAX being no limit, as
+    /// the getter reports none). Only before the first resume.
     pub fn set_max_download_size(&self, bytes: u64) -> Result<()> {
         if bytes == 0 {
             return Err(Error::new(
@@ -727,7 +730,7 @@ impl Job {
         self.update(|rec| {
             state::modify(rec.state, "change")?;
             before_first_resume(rec)?;
-            rec.max_download_size = Some(bytes);
+            rec.max_download_size = NonMaxU64::new(bytes);
             Ok(())
         })
     }
@@ -892,7 +895,7 @@ impl Job {
             rec.minimum_retry_delay_s = seconds;
             // A shorter delay takes effect for a job already waiting to retry.
             if let Some(at) = rec.retry_at_ms {
-                rec.retry_at_ms = Some(at.min(now_ms() + seconds as u64 * 1000));
+                rec.retry_at_ms = NonMaxU64::new(at.get().min(now_ms() + seconds as u64 * 1000));
             }
             Ok(())
         })?;

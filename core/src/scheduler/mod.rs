@@ -189,10 +189,11 @@ fn pass(
                 waiting = retry(shared, cell, &mut slot);
             }
         } else if rec.state == JobState::TransientError {
-            let give_up_at = rec
-                .no_progress_since_ms
-                .map(|s| s.saturating_add(rec.no_progress_timeout_s as u64 * 1000));
-            let retry_at = rec.retry_at_ms.unwrap_or(now);
+            let give_up_at = rec.no_progress_since_ms.map(|s| {
+                s.get()
+                    .saturating_add(rec.no_progress_timeout_s as u64 * 1000)
+            });
+            let retry_at = rec.retry_at_ms.map_or(now, |v| v.get());
             if give_up_at.is_some_and(|g| g <= now && g <= retry_at) {
                 // A store failure leaves the job as it was; the next pass tries again.
                 let _ = publish(shared, cell, &mut slot, Touch::Job, |next| {

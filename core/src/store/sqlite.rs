@@ -18,7 +18,8 @@
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{
-    FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, Reply, Settle, LENGTH_TO_EOF,
+    FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, NonMaxU64, Reply, Settle,
+    LENGTH_TO_EOF,
 };
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
@@ -556,6 +557,11 @@ fn opt_u64(v: Option<i64>) -> Option<u64> {
     v.map(|x| x as u64)
 }
 
+/// An optional size or time as the records keep it (a stored -1, u64::MAX, reads as none).
+fn opt_nonmax(v: Option<i64>) -> Option<NonMaxU64> {
+    v.and_then(|x| NonMaxU64::new(x as u64))
+}
+
 /// A row's values by index: a row of a query, or the values of a log record's step (which are
 /// in the same order: see `oplog::Stmt`).
 trait Source {
@@ -634,10 +640,10 @@ fn decode_job<S: Source + ?Sized>(row: &S, owners: &mut Owners) -> rusqlite::Res
     let no_progress_timeout_s = c.get()?;
     let created_ms = c.get::<i64>()? as u64;
     let modified_ms = c.get::<i64>()? as u64;
-    let transfer_completed_ms = opt_u64(c.get()?);
+    let transfer_completed_ms = opt_nonmax(c.get()?);
     let error_count = c.get()?;
-    let retry_at_ms = opt_u64(c.get()?);
-    let no_progress_since_ms = opt_u64(c.get()?);
+    let retry_at_ms = opt_nonmax(c.get()?);
+    let no_progress_since_ms = opt_nonmax(c.get()?);
     let error_context: Option<i32> = c.get()?;
     let error_code: Option<i32> = c.get()?;
     let error_description: Option<String> = c.get()?;
@@ -662,7 +668,7 @@ fn decode_job<S: Source + ?Sized>(row: &S, owners: &mut Owners) -> rusqlite::Res
     extras.custom_headers = c.get()?;
     let security_flags = c.get()?;
     let dynamic_content = c.get()?;
-    let max_download_size = opt_u64(c.get()?);
+    let max_download_size = opt_nonmax(c.get()?);
     let max_download_time_s = c.get()?;
     let active_ms = c.get::<i64>()? as u64;
     let resumed_once = c.get()?;
@@ -759,13 +765,13 @@ fn bind_job(st: &mut dyn Bind, job: &JobRecord, insert: bool) -> rusqlite::Resul
     st.put(c":modified_ms", job.modified_ms as i64)?;
     st.put(
         c":transfer_completed_ms",
-        job.transfer_completed_ms.map(|v| v as i64),
+        job.transfer_completed_ms.map(|v| v.get() as i64),
     )?;
     st.put(c":error_count", job.error_count)?;
-    st.put(c":retry_at_ms", job.retry_at_ms.map(|v| v as i64))?;
+    st.put(c":retry_at_ms", job.retry_at_ms.map(|v| v.get() as i64))?;
     st.put(
         c":no_progress_since_ms",
-        job.no_progress_since_ms.map(|v| v as i64),
+        job.no_progress_since_ms.map(|v| v.get() as i64),
     )?;
     st.put(c":error_context", err.map(|e| e.context as i32))?;
     st.put(c":error_code", err.map(|e| e.code.0))?;
@@ -783,7 +789,7 @@ fn bind_job(st: &mut dyn Bind, job: &JobRecord, insert: bool) -> rusqlite::Resul
     st.put(c":dynamic_content", job.dynamic_content)?;
     st.put(
         c":max_download_size",
-        job.max_download_size.map(|v| v as i64),
+        job.max_download_size.map(|v| v.get() as i64),
     )?;
     st.put(c":max_download_time_s", job.max_download_time_s)?;
     st.put(c":active_ms", job.active_ms as i64)?;
@@ -847,7 +853,7 @@ fn decode_file<S: Source + ?Sized>(row: &S) -> rusqlite::Result<FileRecord> {
     let remote_url = c.get()?;
     let local_path = c.get()?;
     let temp_path = c.get()?;
-    let bytes_total = opt_u64(c.get()?);
+    let bytes_total = opt_nonmax(c.get()?);
     let done = c.get::<i64>()? as u64;
     Ok(FileRecord {
         remote_url,
@@ -873,7 +879,7 @@ fn bind_file(st: &mut dyn Bind, job_seq: u64, idx: usize, f: &FileRecord) -> rus
     st.put(c":remote_url", &f.remote_url)?;
     st.put(c":local_path", &f.local_path)?;
     st.put(c":temp_path", &f.temp_path)?;
-    st.put(c":bytes_total", f.bytes_total.map(|v| v as i64))?;
+    st.put(c":bytes_total", f.bytes_total.map(|v| v.get() as i64))?;
     st.put(c":bytes_checkpointed", f.bytes_checkpointed as i64)?;
     st.put(c":completed", f.completed)?;
     st.put(c":etag", &f.etag)?;
@@ -1167,7 +1173,7 @@ fn apply_record(
                     let bytes = v.col::<i64>(0)? as u64;
                     f.bytes_checkpointed = bytes;
                     f.bytes_transferred = bytes;
-                    f.bytes_total = opt_u64(v.col(1)?);
+                    f.bytes_total = opt_nonmax(v.col(1)?);
                     f.etag = v.col(2)?;
                     f.last_modified = v.col(3)?;
                     f.completed = v.col(4)?;
@@ -1631,10 +1637,10 @@ mod tests {
         j.minimum_retry_delay_s = 7;
         j.no_progress_timeout_s = 9;
         j.modified_ms = 1_700_000_000_500;
-        j.transfer_completed_ms = Some(1_700_000_000_900);
+        j.transfer_completed_ms = NonMaxU64::new(1_700_000_000_900);
         j.error_count = 3;
-        j.retry_at_ms = Some(1_700_000_001_000);
-        j.no_progress_since_ms = Some(1_700_000_000_100);
+        j.retry_at_ms = NonMaxU64::new(1_700_000_001_000);
+        j.no_progress_since_ms = NonMaxU64::new(1_700_000_000_100);
         j.settling = Some(Settle::Completing);
         j.notify_flags = 0x1B;
         j.min_notification_interval_ms = 1234;
@@ -1658,7 +1664,7 @@ mod tests {
         });
         j.security_flags = 0x0900;
         j.dynamic_content = true;
-        j.max_download_size = Some(1 << 40);
+        j.max_download_size = NonMaxU64::new(1 << 40);
         j.max_download_time_s = 99;
         j.active_ms = 12_345;
         j.resumed_once = true;
@@ -1671,7 +1677,7 @@ mod tests {
         }));
         let mut a = FileRecord::new("http://h/a".into(), "/d/a".into());
         a.temp_path = Some("/d/BIT0.tmp".into());
-        a.bytes_total = Some(100);
+        a.bytes_total = NonMaxU64::new(100);
         a.bytes_transferred = 100;
         a.bytes_checkpointed = 100;
         a.completed = true;
@@ -1685,7 +1691,7 @@ mod tests {
         a.etag = Some("\"e\"".into());
         a.last_modified = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
         let mut b = FileRecord::new("http://h/b".into(), "/d/b".into());
-        b.bytes_total = Some(u64::MAX - 1);
+        b.bytes_total = NonMaxU64::new(u64::MAX - 1);
         b.bytes_transferred = 40;
         b.bytes_checkpointed = 40;
         b.ranges = Some(Box::new([
@@ -1795,7 +1801,8 @@ mod tests {
         store.checkpoint(&[done], &[]).unwrap();
         let f = &mut renamed.files[1];
         f.temp_path = Some("/d/BITdone.tmp".into());
-        (f.bytes_checkpointed, f.bytes_transferred, f.bytes_total) = (1234, 1234, Some(1234));
+        (f.bytes_checkpointed, f.bytes_transferred, f.bytes_total) =
+            (1234, 1234, NonMaxU64::new(1234));
         f.completed = true;
         f.etag = Some("\"z\"".into());
         f.last_modified = Some("Thu, 01 Jan 2026 00:00:00 GMT".into());
@@ -1891,7 +1898,7 @@ mod tests {
             (
                 f.bytes_checkpointed,
                 f.bytes_transferred,
-                f.bytes_total,
+                f.bytes_total.map(|v| v.get()),
                 f.etag.as_deref()
             ),
             (77, 77, Some(1000), Some("\"n\""))
@@ -1980,7 +1987,7 @@ mod tests {
         // The engine's row (every job-level field) lands with the batch.
         let mut done = j.head();
         done.state = JobState::Transferred;
-        done.transfer_completed_ms = Some(1_800_000_000_123);
+        done.transfer_completed_ms = NonMaxU64::new(1_800_000_000_123);
         done.error = None;
         done.modified_ms = j.modified_ms + 1;
         store.checkpoint(&[], std::slice::from_ref(&done)).unwrap();

@@ -4,7 +4,7 @@
 
 use super::{download, http, local, Failure};
 use crate::hresult::{self as hr, HResult};
-use crate::job::now_ms;
+use crate::job::{now_ms, NonMaxU64};
 use crate::localfile::{self, Sink};
 use crate::policy::bandwidth::{self, Bucket};
 use crate::queue::events::{Event, EventKind};
@@ -95,7 +95,7 @@ impl<'a> FileTransfer<'a> {
         let rec = &slot.rec;
         FileView {
             remote_url: f.remote_url.to_string(),
-            bytes_total: f.bytes_total,
+            bytes_total: f.bytes_total.map(|v| v.get()),
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
             request: http::RequestOptions {
@@ -115,7 +115,7 @@ impl<'a> FileTransfer<'a> {
                 tls: slot.tls(),
             },
             dynamic_content: rec.dynamic_content,
-            max_download_size: rec.max_download_size,
+            max_download_size: rec.max_download_size.map(|v| v.get()),
             ranges: f.ranges.clone(),
         }
     }
@@ -155,7 +155,7 @@ impl<'a> FileTransfer<'a> {
         let mut slot = self.cell.slot.lock();
         self.receiving(&mut slot);
         let f = &mut slot.rec.files[self.index];
-        f.bytes_total = total;
+        f.bytes_total = total.and_then(NonMaxU64::new);
         f.etag = etag.map(Box::from);
         f.last_modified = last_modified.map(Box::from);
     }
@@ -172,7 +172,7 @@ impl<'a> FileTransfer<'a> {
 
     /// Dynamic content: the size is known once the body has ended.
     pub(crate) fn size_known(&mut self, total: u64) {
-        self.cell.slot.lock().rec.files[self.index].bytes_total = Some(total);
+        self.cell.slot.lock().rec.files[self.index].bytes_total = NonMaxU64::new(total);
     }
 
     /// The partial content is void (validators changed, server restarted the body).
@@ -205,7 +205,7 @@ impl<'a> FileTransfer<'a> {
                 rec.no_progress_since_ms = None;
             }
             f.bytes_transferred = offset;
-            let unfinished = f.bytes_total.is_none_or(|total| offset < total);
+            let unfinished = f.bytes_total.is_none_or(|total| offset < total.get());
             let interval = Duration::from_millis(rec.min_notification_interval_ms.into());
             if self
                 .progress_event_at
@@ -341,7 +341,7 @@ impl<'a> FileTransfer<'a> {
             session: f.upload_session.as_deref().map(str::to_owned),
             reply_url: f.reply.as_deref().map(|r| r.url.to_string()),
             acked: f.bytes_checkpointed,
-            total: f.bytes_total,
+            total: f.bytes_total.map(|v| v.get()),
             job_type: slot.rec.job_type,
             fragment: (slot.fragment_kib > 0).then(|| u64::from(slot.fragment_kib) << 10),
         }
@@ -356,7 +356,7 @@ impl<'a> FileTransfer<'a> {
     pub(crate) fn upload_size(&mut self, size: u64) {
         let mut slot = self.cell.slot.lock();
         self.receiving(&mut slot);
-        slot.rec.files[self.index].bytes_total = Some(size);
+        slot.rec.files[self.index].bytes_total = NonMaxU64::new(size);
     }
 
     /// Records the server's session id (None: forget it, a new session comes), durably, before
@@ -560,7 +560,7 @@ impl<'a> FileTransfer<'a> {
             seq: rec.seq,
             file: self.index as u32,
             bytes: offset,
-            total: f.bytes_total,
+            total: f.bytes_total.map(|v| v.get()),
             etag: f.etag.clone(),
             last_modified: f.last_modified.clone(),
             completed,

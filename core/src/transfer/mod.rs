@@ -18,7 +18,7 @@ mod upload;
 pub(crate) use file::{FileTransfer, FileView};
 
 use crate::hresult::{self as hr, HResult};
-use crate::job::{now_ms, JobError};
+use crate::job::{now_ms, JobError, NonMaxU64};
 use crate::queue::events::{Event, EventKind};
 use crate::queue::{emit, publish, JobCell, Shared, Touch};
 use crate::state::{engine, ErrorContext};
@@ -206,7 +206,7 @@ async fn drive(
                         next.state = s;
                         next.error = None;
                         next.no_progress_since_ms = None;
-                        next.transfer_completed_ms = Some(now_ms());
+                        next.transfer_completed_ms = NonMaxU64::new(now_ms());
                     }
                     Ok(())
                 });
@@ -305,7 +305,7 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mu
     let now = now_ms();
     let rec = &slot.rec;
     let next = if f.transient {
-        let since = rec.no_progress_since_ms.unwrap_or(now);
+        let since = rec.no_progress_since_ms.map_or(now, |v| v.get());
         let expired =
             !offline && now.saturating_sub(since) >= rec.no_progress_timeout_s as u64 * 1000;
         engine::transient_failure(rec.state, expired)
@@ -319,7 +319,9 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mu
             // scheduler holds a job for the network) and the error is not counted.
             rec.no_progress_since_ms = None;
         } else {
-            rec.no_progress_since_ms.get_or_insert(now);
+            if rec.no_progress_since_ms.is_none() {
+                rec.no_progress_since_ms = NonMaxU64::new(now);
+            }
             rec.error_count = rec.error_count.saturating_add(1);
         }
         rec.state = next;
@@ -330,7 +332,8 @@ fn fail(shared: &Arc<Shared>, cell: &Arc<JobCell>, file_index: Option<usize>, mu
             .retry_after_ms
             .map_or(own_ms, |told| crate::policy::hosts::pause_ms(told, own_ms));
         rec.retry_at_ms = (next == crate::state::JobState::TransientError && !offline)
-            .then(|| now.saturating_add(delay_ms));
+            .then(|| now.saturating_add(delay_ms))
+            .and_then(NonMaxU64::new);
         rec.error = Some(Box::new(JobError {
             context: f.context,
             code: f.code,
