@@ -112,11 +112,11 @@ pub fn job_json(job: &JobRecord) -> Value {
                 "bytes_total": f.bytes_total.map(|v| v.get()),
                 "bytes_transferred": f.bytes_transferred,
                 "completed": f.completed,
-                "ranges": f.ranges.as_ref().map(|r| r
+                "ranges": f.extras().ranges.as_ref().map(|r| r
                     .iter()
                     .map(|r| json!({"offset": r.offset, "length": range_length_json(r.length)}))
                     .collect::<Vec<_>>()),
-                "reply": f.reply.as_ref().map(|r| json!({
+                "reply": f.extras().reply.as_ref().map(|r| json!({
                     "url": &*r.url,
                     "bytes_total": r.total,
                     "bytes_transferred": r.received,
@@ -374,7 +374,7 @@ pub fn info(job: &JobRecord) -> String {
     );
     if let Some(reply) = job.reply_path() {
         add("Reply file", reply.to_string_lossy().into_owned());
-        let got = job.files.first().and_then(|f| f.reply.as_deref());
+        let got = job.files.first().and_then(|f| f.extras().reply.as_ref());
         add(
             "Reply progress",
             match got {
@@ -426,7 +426,7 @@ pub fn info(job: &JobRecord) -> String {
                 .as_ref()
                 .map_or(String::new(), |t| format!(", temporary file {t}"))
         ));
-        if let Some(ranges) = &f.ranges {
+        if let Some(ranges) = &f.extras().ranges {
             let list: Vec<String> = ranges.iter().map(range_text).collect();
             out.push_str(&format!("     ranges (bytes): {}\n", list.join(", ")));
         }
@@ -468,24 +468,26 @@ mod tests {
         job.retry_at_ms = NonMaxU64::new(1_700_000_000_000);
         job.min_notification_interval_ms = 750;
         let mut f = FileRecord::new("https://h/up".into(), "/tmp/up.bin".into());
-        f.ranges = Some(
-            vec![
-                FileRange {
-                    offset: 0,
-                    length: 100,
-                },
-                FileRange {
-                    offset: 500,
-                    length: LENGTH_TO_EOF,
-                },
-            ]
-            .into_boxed_slice(),
-        );
-        f.reply = Some(Box::new(Reply {
-            url: "https://h/reply/1".into(),
-            total: Some(2048),
-            received: 1024,
-        }));
+        f.set_extras(|e| {
+            e.ranges = Some(
+                vec![
+                    FileRange {
+                        offset: 0,
+                        length: 100,
+                    },
+                    FileRange {
+                        offset: 500,
+                        length: LENGTH_TO_EOF,
+                    },
+                ]
+                .into_boxed_slice(),
+            );
+            e.reply = Some(Reply {
+                url: "https://h/reply/1".into(),
+                total: Some(2048),
+                received: 1024,
+            });
+        });
         job.files.push(f);
         job.extras = Some(Box::new(JobExtras {
             trusted_roots: Some("/etc/roots.pem".into()),

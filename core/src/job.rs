@@ -182,7 +182,7 @@ pub struct FileRecord {
     pub remote_url: Box<str>,
     pub local_path: Box<str>,
     /// `BIT*.tmp` beside the destination; chosen when the transfer of this file first starts.
-    /// (`Box<str>` and `Box<[_]>` below: two words instead of three, for every idle file.)
+    /// (`Box<str>` here and below: two words instead of three, for every idle file.)
     pub temp_path: Option<Box<str>>,
     /// None until the server (or the source file) has told us.
     pub bytes_total: Option<NonMaxU64>,
@@ -197,6 +197,15 @@ pub struct FileRecord {
     pub last_modified: Option<Box<str>>,
     /// Set once `complete` has renamed this file onto its destination.
     pub committed: bool,
+    /// What few files have (byte ranges, an upload session, a reply): None when they have none
+    /// of it (see `extras`, `set_extras`). One box for the three keeps an idle download's record
+    /// at 120 bytes instead of 152, a queue of 100,000 one-file jobs 3 MB smaller.
+    pub extras: Option<Box<FileExtras>>,
+}
+
+/// The parts of a file's record that most files never have (`FileRecord::extras`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileExtras {
     /// AddFileWithRanges: only these byte ranges of the remote file, written one after another
     /// into the local file. None: the whole file.
     pub ranges: Option<Box<[FileRange]>>,
@@ -205,8 +214,16 @@ pub struct FileRecord {
     /// offset the server acknowledged.
     pub upload_session: Option<Box<str>>,
     /// Upload-reply jobs: the reply, once the server has named it. Its bytes go to `temp_path`
-    /// until `complete` renames that onto the job's reply file. Boxed: almost no file has one.
-    pub reply: Option<Box<Reply>>,
+    /// until `complete` renames that onto the job's reply file.
+    pub reply: Option<Reply>,
+}
+
+impl FileExtras {
+    pub const NONE: FileExtras = FileExtras {
+        ranges: None,
+        upload_session: None,
+        reply: None,
+    };
 }
 
 /// The reply of an upload-reply job (BG_JOB_REPLY_PROGRESS and where to fetch it).
@@ -239,6 +256,20 @@ pub struct FileRange {
 /// BG_LENGTH_TO_EOF.
 pub const LENGTH_TO_EOF: u64 = u64::MAX;
 
+/// Changes a box of rarely set fields, keeping it None when none of them is left set (so a record
+/// that had some and lost them equals one that never had any, and costs no box).
+fn change_rare<T: Default + PartialEq>(
+    rare: &mut Option<Box<T>>,
+    none: &T,
+    change: impl FnOnce(&mut T),
+) {
+    let mut e = rare.take().unwrap_or_default();
+    change(&mut e);
+    if *e != *none {
+        *rare = Some(e);
+    }
+}
+
 impl FileRecord {
     pub fn new(remote_url: String, local_path: String) -> FileRecord {
         FileRecord {
@@ -252,11 +283,20 @@ impl FileRecord {
             etag: None,
             last_modified: None,
             committed: false,
-            ranges: None,
-            upload_session: None,
-            reply: None,
+            extras: None,
         }
     }
+
+    /// What few files have (all None if this one has none of it).
+    pub fn extras(&self) -> &FileExtras {
+        self.extras.as_deref().unwrap_or(&FileExtras::NONE)
+    }
+
+    /// Changes what few files have (see `change_rare`).
+    pub fn set_extras(&mut self, change: impl FnOnce(&mut FileExtras)) {
+        change_rare(&mut self.extras, &FileExtras::NONE, change);
+    }
+
     /// Forget the partial content: the next attempt starts this file from byte 0.
     pub fn restart(&mut self) {
         self.bytes_transferred = 0;
@@ -334,14 +374,9 @@ impl JobRecord {
         self.extras.as_deref().unwrap_or(&JobExtras::NONE)
     }
 
-    /// Changes the rarely set settings, keeping `extras` None when they are all None (so a
-    /// record that had some and lost them equals one that never had any).
+    /// Changes the rarely set settings (see `change_rare`).
     pub fn set_extras(&mut self, change: impl FnOnce(&mut JobExtras)) {
-        let mut e = self.extras.take().unwrap_or_default();
-        change(&mut e);
-        if *e != JobExtras::NONE {
-            self.extras = Some(e);
-        }
+        change_rare(&mut self.extras, &JobExtras::NONE, change);
     }
 
     /// A copy of everything but the files (what a change must be able to put back).

@@ -98,7 +98,7 @@ pub(crate) fn cancel(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResul
         .filter_map(|f| {
             Some(CancelSession {
                 url: f.remote_url.to_string(),
-                session: f.upload_session.as_deref()?.to_string(),
+                session: f.extras().upload_session.as_deref()?.to_string(),
                 auth: auth.clone(),
             })
         })

@@ -87,7 +87,10 @@ fn a_restart_mid_upload_continues_the_same_session() {
         wait_until("4 MiB acknowledged", || {
             job.progress().unwrap().bytes_transferred >= 4 * MIB
         });
-        let session = job.record().unwrap().files[0].upload_session.clone();
+        let session = job.record().unwrap().files[0]
+            .extras()
+            .upload_session
+            .clone();
         assert!(session.is_some());
         (job.id(), session)
         // The manager closes here, mid-upload, as an application that exits would.
@@ -96,7 +99,8 @@ fn a_restart_mid_upload_continues_the_same_session() {
     let job = m.get_job(&id).unwrap();
     let rec = job.record().unwrap();
     assert_eq!(
-        rec.files[0].upload_session, session,
+        rec.files[0].extras().upload_session,
+        session,
         "the session id was kept"
     );
     assert!(
@@ -106,7 +110,7 @@ fn a_restart_mid_upload_continues_the_same_session() {
     job.set_max_bandwidth(0).unwrap();
     assert_eq!(job.wait(WAIT).unwrap(), JobState::Transferred);
     assert_eq!(
-        job.record().unwrap().files[0].upload_session,
+        job.record().unwrap().files[0].extras().upload_session,
         session,
         "same session"
     );
@@ -246,6 +250,7 @@ fn cancel_cancels_the_session_on_the_server() {
         job.progress().unwrap().bytes_transferred > 0
     });
     let session = job.record().unwrap().files[0]
+        .extras()
         .upload_session
         .clone()
         .unwrap();
@@ -332,6 +337,7 @@ fn an_upload_reply_brings_back_the_applications_answer() {
     );
     // The session was closed after the reply was fetched: the server dropped it.
     let session = job.record().unwrap().files[0]
+        .extras()
         .upload_session
         .clone()
         .unwrap();
@@ -397,14 +403,20 @@ fn a_restart_while_the_reply_is_fetched_fetches_it_again_from_the_same_session()
         wait_until("part of the reply", || {
             job.reply_progress().unwrap().bytes_transferred >= MIB
         });
-        let session = job.record().unwrap().files[0].upload_session.clone();
+        let session = job.record().unwrap().files[0]
+            .extras()
+            .upload_session
+            .clone();
         (job.id(), session)
     };
     let m = manager(&state);
     let job = m.get_job(&id).unwrap();
     let rec = job.record().unwrap();
-    assert_eq!(rec.files[0].upload_session, session);
-    assert!(rec.files[0].reply.is_some(), "the reply's URL was kept");
+    assert_eq!(rec.files[0].extras().upload_session, session);
+    assert!(
+        rec.files[0].extras().reply.is_some(),
+        "the reply's URL was kept"
+    );
     assert_eq!(
         rec.files[0].bytes_transferred,
         bytes.len() as u64,
@@ -413,7 +425,10 @@ fn a_restart_while_the_reply_is_fetched_fetches_it_again_from_the_same_session()
     job.set_max_bandwidth(0).unwrap();
     let end = job.wait(WAIT);
     assert_eq!(end.ok(), Some(JobState::Transferred), "{:?}", job.error());
-    assert_eq!(job.record().unwrap().files[0].upload_session, session);
+    assert_eq!(
+        job.record().unwrap().files[0].extras().upload_session,
+        session
+    );
     assert_eq!(job.complete().unwrap(), hr::S_OK);
     let reply = job.reply_file_name().unwrap().unwrap();
     assert_eq!(std::fs::read(reply).unwrap(), bytes.repeat(64));

@@ -284,7 +284,7 @@ pub unsafe extern "C" fn bits_job_get_file_ranges(
                 format!("file index {index} is out of range (the job has {count})"),
             )
         })?;
-        let Some(ranges) = &f.ranges else {
+        let Some(ranges) = &f.extras().ranges else {
             return Ok(hr::S_FALSE);
         };
         let c: Vec<bits_file_range> = ranges

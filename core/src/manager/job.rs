@@ -392,7 +392,7 @@ impl Job {
         }
         let (local, key) = validate_local(local_path)?;
         let mut f = FileRecord::new(url.to_string(), local.to_string_lossy().into_owned());
-        f.ranges = Some(ranges.into());
+        f.set_extras(|e| e.ranges = Some(ranges.into()));
         self.append_files(vec![f], vec![key], |rec| {
             if rec.dynamic_content {
                 return Err((
@@ -707,7 +707,7 @@ impl Job {
         self.update(|rec| {
             state::modify(rec.state, "change")?;
             before_first_resume(rec)?;
-            if enable && rec.files.iter().any(|f| f.ranges.is_some()) {
+            if enable && rec.files.iter().any(|f| f.extras().ranges.is_some()) {
                 return Err((
                     hr::E_UNSUPPORTED_JOB_CONFIGURATION,
                     "a job with byte ranges cannot have dynamic content".into(),

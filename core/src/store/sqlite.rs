@@ -18,8 +18,8 @@
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{
-    FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, NonMaxU64, Reply, Settle,
-    LENGTH_TO_EOF,
+    FileExtras, FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, NonMaxU64, Reply,
+    Settle, LENGTH_TO_EOF,
 };
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
@@ -866,10 +866,26 @@ fn decode_file<S: Source + ?Sized>(row: &S) -> rusqlite::Result<FileRecord> {
         etag: c.get()?,
         last_modified: c.get()?,
         committed: c.get()?,
-        ranges: c.get::<Option<String>>()?.map(|s| decode_ranges(&s).into()),
-        upload_session: c.get()?,
-        reply: decode_reply(c.get()?, opt_u64(c.get()?), c.get::<i64>()? as u64),
+        extras: file_extras(
+            c.get::<Option<String>>()?.map(|s| decode_ranges(&s).into()),
+            c.get()?,
+            decode_reply(c.get()?, opt_u64(c.get()?), c.get::<i64>()? as u64),
+        ),
     })
+}
+
+/// A file's rarely set columns as its record keeps them (None when all three are).
+fn file_extras(
+    ranges: Option<Box<[FileRange]>>,
+    upload_session: Option<Box<str>>,
+    reply: Option<Reply>,
+) -> Option<Box<FileExtras>> {
+    let e = FileExtras {
+        ranges,
+        upload_session,
+        reply,
+    };
+    (e != FileExtras::NONE).then(|| Box::new(e))
 }
 
 /// Binds `:job_seq` and every file column (`FILE_COLUMNS`), in that order.
@@ -885,24 +901,22 @@ fn bind_file(st: &mut dyn Bind, job_seq: u64, idx: usize, f: &FileRecord) -> rus
     st.put(c":etag", &f.etag)?;
     st.put(c":last_modified", &f.last_modified)?;
     st.put(c":committed", f.committed)?;
-    st.put(c":ranges", f.ranges.as_deref().map(encode_ranges))?;
-    st.put(c":upload_session", &f.upload_session)?;
+    st.put(c":ranges", f.extras().ranges.as_deref().map(encode_ranges))?;
+    st.put(c":upload_session", &f.extras().upload_session)?;
     bind_reply(st, f)
 }
 
-fn decode_reply(url: Option<Box<str>>, total: Option<u64>, received: u64) -> Option<Box<Reply>> {
-    url.map(|url| {
-        Box::new(Reply {
-            url,
-            total,
-            received,
-        })
+fn decode_reply(url: Option<Box<str>>, total: Option<u64>, received: u64) -> Option<Reply> {
+    url.map(|url| Reply {
+        url,
+        total,
+        received,
     })
 }
 
 /// The values of `:reply_url`, `:reply_total` and `:reply_received` (inserts and updates).
 fn reply_columns(f: &FileRecord) -> (Option<&str>, Option<i64>, i64) {
-    let r = f.reply.as_deref();
+    let r = f.extras().reply.as_ref();
     (
         r.map(|r| &*r.url),
         r.and_then(|r| r.total).map(|v| v as i64),
@@ -1159,8 +1173,10 @@ fn apply_record(
                     f.local_path = v.col(1)?;
                     f.temp_path = v.col(2)?;
                     f.committed = v.col(3)?;
-                    f.upload_session = v.col(4)?;
-                    f.reply = decode_reply(v.col(5)?, opt_u64(v.col(6)?), v.col::<i64>(7)? as u64);
+                    let session = v.col(4)?;
+                    let reply =
+                        decode_reply(v.col(5)?, opt_u64(v.col(6)?), v.col::<i64>(7)? as u64);
+                    f.set_extras(|e| (e.upload_session, e.reply) = (session, reply));
                 }
             }
             Stmt::DeleteJob => {
@@ -1377,7 +1393,7 @@ fn bind_file_names(
     b.put(c":local_path", &f.local_path)?;
     b.put(c":temp_path", &f.temp_path)?;
     b.put(c":committed", f.committed)?;
-    b.put(c":upload_session", &f.upload_session)?;
+    b.put(c":upload_session", &f.extras().upload_session)?;
     bind_reply(b, f)?;
     b.put(c":job_seq", job_seq as i64)?;
     b.put(c":idx", idx as u32)
@@ -1682,28 +1698,32 @@ mod tests {
         a.bytes_checkpointed = 100;
         a.completed = true;
         a.committed = true;
-        a.upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000000}".into());
-        a.reply = Some(Box::new(Reply {
-            url: "http://h/BITS-Sessions/Replies/%7B1%7D/r.bin".into(),
-            total: Some(1 << 33),
-            received: 77,
-        }));
+        a.set_extras(|e| {
+            e.upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000000}".into());
+            e.reply = Some(Reply {
+                url: "http://h/BITS-Sessions/Replies/%7B1%7D/r.bin".into(),
+                total: Some(1 << 33),
+                received: 77,
+            });
+        });
         a.etag = Some("\"e\"".into());
         a.last_modified = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
         let mut b = FileRecord::new("http://h/b".into(), "/d/b".into());
         b.bytes_total = NonMaxU64::new(u64::MAX - 1);
         b.bytes_transferred = 40;
         b.bytes_checkpointed = 40;
-        b.ranges = Some(Box::new([
-            FileRange {
-                offset: 5,
-                length: 10,
-            },
-            FileRange {
-                offset: 100,
-                length: LENGTH_TO_EOF,
-            },
-        ]));
+        b.set_extras(|e| {
+            e.ranges = Some(Box::new([
+                FileRange {
+                    offset: 5,
+                    length: 10,
+                },
+                FileRange {
+                    offset: 100,
+                    length: LENGTH_TO_EOF,
+                },
+            ]))
+        });
         j.files = vec![a, b];
         j
     }
@@ -1771,12 +1791,14 @@ mod tests {
         renamed.files[1].local_path = "/d/b2".into();
         renamed.files[1].temp_path = Some("/d/BIT1.tmp".into());
         renamed.files[1].committed = true;
-        renamed.files[1].upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000001}".into());
-        renamed.files[1].reply = Some(Box::new(Reply {
-            url: "http://h/reply".into(),
-            total: None,
-            received: 3,
-        }));
+        renamed.files[1].set_extras(|e| {
+            e.upload_session = Some("{2C5D3F6A-0000-4000-8000-000000000001}".into());
+            e.reply = Some(Reply {
+                url: "http://h/reply".into(),
+                total: None,
+                received: 3,
+            });
+        });
         let mut claimed = renamed.clone();
         claimed.files[1].bytes_checkpointed = 999;
         claimed.files[1].bytes_transferred = 999;

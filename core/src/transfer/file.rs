@@ -116,7 +116,7 @@ impl<'a> FileTransfer<'a> {
             },
             dynamic_content: rec.dynamic_content,
             max_download_size: rec.max_download_size.map(|v| v.get()),
-            ranges: f.ranges.clone(),
+            ranges: f.extras().ranges.clone(),
         }
     }
 
@@ -338,8 +338,8 @@ impl<'a> FileTransfer<'a> {
         let f = &slot.rec.files[self.index];
         super::upload::UploadStart {
             path: f.local_path.to_string(),
-            session: f.upload_session.as_deref().map(str::to_owned),
-            reply_url: f.reply.as_deref().map(|r| r.url.to_string()),
+            session: f.extras().upload_session.as_deref().map(str::to_owned),
+            reply_url: f.extras().reply.as_ref().map(|r| r.url.to_string()),
             acked: f.bytes_checkpointed,
             total: f.bytes_total.map(|v| v.get()),
             job_type: slot.rec.job_type,
@@ -364,11 +364,13 @@ impl<'a> FileTransfer<'a> {
     pub(crate) fn upload_session(&mut self, id: Option<String>) -> Result<(), Failure> {
         let mut slot = self.cell.slot.lock();
         self.record_file(&mut slot, |f| {
-            if id.is_none() {
-                // A new session gives a new reply.
-                f.reply = None;
-            }
-            f.upload_session = id.map(Box::from);
+            f.set_extras(|e| {
+                if id.is_none() {
+                    // A new session gives a new reply.
+                    e.reply = None;
+                }
+                e.upload_session = id.map(Box::from);
+            })
         })
     }
 
@@ -428,11 +430,13 @@ impl<'a> FileTransfer<'a> {
         let name: Box<str> = temp.to_string_lossy().into();
         self.record_file(&mut slot, |f| {
             f.temp_path = Some(name);
-            f.reply = Some(Box::new(crate::job::Reply {
-                url: url.into(),
-                total: None,
-                received: 0,
-            }));
+            f.set_extras(|e| {
+                e.reply = Some(crate::job::Reply {
+                    url: url.into(),
+                    total: None,
+                    received: 0,
+                })
+            });
         })?;
         Ok(temp)
     }
@@ -440,19 +444,23 @@ impl<'a> FileTransfer<'a> {
     /// Bytes of the reply fetched so far (kept in memory; `reply_done` records the end).
     pub(crate) fn reply_progress(&mut self, received: u64, total: Option<u64>) {
         let mut slot = self.cell.slot.lock();
-        if let Some(r) = slot.rec.files[self.index].reply.as_deref_mut() {
-            r.received = received;
-            r.total = total.or(r.total);
-        }
+        slot.rec.files[self.index].set_extras(|e| {
+            if let Some(r) = e.reply.as_mut() {
+                r.received = received;
+                r.total = total.or(r.total);
+            }
+        });
     }
 
     /// The reply, `size` bytes, is flushed in its temporary file.
     pub(crate) fn reply_done(&mut self, size: u64) -> Result<(), Failure> {
         let mut slot = self.cell.slot.lock();
         self.record_file(&mut slot, |f| {
-            if let Some(r) = f.reply.as_deref_mut() {
-                (r.received, r.total) = (size, Some(size));
-            }
+            f.set_extras(|e| {
+                if let Some(r) = e.reply.as_mut() {
+                    (r.received, r.total) = (size, Some(size));
+                }
+            })
         })
     }
 

@@ -28,7 +28,11 @@ impl Job {
         self.check_open()?;
         let slot = self.cell.slot.lock();
         reply_job(&slot.rec)?;
-        let reply = slot.rec.files.first().and_then(|f| f.reply.as_deref());
+        let reply = slot
+            .rec
+            .files
+            .first()
+            .and_then(|f| f.extras().reply.as_ref());
         Ok(ReplyProgress {
             bytes_total: reply.and_then(|r| r.total).unwrap_or(job::SIZE_UNKNOWN),
             bytes_transferred: reply.map_or(0, |r| r.received),
@@ -86,7 +90,11 @@ impl Job {
         self.update(|rec| {
             reply_job(rec).map_err(|e| (e.code, e.message))?;
             state::modify(rec.state, "change")?;
-            if rec.files.first().is_some_and(|f| f.reply.is_some()) {
+            if rec
+                .files
+                .first()
+                .is_some_and(|f| f.extras().reply.is_some())
+            {
                 return Err((
                     hr::E_INVALID_STATE,
                     "the reply is already being fetched; set its file name before resume".into(),
