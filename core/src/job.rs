@@ -256,17 +256,31 @@ pub struct FileRange {
 /// BG_LENGTH_TO_EOF.
 pub const LENGTH_TO_EOF: u64 = u64::MAX;
 
-/// Changes a box of rarely set fields, keeping it None when none of them is left set (so a record
+/// Rarely set fields as a record keeps them: boxed, or None when none of them is set (so a record
 /// that had some and lost them equals one that never had any, and costs no box).
+pub(crate) fn rare_box<T: PartialEq>(rare: T, none: &T) -> Option<Box<T>> {
+    (rare != *none).then(|| Box::new(rare))
+}
+
+/// Changes a box of rarely set fields (see `rare_box`); a record without one gets one only if
+/// the change leaves something set.
 fn change_rare<T: Default + PartialEq>(
     rare: &mut Option<Box<T>>,
     none: &T,
     change: impl FnOnce(&mut T),
 ) {
-    let mut e = rare.take().unwrap_or_default();
-    change(&mut e);
-    if *e != *none {
-        *rare = Some(e);
+    match rare.as_deref_mut() {
+        Some(e) => {
+            change(e);
+            if *e == *none {
+                *rare = None;
+            }
+        }
+        None => {
+            let mut e = T::default();
+            change(&mut e);
+            *rare = rare_box(e, none);
+        }
     }
 }
 

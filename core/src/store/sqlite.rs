@@ -18,8 +18,8 @@
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
 use crate::job::{
-    FileExtras, FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, NonMaxU64, Reply,
-    Settle, LENGTH_TO_EOF,
+    rare_box, FileExtras, FileRange, FileRecord, JobError, JobExtras, JobId, JobRecord, NonMaxU64,
+    Reply, Settle, LENGTH_TO_EOF,
 };
 use crate::state::{ErrorContext, JobState, JobType, Priority};
 use parking_lot::Mutex;
@@ -708,7 +708,7 @@ fn decode_job<S: Source + ?Sized>(row: &S, owners: &mut Owners) -> rusqlite::Res
         active_ms,
         resumed_once,
         proxy_usage,
-        extras: (extras != JobExtras::NONE).then(|| Box::new(extras)),
+        extras: rare_box(extras, &JobExtras::NONE),
         created_ms,
         modified_ms,
         transfer_completed_ms,
@@ -866,26 +866,15 @@ fn decode_file<S: Source + ?Sized>(row: &S) -> rusqlite::Result<FileRecord> {
         etag: c.get()?,
         last_modified: c.get()?,
         committed: c.get()?,
-        extras: file_extras(
-            c.get::<Option<String>>()?.map(|s| decode_ranges(&s).into()),
-            c.get()?,
-            decode_reply(c.get()?, opt_u64(c.get()?), c.get::<i64>()? as u64),
+        extras: rare_box(
+            FileExtras {
+                ranges: c.get::<Option<String>>()?.map(|s| decode_ranges(&s).into()),
+                upload_session: c.get()?,
+                reply: decode_reply(c.get()?, opt_u64(c.get()?), c.get::<i64>()? as u64),
+            },
+            &FileExtras::NONE,
         ),
     })
-}
-
-/// A file's rarely set columns as its record keeps them (None when all three are).
-fn file_extras(
-    ranges: Option<Box<[FileRange]>>,
-    upload_session: Option<Box<str>>,
-    reply: Option<Reply>,
-) -> Option<Box<FileExtras>> {
-    let e = FileExtras {
-        ranges,
-        upload_session,
-        reply,
-    };
-    (e != FileExtras::NONE).then(|| Box::new(e))
 }
 
 /// Binds `:job_seq` and every file column (`FILE_COLUMNS`), in that order.
