@@ -54,8 +54,12 @@ pub struct Part {
 }
 
 impl SessionMeta {
+    /// Whether the session has been idle longer than `timeout`. The times are whole seconds, so
+    /// "at least `timeout` whole seconds later" could come a moment after the last progress (an
+    /// update at 10.99 s is 1 s old at 11.0 s): a session is expired only once more than
+    /// `timeout` whole seconds have passed, which gives it between `timeout` and `timeout` + 1 s.
     pub fn expired(&self, timeout: Duration, now: u64) -> bool {
-        self.updated.saturating_add(timeout.as_secs()) <= now
+        self.updated.saturating_add(timeout.as_secs()) < now
     }
     pub fn complete(&self) -> bool {
         self.received == self.total.unwrap_or(0)
@@ -352,4 +356,36 @@ pub fn etag_for(len: u64, modified: SystemTime) -> String {
 /// Hex of a client name, safe as one path component.
 pub fn client_key(client: &str) -> String {
     client.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session lives at least its timeout after its last progress, though times are whole
+    /// seconds: with a 1 s timeout, one updated in second 100 is still alive in second 101.
+    #[test]
+    fn a_session_lives_at_least_its_timeout() {
+        let m = SessionMeta {
+            id: "{1}".into(),
+            path: "a.bin".into(),
+            url: "/a.bin".into(),
+            client: "c".into(),
+            created: 100,
+            updated: 100,
+            total: None,
+            received: 0,
+            parts: Vec::new(),
+            reply_url: None,
+            copy_to_destination: false,
+            reply_mode: false,
+            closing: false,
+        };
+        let one = Duration::from_secs(1);
+        assert!(!m.expired(one, 100));
+        assert!(!m.expired(one, 101), "expired within its timeout");
+        assert!(m.expired(one, 102));
+        assert!(!m.expired(Duration::from_secs(60), 160));
+        assert!(m.expired(Duration::from_secs(60), 161));
+    }
 }
