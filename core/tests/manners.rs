@@ -663,8 +663,9 @@ fn resume_until_429(job: &Job) {
 /// the FIN) hid the end, and under load a closed connection was counted open.
 fn client_open(s: &std::net::TcpStream) -> bool {
     use std::os::fd::AsRawFd;
-    const TCP_ESTABLISHED: u8 = 1; // <netinet/tcp.h>
-                                   // SAFETY: tcp_info is plain data, and getsockopt writes at most `len` bytes of it.
+    // <netinet/tcp.h>
+    const TCP_ESTABLISHED: u8 = 1;
+    // SAFETY: tcp_info is plain data, and getsockopt writes at most `len` bytes of it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
     let rc = unsafe {

@@ -4,8 +4,8 @@
 //! go into debt: a writer takes the bytes it just wrote, and if that leaves the bucket below zero
 //! it waits until the debt is paid. Writers that share a bucket take turns in the order they came
 //! (a FIFO lock held while a writer pays its debt): without the queue, whichever writer's timer
-//! fired first when a debt was paid wrote again, and under load one job of two sharing the
-//! manager's limit was seen with 3.5 MiB of 8 when the other had all of its. The rate is read at
+//! fired first when a debt was paid wrote again, so a writer quick to come back could take nearly
+//! every turn (`writers_sharing_a_bucket_take_turns` saw 10 MB, 65 KB, 10 MB). The rate is read at
 //! every take, and a change clamps the debt to what the new rate pays in `MAX_WAIT`, so a new
 //! limit governs transfers in flight within that.
 
