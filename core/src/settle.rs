@@ -2,7 +2,8 @@
 //! file side of it, and `recover`: what `open` does with whatever a crash left behind.
 //!
 //! Complete is made atomic across a crash by its order: the data of every transferred file is
-//! flushed (by the checkpoint batch, one sync for many files) before anything is renamed;
+//! flushed (by the checkpoint batch, one sync for many files) before anything is renamed (or,
+//! for a one-file job whose file finished unnamed, linked: one file, one atomic step);
 //! `complete` records the intent (`Settle::Completing`) before `commit_files` renames anything;
 //! the job leaves the queue (ACKNOWLEDGED) once every file is renamed, and its row, intent and
 //! all, is deleted by the next checkpoint batch after one sync of each destination folder. Cancel
@@ -14,6 +15,7 @@
 //! | after the intent, before any file is touched | the intent, old state | completing: does every rename; cancelling: deletes the temporary files; then removes the job |
 //! | between renames (complete) | the intent; some files `committed` | finishes the renames (a file whose temporary file is gone but whose destination exists counts as renamed), syncs the folders, removes the job |
 //! | after complete or cancel returned, before the batch | the intent | as above: settling is idempotent |
+//! | a one-file job's unnamed file linked to its destination (`link_held`), before the intent | the job as the batch last wrote it, its file not finished | nothing: the destination holds the file, and the job fetches it again |
 //!
 //! If the renames cannot be finished at open, the intent is dropped and the job stays as it was,
 //! so complete can be called again.
@@ -45,16 +47,27 @@ pub(crate) fn complete(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HRes
     };
     // The files' data is durable before anything is renamed (free if the batch did it already).
     let durable = shared.checkpoints.make_durable(&rec.id, &*shared.store);
-    let intent = durable
+    let linked = durable
         .map_err(Error::from)
-        .and_then(|()| record_intent(shared, cell, Settle::Completing));
-    if let Err(e) = intent {
-        end_settling(shared, cell, None)?;
-        return Err(e);
-    }
+        .and_then(|()| link_held(shared, &mut rec));
+    let intent = linked.and_then(|linked| {
+        record_intent(shared, cell, Settle::Completing, linked)?;
+        Ok(linked)
+    });
+    let linked = match intent {
+        Ok(linked) => linked,
+        Err(e) => {
+            end_settling(shared, cell, None)?;
+            return Err(e);
+        }
+    };
     let stamp = cell.slot.lock().finished_before_open;
     let dirs = match commit_files(&mut rec, false, stamp) {
-        Ok(dirs) => dirs,
+        Ok(mut dirs) => {
+            let folder = linked.and_then(|i| Path::new(&*rec.files[i].local_path).parent());
+            dirs.extend(folder.map(Path::to_path_buf));
+            dirs
+        }
         Err(e) => {
             // The files renamed so far stay renamed; their flags say so.
             rec.settling = None;
@@ -84,7 +97,7 @@ pub(crate) fn cancel(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResul
     };
     // The intent is recorded with the state unchanged: CANCELLED appears only in `retire`,
     // once the job has left the queue.
-    if let Err(e) = record_intent(shared, cell, Settle::Cancelling) {
+    if let Err(e) = record_intent(shared, cell, Settle::Cancelling, None) {
         end_settling(shared, cell, None)?;
         return Err(e);
     }
@@ -171,13 +184,65 @@ fn retire(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: JobRecord, dirs: Vec<P
     shared.checkpoints.retire(rec_seq, dirs);
 }
 
-/// Records the intent of complete or cancel while the job is settling: its row only.
-fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, intent: Settle) -> Result<()> {
+/// Records the intent of complete or cancel while the job is settling: its row only, and with
+/// it the file `linked` names as committed (`link_held`).
+fn record_intent(
+    shared: &Arc<Shared>,
+    cell: &Arc<JobCell>,
+    intent: Settle,
+    linked: Option<usize>,
+) -> Result<()> {
     let mut slot = cell.slot.lock();
-    publish(shared, cell, &mut slot, Touch::Job, |r| {
+    let touch = match linked {
+        Some(i) => Touch::Files(vec![i]),
+        None => Touch::Job,
+    };
+    publish(shared, cell, &mut slot, touch, |r| {
         r.settling = Some(intent);
+        if let Some(f) = linked.and_then(|i| r.files.get_mut(i)) {
+            f.committed = true;
+        }
         Ok(())
     })
+}
+
+/// A one-file job whose file finished unnamed (`Sink::open_unnamed`), flushed and held by the
+/// checkpoint batch: the file is linked straight to its destination, one new entry in the folder
+/// where a temporary file costs two changes (created, then renamed). Returns its index, to be
+/// recorded as committed with the intent. A crash between the link and that record leaves the
+/// destination in place and the job as the store last had it (not TRANSFERRED: its file was
+/// never recorded), so it fetches the file again and can be completed again; after the record,
+/// `recover` finishes as for any complete.
+///
+/// A file that cannot go there at once (its destination exists and is to be replaced, a job with
+/// more files since, a failed link) is given its temporary name and goes back to the batch, and
+/// complete goes on as for a named file: one more batch. None also when there is nothing held.
+fn link_held(shared: &Arc<Shared>, rec: &mut JobRecord) -> Result<Option<usize>> {
+    let Some(held) = shared.checkpoints.take_held(&rec.id) else {
+        // Not held, or being named by a batch: `make_durable` waits for that batch.
+        shared.checkpoints.make_durable(&rec.id, &*shared.store)?;
+        return Ok(None);
+    };
+    let i = held.point.file as usize;
+    let alone = rec.files.len() == 1 && rec.reply_path().is_none();
+    if let Some(f) = rec.files.get_mut(i).filter(|f| alone && !f.committed) {
+        if localfile::link_unnamed(&held.file, Path::new(&*f.local_path)).is_ok() {
+            f.committed = true;
+            return Ok(Some(i));
+        }
+    }
+    let temp = held.point.temp.clone().unwrap_or_default();
+    if let Err(e) = localfile::name_unnamed(&held.file, Path::new(&*temp)) {
+        shared.checkpoints.hold_again(held);
+        return Err(Error::io(
+            "cannot name the temporary file",
+            Path::new(&*temp),
+            &e,
+        ));
+    }
+    shared.checkpoints.give_back(held);
+    shared.checkpoints.make_durable(&rec.id, &*shared.store)?;
+    Ok(None)
 }
 
 /// Renames each transferred file onto its destination and deletes the partial ones, marking files

@@ -428,12 +428,56 @@ fn state_rules_through_the_api() {
     job.add_file(&f.server.url("/a"), &f.dest_str("d")).unwrap();
     job.resume().unwrap();
     job.wait(WAIT).unwrap();
-    assert_eq!(f.temp_files().len(), 1);
+    // Finished unnamed, then named by a batch when no complete came for it.
+    wait_until("the finished file gets its name", || {
+        f.temp_files().len() == 1
+    });
     assert_eq!(job.cancel().unwrap(), hr::S_OK);
     assert_eq!(job.state().unwrap(), JobState::Cancelled);
     assert!(f.temp_files().is_empty() && !f.dest("d").exists());
     assert_eq!(job.cancel().unwrap_err().code, hr::E_INVALID_STATE);
     assert_eq!(job.complete().unwrap_err().code, hr::E_INVALID_STATE);
+}
+
+/// A one-file job's file is written without a name and complete links it to its destination,
+/// replacing a file already there (then it takes its temporary name and is renamed, as before);
+/// cancel leaves nothing behind; a file still partial when complete comes is dropped. However
+/// complete and the checkpoint batch meet (the batch names a file complete has not taken within
+/// a moment), the folder ends with the destinations alone.
+#[test]
+fn one_file_jobs_complete_by_link_replace_what_is_there_and_leave_nothing_behind() {
+    let f = fixture();
+    let (a, b) = (pattern(20_000, 1), pattern(30_000, 2));
+    f.server.add("/a", a.clone());
+    f.server.add("/b", b.clone());
+    f.server.add("/slow", pattern(2_000_000, 3));
+    std::fs::write(f.dest("there"), b"an older file").unwrap();
+    let fresh = f.start(&f.server.url("/a"), "fresh");
+    let there = f.start(&f.server.url("/b"), "there");
+    let cancelled = f.start(&f.server.url("/a"), "cancelled");
+    for j in [&fresh, &there, &cancelled] {
+        assert_eq!(j.wait(WAIT).unwrap(), JobState::Transferred);
+    }
+    assert_eq!(fresh.complete().unwrap(), hr::S_OK);
+    assert_eq!(there.complete().unwrap(), hr::S_OK);
+    assert_eq!(cancelled.cancel().unwrap(), hr::S_OK);
+    assert_file(&f.dest("fresh"), &a);
+    assert_file(&f.dest("there"), &b);
+    assert!(!f.dest("cancelled").exists());
+    // Partial when complete comes: the file, named at its first checkpoint, goes.
+    let partial = f.start(&f.server.url("/slow?rate=200000"), "partial");
+    wait_until("the file started", || {
+        partial.record().unwrap().files[0].bytes_transferred > 0
+    });
+    assert_eq!(partial.complete().unwrap(), hr::S_PARTIAL_COMPLETE);
+    assert!(!f.dest("partial").exists());
+    assert!(f.temp_files().is_empty(), "{:?}", f.temp_files());
+    let mut names: Vec<_> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fresh", "state", "there"]);
 }
 
 #[test]

@@ -59,7 +59,9 @@ pub unsafe extern "C" fn bits_job_get_file_count(
 /// may be NULL when not wanted; strings are new UTF-8 strings freed with `bits_free_string`.
 /// - `out_remote_url`, `out_local_path`: the names (GetRemoteName, GetLocalName);
 /// - `out_temporary_path`: the `BIT*.tmp` file the bytes go to; an empty string until the
-///   transfer of the file first starts (GetTemporaryName);
+///   transfer of the file first starts (GetTemporaryName). On Linux a one-file job's file is
+///   written without a name until its first checkpoint (a file that finishes first gets the name
+///   a moment later, unless `bits_complete` has moved it to its local name by then);
 /// - `out_progress`: bytes total (BITS_SIZE_UNKNOWN until known), bytes transferred, completed.
 ///
 /// Thread: any; does not block. Returns BITS_S_OK; BITS_E_POINTER; BITS_E_INVALIDARG (index out

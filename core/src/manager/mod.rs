@@ -179,7 +179,7 @@ impl Manager {
         rec.seq = self.shared.next_seq();
         self.shared.store.insert(&rec).map_err(Error::from)?;
         let id = rec.id;
-        let cell = Arc::new(JobCell::new(rec));
+        let cell = Arc::new(JobCell::new(rec, false));
         self.shared.jobs.lock().insert(id, cell.clone());
         // The scheduler keeps time for every job (inactivity); it needs waking only if this job's
         // deadline comes before every deadline it already waits for.

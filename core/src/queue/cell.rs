@@ -48,6 +48,10 @@ pub(crate) struct JobSlot {
     /// so complete gives them the server's time stamp by name; files finished by this process got
     /// it on their open file (`FileTransfer::finish`).
     pub(crate) finished_before_open: bool,
+    /// The job came from the store: an earlier process may have left a file under a derived
+    /// temporary name before recording it, which opening that name again reuses, so its new
+    /// files are not opened unnamed (`FileTransfer::open_sink`).
+    pub(crate) from_store: bool,
     /// The job waits for a transfer slot in `Shared::waiting` (keyed by its priority, last turn
     /// and creation order), not in `Shared::scheduled`: passes look at it only when its turn may
     /// have come. Cleared by any `publish` (which puts a job still in a scheduler state back in
@@ -115,11 +119,12 @@ impl Credentials {
 }
 
 impl JobCell {
-    /// A job's cell with no task, no credentials and no callback.
-    pub(crate) fn new(rec: JobRecord) -> JobCell {
+    /// A job's cell with no task, no credentials and no callback; `from_store`: loaded at open.
+    pub(crate) fn new(rec: JobRecord, from_store: bool) -> JobCell {
         JobCell {
             slot: Mutex::new(JobSlot {
                 finished_before_open: rec.files.iter().any(|f| f.completed),
+                from_store,
                 parked: false,
                 rec,
                 runner: None,

@@ -18,6 +18,13 @@
 //! Complete and cancel also leave their jobs here to retire: their folders are synced and their
 //! rows deleted in the next batch, one sync per folder and one transaction for all of them.
 //!
+//! A one-file job's file that finished without a name (`Sink::open_unnamed`) is flushed by its
+//! batch like any other, but neither it nor the job's new row is written then: the batch holds
+//! the open file (`Held`) for `HOLD`, for complete to link straight to its destination
+//! (`take_held`). A batch that starts after that, or the last one at close, names it and writes
+//! both. The store never names a file that has no name, so a crash before then loses that
+//! file's one checkpoint, as it would a file's last one.
+//!
 //! Batches asked for back to back start at least `GATHER` apart while transfers run. Without
 //! that, a queue of one-file jobs finishing thousands a second, each completed as soon as it is
 //! TRANSFERRED, cost a sync and a transaction per job or two; with it, one per few dozen jobs. A
@@ -43,6 +50,12 @@ const BATCH_FILES: usize = 64;
 
 /// The least time from the end of one batch to the start of the next (see the module doc).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(3);
+
+/// How long a flushed unnamed file waits for complete before a batch names and records it (see
+/// the module doc). Long enough for an application that completes each job as it becomes
+/// TRANSFERRED to get there first, short against the checkpoint interval: what a crash loses
+/// meanwhile is the file's one checkpoint.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How long `make_durable` waits for the batch task before it writes the batch itself (the task
 /// is gone once the manager is closed).
@@ -88,6 +101,17 @@ enum Flush {
     /// Written and closed: the batch syncs its file system whole, through the file `Queue::whole`
     /// keeps open there.
     Closed,
+    /// A finished file with no name yet: synced like `Open`, then held (`Held`), not written.
+    Unnamed(File),
+}
+
+/// A one-file job's finished unnamed file, flushed, waiting for complete (see the module doc):
+/// its checkpoint and the job's newest row, written once a batch has named it.
+pub(crate) struct Held {
+    pub(crate) point: Checkpoint,
+    pub(crate) file: File,
+    row: Option<JobRecord>,
+    since: std::time::Instant,
 }
 
 /// Jobs in a final state whose rows wait to be deleted, and the folders their files were renamed
@@ -125,6 +149,10 @@ struct Queue {
     open: usize,
     /// One open file on each file system that `Flush::Closed` names.
     whole: Vec<(u64, File)>,
+    /// Flushed unnamed files waiting for complete, by job (one file each).
+    held: HashMap<JobId, Held>,
+    /// Folders where files were given names since the last batch (`give_back`): synced with it.
+    named_in: HashSet<PathBuf>,
 }
 
 impl Queue {
@@ -209,12 +237,31 @@ impl Checkpoints {
     /// Queues `point` for the next batch; `flush`, if given, is synced before it is written.
     /// `first`: the transfer's first checkpoint, written without waiting for the interval.
     pub(crate) fn record(&self, point: Checkpoint, flush: Option<File>, first: bool) {
-        let (added, waiting, close) = {
-            let mut q = self.queue.lock();
-            let (flush, close) = match flush {
+        self.add(
+            point,
+            |q| match flush {
                 Some(file) => q.flush_of(file),
                 None => (Flush::Done, None),
-            };
+            },
+            first,
+        );
+    }
+
+    /// Queues the checkpoint of a one-file job's file that finished unnamed (`file`, which is all
+    /// there is of it): flushed by the next batch, then held for complete (see the module doc).
+    pub(crate) fn record_unnamed(&self, point: Checkpoint, file: File) {
+        self.add(point, |_| (Flush::Unnamed(file), None), false);
+    }
+
+    fn add(
+        &self,
+        point: Checkpoint,
+        flush: impl FnOnce(&mut Queue) -> (Flush, Option<File>),
+        first: bool,
+    ) {
+        let (added, waiting, close) = {
+            let mut q = self.queue.lock();
+            let (flush, close) = flush(&mut q);
             let replaced = q.insert(Pending { point, flush });
             (replaced.is_none(), q.pending.len(), (close, replaced))
         };
@@ -252,7 +299,7 @@ impl Checkpoints {
                 if !mine(&self.queue.lock()) {
                     return Ok(());
                 }
-                return self.write(store);
+                return self.write(store, false);
             }
             // A batch that held the job failed before writing its checkpoints (they are back in
             // the queue); a batch that failed after them (retiring other jobs), or did not hold
@@ -283,7 +330,8 @@ impl Checkpoints {
         self.transfers_ended.notify_one();
     }
 
-    /// Drops the waiting checkpoints of `job` (it is being cancelled: its files are deleted).
+    /// Drops the waiting checkpoints of `job`, and its held file (it is being cancelled: its files
+    /// are deleted).
     pub(crate) fn forget(&self, job: &JobId) {
         let mut q = self.queue.lock();
         let mut closed = 0;
@@ -294,6 +342,53 @@ impl Checkpoints {
         });
         q.open -= closed;
         q.rows.remove(job);
+        let held = q.held.remove(job);
+        drop(q);
+        drop(held);
+    }
+
+    /// Takes the job's flushed unnamed file (see the module doc), if a batch holds it: complete
+    /// links it to its destination, or names it and hands it back (`give_back`). Call after
+    /// `make_durable`; None also when a batch is naming it (`make_durable` again waits for that).
+    pub(crate) fn take_held(&self, job: &JobId) -> Option<Held> {
+        self.queue.lock().held.remove(job)
+    }
+
+    /// Hands back a file `take_held` gave, now named: the next batch syncs its folder and writes
+    /// its checkpoint (its data is durable already) and the job's row.
+    pub(crate) fn give_back(&self, held: Held) {
+        let folder = held
+            .point
+            .temp
+            .as_deref()
+            .and_then(|t| std::path::Path::new(t).parent().map(PathBuf::from));
+        let mut q = self.queue.lock();
+        q.named_in.extend(folder);
+        if let Some(row) = held.row {
+            q.rows.entry(row.id).or_insert(row);
+        }
+        let old = q.insert(Pending {
+            point: held.point,
+            flush: Flush::Done,
+        });
+        drop(q);
+        drop(old);
+    }
+
+    /// Returns an unnamed file `take_held` gave, still unnamed (it could not be named).
+    pub(crate) fn hold_again(&self, mut held: Held) {
+        held.since = std::time::Instant::now();
+        self.queue.lock().held.insert(held.point.job, held);
+    }
+
+    /// When the oldest held file's wait ends (the batch task starts a batch then).
+    pub(crate) fn held_due(&self) -> Option<std::time::Instant> {
+        self.queue
+            .lock()
+            .held
+            .values()
+            .map(|h| h.since + HOLD)
+            .min()
     }
 
     /// The job (by `seq`) reached a final state: its row goes in the next batch, after `dirs`
@@ -305,14 +400,23 @@ impl Checkpoints {
     /// Flushes and writes every waiting checkpoint, then retires the settled jobs. Blocks (file
     /// syncs and a transaction). On failure (disk full) what was not written waits for the next
     /// try, except where something newer arrived meanwhile: what the store holds stays true.
+    /// Every held unnamed file is named and written too (close).
     pub(crate) fn write_now(&self, store: &dyn Store) -> Result<(), StoreError> {
         let _one_batch_at_a_time = self.writing.lock();
-        self.write(store)
+        self.write(store, false)
     }
 
-    /// `write_now`, with `writing` held by the caller.
-    fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let (batch, whole, rows) = {
+    /// `write_now` for the batch task: held files wait out their `HOLD`.
+    fn write_pass(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _one_batch_at_a_time = self.writing.lock();
+        self.write(store, true)
+    }
+
+    /// `write_now`, with `writing` held by the caller. `hold`: leave held files younger than
+    /// `HOLD` held.
+    fn write(&self, store: &dyn Store, hold: bool) -> Result<(), StoreError> {
+        let now = std::time::Instant::now();
+        let (mut batch, whole, mut rows, due, mut named_in) = {
             let mut q = self.queue.lock();
             debug_assert_eq!(
                 q.open,
@@ -323,11 +427,57 @@ impl Checkpoints {
             );
             let batch: Vec<Pending> = q.pending.drain().map(|(_, p)| p).collect();
             let rows: Vec<JobRecord> = q.rows.drain().map(|(_, r)| r).collect();
+            let due: Vec<JobId> = q
+                .held
+                .iter()
+                .filter(|(_, h)| !hold || now >= h.since + HOLD)
+                .map(|(id, _)| *id)
+                .collect();
+            let due: Vec<Held> = due.iter().filter_map(|id| q.held.remove(id)).collect();
             q.in_flight = batch.iter().map(|p| p.point.job).collect();
+            q.in_flight.extend(due.iter().map(|h| h.point.job));
             q.open = 0;
-            (batch, std::mem::take(&mut q.whole), rows)
+            let named_in = std::mem::take(&mut q.named_in);
+            (batch, std::mem::take(&mut q.whole), rows, due, named_in)
         };
-        let retiring = std::mem::take(&mut *self.retiring.lock());
+        // Held files whose wait is over get their names now; the batch syncs their folders and
+        // writes their checkpoints. One that cannot be named waits for the next batch (or, at
+        // close, is dropped: nothing recorded it, and the next open fetches it again).
+        for h in due {
+            if name_held(&h.file, &h.point, &mut named_in) {
+                // Unless a newer row of the job came meanwhile.
+                if let Some(row) = h.row.filter(|r| rows.iter().all(|n| n.id != r.id)) {
+                    rows.push(row);
+                }
+                batch.push(Pending {
+                    point: h.point,
+                    flush: Flush::Done,
+                });
+            } else if hold {
+                self.hold_again(h);
+            }
+        }
+        if !hold {
+            // Nothing is held past this batch (close): unnamed files get their names now (one
+            // that cannot is dropped, as above).
+            batch = batch
+                .into_iter()
+                .filter_map(|p| match p.flush {
+                    Flush::Unnamed(file) => {
+                        name_held(&file, &p.point, &mut named_in).then_some(Pending {
+                            point: p.point,
+                            flush: Flush::Open(file),
+                        })
+                    }
+                    flush => Some(Pending {
+                        point: p.point,
+                        flush,
+                    }),
+                })
+                .collect();
+        }
+        let mut retiring = std::mem::take(&mut *self.retiring.lock());
+        retiring.dirs.extend(named_in);
         let result = self.write_batch(store, batch, whole, rows, retiring);
         let held = std::mem::take(&mut self.queue.lock().in_flight);
         let mut written = self.written.lock();
@@ -349,7 +499,7 @@ impl Checkpoints {
         let files: Vec<&File> = batch
             .iter()
             .filter_map(|p| match &p.flush {
-                Flush::Open(f) => Some(f),
+                Flush::Open(f) | Flush::Unnamed(f) => Some(f),
                 _ => None,
             })
             .collect();
@@ -365,9 +515,10 @@ impl Checkpoints {
                 format!("cannot flush downloaded data or a folder: {e}"),
             ));
         }
-        // The files are flushed: their handles close here, and only the checkpoints remain.
+        // The files are flushed: their handles close here, and only the checkpoints remain, but
+        // for the unnamed files, which wait for complete with their jobs' rows.
         drop(whole);
-        let points: Vec<Checkpoint> = batch.into_iter().map(|p| p.point).collect();
+        let (points, rows) = self.hold_unnamed(batch, rows);
         if !points.is_empty() || !rows.is_empty() {
             if let Err(e) = store.checkpoint(&points, &rows) {
                 let flushed = points.into_iter().map(|point| Pending {
@@ -386,6 +537,43 @@ impl Checkpoints {
             self.put_back(Vec::new(), Vec::new(), Vec::new(), retiring);
         }
         result
+    }
+
+    /// Splits a flushed batch: the unnamed files (and the rows of their jobs) are held, the rest
+    /// is to be written.
+    fn hold_unnamed(
+        &self,
+        batch: Vec<Pending>,
+        rows: Vec<JobRecord>,
+    ) -> (Vec<Checkpoint>, Vec<JobRecord>) {
+        let since = std::time::Instant::now();
+        let mut points = Vec::with_capacity(batch.len());
+        let mut q = self.queue.lock();
+        for p in batch {
+            match p.flush {
+                Flush::Unnamed(file) => {
+                    let held = Held {
+                        point: p.point,
+                        file,
+                        row: None,
+                        since,
+                    };
+                    q.held.insert(held.point.job, held);
+                }
+                _ => points.push(p.point),
+            }
+        }
+        let rows = rows
+            .into_iter()
+            .filter_map(|r| match q.held.get_mut(&r.id) {
+                Some(h) => {
+                    h.row = Some(r);
+                    None
+                }
+                None => Some(r),
+            })
+            .collect();
+        (points, rows)
     }
 
     /// Puts what a failed batch held back, behind anything newer that arrived meanwhile.
@@ -411,6 +599,19 @@ impl Checkpoints {
         drop(extra);
         self.retiring.lock().add(retiring.jobs, retiring.dirs);
     }
+}
+
+/// Gives an unnamed file the temporary name its checkpoint records, and notes the folder, whose
+/// new entry the batch syncs. False if it cannot be named.
+fn name_held(file: &File, point: &Checkpoint, named_in: &mut HashSet<PathBuf>) -> bool {
+    let Some(temp) = point.temp.as_deref().map(std::path::Path::new) else {
+        return false;
+    };
+    if localfile::name_unnamed(file, temp).is_err() {
+        return false;
+    }
+    named_in.extend(temp.parent().map(PathBuf::from));
+    true
 }
 
 /// The batch writer: one `write_now` per interval, or sooner when asked (but `GATHER` after the
@@ -468,7 +669,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             if fold {
                 s.store.fold()
             } else {
-                s.checkpoints.write_now(&*s.store)
+                s.checkpoints.write_pass(&*s.store)
             }
         })
         .await;
@@ -482,6 +683,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         } else {
             last_end = Some(now);
             batch_at = now + interval;
+            // Held unnamed files are named by the first batch after their wait.
+            if let Some(due) = c.held_due() {
+                batch_at = batch_at.min(Instant::from_std(due));
+            }
         }
     }
 }
@@ -667,5 +872,94 @@ mod tests {
             .files
             .iter()
             .all(|f| f.completed && f.bytes_checkpointed == 4));
+    }
+
+    /// A one-file job's file finished unnamed: the batch that flushes it writes neither its
+    /// checkpoint nor the job's row and holds the file; complete can take it and link it to its
+    /// destination. Left alone, the first batch after `HOLD` names it and writes both; at close
+    /// (`write_now`) it is named at once. The store never names a file that is not there.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn unnamed_files_are_held_for_complete_then_named_and_written() {
+        use crate::localfile::Sink;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let store = SqliteStore::open(&state).unwrap();
+        let c = Checkpoints::default();
+        let seq = std::sync::atomic::AtomicU64::new(1);
+        // One-file jobs, each with a finished unnamed file and the row saying TRANSFERRED.
+        let job = |name: &str| {
+            let dest = dir.path().join(name);
+            let temp = dir.path().join(format!("BIT{name}.tmp"));
+            let mut rec = JobRecord::new(JobId::new_v4(), JobType::Download, name.into(), 1);
+            rec.files.push(FileRecord::new(
+                format!("http://h/{name}"),
+                dest.to_string_lossy().into(),
+            ));
+            rec.seq = seq.fetch_add(1, Ordering::SeqCst);
+            rec.state = JobState::Queued;
+            store.save(&rec).unwrap();
+            let mut sink = Sink::open_unnamed(dir.path()).unwrap().unwrap();
+            sink.write(name.as_bytes()).unwrap();
+            let point = Checkpoint {
+                job: rec.id,
+                seq: rec.seq,
+                file: 0,
+                bytes: name.len() as u64,
+                total: Some(name.len() as u64),
+                etag: None,
+                last_modified: None,
+                completed: true,
+                temp: Some(temp.to_string_lossy().into()),
+                state: JobState::Transferring,
+                at_ms: rec.modified_ms,
+            };
+            c.record_unnamed(point, sink.into_file());
+            rec.state = JobState::Transferred;
+            c.job_row(rec.head());
+            (rec, dest, temp)
+        };
+        let stored = |rec: &JobRecord| {
+            store.fold().unwrap();
+            let all = store.load_all().unwrap();
+            let r = all.into_iter().find(|r| r.id == rec.id).unwrap();
+            (r.state, r.files[0].completed, r.files[0].temp_path.clone())
+        };
+        let (linked, linked_dest, linked_temp) = job("linked");
+        let (named, _, named_temp) = job("named");
+        c.write_pass(&store).unwrap();
+        for (rec, temp) in [(&linked, &linked_temp), (&named, &named_temp)] {
+            assert_eq!(
+                stored(rec),
+                (JobState::Queued, false, None),
+                "nothing written"
+            );
+            assert!(!temp.exists(), "no name yet");
+        }
+        // Complete's part: the held file goes to its destination by one link.
+        let held = c.take_held(&linked.id).unwrap();
+        crate::localfile::link_unnamed(&held.file, &linked_dest).unwrap();
+        drop(held);
+        assert_eq!(std::fs::read(&linked_dest).unwrap(), b"linked");
+        assert!(c.take_held(&linked.id).is_none());
+        // The other waits out HOLD (a sleep never ends early), then the next batch names it and
+        // writes its checkpoint and its row.
+        assert!(c.held_due().is_some());
+        c.write_pass(&store).unwrap();
+        if c.queue.lock().held.contains_key(&named.id) {
+            std::thread::sleep(HOLD);
+            c.write_pass(&store).unwrap();
+        }
+        assert!(c.held_due().is_none());
+        assert_eq!(std::fs::read(&named_temp).unwrap(), b"named");
+        let temp = Some(named_temp.to_string_lossy().into());
+        assert_eq!(stored(&named), (JobState::Transferred, true, temp));
+        // At close nothing waits: named and written by that batch.
+        let (closing, _, closing_temp) = job("closing");
+        c.write_now(&store).unwrap();
+        assert_eq!(std::fs::read(&closing_temp).unwrap(), b"closing");
+        let temp = Some(closing_temp.to_string_lossy().into());
+        assert_eq!(stored(&closing), (JobState::Transferred, true, temp));
     }
 }

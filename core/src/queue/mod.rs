@@ -153,7 +153,7 @@ impl Shared {
         for rec in records {
             seq = seq.max(rec.seq);
             let (id, moving) = (rec.id, needs_scheduler(rec.state));
-            let cell = Arc::new(JobCell::new(rec));
+            let cell = Arc::new(JobCell::new(rec, true));
             if moving {
                 scheduled.insert(id, cell.clone());
             }

@@ -194,7 +194,7 @@ impl<'a> FileTransfer<'a> {
     /// Called after each write: updates the progress, collects a finished flush, and starts the
     /// next one when a checkpoint is due. The download goes on while a flush runs; only the bytes
     /// written before it started are recorded when it ends.
-    pub(crate) async fn progress(&mut self, sink: &Sink) -> Result<(), Failure> {
+    pub(crate) async fn progress(&mut self, sink: &mut Sink) -> Result<(), Failure> {
         let offset = sink.offset();
         let (unfinished, priority) = {
             let mut slot = self.cell.slot.lock();
@@ -495,7 +495,8 @@ impl<'a> FileTransfer<'a> {
         }
     }
 
-    fn start_flush(&mut self, sink: &Sink) -> Result<(), Failure> {
+    fn start_flush(&mut self, sink: &mut Sink) -> Result<(), Failure> {
+        self.name_sink(sink)?;
         let file = sink
             .handle()
             .map_err(|e| Failure::local_io("cannot flush", Path::new("the temporary file"), &e))?;
@@ -534,11 +535,19 @@ impl<'a> FileTransfer<'a> {
     /// The transfer of this file stops here (finished, or failed): what reached the file goes to
     /// the checkpoint batch with the file to flush, so a crash or a retry resumes from it without
     /// this task waiting for a sync of its own. `completed`: the whole file is here.
-    async fn finish(&mut self, sink: Sink, completed: bool) -> Result<(), Failure> {
+    async fn finish(&mut self, mut sink: Sink, completed: bool) -> Result<(), Failure> {
         self.collect_flush().await?;
         let recorded = self.cell.slot.lock().rec.files[self.index].bytes_checkpointed;
         if sink.offset() == recorded && !completed {
+            // An unnamed file goes with its handle: nothing recorded it, nothing is left behind.
             return Ok(());
+        }
+        // A completed unnamed file stays unnamed for complete to link to its destination (the
+        // batch flushes it and holds it a while: `Checkpoints::record_unnamed`); the part of a
+        // file that stopped is recorded, so it needs its name first.
+        let unnamed = completed && sink.is_unnamed();
+        if !unnamed {
+            self.name_sink(&mut sink)?;
         }
         let point = self.point(sink.offset(), completed);
         let file = sink.into_file();
@@ -552,8 +561,26 @@ impl<'a> FileTransfer<'a> {
             }
         }
         let first = std::mem::replace(&mut self.first_checkpoint, false);
-        self.shared.checkpoints.record(point, Some(file), first);
+        if unnamed {
+            self.shared.checkpoints.record_unnamed(point, file);
+        } else {
+            self.shared.checkpoints.record(point, Some(file), first);
+        }
         Ok(())
+    }
+
+    /// Gives the file its temporary name if it has none yet (`Sink::open_unnamed`).
+    fn name_sink(&self, sink: &mut Sink) -> Result<(), Failure> {
+        if !sink.is_unnamed() {
+            return Ok(());
+        }
+        let temp = self.cell.slot.lock().rec.files[self.index]
+            .temp_path
+            .clone()
+            .unwrap_or_default();
+        let temp = Path::new(&*temp);
+        sink.name(temp)
+            .map_err(|e| Failure::local_io("cannot name", temp, &e))
     }
 
     /// The checkpoint of `offset` bytes, with what the record knows of the file.
@@ -592,22 +619,32 @@ impl<'a> FileTransfer<'a> {
     /// from the job and the file, so starting a file costs no store write.
     fn open_sink(&mut self) -> Result<Sink, Failure> {
         let i = self.index;
-        let (temp, recorded, fresh) = {
+        let (temp, recorded, fresh, one_file) = {
             let slot = self.cell.slot.lock();
+            let one_file = slot.rec.files.len() == 1 && !slot.from_store;
             let f = &slot.rec.files[i];
             match &f.temp_path {
-                Some(t) => (PathBuf::from(&**t), f.bytes_transferred, false),
+                Some(t) => (PathBuf::from(&**t), f.bytes_transferred, false, one_file),
                 None => {
                     let dest = Path::new(&*f.local_path);
                     let t = localfile::temp_name_of(dest, &slot.rec.id, i).map_err(|e| {
                         Failure::local_io("cannot name a temporary file beside", dest, &e)
                     })?;
-                    (t, f.bytes_transferred, true)
+                    (t, f.bytes_transferred, true, one_file)
                 }
             }
         };
-        let sink =
-            Sink::open(&temp, recorded).map_err(|e| Failure::local_io("cannot open", &temp, &e))?;
+        // A one-file job's new file starts without a name (see `Sink::open_unnamed`); where the
+        // folder cannot have unnamed files, or with anything to resume, it is opened by name.
+        let unnamed = match (fresh && recorded == 0 && one_file, temp.parent()) {
+            (true, Some(dir)) => Sink::open_unnamed(dir).ok().flatten(),
+            _ => None,
+        };
+        let sink = match unnamed {
+            Some(sink) => sink,
+            None => Sink::open(&temp, recorded)
+                .map_err(|e| Failure::local_io("cannot open", &temp, &e))?,
+        };
         let mut slot = self.cell.slot.lock();
         let f = &mut slot.rec.files[i];
         if fresh {
