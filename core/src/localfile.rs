@@ -12,10 +12,30 @@ use std::time::SystemTime;
 
 /// An open temporary file and the offset the next byte goes to.
 pub(crate) struct Sink {
+    /// Opened without a name (`open_unnamed`): the name it is to take. Before `file`, so a sink
+    /// dropped unnamed names its file while it is still open.
+    unnamed: Option<Unnamed>,
     file: File,
     offset: u64,
-    /// Opened without a name (`open_unnamed`): nothing in its folder refers to it yet.
-    unnamed: bool,
+}
+
+/// The name an unnamed file is to take, and the file's descriptor (its `Sink` owns the file).
+/// Dropped still armed (a transfer stopped between two awaits: suspend, preemption, close), it
+/// gives the file that name if anything was written, so the next attempt of this process finds
+/// the bytes as it would in a named file, and resumes after them.
+struct Unnamed {
+    temp: PathBuf,
+    fd: i32,
+    written: bool,
+}
+
+impl Drop for Unnamed {
+    fn drop(&mut self) {
+        if self.written {
+            // Best effort: without it the next attempt starts the file again.
+            let _ = name_fd(self.fd, &self.temp);
+        }
+    }
 }
 
 impl Sink {
@@ -36,7 +56,7 @@ impl Sink {
             return Ok(Sink {
                 file: options.open(temp)?,
                 offset: 0,
-                unnamed: false,
+                unnamed: None,
             });
         }
         let file = options.open(temp)?;
@@ -48,11 +68,12 @@ impl Sink {
         Ok(Sink {
             file,
             offset,
-            unnamed: false,
+            unnamed: None,
         })
     }
 
-    /// A new file in `dir` with no name (Linux's `O_TMPFILE`), for a file that may be finished
+    /// A new file with no name (Linux's `O_TMPFILE`) in the folder of `temp`, the name it takes
+    /// when something needs to find it (`name`), for a file that may be finished
     /// before anything needs to find it by name: a one-file job's file, which complete then links
     /// straight to its destination. Against a named temporary file created, then renamed, it
     /// spares two changes to the folder (the entry created, the entry removed) and the folder's
@@ -60,28 +81,36 @@ impl Sink {
     /// against 43.5 (create, write, close and link, or rename), and 0.198 s against 0.208 s for
     /// bench/many.sh's b (14 alternating rounds). None where the platform or the file system
     /// has no such files; then the caller names the file as usual.
-    pub(crate) fn open_unnamed(dir: &Path) -> io::Result<Option<Sink>> {
-        match unnamed_in(dir)? {
-            Some(file) => Ok(Some(Sink {
-                file,
-                offset: 0,
-                unnamed: true,
-            })),
-            None => Ok(None),
-        }
+    pub(crate) fn open_unnamed(temp: &Path) -> io::Result<Option<Sink>> {
+        use std::os::unix::io::AsRawFd;
+        let Some(dir) = temp.parent() else {
+            return Ok(None);
+        };
+        Ok(unnamed_in(dir)?.map(|file| Sink {
+            unnamed: Some(Unnamed {
+                temp: temp.to_path_buf(),
+                fd: file.as_raw_fd(),
+                written: false,
+            }),
+            file,
+            offset: 0,
+        }))
     }
 
     /// True until `name` gives the file its name.
     pub(crate) fn is_unnamed(&self) -> bool {
-        self.unnamed
+        self.unnamed.is_some()
     }
 
-    /// Gives an unnamed file the name `temp` (see `name_unnamed`), before anything may record
-    /// bytes in it: a checkpoint names the file the next open looks for.
-    pub(crate) fn name(&mut self, temp: &Path) -> io::Result<()> {
-        if self.unnamed {
-            name_unnamed(&self.file, temp)?;
-            self.unnamed = false;
+    /// Gives an unnamed file its name (see `name_unnamed`), before anything may record bytes in
+    /// it: a checkpoint names the file the next open looks for.
+    pub(crate) fn name(&mut self) -> io::Result<()> {
+        if let Some(mut u) = self.unnamed.take() {
+            if let Err(e) = name_unnamed(&self.file, &u.temp) {
+                self.unnamed = Some(u);
+                return Err(e);
+            }
+            u.written = false;
         }
         Ok(())
     }
@@ -93,6 +122,9 @@ impl Sink {
     pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<()> {
         self.file.write_all_at(buf, self.offset)?;
         self.offset += buf.len() as u64;
+        if let Some(u) = &mut self.unnamed {
+            u.written = true;
+        }
         Ok(())
     }
 
@@ -102,9 +134,13 @@ impl Sink {
     }
 
     /// The file, once nothing more is written to it (to be flushed by the checkpoint batch). An
-    /// unnamed file lives only as long as this handle.
+    /// unnamed file stays unnamed, and lives only as long as this handle.
     pub(crate) fn into_file(self) -> File {
-        self.file
+        let Sink { unnamed, file, .. } = self;
+        if let Some(mut u) = unnamed {
+            u.written = false;
+        }
+        file
     }
 
     /// Drops every byte: the file starts again from 0.
@@ -364,11 +400,16 @@ fn unnamed_in(_dir: &Path) -> io::Result<Option<File>> {
 
 /// Gives the unnamed `file` the name `to`; fails with `AlreadyExists` if `to` exists. Through
 /// /proc rather than `AT_EMPTY_PATH`, which needs a capability applications do not have.
-#[cfg(target_os = "linux")]
 pub(crate) fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::io::AsRawFd;
-    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    link_fd(file.as_raw_fd(), to)
+}
+
+/// `link_unnamed` by descriptor.
+#[cfg(target_os = "linux")]
+fn link_fd(fd: i32, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let to = std::ffi::CString::new(to.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -389,7 +430,7 @@ pub(crate) fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn link_unnamed(_file: &File, _to: &Path) -> io::Result<()> {
+fn link_fd(_fd: i32, _to: &Path) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
@@ -397,10 +438,16 @@ pub(crate) fn link_unnamed(_file: &File, _to: &Path) -> io::Result<()> {
 /// under the same derived name (`temp_name_of`): nobody else's, and its bytes count for nothing
 /// (nothing recorded them), so it is replaced.
 pub(crate) fn name_unnamed(file: &File, temp: &Path) -> io::Result<()> {
-    match link_unnamed(file, temp) {
+    use std::os::unix::io::AsRawFd;
+    name_fd(file.as_raw_fd(), temp)
+}
+
+/// `name_unnamed` by descriptor.
+fn name_fd(fd: i32, temp: &Path) -> io::Result<()> {
+    match link_fd(fd, temp) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             remove(temp)?;
-            link_unnamed(file, temp)
+            link_fd(fd, temp)
         }
         r => r,
     }
@@ -468,6 +515,54 @@ mod tests {
                 .join(format!("BIT{:X}_{index:X}.tmp", job.simple()));
             assert_eq!(temp_name_of(dest, &job, index).unwrap(), old);
         }
+    }
+
+    /// An unnamed file is nowhere in its folder until named; dropped with bytes in it (a stopped
+    /// transfer) it takes its name, so the next attempt resumes after them; handed over with
+    /// `into_file` it stays unnamed, and a link puts it in place; a leftover under its name is
+    /// replaced.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn unnamed_files_take_their_name_when_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let stopped = dir.path().join("BITstopped.tmp");
+        let mut sink = Sink::open_unnamed(&stopped).unwrap().unwrap();
+        sink.write(b"abc").unwrap();
+        assert!(sink.is_unnamed() && listing().is_empty());
+        drop(sink);
+        assert_eq!(std::fs::read(&stopped).unwrap(), b"abc");
+        // Nothing written: nothing named.
+        drop(
+            Sink::open_unnamed(&dir.path().join("BITempty.tmp"))
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(listing(), ["BITstopped.tmp"]);
+        // Named on demand, over a leftover.
+        let mut sink = Sink::open_unnamed(&stopped).unwrap().unwrap();
+        sink.write(b"new").unwrap();
+        sink.name().unwrap();
+        assert!(!sink.is_unnamed());
+        assert_eq!(std::fs::read(&stopped).unwrap(), b"new");
+        drop(sink);
+        // Handed over: stays unnamed until linked.
+        let done = dir.path().join("BITdone.tmp");
+        let mut sink = Sink::open_unnamed(&done).unwrap().unwrap();
+        sink.write(b"done").unwrap();
+        let file = sink.into_file();
+        assert_eq!(listing(), ["BITstopped.tmp"]);
+        link_unnamed(&file, &dir.path().join("dest")).unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(dir.path().join("dest")).unwrap(), b"done");
+        assert_eq!(listing(), ["BITstopped.tmp", "dest"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! | after the intent, before any file is touched | the intent, old state | completing: does every rename; cancelling: deletes the temporary files; then removes the job |
 //! | between renames (complete) | the intent; some files `committed` | finishes the renames (a file whose temporary file is gone but whose destination exists counts as renamed), syncs the folders, removes the job |
 //! | after complete or cancel returned, before the batch | the intent | as above: settling is idempotent |
-//! | a one-file job's unnamed file linked to its destination (`link_held`), before the intent | the job as the batch last wrote it, its file not finished | nothing: the destination holds the file, and the job fetches it again |
+//! | a one-file job's unnamed file linked to its destination (`link_held`: no intent), before the next batch | the job as the batch last wrote it, its file not finished | nothing: the destination holds the file, and the job fetches it again |
 //!
 //! If the renames cannot be finished at open, the intent is dropped and the job stays as it was,
 //! so complete can be called again.
@@ -50,9 +50,10 @@ pub(crate) fn complete(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HRes
     let linked = durable
         .map_err(Error::from)
         .and_then(|()| link_held(shared, &mut rec));
-    let intent = linked.and_then(|linked| {
-        record_intent(shared, cell, Settle::Completing, linked)?;
-        Ok(linked)
+    // A linked file needs no intent: its one link was the commit (see `link_held`).
+    let intent = linked.and_then(|linked| match linked {
+        Some(i) => Ok(Some(i)),
+        None => record_intent(shared, cell, Settle::Completing).map(|()| None),
     });
     let linked = match intent {
         Ok(linked) => linked,
@@ -97,7 +98,7 @@ pub(crate) fn cancel(shared: &Arc<Shared>, cell: &Arc<JobCell>) -> Result<HResul
     };
     // The intent is recorded with the state unchanged: CANCELLED appears only in `retire`,
     // once the job has left the queue.
-    if let Err(e) = record_intent(shared, cell, Settle::Cancelling, None) {
+    if let Err(e) = record_intent(shared, cell, Settle::Cancelling) {
         end_settling(shared, cell, None)?;
         return Err(e);
     }
@@ -184,44 +185,38 @@ fn retire(shared: &Arc<Shared>, cell: &Arc<JobCell>, rec: JobRecord, dirs: Vec<P
     shared.checkpoints.retire(rec_seq, dirs);
 }
 
-/// Records the intent of complete or cancel while the job is settling: its row only, and with
-/// it the file `linked` names as committed (`link_held`).
-fn record_intent(
-    shared: &Arc<Shared>,
-    cell: &Arc<JobCell>,
-    intent: Settle,
-    linked: Option<usize>,
-) -> Result<()> {
+/// Records the intent of complete or cancel while the job is settling: its row only.
+fn record_intent(shared: &Arc<Shared>, cell: &Arc<JobCell>, intent: Settle) -> Result<()> {
     let mut slot = cell.slot.lock();
-    let touch = match linked {
-        Some(i) => Touch::Files(vec![i]),
-        None => Touch::Job,
-    };
-    publish(shared, cell, &mut slot, touch, |r| {
+    publish(shared, cell, &mut slot, Touch::Job, |r| {
         r.settling = Some(intent);
-        if let Some(f) = linked.and_then(|i| r.files.get_mut(i)) {
-            f.committed = true;
-        }
         Ok(())
     })
 }
 
 /// A one-file job whose file finished unnamed (`Sink::open_unnamed`), flushed and held by the
 /// checkpoint batch: the file is linked straight to its destination, one new entry in the folder
-/// where a temporary file costs two changes (created, then renamed). Returns its index, to be
-/// recorded as committed with the intent. A crash between the link and that record leaves the
-/// destination in place and the job as the store last had it (not TRANSFERRED: its file was
-/// never recorded), so it fetches the file again and can be completed again; after the record,
-/// `recover` finishes as for any complete.
+/// where a temporary file costs two changes (created, then renamed). Returns its index. The link
+/// is the whole commit (one file: nothing to make atomic), so no intent is recorded: the store
+/// still has the job as the batch last wrote it (its file never recorded, since it had no name),
+/// and the next batch syncs the folder, then deletes the job's row. A crash before that batch
+/// leaves the destination in place and the job to fetch its file again (and be completed again);
+/// at no point does the store say a file is where it may not be.
 ///
 /// A file that cannot go there at once (its destination exists and is to be replaced, a job with
 /// more files since, a failed link) is given its temporary name and goes back to the batch, and
 /// complete goes on as for a named file: one more batch. None also when there is nothing held.
 fn link_held(shared: &Arc<Shared>, rec: &mut JobRecord) -> Result<Option<usize>> {
-    let Some(held) = shared.checkpoints.take_held(&rec.id) else {
-        // Not held, or being named by a batch: `make_durable` waits for that batch.
+    let held = loop {
+        if let Some(held) = shared.checkpoints.take_held(&rec.id) {
+            break held;
+        }
+        // Not held, or being named by a batch: `make_durable` waits for that batch, which may
+        // also have failed to name it and held it again.
         shared.checkpoints.make_durable(&rec.id, &*shared.store)?;
-        return Ok(None);
+        if !shared.checkpoints.holds(&rec.id) {
+            return Ok(None);
+        }
     };
     let i = held.point.file as usize;
     let alone = rec.files.len() == 1 && rec.reply_path().is_none();

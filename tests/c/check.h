@@ -232,6 +232,17 @@ static inline int count_tmp(const char *dir) {
     return n;
 }
 
+/* Polls until `dir` holds exactly `n` BIT*.tmp files (or the deadline). Returns the count seen.
+   (On Linux a one-file job's file has no name until its first checkpoint, 50 ms into it.) */
+static inline int poll_tmp(const char *dir, int n, int64_t timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int seen = count_tmp(dir);
+        if (seen == n || now_ms() >= deadline) return seen;
+        poll_pause();
+    }
+}
+
 /* 1 if both files exist and hold the same bytes; else 0, with the reason on stderr. */
 static inline int files_equal(const char *expected_path, const char *actual_path) {
     FILE *a = fopen(expected_path, "rb"), *b = fopen(actual_path, "rb");

@@ -698,7 +698,7 @@ static void test_cancel(void) {
     CHECK_HR(bits_resume(job), BITS_S_OK);
     uint64_t got = poll_bytes(job, 1, 10000);
     CHECKF(got > 0, "no byte arrived within 10 s");
-    int tmp = count_tmp(dest_dir);
+    int tmp = poll_tmp(dest_dir, 1, 10000);
     CHECKF(tmp == 1, "%d BIT*.tmp during the transfer", tmp);
 
     CHECK_HR(bits_cancel(job), BITS_S_OK);

@@ -144,8 +144,9 @@ struct Queue {
     rows: HashMap<JobId, JobRecord>,
     /// The jobs of the batch being flushed and written.
     in_flight: Vec<JobId>,
-    /// Files of `pending` held open (`Flush::Open`): at most `KEEP_OPEN` but after a failed batch
-    /// (`put_back` returns its files on top), and every one where there is no syncfs.
+    /// Files of `pending` held open (`Flush::Open`, `Flush::Unnamed`): with `held`, at most
+    /// `KEEP_OPEN` but after a failed batch (`put_back` returns its files on top), and every one
+    /// where there is no syncfs.
     open: usize,
     /// One open file on each file system that `Flush::Closed` names.
     whole: Vec<(u64, File)>,
@@ -155,17 +156,23 @@ struct Queue {
     named_in: HashSet<PathBuf>,
 }
 
+/// True for a flush that keeps its file open in the queue.
+fn holds_open(f: &Flush) -> bool {
+    matches!(f, Flush::Open(_) | Flush::Unnamed(_))
+}
+
 impl Queue {
+    /// Open files the queue keeps: waiting (`open`) and held.
+    fn descriptors(&self) -> usize {
+        self.open + self.held.len()
+    }
+
     /// Adds `p`, replacing an older checkpoint of its file (flush and all), which it returns for
     /// the caller to drop (a file to close) once it has let go of the queue.
     fn insert(&mut self, p: Pending) -> Option<Pending> {
-        self.open += usize::from(matches!(p.flush, Flush::Open(_)));
+        self.open += usize::from(holds_open(&p.flush));
         let old = self.pending.insert((p.point.job, p.point.file), p);
-        if let Some(Pending {
-            flush: Flush::Open(_),
-            ..
-        }) = old
-        {
+        if old.as_ref().is_some_and(|o| holds_open(&o.flush)) {
             self.open -= 1;
         }
         old
@@ -176,7 +183,7 @@ impl Queue {
         if let std::collections::hash_map::Entry::Vacant(v) =
             self.pending.entry((p.point.job, p.point.file))
         {
-            self.open += usize::from(matches!(p.flush, Flush::Open(_)));
+            self.open += usize::from(holds_open(&p.flush));
             v.insert(p);
         }
     }
@@ -185,7 +192,7 @@ impl Queue {
     /// its file system remembered (one of its files kept open in `whole`). Returns the file to
     /// close, for the caller to drop once it has let go of the queue.
     fn flush_of(&mut self, file: File) -> (Flush, Option<File>) {
-        if self.open < KEEP_OPEN {
+        if self.descriptors() < KEEP_OPEN {
             return (Flush::Open(file), None);
         }
         match localfile::syncfs_device(&file) {
@@ -333,11 +340,18 @@ impl Checkpoints {
     /// Drops the waiting checkpoints of `job`, and its held file (it is being cancelled: its files
     /// are deleted).
     pub(crate) fn forget(&self, job: &JobId) {
+        // A batch that took the job's files ends first: it could hold one of them, unnamed, and
+        // name it later, a temporary file nobody would delete.
+        let mut written = self.written.lock();
+        while self.queue.lock().in_flight.contains(job) {
+            let _ = self.batch_done.wait_for(&mut written, TASK_ANSWERS_WITHIN);
+        }
+        drop(written);
         let mut q = self.queue.lock();
         let mut closed = 0;
         q.pending.retain(|(j, _), p| {
             let keep = j != job;
-            closed += usize::from(!keep && matches!(p.flush, Flush::Open(_)));
+            closed += usize::from(!keep && holds_open(&p.flush));
             keep
         });
         q.open -= closed;
@@ -345,6 +359,22 @@ impl Checkpoints {
         let held = q.held.remove(job);
         drop(q);
         drop(held);
+    }
+
+    /// Whether a file that finished unnamed may wait so (`record_unnamed`): its descriptor stays
+    /// open until complete or a batch names it, and the queue keeps at most `KEEP_OPEN`. If not,
+    /// the engine names it and hands it over as any other file.
+    pub(crate) fn can_hold(&self) -> bool {
+        self.queue.lock().descriptors() < KEEP_OPEN
+    }
+
+    /// Whether the job's unnamed file is held (or waits for its batch to flush and hold it).
+    pub(crate) fn holds(&self, job: &JobId) -> bool {
+        let q = self.queue.lock();
+        q.held.contains_key(job)
+            || q.pending
+                .iter()
+                .any(|((j, _), p)| j == job && matches!(p.flush, Flush::Unnamed(_)))
     }
 
     /// Takes the job's flushed unnamed file (see the module doc), if a batch holds it: complete
@@ -420,10 +450,7 @@ impl Checkpoints {
             let mut q = self.queue.lock();
             debug_assert_eq!(
                 q.open,
-                q.pending
-                    .values()
-                    .filter(|p| matches!(p.flush, Flush::Open(_)))
-                    .count()
+                q.pending.values().filter(|p| holds_open(&p.flush)).count()
             );
             let batch: Vec<Pending> = q.pending.drain().map(|(_, p)| p).collect();
             let rows: Vec<JobRecord> = q.rows.drain().map(|(_, r)| r).collect();
@@ -441,8 +468,8 @@ impl Checkpoints {
             (batch, std::mem::take(&mut q.whole), rows, due, named_in)
         };
         // Held files whose wait is over get their names now; the batch syncs their folders and
-        // writes their checkpoints. One that cannot be named waits for the next batch (or, at
-        // close, is dropped: nothing recorded it, and the next open fetches it again).
+        // writes their checkpoints. One that cannot be named (a full folder) stays held for the
+        // next batch: its data is there, only its name is missing.
         for h in due {
             if name_held(&h.file, &h.point, &mut named_in) {
                 // Unless a newer row of the job came meanwhile.
@@ -453,28 +480,22 @@ impl Checkpoints {
                     point: h.point,
                     flush: Flush::Done,
                 });
-            } else if hold {
+            } else {
                 self.hold_again(h);
             }
         }
         if !hold {
-            // Nothing is held past this batch (close): unnamed files get their names now (one
-            // that cannot is dropped, as above).
-            batch = batch
-                .into_iter()
-                .filter_map(|p| match p.flush {
-                    Flush::Unnamed(file) => {
-                        name_held(&file, &p.point, &mut named_in).then_some(Pending {
-                            point: p.point,
-                            flush: Flush::Open(file),
-                        })
+            // Nothing waits past this batch (close): unnamed files get their names now (one
+            // that cannot is flushed and held, as above).
+            for p in &mut batch {
+                let named = matches!(&p.flush,
+                    Flush::Unnamed(file) if name_held(file, &p.point, &mut named_in));
+                if named {
+                    if let Flush::Unnamed(file) = std::mem::replace(&mut p.flush, Flush::Done) {
+                        p.flush = Flush::Open(file);
                     }
-                    flush => Some(Pending {
-                        point: p.point,
-                        flush,
-                    }),
-                })
-                .collect();
+                }
+            }
         }
         let mut retiring = std::mem::take(&mut *self.retiring.lock());
         retiring.dirs.extend(named_in);
@@ -900,7 +921,7 @@ mod tests {
             rec.seq = seq.fetch_add(1, Ordering::SeqCst);
             rec.state = JobState::Queued;
             store.save(&rec).unwrap();
-            let mut sink = Sink::open_unnamed(dir.path()).unwrap().unwrap();
+            let mut sink = Sink::open_unnamed(&temp).unwrap().unwrap();
             sink.write(name.as_bytes()).unwrap();
             let point = Checkpoint {
                 job: rec.id,
@@ -961,5 +982,20 @@ mod tests {
         assert_eq!(std::fs::read(&closing_temp).unwrap(), b"closing");
         let temp = Some(closing_temp.to_string_lossy().into());
         assert_eq!(stored(&closing), (JobState::Transferred, true, temp));
+        // Unnamed files keep their descriptors open, waiting or held: at most KEEP_OPEN of them
+        // (past that the engine names a finished file at once), and cancel lets go of its job's.
+        let mut many = Vec::new();
+        while c.can_hold() {
+            many.push(job(&format!("m{}", many.len())));
+        }
+        assert_eq!(many.len(), KEEP_OPEN);
+        c.write_pass(&store).unwrap();
+        assert!(!c.can_hold());
+        for (rec, _, temp) in &many {
+            assert!(c.holds(&rec.id));
+            c.forget(&rec.id);
+            assert!(!c.holds(&rec.id) && !temp.exists());
+        }
+        assert!(c.can_hold() && c.held_due().is_none());
     }
 }

@@ -543,9 +543,10 @@ impl<'a> FileTransfer<'a> {
             return Ok(());
         }
         // A completed unnamed file stays unnamed for complete to link to its destination (the
-        // batch flushes it and holds it a while: `Checkpoints::record_unnamed`); the part of a
-        // file that stopped is recorded, so it needs its name first.
-        let unnamed = completed && sink.is_unnamed();
+        // batch flushes it and holds it a while: `Checkpoints::record_unnamed`), if the queue
+        // may keep one more descriptor; the part of a file that stopped is recorded, so it needs
+        // its name first.
+        let unnamed = completed && sink.is_unnamed() && self.shared.checkpoints.can_hold();
         if !unnamed {
             self.name_sink(&mut sink)?;
         }
@@ -574,13 +575,13 @@ impl<'a> FileTransfer<'a> {
         if !sink.is_unnamed() {
             return Ok(());
         }
-        let temp = self.cell.slot.lock().rec.files[self.index]
-            .temp_path
-            .clone()
-            .unwrap_or_default();
-        let temp = Path::new(&*temp);
-        sink.name(temp)
-            .map_err(|e| Failure::local_io("cannot name", temp, &e))
+        sink.name().map_err(|e| {
+            let temp = self.cell.slot.lock().rec.files[self.index]
+                .temp_path
+                .clone();
+            let temp = temp.unwrap_or_default();
+            Failure::local_io("cannot name", Path::new(&*temp), &e)
+        })
     }
 
     /// The checkpoint of `offset` bytes, with what the record knows of the file.
@@ -636,9 +637,9 @@ impl<'a> FileTransfer<'a> {
         };
         // A one-file job's new file starts without a name (see `Sink::open_unnamed`); where the
         // folder cannot have unnamed files, or with anything to resume, it is opened by name.
-        let unnamed = match (fresh && recorded == 0 && one_file, temp.parent()) {
-            (true, Some(dir)) => Sink::open_unnamed(dir).ok().flatten(),
-            _ => None,
+        let unnamed = match fresh && recorded == 0 && one_file {
+            true => Sink::open_unnamed(&temp).ok().flatten(),
+            false => None,
         };
         let sink = match unnamed {
             Some(sink) => sink,
