@@ -352,13 +352,18 @@ impl Checkpoints {
     /// are deleted).
     pub(crate) fn forget(&self, job: &JobId) {
         // A batch that took the job's files ends first: it could hold one of them, unnamed, and
-        // name it later, a temporary file nobody would delete.
+        // name it later, a temporary file nobody would delete. Checked and forgotten under one
+        // lock of the queue, so no batch takes them in between.
         let mut written = self.written.lock();
-        while self.queue.lock().in_flight.contains(job) {
+        let mut q = loop {
+            let q = self.queue.lock();
+            if !q.in_flight.contains(job) {
+                break q;
+            }
+            drop(q);
             let _ = self.batch_done.wait_for(&mut written, TASK_ANSWERS_WITHIN);
-        }
+        };
         drop(written);
-        let mut q = self.queue.lock();
         let mut closed = 0;
         q.pending.retain(|(j, _), p| {
             let keep = j != job;
@@ -379,10 +384,12 @@ impl Checkpoints {
         self.queue.lock().descriptors() < KEEP_UNNAMED
     }
 
-    /// Whether the job's unnamed file is held (or waits for its batch to flush and hold it).
+    /// Whether the job's unnamed file is held, or waits for its batch to flush and hold it, or a
+    /// batch has the job (it may be naming the file).
     pub(crate) fn holds(&self, job: &JobId) -> bool {
         let q = self.queue.lock();
         q.held.contains_key(job)
+            || q.in_flight.contains(job)
             || q.pending
                 .iter()
                 .any(|((j, _), p)| j == job && matches!(p.flush, Flush::Unnamed(_)))
