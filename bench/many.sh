@@ -8,7 +8,9 @@
 # Environment:
 #   MANY_FILES    number of files (default 2000)
 #   MANY_SIZE_KB  size of each file in KiB (default 16); random content
-#   MANY_ROUNDS   rounds; each round runs a, b, c and d once, in that order (default 5)
+#   MANY_ROUNDS   rounds; each round runs a, b, c and d once: odd rounds in that order, even rounds
+#                 in the reverse order (d, c, b, a), so no contestant always runs after the same
+#                 one (default 5)
 #   MANY_DIR      parent of the work folder (default <repo>/bench/out); the source files, the
 #                 destination folder and the openbits state folder all live in one work folder,
 #                 on one file system. The work folder is deleted at exit (and only then: each
@@ -49,8 +51,9 @@
 # All download over plain HTTP/1.1 from 127.0.0.1.
 #
 # Numbers are printed next to the bars (a/c <= 1.0, b/c <= 1.0, from the medians) and marked ok
-# or MISSED; nothing is asserted: the exit status is 0 whatever the numbers (non-zero only if a
-# step fails).
+# or MISSED; beside them, without bars, the median of each round's own a/c and b/c (a slow minute of
+# the VM slows every contestant of its round). Nothing is asserted: the exit status is 0 whatever
+# the numbers (non-zero only if a step fails).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -254,7 +257,9 @@ verify() { # every destination has its source's bytes, and nothing else is in th
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
 get() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
 
-declare -A inner=() outer=() app_cpu=() engine_cpu=()
+declare -A inner=() outer=() app_cpu=() engine_cpu=() now=()
+pair_ac=""
+pair_bc=""
 cpu_app=""
 cpu_engine=""
 t=""
@@ -298,7 +303,7 @@ label_a="openbits, 1 job of $nfiles files"
 label_b="openbits, $nfiles jobs of 1 file"
 label_c="curl -Z --parallel-max 16, sync -f"
 label_d="curl sequential, sync -f"
-echo "== $rounds rounds of $nfiles files of $size_kb KiB; a, b, c, d in each round"
+echo "== $rounds rounds of $nfiles files of $size_kb KiB; a, b, c, d in odd rounds, d, c, b, a in even ones"
 echo "   a  $label_a (bench/many.c one)"
 echo "   b  $label_b (bench/many.c jobs)"
 echo "   c  curl -sS -Z --parallel-max 16 -K LIST && sync -f DEST"
@@ -312,7 +317,9 @@ for ((r = 1; r <= rounds; r++)); do
     [[ -n "$create_us" ]] || { echo "the create probe printed no create_us" >&2; exit 1; }
     creates+="$create_us "
     printf '%-6s %s\n' "$r" "creating an empty file beside the destination: $create_us us (mean of 500)"
-    for c in a b c d; do
+    order="a b c d"
+    ((r % 2)) || order="d c b a"
+    for c in $order; do
         case "$c" in
             a) run_openbits one ;;
             b) run_openbits jobs ;;
@@ -321,12 +328,16 @@ for ((r = 1; r <= rounds; r++)); do
         esac
         verify "$c (round $r)"
         inner[$c]+="$t "
+        now[$c]=$t
         [[ -z "$pt" ]] || outer[$c]+="$pt "
         [[ -z "$pt" ]] || { app_cpu[$c]+="$cpu_app "; engine_cpu[$c]+="$cpu_engine "; }
         printf '%-6s %-4s %10.3f %10s %10.0f%s\n' "$r" "$c" "$t" \
             "$([[ -n "$pt" ]] && printf '%.3f' "$pt" || echo -)" \
             "$(awk -v n="$nfiles" -v s="$t" 'BEGIN { print n / s }')" "$extra"
     done
+    # The same round's ratios: a slow hour slows every contestant of its round.
+    pair_ac+="$(awk -v x="${now[a]}" -v y="${now[c]}" 'BEGIN { print x / y }') "
+    pair_bc+="$(awk -v x="${now[b]}" -v y="${now[c]}" 'BEGIN { print x / y }') "
 done
 rm -rf "$dest" "$state"
 
@@ -359,6 +370,9 @@ printf '%-6s %10s   %-12s %s\n' ratio value bar verdict
 printf '%-6s %10s   %-12s %s\n' a/c "$ac" "a/c <= 1.0" "$(verdict "$ac" 1.0)"
 printf '%-6s %10s   %-12s %s\n' b/c "$bc" "b/c <= 1.0" "$(verdict "$bc" 1.0)"
 printf '%-6s %10s   %s\n' d/c "$(ratio "${med[d]}" "${med[c]}")" "(no bar)"
+# shellcheck disable=SC2086
+printf '   the same round'"'"'s ratios, median of the rounds: a/c %.3f, b/c %.3f (no bars)\n' \
+    "$(median $pair_ac)" "$(median $pair_bc)"
 echo "   whole processes: a/c $(ratio "${pmed[a]}" "${med[c]}"), b/c $(ratio "${pmed[b]}" "${med[c]}") (no bars)"
 # shellcheck disable=SC2086
 echo "   creating an empty file, median of the rounds: $(median $creates) us (the higher, the more curl's one thread is slowed)"

@@ -13,7 +13,9 @@
 //! - The schema version lives in `PRAGMA user_version`; `MIGRATIONS` brings any older database
 //!   forward, each step in its own transaction. A newer database is refused, never downgraded.
 //! - A file that is not an openbits database (not SQLite, corrupt, or another program's tables)
-//!   is refused with BITS_E_DATABASE_CORRUPT and left untouched.
+//!   is refused with BITS_E_DATABASE_CORRUPT and left untouched. The integrity check reads every
+//!   page; at today's schema it runs on a connection of its own while the first read loads the
+//!   queue, and nothing writes the file until it has passed (`settle_check`).
 
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
@@ -230,7 +232,15 @@ pub struct SqliteStore {
     log: Option<OpLog>,
     /// `Store::close` ran: every write is refused, and dropping the store touches no file.
     closed: std::sync::atomic::AtomicBool,
+    /// The integrity check of an opened database, when it runs beside the first read
+    /// (`check_and_migrate`): joined before anything writes the file and before `load_all`
+    /// returns (`settle_check`).
+    check: Mutex<Option<PendingCheck>>,
 }
+
+/// `PRAGMA quick_check` on a connection of its own. It reads every page: a sixth of opening a
+/// queue of 100,000 jobs, which on two cores it need not add to.
+type PendingCheck = std::thread::JoinHandle<Result<(), StoreError>>;
 
 /// Maps an SQLite failure to the HRESULT a caller can act on.
 fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
@@ -247,6 +257,17 @@ fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
         _ => hr::E_FAIL,
     };
     (code, format!("state database: {what}: {e}"))
+}
+
+/// `PRAGMA quick_check(1)`: every page read, the structure of every table and index checked.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let check: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|_| corrupt(path, "integrity check failed"))?;
+    if check != "ok" {
+        return Err(corrupt(path, &format!("integrity check: {check}")));
+    }
+    Ok(())
 }
 
 fn corrupt(path: &Path, why: &str) -> StoreError {
@@ -272,7 +293,7 @@ impl SqliteStore {
         })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| db_error("open", e))?;
-        Self::check_and_migrate(&conn, &path)?;
+        let check = Self::check_and_migrate(&conn, &path)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| db_error("foreign_keys", e))?;
         let io = |e: std::io::Error| {
@@ -285,6 +306,7 @@ impl SqliteStore {
             path,
             log: Some(log),
             closed: Default::default(),
+            check: Mutex::new(check),
         };
         if let Err(e) = store.replay(&bytes) {
             // The log still holds calls the tables do not: dropping the store must not fold an
@@ -299,6 +321,9 @@ impl SqliteStore {
 
     /// Runs what the log holds past the database's last fold (a crash's calls), then empties it.
     fn replay(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        if !bytes.is_empty() {
+            self.settle_check()?;
+        }
         let (records, _) = oplog::records(bytes);
         let conn = self.conn.lock();
         let folded = folded_seq(&conn).map_err(|e| db_error("read the log's position", e))?;
@@ -354,8 +379,13 @@ impl SqliteStore {
     }
 
     /// Everything that reads the file before anything writes it: a foreign or broken file is
-    /// refused before WAL mode or a migration could change it.
-    fn check_and_migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    /// refused before WAL mode or a migration could change it. A database already at this
+    /// schema and in WAL mode needs no write here, so its integrity check runs on a thread of its
+    /// own, returned, while the caller goes on reading (`settle_check` joins it).
+    fn check_and_migrate(
+        conn: &Connection,
+        path: &Path,
+    ) -> Result<Option<PendingCheck>, StoreError> {
         let version: i64 = match conn.pragma_query_value(None, "user_version", |r| r.get(0)) {
             Ok(v) => v,
             Err(e)
@@ -393,19 +423,74 @@ impl SqliteStore {
         if version == 0 && tables > 0 {
             return Err(corrupt(path, "it holds another program's tables"));
         }
-        if version > 0 {
-            let check: String = conn
-                .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-                .map_err(|_| corrupt(path, "integrity check failed"))?;
-            if check != "ok" {
-                return Err(corrupt(path, &format!("integrity check: {check}")));
+        if version == SCHEMA_VERSION {
+            let mode: String = conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .map_err(|e| db_error("read the journal mode", e))?;
+            if mode.eq_ignore_ascii_case("wal") {
+                let beside = path.to_path_buf();
+                let spawned = std::thread::Builder::new()
+                    .name("openbits-check".into())
+                    .spawn(move || {
+                        let flags =
+                            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                        let conn = Connection::open_with_flags(&beside, flags)
+                            .map_err(|e| db_error("open for the integrity check", e))?;
+                        quick_check(&conn, &beside)
+                    });
+                // No thread to be had: check here, as a migrating open does.
+                let check = match spawned {
+                    Ok(handle) => Some(handle),
+                    Err(_) => {
+                        quick_check(conn, path)?;
+                        None
+                    }
+                };
+                conn.pragma_update(None, "synchronous", "NORMAL")
+                    .map_err(|e| db_error("synchronous", e))?;
+                return Ok(check);
             }
+        }
+        if version > 0 {
+            quick_check(conn, path)?;
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| db_error("journal_mode", e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| db_error("synchronous", e))?;
-        migrate(conn, version, SCHEMA_VERSION)
+        migrate(conn, version, SCHEMA_VERSION)?;
+        Ok(None)
+    }
+
+    /// Waits for the integrity check started by `open`, if it still runs. A database that
+    /// fails it is refused as a damaged one is at open, and the store then writes nothing: not
+    /// its log's calls, not a fold at drop.
+    fn settle_check(&self) -> Result<(), StoreError> {
+        let Some(handle) = self.check.lock().take() else {
+            return Ok(());
+        };
+        let verdict = handle.join().unwrap_or_else(|_| {
+            Err((
+                hr::E_FAIL,
+                format!("{}: the integrity check failed to run", self.path.display()),
+            ))
+        });
+        if verdict.is_err() {
+            self.shut();
+        }
+        verdict
+    }
+
+    /// Refuses every later write, and leaves the files to whoever holds the folder next.
+    fn shut(&self) {
+        if let Some(log) = &self.log {
+            // Under the log's lock, so no append is half-way past the check. The mapping goes
+            // too: the folder's next holder may empty the file while this store lives on.
+            let mut inner = log.inner.lock();
+            inner.closed = true;
+            inner.drop_mapping();
+        }
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn path(&self) -> &Path {
@@ -1239,6 +1324,7 @@ impl SqliteStore {
         f: &dyn Fn(&Connection) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
         self.check_open(what)?;
+        self.settle_check()?;
         let conn = self.conn.lock();
         // A log past its size is emptied by this fold: appends wait for it and one sync.
         let mut held = None;
@@ -1388,61 +1474,122 @@ fn bind_file_names(
     b.put(c":idx", idx as u32)
 }
 
-impl Store for SqliteStore {
-    fn load_all(&self) -> Result<Vec<JobRecord>, StoreError> {
+impl SqliteStore {
+    /// Every job with its files, in creation order (`load_all` without the check's verdict).
+    /// A large queue's files are read on a second connection while this one reads the jobs:
+    /// both are scans of a table, and the writer's lock held meanwhile keeps them one snapshot
+    /// (no other connection writes this database: the folder's lock says so).
+    fn read_all(&self) -> Result<Vec<JobRecord>, StoreError> {
         self.fold()?;
         let conn = self.conn.lock();
         // Sized up front: growing a vector of 100,000 records by doubling copies it 17 times.
         let count: i64 = conn
             .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
             .map_err(|e| db_error("load", e))?;
-        let mut jobs: Vec<JobRecord> = Vec::with_capacity(count.max(0) as usize);
-        {
-            let mut st = conn
-                .prepare(&sql().select_jobs)
-                .map_err(|e| db_error("load", e))?;
-            let mut owners = Owners::default();
-            let rows = st
-                .query_map([], |row| decode_job(row, &mut owners))
-                .map_err(|e| db_error("load", e))?;
-            for job in rows {
-                jobs.push(job.map_err(|e| db_error("load jobs", e))?);
-            }
-        }
-        // Jobs and files both come in creation order: a merge join, with no index to build.
-        let mut st = conn
-            .prepare(&sql().select_files)
-            .map_err(|e| db_error("load", e))?;
-        let mut rows = st.query([]).map_err(|e| db_error("load", e))?;
-        let mut at = 0;
-        while let Some(row) = rows.next().map_err(|e| db_error("load files", e))? {
-            let seq = row
-                .get::<_, i64>(0)
-                .map_err(|e| db_error("load files", e))? as u64;
-            while at < jobs.len() && jobs[at].seq < seq {
-                at += 1;
-            }
-            let Some(job) = jobs.get_mut(at).filter(|j| j.seq == seq) else {
-                continue; // a file without its job: only a foreign writer could leave one
-            };
-            let file = decode_file(row).map_err(|e| db_error("load files", e))?;
-            // A vector's first push makes room for 4 files; most jobs have one, and a queue
-            // of 100,000 jobs would keep 50 MiB of that room for ever. Later pushes double (and
-            // are trimmed below), so a job of many files is not copied once per file.
-            if job.files.is_empty() {
-                job.files.reserve_exact(1);
-            }
-            job.files.push(file);
-        }
+        let count = count.max(0) as usize;
+        let mut jobs = if count >= PARALLEL_LOAD_AT && self.log.is_some() {
+            std::thread::scope(|scope| {
+                let beside = scope.spawn(|| {
+                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let files = Connection::open_with_flags(&self.path, flags)
+                        .map_err(|e| db_error("open to load files", e))?;
+                    let mut all = Vec::with_capacity(count);
+                    each_file(&files, |seq, file| all.push((seq, file)))?;
+                    Ok::<_, StoreError>(all)
+                });
+                let jobs = read_jobs(&conn, count);
+                let files = beside.join().unwrap_or_else(|_| {
+                    Err((
+                        hr::E_FAIL,
+                        "state database: load files: the reader failed".into(),
+                    ))
+                });
+                let mut jobs = jobs?;
+                let mut at = 0;
+                for (seq, file) in files? {
+                    attach(&mut jobs, &mut at, seq, file);
+                }
+                Ok::<_, StoreError>(jobs)
+            })?
+        } else {
+            let mut jobs = read_jobs(&conn, count)?;
+            let mut at = 0;
+            each_file(&conn, |seq, file| attach(&mut jobs, &mut at, seq, file))?;
+            jobs
+        };
         for j in jobs.iter_mut().filter(|j| j.files.len() > 1) {
             j.files.shrink_to_fit();
         }
-        drop(rows);
-        drop(st);
         // The scan filled the page cache with every page of both tables; later writes touch
         // only the newest pages, so give the rest back (best effort: only memory is at stake).
         let _ = conn.execute_batch("PRAGMA shrink_memory");
         Ok(jobs)
+    }
+}
+
+/// From this many jobs on, `read_all` reads the files beside the jobs: below it a second
+/// connection (its open and its own schema parse) costs more than it saves.
+const PARALLEL_LOAD_AT: usize = 4096;
+
+/// Every job, in creation order, without files.
+fn read_jobs(conn: &Connection, count: usize) -> Result<Vec<JobRecord>, StoreError> {
+    let mut jobs: Vec<JobRecord> = Vec::with_capacity(count);
+    let mut st = conn
+        .prepare(&sql().select_jobs)
+        .map_err(|e| db_error("load", e))?;
+    let mut owners = Owners::default();
+    let rows = st
+        .query_map([], |row| decode_job(row, &mut owners))
+        .map_err(|e| db_error("load", e))?;
+    for job in rows {
+        jobs.push(job.map_err(|e| db_error("load jobs", e))?);
+    }
+    Ok(jobs)
+}
+
+/// Every file with its job's number, in creation order (the jobs', then the files' within).
+fn each_file(conn: &Connection, mut f: impl FnMut(u64, FileRecord)) -> Result<(), StoreError> {
+    let mut st = conn
+        .prepare(&sql().select_files)
+        .map_err(|e| db_error("load", e))?;
+    let mut rows = st.query([]).map_err(|e| db_error("load", e))?;
+    while let Some(row) = rows.next().map_err(|e| db_error("load files", e))? {
+        let seq = row
+            .get::<_, i64>(0)
+            .map_err(|e| db_error("load files", e))? as u64;
+        f(
+            seq,
+            decode_file(row).map_err(|e| db_error("load files", e))?,
+        );
+    }
+    Ok(())
+}
+
+/// Gives a file to its job. Jobs and files both come in creation order: a merge join, with no
+/// index to build; `at` is where the last file's job was.
+fn attach(jobs: &mut [JobRecord], at: &mut usize, seq: u64, file: FileRecord) {
+    while *at < jobs.len() && jobs[*at].seq < seq {
+        *at += 1;
+    }
+    let Some(job) = jobs.get_mut(*at).filter(|j| j.seq == seq) else {
+        return; // a file without its job: only a foreign writer could leave one
+    };
+    // A vector's first push makes room for 4 files; most jobs have one, and a queue of 100,000
+    // jobs would keep 50 MiB of that room for ever. Later pushes double (and are trimmed by
+    // `read_all`), so a job of many files is not copied once per file.
+    if job.files.is_empty() {
+        job.files.reserve_exact(1);
+    }
+    job.files.push(file);
+}
+
+impl Store for SqliteStore {
+    fn load_all(&self) -> Result<Vec<JobRecord>, StoreError> {
+        // The check's verdict comes first: a damaged page may fail the read too, but the check
+        // says why.
+        let loaded = self.read_all();
+        self.settle_check()?;
+        loaded
     }
 
     fn insert(&self, job: &JobRecord) -> Result<(), StoreError> {
@@ -1518,15 +1665,9 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> Result<(), StoreError> {
+        self.settle_check()?;
         let folded = self.fold_and_empty();
-        if let Some(log) = &self.log {
-            // Under the log's lock, so no append is half-way past the check. The mapping goes
-            // too: the folder's next holder may empty the file while this store lives on.
-            let mut inner = log.inner.lock();
-            inner.closed = true;
-            inner.drop_mapping();
-        }
-        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shut();
         folded
     }
 
@@ -1578,7 +1719,8 @@ impl Drop for SqliteStore {
     /// Folds and empties the log, so the next open has nothing to run (best effort: whatever
     /// stays is run then). Not after `close`: the folder may have another holder by now.
     fn drop(&mut self) {
-        if !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+        let checked = self.settle_check();
+        if checked.is_ok() && !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = self.fold_and_empty();
         }
     }
@@ -1876,6 +2018,50 @@ mod tests {
             2 + 1
         );
         assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
+    }
+
+    /// A queue past `PARALLEL_LOAD_AT` reads its files on a second connection: every job gets
+    /// exactly its own files, in order, whatever their number (none, one, several), and jobs
+    /// removed between leave no file behind.
+    #[test]
+    fn a_large_queue_loads_its_files_beside_its_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = PARALLEL_LOAD_AT as u64 * 7 / 6 + 100;
+        let files_of = |seq: u64| (seq % 4) as usize; // 0, 1, 2 or 3 files
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            for seq in 1..=n {
+                let mut j = job(seq, &format!("j{seq}"));
+                store.insert(&j).unwrap();
+                for i in 0..files_of(seq) {
+                    j.files.push(FileRecord::new(
+                        format!("http://h/{seq}/{i}"),
+                        format!("/d/{seq}.{i}"),
+                    ));
+                }
+                if !j.files.is_empty() {
+                    store.append_files(&j, 0).unwrap();
+                }
+            }
+            let gone: Vec<u64> = (1..=n).filter(|s| s % 7 == 0).collect();
+            store.remove(&gone).unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let all = store.load_all().unwrap();
+        let kept: Vec<u64> = (1..=n).filter(|s| s % 7 != 0).collect();
+        assert_eq!(all.iter().map(|j| j.seq).collect::<Vec<_>>(), kept);
+        assert!(
+            all.len() >= PARALLEL_LOAD_AT,
+            "the test must take the parallel path"
+        );
+        for j in &all {
+            assert_eq!(j.display_name.as_ref(), format!("j{}", j.seq));
+            let urls: Vec<String> = j.files.iter().map(|f| f.remote_url.to_string()).collect();
+            let want: Vec<String> = (0..files_of(j.seq))
+                .map(|i| format!("http://h/{}/{i}", j.seq))
+                .collect();
+            assert_eq!(urls, want, "job {}", j.seq);
+        }
     }
 
     #[test]

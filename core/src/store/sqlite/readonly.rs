@@ -46,6 +46,7 @@ impl SqliteStore {
             path,
             log: None,
             closed: Default::default(),
+            check: Mutex::new(None),
         })
     }
 
