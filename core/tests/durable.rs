@@ -478,7 +478,11 @@ fn damage_only_the_integrity_check_sees_is_refused_and_left_alone() {
     assert_eq!(err.code, hr::E_DATABASE_CORRUPT, "{}", err.message);
     assert!(err.message.contains("integrity"), "{}", err.message);
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
-    // The lock is released and nothing was left running: the repaired file opens.
+    // The store alone (tools, the crash harness's fold) checks before it returns.
+    let err = SqliteStore::open(dir.path()).err().unwrap();
+    assert_eq!(err.0, hr::E_DATABASE_CORRUPT, "{}", err.1);
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    // The lock is released: the repaired file opens.
     std::fs::remove_file(&db).unwrap();
     drop(open(dir.path()));
 }

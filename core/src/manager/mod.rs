@@ -73,12 +73,8 @@ impl Manager {
         }
         create_private_dir(&state_dir)?;
         let lock = lock_folder(&state_dir)?;
-        let store = SqliteStore::open(&state_dir).map_err(Error::from)?;
-        let records = settle::recover(
-            &store,
-            store.load_all().map_err(Error::from)?,
-            config.inactivity_timeout,
-        );
+        let (store, loaded) = SqliteStore::open_and_load(&state_dir).map_err(Error::from)?;
+        let records = settle::recover(&store, loaded, config.inactivity_timeout);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("openbits-worker")

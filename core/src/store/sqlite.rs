@@ -15,7 +15,8 @@
 //! - A file that is not an openbits database (not SQLite, corrupt, or another program's tables)
 //!   is refused with BITS_E_DATABASE_CORRUPT and left untouched. The integrity check reads every
 //!   page; at today's schema it runs on a connection of its own while the first read loads the
-//!   queue, and nothing writes the file until it has passed (`settle_check`).
+//!   queue (`open_and_load`, the manager's open), and nothing writes the file until it has
+//!   passed; `open` checks before it returns.
 
 use super::{Checkpoint, Store, StoreError};
 use crate::hresult::{self as hr, HResult};
@@ -232,15 +233,49 @@ pub struct SqliteStore {
     log: Option<OpLog>,
     /// `Store::close` ran: every write is refused, and dropping the store touches no file.
     closed: std::sync::atomic::AtomicBool,
-    /// The integrity check of an opened database, when it runs beside the first read
-    /// (`check_and_migrate`): joined before anything writes the file and before `load_all`
-    /// returns (`settle_check`).
-    check: Mutex<Option<PendingCheck>>,
 }
 
-/// `PRAGMA quick_check` on a connection of its own. It reads every page: a sixth of opening a
-/// queue of 100,000 jobs, which on two cores it need not add to.
-type PendingCheck = std::thread::JoinHandle<Result<(), StoreError>>;
+/// The integrity check running on a connection of its own beside the first read
+/// (`open_and_load`). It reads every page: a sixth of opening a queue of 100,000 jobs, which on
+/// two cores it need not add to. Dropped without its verdict asked (an open failing on
+/// another step), it still waits for the thread, so no connection outlives a failed open.
+struct PendingCheck(Option<std::thread::JoinHandle<Result<(), StoreError>>>);
+
+impl PendingCheck {
+    fn verdict(mut self) -> Result<(), StoreError> {
+        match self.0.take() {
+            None => Ok(()),
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err((
+                    hr::E_FAIL,
+                    "state database: the integrity check failed to run".into(),
+                ))
+            }),
+        }
+    }
+
+    /// `e`, unless the check refused the database: then the check's reason, which says why.
+    fn or(self, e: StoreError) -> StoreError {
+        self.verdict().err().unwrap_or(e)
+    }
+}
+
+impl Drop for PendingCheck {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A database refused at open stays as it was: when this, its last connection, closes, SQLite
+/// must not checkpoint a WAL a crash left into it.
+fn leave_untouched(conn: &Connection) {
+    let _ = conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    );
+}
 
 /// Maps an SQLite failure to the HRESULT a caller can act on.
 fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
@@ -259,11 +294,28 @@ fn db_error(what: &str, e: rusqlite::Error) -> StoreError {
     (code, format!("state database: {what}: {e}"))
 }
 
+/// A read-only connection for one scan beside the writer's. Its page cache is small: a scan
+/// reads each page once, and SQLite's default 2 MiB would stay with the thread's allocator
+/// after the connection closes (a megabyte more resident at 10,000 jobs).
+fn open_beside(path: &Path, what: &str) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| db_error(&format!("open for {what}"), e))?;
+    conn.pragma_update(None, "cache_size", -64)
+        .map_err(|e| db_error(&format!("cache_size for {what}"), e))?;
+    Ok(conn)
+}
+
 /// `PRAGMA quick_check(1)`: every page read, the structure of every table and index checked.
 fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let check: String = conn
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-        .map_err(|_| corrupt(path, "integrity check failed"))?;
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                corrupt(path, "integrity check failed")
+            }
+            _ => db_error("integrity check", e),
+        })?;
     if check != "ok" {
         return Err(corrupt(path, &format!("integrity check: {check}")));
     }
@@ -283,6 +335,25 @@ fn corrupt(path: &Path, why: &str) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_checking(dir, false).map(|(store, _)| store)
+    }
+
+    /// `open` and then `load_all`, with the integrity check running beside the read (see
+    /// `PendingCheck`); a store refused by the check is shut (it writes nothing, not even at
+    /// drop) and only its verdict is returned.
+    pub fn open_and_load(dir: &Path) -> Result<(SqliteStore, Vec<JobRecord>), StoreError> {
+        let (store, check) = Self::open_checking(dir, true)?;
+        let loaded = store.load_all();
+        if let Err(e) = check.verdict() {
+            store.shut();
+            leave_untouched(&store.conn.lock());
+            return Err(e);
+        }
+        Ok((store, loaded?))
+    }
+
+    /// `open`, its integrity check left running when `beside` allows (`check_and_migrate`).
+    fn open_checking(dir: &Path, beside: bool) -> Result<(SqliteStore, PendingCheck), StoreError> {
         let path = dir.join(DB_FILE);
         // Created by us, so it gets 0600; SQLite gives its -wal and -shm files the same mode.
         crate::localfile::open_private(&path).map_err(|e| {
@@ -293,37 +364,57 @@ impl SqliteStore {
         })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| db_error("open", e))?;
-        let check = Self::check_and_migrate(&conn, &path)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(|e| db_error("foreign_keys", e))?;
-        let io = |e: std::io::Error| {
-            let log = dir.join(LOG_FILE);
-            (hr::from_io(&e), format!("{}: {e}", log.display()))
+        let check = match Self::check_and_migrate(&conn, &path, beside) {
+            Ok(check) => check,
+            Err(e) => {
+                leave_untouched(&conn);
+                return Err(e);
+            }
         };
-        let (log, bytes) = OpLog::open(dir).map_err(io)?;
+        let rest = || {
+            conn.pragma_update(None, "foreign_keys", "ON")
+                .map_err(|e| db_error("foreign_keys", e))?;
+            OpLog::open(dir).map_err(|e| {
+                let log = dir.join(LOG_FILE);
+                (hr::from_io(&e), format!("{}: {e}", log.display()))
+            })
+        };
+        let (log, bytes) = match rest() {
+            Ok(opened) => opened,
+            Err(e) => {
+                leave_untouched(&conn);
+                return Err(check.or(e));
+            }
+        };
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path,
             log: Some(log),
             closed: Default::default(),
-            check: Mutex::new(check),
+        };
+        // A crash's calls are written into the tables now: not before the check has passed.
+        let check = if bytes.is_empty() {
+            check
+        } else {
+            if let Err(e) = check.verdict() {
+                store.shut();
+                leave_untouched(&store.conn.lock());
+                return Err(e);
+            }
+            PendingCheck(None)
         };
         if let Err(e) = store.replay(&bytes) {
             // The log still holds calls the tables do not: dropping the store must not fold an
             // empty queue and then empty the file under them.
-            store
-                .closed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            return Err(e);
+            store.shut();
+            leave_untouched(&store.conn.lock());
+            return Err(check.or(e));
         }
-        Ok(store)
+        Ok((store, check))
     }
 
     /// Runs what the log holds past the database's last fold (a crash's calls), then empties it.
     fn replay(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        if !bytes.is_empty() {
-            self.settle_check()?;
-        }
         let (records, _) = oplog::records(bytes);
         let conn = self.conn.lock();
         let folded = folded_seq(&conn).map_err(|e| db_error("read the log's position", e))?;
@@ -380,12 +471,13 @@ impl SqliteStore {
 
     /// Everything that reads the file before anything writes it: a foreign or broken file is
     /// refused before WAL mode or a migration could change it. A database already at this
-    /// schema and in WAL mode needs no write here, so its integrity check runs on a thread of its
-    /// own, returned, while the caller goes on reading (`settle_check` joins it).
+    /// schema and in WAL mode needs no write here, so with `beside` its integrity check is left
+    /// running on a thread of its own, returned, while the caller goes on reading.
     fn check_and_migrate(
         conn: &Connection,
         path: &Path,
-    ) -> Result<Option<PendingCheck>, StoreError> {
+        beside: bool,
+    ) -> Result<PendingCheck, StoreError> {
         let version: i64 = match conn.pragma_query_value(None, "user_version", |r| r.get(0)) {
             Ok(v) => v,
             Err(e)
@@ -423,32 +515,23 @@ impl SqliteStore {
         if version == 0 && tables > 0 {
             return Err(corrupt(path, "it holds another program's tables"));
         }
-        if version == SCHEMA_VERSION {
+        if beside && version == SCHEMA_VERSION {
             let mode: String = conn
                 .pragma_query_value(None, "journal_mode", |r| r.get(0))
                 .map_err(|e| db_error("read the journal mode", e))?;
             if mode.eq_ignore_ascii_case("wal") {
-                let beside = path.to_path_buf();
-                let spawned = std::thread::Builder::new()
-                    .name("openbits-check".into())
-                    .spawn(move || {
-                        let flags =
-                            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                        let conn = Connection::open_with_flags(&beside, flags)
-                            .map_err(|e| db_error("open for the integrity check", e))?;
-                        quick_check(&conn, &beside)
-                    });
-                // No thread to be had: check here, as a migrating open does.
-                let check = match spawned {
-                    Ok(handle) => Some(handle),
-                    Err(_) => {
-                        quick_check(conn, path)?;
-                        None
-                    }
-                };
                 conn.pragma_update(None, "synchronous", "NORMAL")
                     .map_err(|e| db_error("synchronous", e))?;
-                return Ok(check);
+                let db = path.to_path_buf();
+                let spawned = std::thread::Builder::new()
+                    .name("openbits-check".into())
+                    .spawn(move || quick_check(&open_beside(&db, "the integrity check")?, &db));
+                if let Ok(thread) = spawned {
+                    return Ok(PendingCheck(Some(thread)));
+                }
+                // No thread to be had: check here, as a migrating open does.
+                quick_check(conn, path)?;
+                return Ok(PendingCheck(None));
             }
         }
         if version > 0 {
@@ -459,26 +542,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| db_error("synchronous", e))?;
         migrate(conn, version, SCHEMA_VERSION)?;
-        Ok(None)
-    }
-
-    /// Waits for the integrity check started by `open`, if it still runs. A database that
-    /// fails it is refused as a damaged one is at open, and the store then writes nothing: not
-    /// its log's calls, not a fold at drop.
-    fn settle_check(&self) -> Result<(), StoreError> {
-        let Some(handle) = self.check.lock().take() else {
-            return Ok(());
-        };
-        let verdict = handle.join().unwrap_or_else(|_| {
-            Err((
-                hr::E_FAIL,
-                format!("{}: the integrity check failed to run", self.path.display()),
-            ))
-        });
-        if verdict.is_err() {
-            self.shut();
-        }
-        verdict
+        Ok(PendingCheck(None))
     }
 
     /// Refuses every later write, and leaves the files to whoever holds the folder next.
@@ -1324,7 +1388,6 @@ impl SqliteStore {
         f: &dyn Fn(&Connection) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
         self.check_open(what)?;
-        self.settle_check()?;
         let conn = self.conn.lock();
         // A log past its size is emptied by this fold: appends wait for it and one sync.
         let mut held = None;
@@ -1474,60 +1537,7 @@ fn bind_file_names(
     b.put(c":idx", idx as u32)
 }
 
-impl SqliteStore {
-    /// Every job with its files, in creation order (`load_all` without the check's verdict).
-    /// A large queue's files are read on a second connection while this one reads the jobs:
-    /// both are scans of a table, and the writer's lock held meanwhile keeps them one snapshot
-    /// (no other connection writes this database: the folder's lock says so).
-    fn read_all(&self) -> Result<Vec<JobRecord>, StoreError> {
-        self.fold()?;
-        let conn = self.conn.lock();
-        // Sized up front: growing a vector of 100,000 records by doubling copies it 17 times.
-        let count: i64 = conn
-            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
-            .map_err(|e| db_error("load", e))?;
-        let count = count.max(0) as usize;
-        let mut jobs = if count >= PARALLEL_LOAD_AT && self.log.is_some() {
-            std::thread::scope(|scope| {
-                let beside = scope.spawn(|| {
-                    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                    let files = Connection::open_with_flags(&self.path, flags)
-                        .map_err(|e| db_error("open to load files", e))?;
-                    let mut all = Vec::with_capacity(count);
-                    each_file(&files, |seq, file| all.push((seq, file)))?;
-                    Ok::<_, StoreError>(all)
-                });
-                let jobs = read_jobs(&conn, count);
-                let files = beside.join().unwrap_or_else(|_| {
-                    Err((
-                        hr::E_FAIL,
-                        "state database: load files: the reader failed".into(),
-                    ))
-                });
-                let mut jobs = jobs?;
-                let mut at = 0;
-                for (seq, file) in files? {
-                    attach(&mut jobs, &mut at, seq, file);
-                }
-                Ok::<_, StoreError>(jobs)
-            })?
-        } else {
-            let mut jobs = read_jobs(&conn, count)?;
-            let mut at = 0;
-            each_file(&conn, |seq, file| attach(&mut jobs, &mut at, seq, file))?;
-            jobs
-        };
-        for j in jobs.iter_mut().filter(|j| j.files.len() > 1) {
-            j.files.shrink_to_fit();
-        }
-        // The scan filled the page cache with every page of both tables; later writes touch
-        // only the newest pages, so give the rest back (best effort: only memory is at stake).
-        let _ = conn.execute_batch("PRAGMA shrink_memory");
-        Ok(jobs)
-    }
-}
-
-/// From this many jobs on, `read_all` reads the files beside the jobs: below it a second
+/// From this many jobs on, `load_all` reads the files beside the jobs: below it a second
 /// connection (its open and its own schema parse) costs more than it saves.
 const PARALLEL_LOAD_AT: usize = 4096;
 
@@ -1576,7 +1586,7 @@ fn attach(jobs: &mut [JobRecord], at: &mut usize, seq: u64, file: FileRecord) {
     };
     // A vector's first push makes room for 4 files; most jobs have one, and a queue of 100,000
     // jobs would keep 50 MiB of that room for ever. Later pushes double (and are trimmed by
-    // `read_all`), so a job of many files is not copied once per file.
+    // `load_all`), so a job of many files is not copied once per file.
     if job.files.is_empty() {
         job.files.reserve_exact(1);
     }
@@ -1584,12 +1594,53 @@ fn attach(jobs: &mut [JobRecord], at: &mut usize, seq: u64, file: FileRecord) {
 }
 
 impl Store for SqliteStore {
+    /// Every job with its files, in creation order.
+    /// A large queue's files are read on a second connection while this one reads the jobs:
+    /// both are scans of a table, and the writer's lock held meanwhile keeps them one snapshot
+    /// (no other connection writes this database: the folder's lock says so).
     fn load_all(&self) -> Result<Vec<JobRecord>, StoreError> {
-        // The check's verdict comes first: a damaged page may fail the read too, but the check
-        // says why.
-        let loaded = self.read_all();
-        self.settle_check()?;
-        loaded
+        self.fold()?;
+        let conn = self.conn.lock();
+        // Sized up front: growing a vector of 100,000 records by doubling copies it 17 times.
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+            .map_err(|e| db_error("load", e))?;
+        let count = count.max(0) as usize;
+        let mut jobs = if count >= PARALLEL_LOAD_AT && self.log.is_some() {
+            std::thread::scope(|scope| {
+                let beside = scope.spawn(|| {
+                    let files = open_beside(&self.path, "loading files")?;
+                    let mut all = Vec::with_capacity(count);
+                    each_file(&files, |seq, file| all.push((seq, file)))?;
+                    Ok::<_, StoreError>(all)
+                });
+                let jobs = read_jobs(&conn, count);
+                let files = beside.join().unwrap_or_else(|_| {
+                    Err((
+                        hr::E_FAIL,
+                        "state database: load files: the reader failed".into(),
+                    ))
+                });
+                let mut jobs = jobs?;
+                let mut at = 0;
+                for (seq, file) in files? {
+                    attach(&mut jobs, &mut at, seq, file);
+                }
+                Ok::<_, StoreError>(jobs)
+            })?
+        } else {
+            let mut jobs = read_jobs(&conn, count)?;
+            let mut at = 0;
+            each_file(&conn, |seq, file| attach(&mut jobs, &mut at, seq, file))?;
+            jobs
+        };
+        for j in jobs.iter_mut().filter(|j| j.files.len() > 1) {
+            j.files.shrink_to_fit();
+        }
+        // The scan filled the page cache with every page of both tables; later writes touch
+        // only the newest pages, so give the rest back (best effort: only memory is at stake).
+        let _ = conn.execute_batch("PRAGMA shrink_memory");
+        Ok(jobs)
     }
 
     fn insert(&self, job: &JobRecord) -> Result<(), StoreError> {
@@ -1665,7 +1716,6 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> Result<(), StoreError> {
-        self.settle_check()?;
         let folded = self.fold_and_empty();
         self.shut();
         folded
@@ -1719,8 +1769,7 @@ impl Drop for SqliteStore {
     /// Folds and empties the log, so the next open has nothing to run (best effort: whatever
     /// stays is run then). Not after `close`: the folder may have another holder by now.
     fn drop(&mut self) {
-        let checked = self.settle_check();
-        if checked.is_ok() && !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+        if !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = self.fold_and_empty();
         }
     }

@@ -46,7 +46,6 @@ impl SqliteStore {
             path,
             log: None,
             closed: Default::default(),
-            check: Mutex::new(None),
         })
     }
 
