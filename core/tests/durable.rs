@@ -467,6 +467,15 @@ fn damage_only_the_integrity_check_sees_is_refused_and_left_alone() {
     let at = (trunk - 1) * page_size + 4;
     bytes[at..at + 4].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
     std::fs::write(&db, &bytes).unwrap();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
     // Every row still reads: only the check can tell.
     let rows = SqliteStore::open_read_only(dir.path())
         .unwrap()
@@ -478,6 +487,9 @@ fn damage_only_the_integrity_check_sees_is_refused_and_left_alone() {
     assert_eq!(err.code, hr::E_DATABASE_CORRUPT, "{}", err.message);
     assert!(err.message.contains("integrity"), "{}", err.message);
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    // No WAL of a crash to keep: the empty WAL and its index (the snapshot's reader left
+    // them) go with the refused open's connection, as they would have after a passed one.
+    assert_eq!(listing(), before);
     // The store alone (tools, the crash harness's fold) checks before it returns.
     let err = SqliteStore::open(dir.path()).err().unwrap();
     assert_eq!(err.0, hr::E_DATABASE_CORRUPT, "{}", err.1);

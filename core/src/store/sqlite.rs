@@ -242,21 +242,19 @@ pub struct SqliteStore {
 struct PendingCheck(Option<std::thread::JoinHandle<Result<(), StoreError>>>);
 
 impl PendingCheck {
-    fn verdict(mut self) -> Result<(), StoreError> {
-        match self.0.take() {
-            None => Ok(()),
-            Some(thread) => thread.join().unwrap_or_else(|_| {
-                Err((
-                    hr::E_FAIL,
-                    "state database: the integrity check failed to run".into(),
-                ))
-            }),
+    /// The check's verdict. One that could not say (its connection failed to open, a busy or
+    /// I/O error, a panic) is run again on the writer's `conn`: only damage refuses a database.
+    fn verdict(mut self, conn: &Connection, path: &Path) -> Result<(), StoreError> {
+        match self.0.take().map(|thread| thread.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) if e.0 == hr::E_DATABASE_CORRUPT => Err(e),
+            Some(_) => quick_check(conn, path),
         }
     }
 
     /// `e`, unless the check refused the database: then the check's reason, which says why.
-    fn or(self, e: StoreError) -> StoreError {
-        self.verdict().err().unwrap_or(e)
+    fn or(self, conn: &Connection, path: &Path, e: StoreError) -> StoreError {
+        self.verdict(conn, path).err().unwrap_or(e)
     }
 }
 
@@ -269,12 +267,18 @@ impl Drop for PendingCheck {
 }
 
 /// A database refused at open stays as it was: when this, its last connection, closes, SQLite
-/// must not checkpoint a WAL a crash left into it.
-fn leave_untouched(conn: &Connection) {
-    let _ = conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    );
+/// must not checkpoint a WAL a crash left into it. Nothing before the refusal wrote a frame, so
+/// a WAL of no frames is ours (empty): closing then only deletes it and its index, as before.
+fn leave_untouched(conn: &Connection, path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    // 32 bytes: a WAL's header, written with its first frame.
+    if std::fs::metadata(&wal).map_or(true, |m| m.len() > 32) {
+        let _ = conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
+    }
 }
 
 /// Maps an SQLite failure to the HRESULT a caller can act on.
@@ -344,11 +348,13 @@ impl SqliteStore {
     pub fn open_and_load(dir: &Path) -> Result<(SqliteStore, Vec<JobRecord>), StoreError> {
         let (store, check) = Self::open_checking(dir, true)?;
         let loaded = store.load_all();
-        if let Err(e) = check.verdict() {
+        let conn = store.conn.lock();
+        if let Err(e) = check.verdict(&conn, &store.path) {
             store.shut();
-            leave_untouched(&store.conn.lock());
+            leave_untouched(&conn, &store.path);
             return Err(e);
         }
+        drop(conn);
         Ok((store, loaded?))
     }
 
@@ -367,7 +373,7 @@ impl SqliteStore {
         let check = match Self::check_and_migrate(&conn, &path, beside) {
             Ok(check) => check,
             Err(e) => {
-                leave_untouched(&conn);
+                leave_untouched(&conn, &path);
                 return Err(e);
             }
         };
@@ -382,8 +388,9 @@ impl SqliteStore {
         let (log, bytes) = match rest() {
             Ok(opened) => opened,
             Err(e) => {
-                leave_untouched(&conn);
-                return Err(check.or(e));
+                let e = check.or(&conn, &path, e);
+                leave_untouched(&conn, &path);
+                return Err(e);
             }
         };
         let store = SqliteStore {
@@ -396,9 +403,10 @@ impl SqliteStore {
         let check = if bytes.is_empty() {
             check
         } else {
-            if let Err(e) = check.verdict() {
+            let conn = store.conn.lock();
+            if let Err(e) = check.verdict(&conn, &store.path) {
                 store.shut();
-                leave_untouched(&store.conn.lock());
+                leave_untouched(&conn, &store.path);
                 return Err(e);
             }
             PendingCheck(None)
@@ -407,8 +415,10 @@ impl SqliteStore {
             // The log still holds calls the tables do not: dropping the store must not fold an
             // empty queue and then empty the file under them.
             store.shut();
-            leave_untouched(&store.conn.lock());
-            return Err(check.or(e));
+            let conn = store.conn.lock();
+            let e = check.or(&conn, &store.path, e);
+            leave_untouched(&conn, &store.path);
+            return Err(e);
         }
         Ok((store, check))
     }
@@ -2069,7 +2079,8 @@ mod tests {
         assert_eq!(store.load_all().unwrap()[0].files.len(), 2001);
     }
 
-    /// A queue past `PARALLEL_LOAD_AT` reads its files on a second connection: every job gets
+    /// A queue past `PARALLEL_LOAD_AT` reads its files on a second connection (and, opened as the
+    /// manager opens it, checks itself on a third): every job gets
     /// exactly its own files, in order, whatever their number (none, one, several), and jobs
     /// removed between leave no file behind.
     #[test]
@@ -2095,8 +2106,8 @@ mod tests {
             let gone: Vec<u64> = (1..=n).filter(|s| s % 7 == 0).collect();
             store.remove(&gone).unwrap();
         }
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let all = store.load_all().unwrap();
+        // As the manager opens: the integrity check and the files' reader both beside the jobs'.
+        let (_store, all) = SqliteStore::open_and_load(dir.path()).unwrap();
         let kept: Vec<u64> = (1..=n).filter(|s| s % 7 != 0).collect();
         assert_eq!(all.iter().map(|j| j.seq).collect::<Vec<_>>(), kept);
         assert!(
