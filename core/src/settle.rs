@@ -221,6 +221,13 @@ fn link_held(shared: &Arc<Shared>, rec: &mut JobRecord) -> Result<Option<usize>>
     let i = held.point.file as usize;
     let alone = rec.files.len() == 1 && rec.reply_path().is_none();
     if let Some(f) = rec.files.get_mut(i).filter(|f| alone && !f.committed) {
+        // Complete stopped the transfer between the file's last byte and the job counting it
+        // done, and decided on the job as it stood then (BITS_S_PARTIAL_COMPLETE): the file
+        // goes unkept, as a named one's temporary file is deleted (`commit_files`), and being
+        // unnamed it vanishes with `held`.
+        if !f.completed {
+            return Ok(None);
+        }
         if localfile::link_unnamed(&held.file, Path::new(&*f.local_path)).is_ok() {
             f.committed = true;
             return Ok(Some(i));
