@@ -475,3 +475,85 @@ pub(crate) fn recover(
     }
     kept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::localfile::Sink;
+    use crate::queue::events::Dispatcher;
+    use crate::store::SqliteStore;
+
+    /// A one-file job whose file finished unnamed and is held by its batch: complete links it
+    /// onto the destination only when the job counts the file transferred. Complete can stop the
+    /// transfer between the two (the file held, the job not yet told), and then decides
+    /// BITS_S_PARTIAL_COMPLETE: the file must not appear (tests/c/threads.c caught it there).
+    #[test]
+    fn a_held_file_is_linked_only_when_the_job_counts_it_transferred() {
+        for counted in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            std::fs::create_dir(&state).unwrap();
+            let store = SqliteStore::open(&state).unwrap();
+            let dest = dir.path().join("f.bin");
+            let temp = dir.path().join("BITf.tmp");
+            let mut rec = JobRecord::new(JobId::new_v4(), JobType::Download, "j".into(), 1);
+            rec.seq = 1;
+            rec.files.push(FileRecord::new(
+                "http://h/f".into(),
+                dest.to_string_lossy().into(),
+            ));
+            store.save(&rec).unwrap();
+            let shared = Arc::new(Shared::new(
+                Config::default(),
+                Box::new(store),
+                vec![rec.clone()],
+                Dispatcher::start().unwrap(),
+            ));
+            let mut sink = Sink::open_unnamed(&temp).unwrap().unwrap();
+            sink.write(b"data").unwrap();
+            let point = Checkpoint {
+                job: rec.id,
+                seq: rec.seq,
+                file: 0,
+                bytes: 4,
+                total: Some(4),
+                etag: None,
+                last_modified: None,
+                completed: true,
+                temp: Some(temp.to_string_lossy().into()),
+                state: JobState::Transferring,
+                at_ms: 1,
+            };
+            // The batch task, as a manager runs it: it flushes the file, then holds it.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.spawn(crate::queue::checkpoint::run(shared.clone()));
+            shared.checkpoints.record_unnamed(point, sink.into_file());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while shared.checkpoints.held_due().is_none() {
+                assert!(Instant::now() < deadline, "the batch never held the file");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Stopped, so it cannot name the file when its hold runs out before complete's turn.
+            drop(runtime);
+            rec.files[0].completed = counted;
+            let linked = link_held(&shared, &mut rec).unwrap();
+            if counted {
+                assert_eq!(linked, Some(0));
+                assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+            } else {
+                assert_eq!(linked, None);
+                assert!(!dest.exists(), "a file complete did not count was linked");
+            }
+            assert!(!temp.exists(), "never named");
+            assert!(!shared.checkpoints.holds(&rec.id));
+            shared
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
